@@ -1,0 +1,1 @@
+"""oneinch: an open computational camera."""

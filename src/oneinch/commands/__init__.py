@@ -1,0 +1,1 @@
+"""Sub-commands of the `oneinch` CLI, one typer app per room (parsing only)."""

@@ -1,0 +1,270 @@
+"""Recipe: every setting of a develop, as small frozen dataclasses; TOML in and out.
+
+Stages take the sub-settings they need (``recipe.white_balance``...), never the whole Recipe.
+Field names are a public contract (sidecars on disk): add fields with defaults, never rename.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import InputError, OptionError
+
+SPACES = ("srgb", "p3", "rec2020", "prophoto")
+FORMATS = ("jpeg", "tiff", "png")
+
+
+@dataclass(frozen=True)
+class WhiteBalance:
+    """mode: 'as-shot' | 'auto' (grey-world/white-patch) | 'daylight' | 'kelvin'."""
+
+    mode: str = "as-shot"
+    kelvin: float | None = None
+    tint: float = 0.0  # green-magenta shift, DNG/ACR-like units (+ = magenta)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("as-shot", "auto", "daylight", "kelvin"):
+            raise OptionError(f"unknown white balance {self.mode!r} (as-shot, auto, daylight, KELVIN[,TINT])")
+        if self.mode == "kelvin" and not (self.kelvin and 1500 <= self.kelvin <= 50000):
+            raise OptionError(f"white balance temperature {self.kelvin} K is outside 1500..50000 K")
+
+
+@dataclass(frozen=True)
+class Demosaic:
+    """method: 'auto' (the best default), 'bilinear', 'malvar', 'rcd', ... (isp.demosaic.METHODS)."""
+
+    method: str = "auto"
+    quad_bayer: str = "remosaic"  # 'remosaic' | 'bin'
+
+
+@dataclass(frozen=True)
+class Denoise:
+    """mode 'auto' follows the noise profile; 'off'; or 'manual' with ``strength`` 0..1."""
+
+    mode: str = "auto"
+    strength: float = 0.5
+    luma: float = 1.0
+    chroma: float = 1.0
+
+
+@dataclass(frozen=True)
+class Highlights:
+    """mode: 'reconstruct' (from unclipped channels and neighbours) or 'clip'."""
+
+    mode: str = "reconstruct"
+
+
+@dataclass(frozen=True)
+class Opcodes:
+    """Apply the DNG OpcodeLists (1, 2, 3) the file carries."""
+
+    apply: bool = True
+
+
+@dataclass(frozen=True)
+class Lens:
+    """mode 'auto' uses the DNG opcodes / lensfun when the lens is known; 'off'."""
+
+    mode: str = "auto"
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """ev: user exposure in stops, added to the DNG BaselineExposure when ``baseline``."""
+
+    ev: float = 0.0
+    baseline: bool = True
+    auto: bool = False
+
+
+@dataclass(frozen=True)
+class Tone:
+    """Scene-referred -> display: filmic curve with highlight roll-off (looks.tone)."""
+
+    curve: str = "filmic"  # 'filmic' | 'linear' (plain clip, for tests) | 'none'
+    contrast: float = 1.0
+    black: float = 0.0
+    shadows: float = 0.0
+    highlights: float = 0.0
+    white_ev: float = 2.5  # scene stops above middle grey that map to display white
+    local: float = 0.0  # strength of the local tone operator (0 = off)
+
+
+@dataclass(frozen=True)
+class Look:
+    """name: a look preset ('neutral', 'authentic', 'vibrant'); style/lut with a strength."""
+
+    name: str = "neutral"
+    saturation: float = 1.0
+    vibrance: float = 0.0
+    style: str | None = None
+    style_strength: float = 1.0
+    lut: str | None = None
+    lut_strength: float = 1.0
+    grain: float = 0.0
+
+
+@dataclass(frozen=True)
+class Sharpen:
+    """Unsharp mask on luminance. amount 0 = off; radius in pixels at output size."""
+
+    amount: float = 0.35
+    radius: float = 1.0
+    threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """EXIF watermark frame; layout None = no frame."""
+
+    layout: str | None = None
+    template: str | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Output:
+    """format: jpeg | tiff | png; space: srgb | p3 | rec2020 | prophoto; size: long edge px."""
+
+    format: str = "jpeg"
+    quality: int = 92
+    subsampling: str = "4:4:4"
+    bits: int = 0  # 0 = the format's default (8 for jpeg/png, 16 for tiff)
+    space: str = "srgb"
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise OptionError(f"unknown format {self.format!r} (one of {', '.join(FORMATS)})")
+        if self.space not in SPACES:
+            raise OptionError(f"unknown colour space {self.space!r} (one of {', '.join(SPACES)})")
+        if not 1 <= self.quality <= 100:
+            raise OptionError(f"quality {self.quality} is outside 1..100")
+        if self.size is not None and not 16 <= self.size <= 100_000:
+            raise OptionError(f"size {self.size} is outside 16..100000 pixels")
+        if self.bits not in (0, 8, 16):
+            raise OptionError(f"bits {self.bits} must be 8 or 16")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every setting of one develop. ``Recipe()`` is the default develop."""
+
+    white_balance: WhiteBalance = WhiteBalance()
+    opcodes: Opcodes = Opcodes()
+    demosaic: Demosaic = Demosaic()
+    denoise: Denoise = Denoise()
+    highlights: Highlights = Highlights()
+    lens: Lens = Lens()
+    exposure: Exposure = Exposure()
+    tone: Tone = Tone()
+    look: Look = Look()
+    sharpen: Sharpen = Sharpen()
+    frame: Frame = Frame()
+    output: Output = Output()
+
+    def with_(self, **sections: dict[str, Any]) -> Recipe:
+        """Copy with some fields of some sections changed: ``r.with_(output={'size': 800})``."""
+        changes = {}
+        for name, values in sections.items():
+            current = getattr(self, name, None)
+            if current is None or not dataclasses.is_dataclass(current):
+                raise OptionError(f"unknown recipe section {name!r}")
+            known = {f.name for f in fields(current)}
+            bad = set(values) - known
+            if bad:
+                raise OptionError(f"unknown setting {name}.{sorted(bad)[0]}")
+            changes[name] = replace(current, **values)
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            sec = dataclasses.asdict(getattr(self, f.name))
+            out[f.name] = {k: v for k, v in sec.items() if v is not None}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> Recipe:
+        hints = get_type_hints(cls)
+        kwargs = {}
+        for name, values in data.items():
+            if name not in hints:
+                raise InputError(f"unknown recipe section [{name}]", source)
+            if not isinstance(values, dict):
+                raise InputError(f"recipe section [{name}] must be a table", source)
+            sec_cls = hints[name]
+            known = {f.name for f in fields(sec_cls)}
+            bad = set(values) - known
+            if bad:
+                raise InputError(f"unknown setting {name}.{sorted(bad)[0]}", source)
+            try:
+                kwargs[name] = sec_cls(**values)
+            except OptionError as e:
+                raise InputError(e.detail, source) from None
+            except TypeError as e:
+                raise InputError(f"bad value in [{name}]: {e}", source) from None
+        return cls(**kwargs)
+
+    def to_toml(self) -> str:
+        return _dump_toml(self.to_dict())
+
+    def save(self, path: str | Path) -> None:
+        from .output.atomic import atomic_write_bytes
+
+        atomic_write_bytes(path, self.to_toml().encode())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except FileNotFoundError:
+            raise InputError("recipe file not found", path) from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise InputError(f"not a valid TOML recipe ({e})", path) from None
+        except OSError as e:
+            raise InputError(f"cannot read recipe ({e.strerror})", path) from None
+        return cls.from_dict(data, str(path))
+
+    def hash(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
+
+
+def sidecar_path(raw_path: str | Path) -> Path:
+    """``photo.dng`` -> ``photo.dng.oneinch.toml``."""
+    p = Path(raw_path)
+    return p.with_name(p.name + ".oneinch.toml")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+def _dump_toml(data: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    return "\n".join(lines)
