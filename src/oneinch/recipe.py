@@ -28,7 +28,9 @@ class WhiteBalance:
 
     def __post_init__(self) -> None:
         if self.mode not in ("as-shot", "auto", "daylight", "kelvin"):
-            raise OptionError(f"unknown white balance {self.mode!r} (as-shot, auto, daylight, KELVIN[,TINT])")
+            raise OptionError(
+                f"unknown white balance {self.mode!r} (as-shot, auto, daylight, KELVIN[,TINT])"
+            )
         if self.mode == "kelvin" and not (self.kelvin and 1500 <= self.kelvin <= 50000):
             raise OptionError(f"white balance temperature {self.kelvin} K is outside 1500..50000 K")
 
@@ -92,6 +94,8 @@ class Tone:
     highlights: float = 0.0
     white_ev: float = 2.5  # scene stops above middle grey that map to display white
     local: float = 0.0  # strength of the local tone operator (0 = off)
+    grey: float = 0.18  # display-linear value scene middle grey maps to (0.18 = sRGB 118)
+    detail: float = 0.0  # local contrast: fraction of the detail layer added (0 = off)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class Look:
     lut: str | None = None
     lut_strength: float = 1.0
     grain: float = 0.0
+    lut_space: str = "srgb"  # LUT input: srgb, p3, rec2020, prophoto (encoded) or e.g. srgb-linear
+    lut_layout: str = "auto"  # image LUTs: 'auto' | 'hald' | 'tiles' (512x512 8x8 lookup.png)
 
 
 @dataclass(frozen=True)

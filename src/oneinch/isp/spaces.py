@@ -31,10 +31,26 @@ class Space:
 
 
 SPACES: dict[str, Space] = {
-    "srgb": Space("srgb", "sRGB IEC61966-2.1", ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), D65_XY, "srgb"),
-    "p3": Space("p3", "Display P3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), D65_XY, "srgb"),
-    "rec2020": Space("rec2020", "ITU-R BT.2020", ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)), D65_XY, "bt709"),
-    "prophoto": Space("prophoto", "ProPhoto RGB (ROMM)", ((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)), D50_XY, "romm"),
+    "srgb": Space(
+        "srgb", "sRGB IEC61966-2.1", ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), D65_XY, "srgb"
+    ),
+    "p3": Space(
+        "p3", "Display P3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), D65_XY, "srgb"
+    ),
+    "rec2020": Space(
+        "rec2020",
+        "ITU-R BT.2020",
+        ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)),
+        D65_XY,
+        "bt709",
+    ),
+    "prophoto": Space(
+        "prophoto",
+        "ProPhoto RGB (ROMM)",
+        ((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)),
+        D50_XY,
+        "romm",
+    ),
 }
 
 
@@ -44,7 +60,9 @@ def xy_to_xyz(xy: tuple[float, float] | np.ndarray) -> np.ndarray:
     return np.array([x / y, 1.0, (1.0 - x - y) / y])
 
 
-def bradford(src_xy: tuple[float, float] | np.ndarray, dst_xy: tuple[float, float] | np.ndarray) -> np.ndarray:
+def bradford(
+    src_xy: tuple[float, float] | np.ndarray, dst_xy: tuple[float, float] | np.ndarray
+) -> np.ndarray:
     """3x3 von Kries adaptation in the Bradford cone space from one white to another."""
     s = BRADFORD @ xy_to_xyz(src_xy)
     d = BRADFORD @ xy_to_xyz(dst_xy)
@@ -80,9 +98,13 @@ def encode(linear: np.ndarray, transfer: str) -> np.ndarray:
     """Display-linear [0, 1] -> encoded values with the space's transfer function (float32)."""
     x = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
     if transfer == "srgb":
-        return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+        return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(
+            np.float32
+        )
     if transfer == "bt709":
-        return np.where(x < 0.018053968510807, 4.5 * x, 1.09929682680944 * np.power(x, 0.45) - 0.09929682680944).astype(np.float32)
+        return np.where(
+            x < 0.018053968510807, 4.5 * x, 1.09929682680944 * np.power(x, 0.45) - 0.09929682680944
+        ).astype(np.float32)
     if transfer == "romm":
         return np.where(x < 1 / 512, 16.0 * x, np.power(x, 1 / 1.8)).astype(np.float32)
     if transfer == "linear":
@@ -94,9 +116,15 @@ def decode(encoded: np.ndarray, transfer: str) -> np.ndarray:
     """Inverse of :func:`encode` (float32)."""
     v = np.clip(np.asarray(encoded, dtype=np.float32), 0.0, 1.0)
     if transfer == "srgb":
-        return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4)).astype(np.float32)
+        return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4)).astype(
+            np.float32
+        )
     if transfer == "bt709":
-        return np.where(v < 4.5 * 0.018053968510807, v / 4.5, np.power((v + 0.09929682680944) / 1.09929682680944, 1 / 0.45)).astype(np.float32)
+        return np.where(
+            v < 4.5 * 0.018053968510807,
+            v / 4.5,
+            np.power((v + 0.09929682680944) / 1.09929682680944, 1 / 0.45),
+        ).astype(np.float32)
     if transfer == "romm":
         return np.where(v < 16 / 512, v / 16.0, np.power(v, 1.8)).astype(np.float32)
     if transfer == "linear":

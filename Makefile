@@ -1,0 +1,48 @@
+# oneinch — two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+SAMPLE := samples/oneinch_demo.dng
+
+.PHONY: demo test install dev test-deps lint sample bench-quality bench-looks bench-frames bench-speed bench-burst clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+# Debian tools some tests drive as real peers (ffmpeg's lut3d, tesseract OCR, exiftool, fonts).
+test-deps:
+	@bash scripts/test-deps.sh
+
+demo: install
+	@mkdir -p out
+	$(PY) -m oneinch develop $(SAMPLE) -o out/
+	@echo "demo written to: $$(ls -1 out/*.jpg | tr '\n' ' ')"
+
+test: dev test-deps
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: dev
+	$(VENV)/bin/ruff check src tests bench
+
+# Re-make the bundled demo raw with the project's own code (synthetic.py).
+sample: install
+	$(PY) -m oneinch.synthetic $(SAMPLE)
+
+bench-quality: dev
+	$(PY) bench/quality.py
+
+clean:
+	rm -rf out .pytest_cache

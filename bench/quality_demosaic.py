@@ -1,0 +1,96 @@
+"""Demosaic quality table: Kodak-24 and McMaster-18, oneinch methods vs colour-demosaicing.
+
+Protocol (REFERENCES.md): RGGB mosaic of the 8-bit images / 255 treated as linear, CPSNR over
+R, G, B, 10-px border crop, mean of the per-image CPSNR. Time is mean seconds per image.
+
+    .venv/bin/python bench/quality_demosaic.py [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from oneinch.isp.demosaic import METHODS, demosaic
+from oneinch.raw.image import CFAPattern
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data/benchmarks")
+
+
+def load_set(name: str) -> list[tuple[str, np.ndarray]]:
+    """[(file name, float32 RGB in [0, 1])] for 'kodak24' or 'mcmaster18'."""
+    files = sorted((DATA / name).glob("*.png")) + sorted((DATA / name).glob("*.tif"))
+    files.sort(key=lambda p: (len(p.stem), p.stem))
+    out = []
+    for f in files:
+        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        out.append((f.name, np.ascontiguousarray(bgr[..., ::-1], np.float32) / 255.0))
+    return out
+
+
+def mosaic_of(rgb: np.ndarray, pattern: str | CFAPattern = "RGGB") -> np.ndarray:
+    pat = CFAPattern.bayer(pattern) if isinstance(pattern, str) else pattern
+    masks = pat.masks(*rgb.shape[:2])
+    return np.ascontiguousarray(sum(rgb[..., c] * masks[c] for c in range(3)), np.float32)
+
+
+def cpsnr(ref: np.ndarray, out: np.ndarray, border: int = 10) -> float:
+    b = border
+    d = ref[b:-b, b:-b].astype(np.float64) - out[b:-b, b:-b].astype(np.float64)
+    return float(10 * np.log10(1.0 / np.mean(d * d)))
+
+
+def _peers() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    try:
+        import colour_demosaicing as cd
+    except ImportError:  # pragma: no cover
+        return {}
+    return {
+        "cd bilinear": lambda m: cd.demosaicing_CFA_Bayer_bilinear(m, "RGGB"),
+        "cd Malvar2004": lambda m: cd.demosaicing_CFA_Bayer_Malvar2004(m, "RGGB"),
+        "cd Menon2007": lambda m: cd.demosaicing_CFA_Bayer_Menon2007(m, "RGGB"),
+    }
+
+
+def evaluate(fn: Callable[[np.ndarray], np.ndarray], images: list) -> tuple[float, float]:
+    """(mean CPSNR dB, mean seconds per image)."""
+    scores, times = [], []
+    for _, rgb in images:
+        m = mosaic_of(rgb)
+        t = time.perf_counter()
+        out = np.asarray(fn(m), np.float32)
+        times.append(time.perf_counter() - t)
+        scores.append(cpsnr(rgb, out))
+    return float(np.mean(scores)), float(np.mean(times))
+
+
+def demosaic_table(quick: bool = False, peers: bool = True) -> list[tuple]:
+    """Print (and return) the Kodak-24 / McMaster-18 demosaic table."""
+    sets = {k: load_set(k) for k in ("kodak24", "mcmaster18")}
+    if quick:
+        sets = {k: v[:4] for k, v in sets.items()}
+    methods: dict[str, Callable] = {
+        m: (lambda mm, _m=m: demosaic(mm, "RGGB", _m)) for m in METHODS if m != "auto"
+    }
+    if peers:
+        methods.update(_peers())
+    demosaic(mosaic_of(sets["kodak24"][0][1]), "RGGB", "rcd")  # numba compile/cache load
+    rows = []
+    print(f"{'method':<16} {'Kodak-24 dB':>12} {'s/img':>7} {'McMaster-18 dB':>15} {'s/img':>7}")
+    for name, fn in methods.items():
+        k, tk = evaluate(fn, sets["kodak24"])
+        mc, tm = evaluate(fn, sets["mcmaster18"])
+        rows.append((name, k, tk, mc, tm))
+        print(f"{name:<16} {k:12.2f} {tk:7.3f} {mc:15.2f} {tm:7.3f}", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    demosaic_table(quick="--quick" in sys.argv)

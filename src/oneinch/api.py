@@ -1,0 +1,39 @@
+"""File-level helpers the CLI, batch runner and browser app share: open, develop, frame, write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .recipe import Recipe
+
+
+def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None) -> Path:
+    """open_raw -> develop -> (frame) -> write, atomically. Returns the written path."""
+    from .develop import develop
+    from .output.encode import write
+    from .raw import open_raw
+
+    r = recipe or Recipe()
+    raw = open_raw(src)
+    photo = develop(raw, r)
+    if r.frame.layout:
+        photo = _framed(photo, r)
+    return write(photo, dst, r.output)
+
+
+def _framed(photo, recipe: Recipe):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from .frame import render
+
+    framed = render(
+        photo.rgb,
+        photo.shot,
+        layout=recipe.frame.layout,
+        template=recipe.frame.template,
+        overrides=dict(recipe.frame.overrides),
+    )
+    rgb = np.asarray(framed, dtype=np.float32) / 255.0
+    return replace(photo, rgb=np.ascontiguousarray(rgb))

@@ -1,0 +1,329 @@
+"""The `oneinch` command: parses options, builds a Recipe, calls the library. No image logic here.
+
+Exit codes: 0 done, 1 internal error (a bug: please report it), 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from .errors import OneinchError, OptionError
+
+app = typer.Typer(
+    name="oneinch",
+    help="oneinch: an open computational camera. Develop RAW/DNG files into finished photos.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+FORMAT_SUFFIX = {"jpeg": ".jpg", "tiff": ".tif", "png": ".png"}
+
+
+def _err(msg: str) -> None:
+    print(f"oneinch: error: {msg}", file=sys.stderr)
+
+
+def parse_wb(value: str) -> dict[str, object]:
+    """'as-shot' | 'auto' | 'daylight' | 'KELVIN[,TINT]' -> WhiteBalance fields."""
+    v = value.strip().lower()
+    if v in ("as-shot", "asshot", "camera"):
+        return {"mode": "as-shot"}
+    if v in ("auto", "daylight"):
+        return {"mode": v}
+    parts = v.rstrip("k").split(",")
+    try:
+        kelvin = float(parts[0].rstrip("k"))
+        tint = float(parts[1]) if len(parts) > 1 else 0.0
+    except ValueError:
+        raise OptionError(f"--wb {value!r}: use as-shot, auto, daylight or KELVIN[,TINT]") from None
+    return {"mode": "kelvin", "kelvin": kelvin, "tint": tint}
+
+
+def build_recipe(base, **opts):
+    """Apply command-line options (None = not given) on top of a base Recipe."""
+    from .recipe import Recipe
+
+    r = base or Recipe()
+    sections: dict[str, dict[str, object]] = {}
+
+    def put(section: str, key: str, value: object) -> None:
+        if value is not None:
+            sections.setdefault(section, {})[key] = value
+
+    if opts.get("look"):
+        from .looks.looks import preset_sections
+
+        for sec, vals in preset_sections(opts["look"]).items():
+            sections.setdefault(sec, {}).update(vals)
+    if opts.get("wb"):
+        sections["white_balance"] = parse_wb(opts["wb"])
+    put("demosaic", "method", opts.get("demosaic"))
+    put("exposure", "ev", opts.get("exposure"))
+    put("output", "format", opts.get("format"))
+    put("output", "quality", opts.get("quality"))
+    put("output", "space", opts.get("space"))
+    put("output", "size", opts.get("size"))
+    put("look", "style", opts.get("style"))
+    put("look", "lut", opts.get("lut"))
+    if opts.get("strength") is not None:
+        if opts.get("lut"):
+            put("look", "lut_strength", opts["strength"])
+        else:
+            put("look", "style_strength", opts["strength"])
+    put("frame", "layout", opts.get("frame"))
+    dn = opts.get("denoise")
+    if dn is not None:
+        d = dn.strip().lower()
+        if d in ("auto", "off"):
+            put("denoise", "mode", d)
+        else:
+            try:
+                s = float(d)
+            except ValueError:
+                raise OptionError(f"--denoise {dn!r}: use auto, off or a strength 0..1") from None
+            if not 0.0 <= s <= 1.0:
+                raise OptionError(f"--denoise {dn!r}: strength must be within 0..1")
+            put("denoise", "mode", "manual")
+            put("denoise", "strength", s)
+    return r.with_(**sections) if sections else r
+
+
+def output_path(src: Path, out: Path | None, fmt: str, many: bool) -> Path:
+    """Where the developed file goes: DIR/stem.ext, an explicit FILE, or beside the input."""
+    suffix = FORMAT_SUFFIX[fmt]
+    if out is None:
+        dst = src.with_suffix(suffix)
+    elif many or out.is_dir() or str(out).endswith(("/", "\\")):
+        dst = out / (src.stem + suffix)
+    else:
+        dst = out
+    if dst.resolve() == src.resolve():
+        raise OptionError(f"output {dst} would overwrite the input")
+    return dst
+
+
+@app.command()
+def develop(
+    inputs: Annotated[list[Path], typer.Argument(help="RAW or DNG files")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="output FILE or DIR")
+    ] = None,
+    format: Annotated[str | None, typer.Option("--format", "-f", help="jpeg | tiff | png")] = None,
+    quality: Annotated[
+        int | None, typer.Option("--quality", "-q", help="JPEG quality 1..100 (92)")
+    ] = None,
+    space: Annotated[
+        str | None, typer.Option("--space", help="srgb | p3 | rec2020 | prophoto")
+    ] = None,
+    wb: Annotated[
+        str | None, typer.Option("--wb", help="as-shot | auto | daylight | KELVIN[,TINT]")
+    ] = None,
+    demosaic: Annotated[
+        str | None, typer.Option("--demosaic", help="demosaic method (auto)")
+    ] = None,
+    exposure: Annotated[float | None, typer.Option("--exposure", help="exposure in EV")] = None,
+    size: Annotated[int | None, typer.Option("--size", help="long edge in pixels")] = None,
+    denoise: Annotated[str | None, typer.Option("--denoise", help="auto | off | 0..1")] = None,
+    look: Annotated[
+        str | None, typer.Option("--look", help="neutral | authentic | vibrant")
+    ] = None,
+    style: Annotated[
+        str | None, typer.Option("--style", help="film style (oneinch looks list)")
+    ] = None,
+    lut: Annotated[str | None, typer.Option("--lut", help=".cube or HaldCLUT file")] = None,
+    strength: Annotated[
+        float | None, typer.Option("--strength", help="style/LUT strength 0..1")
+    ] = None,
+    frame: Annotated[str | None, typer.Option("--frame", help="EXIF frame layout")] = None,
+    recipe: Annotated[Path | None, typer.Option("--recipe", help="recipe TOML")] = None,
+) -> None:
+    """Develop RAW/DNG files into finished photos."""
+    from .recipe import Recipe, sidecar_path
+
+    base = Recipe.load(recipe) if recipe else None
+    opts = dict(
+        format=format,
+        quality=quality,
+        space=space,
+        wb=wb,
+        demosaic=demosaic,
+        exposure=exposure,
+        size=size,
+        denoise=denoise,
+        look=look,
+        style=style,
+        lut=lut,
+        strength=strength,
+        frame=frame,
+    )
+    # validate options once before touching any file
+    build_recipe(base, **opts)
+    if format is None and output is not None and len(inputs) == 1 and output.suffix:
+        from .output.encode import format_from_path
+
+        guessed = format_from_path(output)
+        if guessed:
+            opts["format"] = guessed
+    failures: list[str] = []
+    many = len(inputs) > 1
+    progress = _progress(len(inputs))
+    with progress:
+        task = progress.add_task("developing", total=len(inputs))
+        for src in inputs:
+            t0 = time.perf_counter()
+            try:
+                side = sidecar_path(src)
+                file_base = (
+                    base if base is not None else (Recipe.load(side) if side.is_file() else None)
+                )
+                r = build_recipe(file_base, **opts)
+                dst = output_path(src, output, r.output.format, many)
+                photo_path = _develop_one(src, dst, r)
+                progress.console.print(
+                    f"{src} -> {photo_path}  ({time.perf_counter() - t0:.2f} s)", highlight=False
+                )
+            except OneinchError as e:
+                failures.append(str(e))
+                _err(str(e))
+            progress.advance(task)
+    if failures:
+        if many:
+            print(f"oneinch: {len(failures)} of {len(inputs)} files failed:", file=sys.stderr)
+            for f in failures:
+                print(f"  {f}", file=sys.stderr)
+        raise typer.Exit(2)
+
+
+def _develop_one(src: Path, dst: Path, recipe) -> Path:
+    from . import api
+
+    return api.develop_file(src, dst, recipe)
+
+
+def _progress(n: int):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=n < 2 or not console.is_terminal,
+        transient=True,
+    )
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(help="RAW or DNG file")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Print what the reader found: camera, CFA, levels, matrices, white balance, opcodes, EXIF."""
+    from .raw import describe, open_raw
+
+    info = describe(open_raw(file))
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(file), show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for k, v in _flatten(info):
+        table.add_row(k, v)
+    Console().print(table)
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if (
+            isinstance(v, dict)
+            and v
+            and all(not isinstance(x, dict) for x in v.values())
+            and len(v) <= 12
+        ):
+            rows.extend(_flatten(v, key + "."))
+        elif isinstance(v, dict):
+            rows.extend(_flatten(v, key + "."))
+        else:
+            rows.append((key, json.dumps(v, default=str) if not isinstance(v, str) else v))
+    return rows
+
+
+def _mount_subcommands() -> None:
+    """Sub-apps from commands/ (one per room), mounted when present."""
+    import importlib
+
+    for name in ("looks", "frame", "burst", "profile", "batch", "serve"):
+        try:
+            mod = importlib.import_module(f".commands.{name}", __package__)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith(f"{__package__}.commands"):
+                continue
+            raise
+        sub = getattr(mod, "app", None)
+        func = getattr(mod, f"{name}_command", None) or getattr(mod, "command", None)
+        if isinstance(sub, typer.Typer):
+            app.add_typer(sub, name=name)
+        elif callable(func):
+            app.command(name=name)(func)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turn user errors into one line and exit code 2."""
+    _mount_subcommands()
+    try:
+        app(args=argv, standalone_mode=False, prog_name="oneinch")
+    except OneinchError as e:
+        _err(str(e))
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        _err("aborted")
+        return 130
+    except click.ClickException as e:
+        _err(e.format_message().replace("\n", " "))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except MemoryError:
+        _err("out of memory")
+        return 2
+    except Exception as e:
+        import os
+        import traceback
+
+        if os.environ.get("ONEINCH_DEBUG"):
+            traceback.print_exc()
+        _err(
+            f"internal error ({type(e).__name__}: {e}); please report it"
+            " (ONEINCH_DEBUG=1 for details)"
+        )
+        return 1
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

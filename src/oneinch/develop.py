@@ -1,0 +1,232 @@
+"""develop(raw, recipe) -> Photo: the whole pipeline, one stage per line, in order.
+
+Stages (names usable as ``until=``): levels, opcodes2, whitebalance, demosaic, opcodes3,
+denoise, highlights, color, exposure, geometry, tone, look, sharpen; the result is a Photo.
+``until=NAME`` returns the float32 array right after that stage — tests, benchmarks and the
+browser preview use it instead of private shortcuts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+
+from .errors import OptionError
+from .isp import geometry, levels, sharpen, spaces
+from .isp.highlights import clip_levels, reconstruct
+from .photo import Photo
+from .raw.image import RawImage
+from .recipe import Recipe
+
+AUTO_RI_MAX_PIXELS = 16_000_000  # 'auto' demosaic: residual interpolation up to 16 MP, RCD above
+
+STAGES = (
+    "levels",
+    "opcodes2",
+    "whitebalance",
+    "demosaic",
+    "opcodes3",
+    "denoise",
+    "highlights",
+    "color",
+    "exposure",
+    "geometry",
+    "tone",
+    "look",
+    "sharpen",
+)
+
+
+def develop(
+    raw: RawImage, recipe: Recipe | None = None, *, until: str | None = None
+) -> Photo | np.ndarray:
+    """Develop a RawImage into a display-referred Photo (or the array after stage ``until``)."""
+    from .isp import color, opcodes, whitebalance
+    from .isp.demosaic import demosaic
+    from .isp.denoise import denoise
+    from .looks.looks import apply_look
+    from .looks.tone import tone_map
+
+    r = recipe or Recipe()
+    if until is not None and until not in STAGES:
+        raise OptionError(f"unknown stage {until!r} (one of {', '.join(STAGES)})")
+    space = r.output.space
+    ops = raw.opcodes if r.opcodes.apply else {}
+    apply_ops = partial(opcodes.apply_opcode_list, source=raw.path)
+    at = _Stage(until)  # at(name, x) hands x on, or ends develop() with x when name == until
+    try:
+        x = at("levels", levels.normalize(_opcodes1(raw, ops.get(1, ())), raw.levels))
+        x = at("opcodes2", apply_ops(x, ops.get(2, ()), list_no=2, cfa=raw.cfa))
+        neutral = whitebalance.neutral(raw.color, r.white_balance, x, raw.cfa)
+        gains = whitebalance.gains(neutral)
+        x = at("whitebalance", whitebalance.apply_gains(x, gains, raw.cfa))
+        x, crop = _demosaic(x, raw, r, demosaic)
+        x = at("demosaic", x)
+        x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
+        noise = _noise_in_wb_units(raw, gains)
+        x = at("denoise", denoise(x, r.denoise, noise_profile=noise, iso=raw.shot.iso))
+        x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
+        x = at("color", color.apply_matrix(x, color.camera_to_output(raw.color, neutral, space)))
+        x = at("exposure", _expose(x, raw, r))
+        x = lens_corrections(x, raw, r)
+        x = geometry.scale_aspect(geometry.crop(x, crop), raw.default_scale)
+        x = geometry.orient(x, raw.shot.orientation)
+        x = at("geometry", geometry.resize_long_edge(x, r.output.size))
+        x = at("tone", tone_map(x, r.tone, space))
+        x = at("look", apply_look(x, r.look, space))
+        x = at(
+            "sharpen", sharpen.sharpen(x, r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold)
+        )
+    except _Stop as stop:
+        return stop.array
+    return Photo(
+        rgb=spaces.encode(x, spaces.SPACES[space].transfer),
+        space=space,
+        shot=replace(raw.shot, orientation=1),
+        source=raw.path,
+        extra={"recipe": r.hash(), "neutral": [float(v) for v in neutral]},
+    )
+
+
+class _Stop(Exception):  # control flow, not an error
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+
+class _Stage:
+    def __init__(self, until: str | None) -> None:
+        self.until = until
+
+    def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
+        if name == self.until:
+            raise _Stop(x)
+        return x
+
+
+def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic) -> tuple:
+    """Demosaic (or bin 2x2 for small outputs); returns (rgb, default crop in its pixels)."""
+    if raw.is_linear:
+        return x, raw.default_crop
+    if _half_size(raw, r):
+        return bin2x2(x, raw.cfa), _half_box(raw.default_crop)
+    method = r.demosaic.method
+    if method == "auto":
+        method = "ri" if raw.height * raw.width <= AUTO_RI_MAX_PIXELS else "rcd"
+    return demosaic(x, raw.cfa, method, quad_mode=r.demosaic.quad_bayer), raw.default_crop
+
+
+def _opcodes1(raw: RawImage, ops1: tuple) -> np.ndarray:
+    """OpcodeList1 acts on stored values, in the stored image's frame (DNG 1.7 ch. 7)."""
+    if not ops1:
+        return raw.data
+    from .isp.opcodes import apply_opcode_list
+
+    top, left, *_ = raw.tags.get("active_area", (0, 0, raw.height, raw.width))
+    frame = raw.tags.get("stored_size")
+    return apply_opcode_list(
+        raw.data.astype(np.float32),
+        ops1,
+        list_no=1,
+        cfa=raw.cfa,
+        source=raw.path,
+        origin=(int(top), int(left)),
+        frame=frame,
+    )
+
+
+def _half_size(raw: RawImage, recipe: Recipe) -> bool:
+    """Preview path: when the output is at most half the sensor size, bin each 2x2 Bayer quad
+    into one RGB pixel instead of demosaicing (no interpolation, a quarter of the work)."""
+    size = recipe.output.size
+    return bool(
+        size
+        and raw.cfa is not None
+        and raw.cfa.kind == "bayer"
+        and 2 * size <= max(raw.height, raw.width)
+    )
+
+
+def bin2x2(mosaic: np.ndarray, cfa) -> np.ndarray:
+    """Bayer mosaic (H, W) -> half-size RGB: R, mean of the two G, B of each 2x2 quad."""
+    h, w = (mosaic.shape[0] // 2) * 2, (mosaic.shape[1] // 2) * 2
+    m = mosaic[:h, :w]
+    quads = [m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2]]
+    colours = [cfa.pattern[0][0], cfa.pattern[0][1], cfa.pattern[1][0], cfa.pattern[1][1]]
+    out = np.empty((h // 2, w // 2, 3), np.float32)
+    g = [q for q, c in zip(quads, colours, strict=True) if c == 1]
+    out[..., 1] = (g[0] + g[1]) * np.float32(0.5)
+    out[..., 0] = quads[colours.index(0)]
+    out[..., 2] = quads[colours.index(2)]
+    return out
+
+
+def _half_box(box: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+    if box is None:
+        return None
+    return tuple(int(v) // 2 for v in box)  # type: ignore[return-value]
+
+
+def lens_corrections(rgb: np.ndarray, raw: RawImage, recipe: Recipe) -> np.ndarray:
+    """lensfun corrections for camera raws whose body and lens are in its database.
+
+    DNGs carry their own corrections as opcodes (applied above), so lensfun is used only for
+    non-DNG raws, and only with ``lens.mode == 'auto'``.
+    """
+    if recipe.lens.mode != "auto" or raw.is_dng:
+        return rgb
+    s = raw.shot
+    if not (s.make and s.model and s.lens and s.focal_length and s.f_number):
+        return rgb
+    try:
+        from .isp.lens import lensfun_correct
+    except ImportError:
+        return rgb
+    out = lensfun_correct(rgb, s.make, s.model, s.lens, s.focal_length, s.f_number)
+    return rgb if out is None else out
+
+
+def exposure_ev(raw: RawImage, recipe: Recipe, image: np.ndarray | None = None) -> float:
+    """Total exposure in stops: BaselineExposure (DNG 1.6 ch. 6) + the user's EV (+ auto)."""
+    ev = recipe.exposure.ev
+    if recipe.exposure.baseline:
+        ev += float(raw.color.baseline_exposure or 0.0)
+    if recipe.exposure.auto and image is not None:
+        ev += auto_exposure_ev(image)
+    return ev
+
+
+def auto_exposure_ev(rgb: np.ndarray, target: float = 0.18) -> float:
+    """EV that puts the scene's log-average luminance at middle grey, limited to ±3 stops."""
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))
+    y = rgb[::step, ::step] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    y = y[(y > 1e-4) & np.isfinite(y)]
+    if y.size == 0:
+        return 0.0
+    log_avg = float(np.exp(np.mean(np.log(y))))
+    return float(np.clip(np.log2(target / max(log_avg, 1e-6)), -3.0, 3.0))
+
+
+def _expose(x: np.ndarray, raw: RawImage, recipe: Recipe) -> np.ndarray:
+    ev = exposure_ev(raw, recipe, x)
+    if ev == 0.0:
+        return x
+    return x * np.float32(2.0**ev)
+
+
+def _noise_in_wb_units(raw: RawImage, gains: np.ndarray) -> np.ndarray | None:
+    """NoiseProfile (variance = S*x + O, x in [0,1]) per plane, scaled by the WB gains.
+
+    After a gain g, a value x' = g*x has variance g^2 (S*x + O) = g*S*x' + g^2*O.
+    Returns (3, 2) [S', O'] per colour, or None when the file has no profile.
+    """
+    prof = raw.noise_profile
+    if prof is None or len(prof) == 0:
+        return None
+    p = np.asarray(prof, dtype=np.float64).reshape(-1, 2)
+    if p.shape[0] == 1:
+        p = np.repeat(p, 3, axis=0)
+    p = p[:3]
+    g = np.asarray(gains, dtype=np.float64).reshape(3)
+    return np.stack([g * p[:, 0], g * g * p[:, 1]], axis=1)

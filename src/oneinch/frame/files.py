@@ -1,0 +1,131 @@
+"""Frame finished files (JPEG, PNG, TIFF, HEIC/HEIF, WebP) from any camera.
+
+Orientation (EXIF 0x0112) is applied to the pixels first, the frame drawn, and the output
+keeps the input's EXIF (Orientation reset to 1, pixel dimensions updated), ICC profile and XMP.
+JPEG is written at quality 95 with 4:4:4 chroma by default. The output appears atomically and
+the input is never written to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from PIL import ExifTags, Image, ImageOps
+
+from ..errors import InputError, OptionError, OutputError
+from ..output.atomic import atomic_path
+from ..raw.exif import exif_from_pil, shot_info_from_exif
+from .render import render
+from .templates import Template
+
+_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".heic": "HEIF",
+    ".heif": "HEIF",
+    ".avif": "AVIF",
+    ".webp": "WEBP",
+}
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    global _heif_registered
+    if not _heif_registered:
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+            if hasattr(pillow_heif, "register_avif_opener"):
+                pillow_heif.register_avif_opener()
+        except Exception:  # pragma: no cover - pillow-heif is a dependency
+            pass
+        _heif_registered = True
+
+
+def output_path(
+    in_path: str | Path, out_dir: str | Path | None, layout: str, suffix: str | None = None
+) -> Path:
+    """``<out_dir>/<stem>_<layout><ext>``: the input's folder and extension by default."""
+    src = Path(in_path)
+    folder = Path(out_dir) if out_dir is not None else src.parent
+    ext = suffix if suffix is not None else src.suffix.lower()
+    if not ext.startswith("."):
+        ext = "." + ext
+    name = Path(layout).stem if layout.endswith(".toml") else layout
+    return folder / f"{src.stem}_{name}{ext}"
+
+
+def frame_file(
+    in_path: str | Path,
+    out_path: str | Path,
+    layout: str = "classic",
+    template: Template | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    quality: int = 95,
+    subsampling: str = "4:4:4",
+) -> Path:
+    """Frame one finished image file into ``out_path`` (format from its extension)."""
+    _register_heif()
+    src, dst = Path(in_path), Path(out_path)
+    fmt = _FORMATS.get(dst.suffix.lower())
+    if fmt is None:
+        raise OptionError(
+            f"unknown output format {dst.suffix!r} (use {', '.join(sorted(_FORMATS))})", dst
+        )
+    if not 1 <= int(quality) <= 100:
+        raise OptionError(f"quality must be 1..100, not {quality}")
+    if subsampling not in ("4:4:4", "4:2:2", "4:2:0"):
+        raise OptionError(f"subsampling must be 4:4:4, 4:2:2 or 4:2:0, not {subsampling}")
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise OptionError("output would overwrite the input", dst)
+    try:
+        with Image.open(src) as im:
+            im.load()
+            tags = exif_from_pil(im)
+            exif = im.getexif()
+            icc = im.info.get("icc_profile")
+            xmp = tags.get("XMLPacket")
+            upright = ImageOps.exif_transpose(im)
+    except FileNotFoundError:
+        raise InputError("file not found", src) from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise InputError(f"cannot read image ({e})", src) from None
+    shot = shot_info_from_exif(tags)
+    framed = render(upright, shot, layout, template, overrides)
+
+    exif[ExifTags.Base.Orientation] = 1
+    try:
+        sub = exif.get_ifd(ExifTags.IFD.Exif)
+        if ExifTags.Base.ExifImageWidth in sub or ExifTags.Base.ExifImageHeight in sub:
+            sub[ExifTags.Base.ExifImageWidth] = framed.width
+            sub[ExifTags.Base.ExifImageHeight] = framed.height
+    except Exception:
+        pass
+    params: dict[str, Any] = {"exif": exif.tobytes()}
+    if icc:
+        params["icc_profile"] = icc
+    if fmt == "JPEG":
+        params.update(
+            quality=int(quality),
+            subsampling={"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[subsampling],
+            optimize=True,
+        )
+        if isinstance(xmp, bytes | str) and xmp:
+            params["xmp"] = xmp.encode() if isinstance(xmp, str) else xmp
+    elif fmt in ("HEIF", "AVIF", "WEBP"):
+        params["quality"] = int(quality)
+    # TIFF: uncompressed, because Pillow's libtiff path drops the Exif sub-IFD
+    try:
+        with atomic_path(dst) as tmp:
+            framed.save(tmp, format=fmt, **params)
+    except OutputError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise OutputError(f"cannot write {fmt} ({e})", dst) from None
+    return dst

@@ -1,0 +1,130 @@
+"""Lens shading: DNG GainMap and FixVignetteRadial opcodes.
+
+Adobe DNG Specification 1.7.0.0 (2023), ch. 7 "Opcode List Processing": GainMap (opcode 9)
+and FixVignetteRadial (opcode 3). Coordinates follow the DNG SDK's convention: pixel (row, col)
+sits at integer coordinates of the image the opcode list refers to (its *frame*); a relative
+coordinate is ``row / frame_height``. Results are not clipped (oneinch keeps values above 1;
+a sensor-clipped pixel ends at its gain, which is >= 1 for shading maps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["apply_gain_map", "fix_vignette_radial", "gain_map_field", "pitched_slice"]
+
+
+def pitched_slice(lo: int, hi: int, pitch: int, origin: int, size: int) -> tuple[slice, np.ndarray]:
+    """Rows (or columns) ``lo, lo+pitch, ... < hi`` of a frame, intersected with an image.
+
+    The image covers frame indices ``origin .. origin+size``. Returns the slice into the image
+    and the frame indices it selects (DNG 1.7 ch. 7 area spec: Top/Bottom and RowPitch).
+    """
+    pitch = max(int(pitch), 1)
+    start = max(int(lo), origin)
+    first = int(lo) + -(-(start - int(lo)) // pitch) * pitch
+    end = min(int(hi), origin + size)
+    if first >= end:
+        return slice(0, 0), np.zeros(0, dtype=np.int64)
+    idx = np.arange(first, end, pitch, dtype=np.int64)
+    return slice(first - origin, end - origin, pitch), idx
+
+
+def _axis_weights(rel: np.ndarray, origin: float, spacing: float, points: int):
+    """Bilinear indices and weights of relative coordinates on a map axis, clamped outside."""
+    if points <= 1 or spacing <= 0:
+        z = np.zeros(rel.shape, dtype=np.int64)
+        return z, z, np.zeros(rel.shape)
+    f = np.clip((rel - origin) / spacing, 0.0, points - 1.0)
+    i0 = np.minimum(np.floor(f).astype(np.int64), points - 2)
+    return i0, i0 + 1, f - i0
+
+
+def gain_map_field(
+    gains: np.ndarray, p: Mapping[str, Any], rows: np.ndarray, cols: np.ndarray,
+    frame_h: int, frame_w: int,
+) -> np.ndarray:
+    """The gain at frame pixels ``rows x cols`` from one map plane (2-D), bilinearly.
+
+    DNG 1.7 ch. 7 GainMap: map point (i, j) lies at relative coordinates
+    (MapOriginV + i MapSpacingV, MapOriginH + j MapSpacingH); outside the map it is clamped.
+    """  # fmt: skip
+    g = np.asarray(gains, dtype=np.float64)
+    pv, ph = g.shape
+    v0, v1, wv = _axis_weights(rows / float(frame_h), p["MapOriginV"], p["MapSpacingV"], pv)
+    h0, h1, wh = _axis_weights(cols / float(frame_w), p["MapOriginH"], p["MapSpacingH"], ph)
+    g_rows = g[v0] * (1.0 - wv)[:, None] + g[v1] * wv[:, None]  # (rows, ph)
+    field = g_rows[:, h0] * (1.0 - wh)[None, :] + g_rows[:, h1] * wh[None, :]
+    return field.astype(np.float32)
+
+
+def apply_gain_map(
+    img: np.ndarray, p: Mapping[str, Any], origin: tuple[int, int] = (0, 0),
+    frame: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Multiply the GainMap's area (Top/Left/Bottom/Right, Plane/Planes, pitches) by its map.
+
+    ``img`` is (H, W) or (H, W, C); ``origin`` is where img[0, 0] lies in the opcode's frame of
+    size ``frame`` (default: img itself). Map plane ``k`` serves image plane ``Plane + k``; the
+    last map plane serves the rest (DNG 1.7 ch. 7). Returns a new float32 array.
+    """  # fmt: skip
+    out = np.array(img, dtype=np.float32, copy=True)
+    h, w = out.shape[:2]
+    fh, fw = frame if frame is not None else (h, w)
+    rs, rows = pitched_slice(p["Top"], p["Bottom"], p["RowPitch"], origin[0], h)
+    cs, cols = pitched_slice(p["Left"], p["Right"], p["ColPitch"], origin[1], w)
+    if rows.size == 0 or cols.size == 0:
+        return out
+    gains = np.asarray(p["MapGain"], dtype=np.float32)
+    if gains.ndim == 2:
+        gains = gains[:, :, None]
+    nplanes = 1 if out.ndim == 2 else out.shape[2]
+    cache: dict[int, np.ndarray] = {}
+    for plane in range(int(p["Plane"]), min(int(p["Plane"]) + int(p["Planes"]), nplanes)):
+        k = min(plane - int(p["Plane"]), gains.shape[2] - 1)
+        if k not in cache:
+            cache[k] = gain_map_field(gains[:, :, k], p, rows, cols, fh, fw)
+        if out.ndim == 2:
+            out[rs, cs] *= cache[k]
+        else:
+            out[rs, cs, plane] *= cache[k]
+    return out
+
+
+def radial_distance(
+    shape: tuple[int, int], cx: float, cy: float, origin: tuple[int, int] = (0, 0),
+    frame: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """Pixel offsets from the optical centre, normalised as DNG 1.7 ch. 7 warps do.
+
+    The centre is (cy * frame_h, cx * frame_w) in frame pixel coordinates; distances are divided
+    by the largest distance from the centre to a frame corner (DNG SDK convention). Returns
+    (dy (H, 1), dx (1, W), norm, centre_y, centre_x) with dy, dx normalised.
+    """  # fmt: skip
+    h, w = shape
+    fh, fw = frame if frame is not None else (h, w)
+    yc, xc = cy * fh, cx * fw
+    norm = max(np.hypot(yc - a, xc - b) for a in (0.0, fh) for b in (0.0, fw))
+    norm = float(norm) if norm > 0 else 1.0
+    dy = ((np.arange(h, dtype=np.float64) + origin[0] - yc) / norm)[:, None]
+    dx = ((np.arange(w, dtype=np.float64) + origin[1] - xc) / norm)[None, :]
+    return dy, dx, norm, yc, xc
+
+
+def fix_vignette_radial(
+    img: np.ndarray, p: Mapping[str, Any], origin: tuple[int, int] = (0, 0),
+    frame: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """FixVignetteRadial (DNG 1.7 ch. 7, opcode 3): multiply every plane by
+    g(r) = 1 + k0 r^2 + k1 r^4 + k2 r^6 + k3 r^8 + k4 r^10, r normalised to 1 at the farthest
+    corner from the optical centre (cx, cy)."""
+    dy, dx, _, _, _ = radial_distance(img.shape[:2], p["cx"], p["cy"], origin, frame)
+    r2 = dy * dy + dx * dx
+    k = [float(p[f"k{i}"]) for i in range(5)]
+    g = 1.0 + r2 * (k[0] + r2 * (k[1] + r2 * (k[2] + r2 * (k[3] + r2 * k[4]))))
+    g = g.astype(np.float32)
+    out = np.asarray(img, dtype=np.float32)
+    return np.ascontiguousarray(out * (g if out.ndim == 2 else g[:, :, None]), dtype=np.float32)

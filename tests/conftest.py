@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not SHARED.is_dir():  # a clone elsewhere: ../shared beside the repo
+    SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+KODAK = SHARED / "benchmarks" / "kodak24"
+MCMASTER = SHARED / "benchmarks" / "mcmaster18"
+DECODABLE = SHARED / "dng" / "decodable"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_rgb8(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"the real-file corpus is missing: {SHARED}")
+    return SHARED

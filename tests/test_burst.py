@@ -1,0 +1,256 @@
+"""Burst: HDR+ align/merge, bracket merge, Mertens fusion, night preset, the command.
+
+Ground truth: synthetic bursts from a Kodak crop (oneinch.synthetic.make_burst), developed with
+a linear tone, no sharpening and no denoise; PSNR against the noise-free reference raw developed
+the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from oneinch import synthetic
+from oneinch.burst import align as al
+from oneinch.burst import merge as mg
+from oneinch.burst.fuse import merge_bracket, mertens
+from oneinch.burst.night import night_recipe
+from oneinch.develop import develop
+from oneinch.errors import InputError
+from oneinch.raw.dng import write_dng
+from oneinch.raw.reader import open_raw
+from oneinch.recipe import Recipe
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" / "kodak24"
+PLAIN = Recipe().with_(tone={"curve": "linear"}, sharpen={"amount": 0.0}, denoise={"mode": "off"})
+BORDER = 8
+
+
+def _scene(name: str = "kodim23") -> np.ndarray:
+    path = DATA / f"{name}.png"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    return synthetic.srgb_to_linear(img[:256, :384])
+
+
+def _dev(raw):  # noqa: ANN001, ANN202
+    return develop(raw, PLAIN).rgb
+
+
+@pytest.fixture(scope="module")
+def static_burst():  # noqa: ANN201
+    return synthetic.make_burst(_scene(), 8, iso=3200, seed=3)
+
+
+@pytest.fixture(scope="module")
+def static_merge(static_burst):  # noqa: ANN001, ANN201
+    raws, _ = static_burst
+    return mg.merge_raws(raws, reference=0)
+
+
+# --- kernels: numba agrees with the numpy reference ---------------------------------------------
+
+def test_match_numba_equals_numpy() -> None:
+    rng = np.random.default_rng(0)
+    ref = cv2.GaussianBlur(rng.random((70, 90)).astype(np.float32), (0, 0), 1.5)
+    alt = np.roll(ref, (2, -3), axis=(0, 1)) + rng.normal(0, 0.01, ref.shape).astype(np.float32)
+    ny, nx = al.grid_shape(70, 90, 16)
+    cand = (np.array([2, -3]) + rng.integers(-2, 3, (ny, nx, 3, 2))).astype(np.int32)
+    for l1 in (True, False):
+        b1, c1 = al.match(ref, alt, cand, 16, 2, l1, use_numba=True)
+        b2, c2 = al.match(ref, alt, cand, 16, 2, l1, use_numba=False)
+        np.testing.assert_array_equal(b1, b2)
+        np.testing.assert_allclose(c1, c2, rtol=1e-4)
+    inner = b1[1:-1, 1:-1]  # away from the clamped borders the true shift is found
+    assert np.mean((inner[..., 0] == 2) & (inner[..., 1] == -3)) > 0.9
+
+
+def test_gather_and_overlap_add_numba_equal_numpy() -> None:
+    rng = np.random.default_rng(1)
+    plane = rng.random((48, 64)).astype(np.float32)
+    ny, nx = al.grid_shape(48, 64, 16)
+    dy = rng.integers(-3, 4, (ny, nx)).astype(np.int32)
+    dx = rng.integers(-3, 4, (ny, nx)).astype(np.int32)
+    t1 = mg.gather(plane, 1, ny, nx, dy, dx, use_numba=True)
+    t2 = mg.gather(plane, 1, ny, nx, dy, dx, use_numba=False)
+    np.testing.assert_array_equal(t1, t2)
+    o1, o2 = np.zeros_like(plane), np.zeros_like(plane)
+    mg.overlap_add(o1, t1, 1, use_numba=True)
+    mg.overlap_add(o2, t1, 1, use_numba=False)
+    np.testing.assert_allclose(o1, o2, atol=1e-6)
+
+
+def test_raised_cosine_windows_sum_to_one() -> None:
+    w = mg.raised_cosine(16)
+    np.testing.assert_allclose(w[:8] + w[8:], 1.0, atol=1e-6)
+    # merging a burst of identical noise-free frames gives the frame back exactly
+    planes = mg.pad_planes(np.random.default_rng(2).random((4, 40, 56)).astype(np.float32))
+    ny, nx = al.grid_shape(*planes.shape[1:], 16)
+    z = np.zeros((ny, nx), np.int32)
+    a = al.Alignment(dy=z, dx=z, fy=z.astype(np.float32), fx=z.astype(np.float32), tile=16,
+                     step=8)
+    out, _, _ = mg.merge_planes(planes, [planes.copy()], [a], np.array([[1e-3, 1e-5]] * 4))
+    np.testing.assert_allclose(out[:, 8:-8, 8:-8], planes[:, 8:-8, 8:-8], atol=1e-5)
+
+
+def test_alignment_recovers_handheld_shift(static_burst) -> None:  # noqa: ANN001
+    raws, truth = static_burst
+    planes = [mg.pad_planes(mg.normalized_planes(r)) for r in raws]
+    ref_pyr = al.pyramid(al.grey(planes[0]))
+    for k in (1, 4):
+        a = al.align(ref_pyr, al.pyramid(al.grey(planes[k])))
+        model = al.fit_global(a)
+        dy, dx, _ = truth.shifts[k]  # raw pixels; the grey grid has half the resolution
+        cy, cx = model.shape[0] // 2, model.shape[1] // 2
+        assert abs(model[cy, cx, 0] - dy / 2) < 0.5
+        assert abs(model[cy, cx, 1] - dx / 2) < 0.5
+
+
+# --- what the issue asks: gain, ghosting, DNG, metadata -------------------------------------------
+
+def test_static_burst_gain_iso3200(static_burst, static_merge) -> None:  # noqa: ANN001
+    raws, truth = static_burst
+    merged, info = static_merge
+    clean = _dev(truth.clean)
+    p_ref = synthetic.psnr(_dev(raws[0]), clean, border=BORDER)
+    p_merge = synthetic.psnr(_dev(merged), clean, border=BORDER)
+    assert p_merge - p_ref >= 0.8 * 10 * np.log10(8), (p_ref, p_merge)
+    assert 1 / 8 <= info.noise_ratio < 0.2
+
+
+def test_moving_object_no_ghost() -> None:
+    raws, truth = synthetic.make_burst(_scene(), 8, iso=3200, seed=5, moving_object=True)
+    merged, _ = mg.merge_raws(raws, reference=0)
+    clean, ref, mer = _dev(truth.clean), _dev(raws[0]), _dev(merged)
+    m = truth.moving
+    assert m.mean() > 0.05
+    assert synthetic.psnr(mer[m], clean[m]) >= synthetic.psnr(ref[m], clean[m])
+    # the disc where it is in the reference: its colour must not be replaced by background
+    disc0 = np.zeros_like(m)
+    h, w = m.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc0 = np.hypot(yy - 0.5 * h, xx - 0.2 * w) < 0.09 * min(h, w) - 3
+    assert synthetic.psnr(mer[disc0], clean[disc0]) >= synthetic.psnr(ref[disc0], clean[disc0])
+    assert synthetic.psnr(mer, clean, border=BORDER) > synthetic.psnr(ref, clean, border=BORDER) + 3
+
+
+def test_merged_dng_opens_in_rawpy_and_oneinch(static_burst, static_merge, tmp_path) -> None:  # noqa: ANN001
+    rawpy = pytest.importorskip("rawpy")
+    raws, truth = static_burst
+    merged, info = static_merge
+    path = tmp_path / "merged.dng"
+    write_dng(path, merged)
+    with rawpy.imread(str(path)) as rp:
+        assert rp.raw_image.shape == raws[0].data.shape
+        assert int(rp.white_level) == mg.OUT_WHITE
+        assert rp.black_level_per_channel[0] == mg.OUT_BLACK
+        rgb = rp.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8)
+        assert rgb.shape[:2] == raws[0].data.shape
+    back = open_raw(path)
+    ref = raws[0]
+    assert back.cfa == ref.cfa
+    np.testing.assert_allclose(back.color.color_matrix1, ref.color.color_matrix1, atol=1e-6)
+    np.testing.assert_allclose(back.color.as_shot_neutral, ref.color.as_shot_neutral, atol=1e-6)
+    assert back.color.baseline_exposure == pytest.approx(ref.color.baseline_exposure)
+    for f in ("make", "model", "lens", "iso", "f_number", "focal_length", "datetime"):
+        assert getattr(back.shot, f) == getattr(ref.shot, f), f
+    assert back.shot.exposure_time == pytest.approx(ref.shot.exposure_time)
+    np.testing.assert_allclose(back.noise_profile.reshape(-1, 2),
+                               np.asarray(ref.noise_profile).reshape(-1, 2) * info.noise_ratio,
+                               rtol=1e-6)
+    # the file holds the merge (more bits), developing it gives the same picture
+    clean = _dev(truth.clean)
+    assert synthetic.psnr(_dev(back), _dev(merged)) > 60
+    assert synthetic.psnr(_dev(back), clean, border=BORDER) > synthetic.psnr(
+        _dev(raws[0]), clean, border=BORDER) + 7
+
+
+def test_frames_checked_name_the_offending_file() -> None:
+    scene = _scene()
+    raws, _ = synthetic.make_burst(scene[:64, :96], 3, iso=800, path_prefix="/x/f")
+    small, _ = synthetic.unprocess(scene[:32, :96], linear_input=True, path="/x/small.dng")
+    with pytest.raises(InputError, match=r"/x/small\.dng.*size"):
+        mg.merge_raws([*raws, small])
+    other = replace(raws[1], path="/x/other.dng", shot=replace(raws[1].shot, model="Other"))
+    with pytest.raises(InputError, match=r"/x/other\.dng.*camera"):
+        mg.merge_raws([raws[0], other])
+    bggr = replace(raws[2], path="/x/bggr.dng", cfa=synthetic.as_pattern("BGGR"))
+    with pytest.raises(InputError, match=r"/x/bggr\.dng.*CFA"):
+        mg.merge_raws([raws[0], bggr])
+
+
+def test_noise_estimate_without_profile() -> None:
+    ramp = np.repeat(np.linspace(0.05, 0.9, 256, dtype=np.float32)[None, :, None], 128, axis=0)
+    raw, _ = synthetic.unprocess(np.repeat(ramp, 3, axis=2), linear_input=True, iso=3200, seed=4)
+    est = mg.estimate_noise(mg.normalized_planes(raw))
+    s, o = synthetic.noise_profile_for_iso(3200)
+    for x in (0.05, 0.2, 0.4):
+        np.testing.assert_allclose(est[:, 0] * x + est[:, 1], s * x + o, rtol=0.25)
+
+
+# --- brackets, Mertens, night -----------------------------------------------------------------
+
+def test_bracket_merge_extends_range_and_cuts_shadow_noise() -> None:
+    scene = _scene() * np.float32(1.6)  # brightest parts clip in the longer frames
+    times = (1 / 400, 1 / 100, 1 / 25)
+    raws, truth = synthetic.make_burst(scene, 3, iso=1600, max_shift=0, max_rotation_deg=0.0,
+                                       exposure_times=times, seed=7)
+    hdr, info = merge_bracket(raws)
+    assert info["reference"] == 0 and info["dynamic_range_gain_ev"] == pytest.approx(4.0)
+    clean = develop(truth.clean, PLAIN, until="color")
+    ref = develop(raws[0], PLAIN, until="color")
+    out = develop(hdr, PLAIN, until="color")
+    lum = clean.mean(axis=2)
+    dark = lum < np.percentile(lum, 30)
+    dark[:BORDER], dark[-BORDER:], dark[:, :BORDER], dark[:, -BORDER:] = False, False, False, False
+    gain = synthetic.psnr(out[dark], clean[dark], peak=0.1) - synthetic.psnr(ref[dark], clean[dark],
+                                                                             peak=0.1)
+    assert gain > 10  # ~16x the light in the longest frame: ideally +12 dB
+    # highlights keep the short frame's range (no clipping at the long frames' white)
+    bright = lum > np.percentile(lum, 99)
+    assert np.median(out[bright]) == pytest.approx(np.median(clean[bright]), rel=0.1)
+
+
+def test_mertens_matches_opencv_reference() -> None:
+    base = _scene()[:128, :192]
+    imgs = [np.clip(synthetic.spaces.encode(np.clip(base * k, 0, 1), "srgb"), 0, 1)
+            for k in (0.25, 1.0, 4.0)]
+    ours = mertens(imgs)
+    ref = cv2.createMergeMertens().process([np.ascontiguousarray(i, np.float32) for i in imgs])
+    assert synthetic.psnr(ours, np.clip(ref, 0, 1)) > 30
+    # fused image is better exposed than the darkest and the brightest input
+    assert 0.3 < float(ours.mean()) < 0.7
+
+
+def test_night_recipe_keeps_night_dark() -> None:
+    night_scene = _scene() * np.float32(0.02)  # a dim scene, ~6 stops under
+    raw, _ = synthetic.unprocess(night_scene, linear_input=True, iso=6400, seed=2)
+    day_bright = develop(raw, Recipe().with_(exposure={"auto": True})).rgb
+    night = develop(raw, night_recipe()).rgb
+    assert float(night.mean()) < 0.2
+    assert float(night.mean()) < 0.5 * float(day_bright.mean())
+
+
+def test_command_merges_and_rejects(tmp_path) -> None:  # noqa: ANN001
+    from oneinch.cli import main
+
+    raws, _ = synthetic.make_burst(_scene()[:64, :96], 3, iso=800, path_prefix="f")
+    paths = []
+    for i, r in enumerate(raws):
+        p = tmp_path / f"f{i}.dng"
+        write_dng(p, r)
+        paths.append(str(p))
+    out = tmp_path / "merged.dng"
+    assert main(["burst", *paths, "-o", str(out), "--reference", "1"]) == 0
+    merged = open_raw(out)
+    assert merged.data.shape == raws[0].data.shape
+    odd = tmp_path / "odd.dng"
+    write_dng(odd, synthetic.unprocess(_scene()[:32, :96], linear_input=True)[0])
+    assert main(["burst", paths[0], str(odd), "-o", str(tmp_path / "x.dng")]) == 2
+    assert not (tmp_path / "x.dng").exists()
+    assert main(["burst", *paths, "-o", str(tmp_path / "y.dng"), "--reference", "9"]) == 2

@@ -1,0 +1,209 @@
+"""The command: develop, inspect, bad inputs (one line, exit 2, input untouched)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DECODABLE, KODAK, SHARED, load_rgb8, sha256
+from oneinch.synthetic import make_dng
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "oneinch", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=ENV,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def small_dng(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("dng")
+    p = d / "kodim23.dng"
+    make_dng(p, load_rgb8(KODAK / "kodim23.png"), iso=400)
+    return p
+
+
+def test_develop_writes_jpeg_with_icc_and_exif(small_dng, tmp_path):
+    from PIL import Image
+
+    before = sha256(small_dng)
+    res = run("develop", str(small_dng), "-o", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "kodim23.jpg"
+    assert out.is_file()
+    assert sha256(small_dng) == before
+    with Image.open(out) as im:
+        assert im.format == "JPEG" and im.size == (768, 512)
+        assert im.info.get("icc_profile")
+        exif = im.getexif()
+        sub = exif.get_ifd(0x8769)
+        assert exif.get(0x010F) == "oneinch" and exif.get(0x0110) == "Synthetic Sensor"
+        assert abs(float(sub.get(0x829A)) - 0.01) < 1e-9  # ExposureTime
+        assert int(sub.get(0x8827)) == 400  # ISO
+        assert sub.get(0x9003) == "2026:11:22 12:00:00"
+    assert not list(tmp_path.glob("*.part"))
+
+
+@pytest.mark.parametrize("fmt,suffix", [("tiff", ".tif"), ("png", ".png")])
+def test_develop_other_formats_and_sizes(small_dng, tmp_path, fmt, suffix):
+    res = run(
+        "develop",
+        str(small_dng),
+        "-o",
+        str(tmp_path),
+        "--format",
+        fmt,
+        "--size",
+        "300",
+        "--space",
+        "p3",
+        "--wb",
+        "5500,5",
+        "--exposure",
+        "0.5",
+    )
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / ("kodim23" + suffix)
+    from PIL import Image
+
+    if fmt == "tiff":
+        import tifffile
+
+        a = tifffile.imread(out)
+        assert a.dtype == np.uint16 and max(a.shape[:2]) == 300
+    else:
+        with Image.open(out) as im:
+            assert max(im.size) == 300
+
+
+def test_inspect_json(small_dng):
+    res = run("inspect", str(small_dng), "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    text = json.dumps(info)
+    assert "Synthetic Sensor" in text and "RGGB" in text
+
+
+def test_inspect_table_on_real_dng():
+    res = run("inspect", str(DECODABLE / "gopro_hero7_GOPR9231_gpr2dng.dng"))
+    assert res.returncode == 0, res.stderr
+    assert "GainMap" in res.stdout
+
+
+def _bad_inputs(tmp: Path) -> list[Path]:
+    empty = tmp / "empty.dng"
+    empty.write_bytes(b"")
+    text = tmp / "notes.dng"
+    text.write_text("this is not a raw file\n" * 20)
+    trunc = tmp / "truncated.dng"
+    trunc.write_bytes((DECODABLE / "blackmagic_pocket4k_12bit_cfa.dng").read_bytes()[:40000])
+    huge = tmp / "huge.dng"
+    _write_huge_header(huge)
+    files = [empty, text, trunc, huge, tmp / "missing.dng", tmp]
+    files += sorted((SHARED / "raw" / "metadata_only").iterdir())
+    files += sorted((SHARED / "dng" / "gpr_vc5").glob("*.GPR"))
+    files += sorted((SHARED / "dng" / "metadata_only").glob("*.dng"))
+    return files
+
+
+def _write_huge_header(path: Path) -> None:
+    """A TIFF/DNG header declaring a 100000 x 100000 CFA image with no data behind it."""
+    import struct
+
+    entries = [
+        (254, 4, 1, 0),
+        (256, 4, 1, 100_000),
+        (257, 4, 1, 100_000),
+        (258, 3, 1, 16),
+        (259, 3, 1, 1),
+        (262, 3, 1, 32803),
+        (273, 4, 1, 8),
+        (277, 3, 1, 1),
+        (279, 4, 1, 20_000_000_000 % (1 << 32)),
+        (50706, 1, 4, 0x00000401),
+    ]
+    body = struct.pack("<H", len(entries))
+    for tag, typ, cnt, val in entries:
+        if typ == 3:
+            body += struct.pack("<HHIHH", tag, typ, cnt, val, 0)
+        elif typ == 1:
+            body += struct.pack("<HHI4B", tag, typ, cnt, 1, 4, 0, 0)
+        else:
+            body += struct.pack("<HHII", tag, typ, cnt, val)
+    body += struct.pack("<I", 0)
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + body)
+
+
+def test_bad_inputs_one_line_exit_2_input_unchanged(tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    for f in _bad_inputs(tmp_path):
+        before = sha256(f) if f.is_file() else None
+        res = run("develop", str(f), "-o", str(outdir))
+        assert res.returncode == 2, (f, res.returncode, res.stderr)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1, (f, res.stderr)
+        assert lines[0].startswith("oneinch: error: ") and f.name in lines[0], lines[0]
+        assert "Traceback" not in res.stderr
+        if before:
+            assert sha256(f) == before
+    assert list(outdir.iterdir()) == []
+
+
+def test_unwritable_output_is_one_line_and_leaves_nothing(small_dng, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        res = run("develop", str(small_dng), "-o", str(ro / "x.jpg"))
+        if os.geteuid() == 0:  # root ignores permission bits: use a missing folder instead
+            res = run("develop", str(small_dng), "-o", str(tmp_path / "nofolder" / "x.jpg"))
+        assert res.returncode == 2, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert "x.jpg" in res.stderr or "nofolder" in res.stderr
+    finally:
+        ro.chmod(0o700)
+    assert list(ro.iterdir()) == []
+
+
+def test_wrong_options_are_one_line(small_dng, tmp_path):
+    for args in (
+        ["--format", "gif"],
+        ["--space", "adobe"],
+        ["--wb", "warm"],
+        ["--quality", "0"],
+        ["--denoise", "2"],
+        ["--demosaic", "magic"],
+        ["--bogus"],
+    ):
+        res = run("develop", str(small_dng), "-o", str(tmp_path), *args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+    assert not list(tmp_path.glob("*.jpg"))
+
+
+def test_batch_goes_on_past_a_bad_file(small_dng, tmp_path):
+    bad = tmp_path / "bad.dng"
+    bad.write_bytes(b"II*\x00garbage")
+    good2 = tmp_path / "copy.dng"
+    shutil.copy(small_dng, good2)
+    out = tmp_path / "out"
+    out.mkdir()
+    res = run("develop", str(small_dng), str(bad), str(good2), "-o", str(out), "--size", "200")
+    assert res.returncode == 2
+    assert sorted(p.name for p in out.iterdir()) == ["copy.jpg", "kodim23.jpg"]
+    assert "1 of 3 files failed" in res.stderr and "bad.dng" in res.stderr
