@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from typer.exceptions import Abort, Exit, TyperException
 
 from .errors import OneinchError, OptionError
 
@@ -289,17 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turn user errors into one line and exit code 2."""
     _mount_subcommands()
     try:
-        app(args=argv, standalone_mode=False, prog_name="oneinch")
+        rv = app(args=argv, standalone_mode=False, prog_name="oneinch")
     except OneinchError as e:
         _err(str(e))
         return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
+    except Exit as e:
+        return int(getattr(e, "exit_code", 0) or 0)
+    except Abort:
         _err("aborted")
         return 130
-    except click.ClickException as e:
-        _err(e.format_message().replace("\n", " "))
+    except TyperException as e:  # usage errors: wrong or missing options
+        fmt = getattr(e, "format_message", None)
+        _err((fmt() if callable(fmt) else str(e)).replace("\n", " "))
         return 2
     except KeyboardInterrupt:
         _err("interrupted")
@@ -318,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             " (ONEINCH_DEBUG=1 for details)"
         )
         return 1
+    if isinstance(rv, int) and not isinstance(rv, bool):  # typer.Exit(n) in non-standalone mode
+        return rv
     return 0
 
 

@@ -249,7 +249,7 @@ def demo_scene(height: int = 1000, width: int = 1500, seed: int = 7) -> np.ndarr
     img[zy : zy + zs, zx : zx + zs] = (0.04 + 0.6 * zone)[..., None]
     # fine stripes at several frequencies, like lettering
     sy, sx = int(height * 0.66), int(width * 0.55)
-    for k, period in enumerate((2, 3, 4, 6)):
+    for k, period in enumerate((4, 6, 8, 12)):
         y0 = sy + k * int(height * 0.06)
         band = (np.arange(int(width * 0.35)) // (period // 2 or 1)) % 2
         img[y0 : y0 + int(height * 0.04), sx : sx + band.size] = (0.05 + 0.7 * band)[None, :, None]

@@ -78,7 +78,10 @@ def merge_bracket(raws: Sequence[RawImage]) -> tuple[RawImage, dict[str, float]]
     for k, pl in enumerate(planes):
         ratio = t_ref / times[k]
         if k != ref_i:
-            dy, dx = _global_shift(g_ref, al.grey(pl) * np.float32(ratio))
+            # compare both frames clipped where the longer one saturates
+            lim = np.float32(SATURATION * ratio)
+            dy, dx = _global_shift(np.minimum(g_ref, lim),
+                                   np.minimum(al.grey(pl) * np.float32(ratio), lim))
             pl = _shift(pl, dy, dx)
         y = pl.astype(np.float64)
         var_y = noise[:, 0] * np.maximum(y, 0) + noise[:, 1]
@@ -160,7 +163,7 @@ def mertens(images: Sequence[np.ndarray], *, wc: float = 1.0, ws: float = 1.0,
         raise ValueError("mertens: images differ in size")
     wts = np.stack([mertens_weights(i, wc, ws, we) for i in imgs])
     wts /= wts.sum(axis=0, keepdims=True)
-    n = levels or max(1, int(np.log2(min(h, w))) - 1)
+    n = levels or max(1, int(np.log2(min(h, w))) + 1)
     out: list[np.ndarray] | None = None
     for img, wt in zip(imgs, wts, strict=True):
         lp = _lap_pyr(img, n)

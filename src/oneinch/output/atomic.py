@@ -1,4 +1,4 @@
-"""Write files so that a reader never sees a partial one: temp file in the same folder, fsync, rename."""
+"""Atomic writes: a temp file in the same folder, fsync, then rename; never a partial file."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, target)
     except OSError as e:
         with contextlib.suppress(OSError):
@@ -39,6 +40,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
