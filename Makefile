@@ -44,5 +44,14 @@ sample: install
 bench-quality: dev
 	$(PY) bench/quality.py
 
+bench-looks: dev
+	$(PY) bench/looks.py
+
+bench-frames: dev
+	$(PY) bench/frames.py
+
+bench-burst: dev
+	$(PY) bench/burst.py
+
 clean:
 	rm -rf out .pytest_cache

@@ -18,12 +18,13 @@ well below sensor white. Errors are measured only in the clipped region: pixels 
 truth's *camera* value reaches sensor white in at least one channel (mask from the truth).
 
 Columns
-  ΔE00     mean CIEDE2000 after a common display transform: oneinch's filmic tone curve
+  ΔE00     mean CIEDE2000 after a common display transform: the scene scaled so that the
+           truth's 99.9th-percentile max(R,G,B) is 1, then oneinch's filmic tone curve
            (``looks.tone.tone_map(x, Tone())``, hue-preserving, path to white), sRGB, D65 Lab.
   ΔE00 p95 95th percentile of the same.
-  hue°     mean absolute CIELAB hue-angle error of the *scene-linear* chromaticity (each pixel
-           scaled to Y = 0.2 before Lab, so tone mapping does not hide a cast), over truth
-           pixels with chroma C* > 10 at that lightness.
+  ΔH*      mean CIE hue difference ΔH*ab of the *scene-linear* chromaticity (each pixel scaled
+           to Y = 0.2 before Lab, so tone mapping does not hide a cast).
+  Δab      mean chromaticity error sqrt(Δa*² + Δb*²) in the same exposure-free Lab.
   logY     mean |log2(Y_out / Y_truth)|, scene-linear luminance error in stops.
   magenta% share of clipped pixels whose truth is near-neutral (C* < 8) that came out magenta
            (C* > 10, hue 290-360°).
@@ -103,9 +104,14 @@ def _colour():
     return colour
 
 
-def _lab_display(lin: np.ndarray) -> np.ndarray:
+def display_scale(truth_lin: np.ndarray) -> float:
+    """Exposure of the common display view: the truth's 99.9th percentile max(R,G,B) -> white."""
+    return float(1.0 / max(np.percentile(truth_lin.max(axis=2), 99.9), 1e-6))
+
+
+def _lab_display(lin: np.ndarray, scale: float) -> np.ndarray:
     c = _colour()
-    disp = tone_map(np.ascontiguousarray(lin, dtype=np.float32), Tone(), "srgb")
+    disp = tone_map(np.ascontiguousarray(lin * np.float32(scale), dtype=np.float32), Tone(), "srgb")
     xyz = disp.reshape(-1, 3) @ spaces.rgb_to_xyz_native(spaces.SPACES["srgb"]).T
     return c.XYZ_to_Lab(xyz, spaces.D65_XY)
 
@@ -135,6 +141,7 @@ class Score:
     de: float
     de95: float
     hue: float
+    dab: float
     logy: float
     magenta: float
     n: int
@@ -144,11 +151,13 @@ def score(out: np.ndarray, truth_lin: np.ndarray, mask: np.ndarray) -> Score:
     """Errors of ``out`` against the truth on ``mask`` (see the module docstring)."""
     c = _colour()
     o, t = out[mask], truth_lin[mask]
-    de = c.delta_E(_lab_display(o[:, None, :]), _lab_display(t[:, None, :]), method="CIE 2000")
+    k = display_scale(truth_lin)
+    de = c.delta_E(_lab_display(o[:, None, :], k), _lab_display(t[:, None, :], k), method="CIE 2000")
     lo, lt = _lab_chroma(o), _lab_chroma(t)
     ct, co = np.hypot(lt[:, 1], lt[:, 2]), np.hypot(lo[:, 1], lo[:, 2])
     dh = np.abs((_hue(lo) - _hue(lt) + 180.0) % 360.0 - 180.0)
-    coloured = ct > 10
+    dhab = 2.0 * np.sqrt(co * ct) * np.sin(np.radians(dh) / 2.0)  # CIE ΔH*ab
+    dab = np.hypot(lo[:, 1] - lt[:, 1], lo[:, 2] - lt[:, 2])
     wy = spaces.luminance_weights("srgb")
     logy = np.abs(np.log2(np.maximum(o @ wy, 1e-6) / np.maximum(t @ wy, 1e-6)))
     neutral = ct < 8
@@ -157,7 +166,8 @@ def score(out: np.ndarray, truth_lin: np.ndarray, mask: np.ndarray) -> Score:
     return Score(
         de=float(de.mean()),
         de95=float(np.percentile(de, 95)),
-        hue=float(dh[coloured].mean()) if coloured.any() else 0.0,
+        hue=float(dhab.mean()),
+        dab=float(dab.mean()),
         logy=float(logy.mean()),
         magenta=float(100.0 * mag.sum() / max(1, neutral.sum())),
         n=int(mask.sum()),
@@ -224,7 +234,7 @@ def highlight_table(scene_list: list[tuple[str, np.ndarray]] | None = None) -> s
     lines = [
         f"Highlights: {len(scene_list)} synthetic scenes, errors on truth-clipped pixels "
         "(pixel-weighted mean over scenes)",
-        f"{'method':<22}{'ΔE00':>7}{'ΔE00 p95':>10}{'hue°':>7}{'logY':>7}{'magenta%':>10}",
+        f"{'method':<22}{'ΔE00':>7}{'ΔE00 p95':>10}{'ΔH*':>7}{'Δab':>7}{'logY':>7}{'magenta%':>10}",
     ]
     for k, sc in pooled.items():
         n = np.array([s.n for s in sc], float)
@@ -233,7 +243,7 @@ def highlight_table(scene_list: list[tuple[str, np.ndarray]] | None = None) -> s
             return float(np.sum([getattr(s, attr) for s in sc] * n) / n.sum())
 
         lines.append(
-            f"{k:<22}{avg('de'):>7.2f}{avg('de95'):>10.2f}{avg('hue'):>7.2f}"
+            f"{k:<22}{avg('de'):>7.2f}{avg('de95'):>10.2f}{avg('hue'):>7.2f}{avg('dab'):>7.2f}"
             f"{avg('logy'):>7.3f}{avg('magenta'):>10.2f}"
         )
     return "\n".join(lines)

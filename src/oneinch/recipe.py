@@ -15,7 +15,8 @@ from typing import Any, get_type_hints
 from .errors import InputError, OptionError
 
 SPACES = ("srgb", "p3", "rec2020", "prophoto")
-FORMATS = ("jpeg", "tiff", "png")
+FORMATS = ("jpeg", "tiff", "png", "uhdr", "heif", "avif", "jxl")
+TRANSFERS = ("sdr", "pq", "hlg")
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,10 @@ class Frame:
 
 @dataclass(frozen=True)
 class Output:
-    """format: jpeg | tiff | png; space: srgb | p3 | rec2020 | prophoto; size: long edge px."""
+    """format: jpeg | tiff | png | uhdr (Ultra HDR gain-map JPEG) | heif | avif | jxl;
+    space: srgb | p3 | rec2020 | prophoto; size: long edge px; bits 0 = the format's default.
+    hdr_headroom: stops above SDR white of the HDR rendition (uhdr, and heif/avif with
+    transfer 'pq' or 'hlg', which write that HDR rendition instead of the SDR one)."""
 
     format: str = "jpeg"
     quality: int = 92
@@ -142,6 +146,8 @@ class Output:
     bits: int = 0  # 0 = the format's default (8 for jpeg/png, 16 for tiff)
     space: str = "srgb"
     size: int | None = None
+    hdr_headroom: float = 3.0
+    transfer: str = "sdr"  # 'sdr' | 'pq' | 'hlg' (heif/avif only: HDR with CICP)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -152,8 +158,16 @@ class Output:
             raise OptionError(f"quality {self.quality} is outside 1..100")
         if self.size is not None and not 16 <= self.size <= 100_000:
             raise OptionError(f"size {self.size} is outside 16..100000 pixels")
-        if self.bits not in (0, 8, 16):
-            raise OptionError(f"bits {self.bits} must be 8 or 16")
+        if self.bits not in (0, 8, 10, 12, 16):
+            raise OptionError(f"bits {self.bits} must be 8, 10, 12 or 16")
+        if not 0.5 <= self.hdr_headroom <= 6:
+            raise OptionError(f"hdr_headroom {self.hdr_headroom} is outside 0.5..6 stops")
+        if self.transfer not in TRANSFERS:
+            raise OptionError(
+                f"unknown transfer {self.transfer!r} (one of {', '.join(TRANSFERS)})"
+            )
+        if self.transfer != "sdr" and self.format not in ("heif", "avif"):
+            raise OptionError(f"transfer {self.transfer} needs format heif or avif")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ _M = 10  # rows/cols at each edge left uncomputed
 
 
 # --------------------------------------------------------------------------------------------
-# numba kernel
+# numba kernel: the image is cut into tiles of output pixels, processed in parallel; each tile
+# computes every intermediate (discriminations, low-pass, green, R/B) in small tile-local
+# buffers covering the tile plus the 9 px halo its dependencies need (cache resident, no
+# full-size temporaries). The arithmetic is the same as the numpy reference.
+
+_TY = 32  # tile rows
+_TX = 256  # tile columns
+_HALO = 9
 
 
 @numba.njit(cache=True, inline="always")
@@ -29,46 +36,68 @@ def _energy(c, y, x, dy, dx):
     return g1 * g1 + 0.25 * g2 * g2
 
 
-@numba.njit(parallel=True, cache=True)
-def _rcd_numba(c, top, left, oh, ow):
-    h, w = c.shape
-    vh = np.full((h, w), 0.5, np.float32)
-    pq = np.full((h, w), 0.5, np.float32)
-    lpf = np.zeros((h, w), np.float32)
-    pl = np.zeros((3, h, w), np.float32)  # planes: unit-stride neighbour reads
-    # step 1, 2: per-pixel directional energies first, then 3-tap sums (fewer loads)
-    ev = np.zeros((h, w), np.float32)
-    eh = np.zeros((h, w), np.float32)
-    ep = np.zeros((h, w), np.float32)
-    eq = np.zeros((h, w), np.float32)
-    for y in numba.prange(2, h - 2):
-        for x in range(2, w - 2):
-            ev[y, x] = _energy(c, y, x, 1, 0)
-            eh[y, x] = _energy(c, y, x, 0, 1)
-            if (y + x) % 2 == 0:
-                ep[y, x] = _energy(c, y, x, 1, 1)
-                eq[y, x] = _energy(c, y, x, 1, -1)
-    for y in numba.prange(3, h - 3):
-        for x in range(3, w - 3):
-            v = ev[y - 1, x] + ev[y, x] + ev[y + 1, x] + EPS
-            hh = eh[y, x - 1] + eh[y, x] + eh[y, x + 1] + EPS
-            vh[y, x] = v / (v + hh)
-            if (y + x) % 2 == 0:  # R/B site: diagonal discrimination
-                p = ep[y - 1, x - 1] + ep[y, x] + ep[y + 1, x + 1] + EPS
-                q = eq[y - 1, x + 1] + eq[y, x] + eq[y + 1, x - 1] + EPS
-                pq[y, x] = p / (p + q)
+@numba.njit(cache=True, inline="always")
+def _pick(cen, nb):
+    return nb if abs(0.5 - cen) < abs(0.5 - nb) else cen
+
+
+@numba.njit(cache=True)
+def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
+    """RCD for output pixels [y0, y1) x [x0, x1) (padded coordinates) into ``res``."""
+    oy = y0 - _HALO
+    ox = x0 - _HALO
+    ny = y1 - y0 + 2 * _HALO
+    nx = x1 - x0 + 2 * _HALO
+    ev = np.empty((ny, nx), np.float32)
+    eh = np.empty((ny, nx), np.float32)
+    ep = np.empty((ny, nx), np.float32)
+    eq = np.empty((ny, nx), np.float32)
+    vh = np.empty((ny, nx), np.float32)
+    pq = np.empty((ny, nx), np.float32)
+    lpf = np.empty((ny, nx), np.float32)
+    g = np.empty((ny, nx), np.float32)
+    rb = np.empty((ny, nx), np.float32)  # the other of R/B at R/B sites
+    # step 1: directional energies (rows/cols +-7 around the tile)
+    for y in range(y0 - 7, y1 + 7):
+        ly = y - oy
+        for x in range(x0 - 7, x1 + 7):
+            lx = x - ox
+            ev[ly, lx] = _energy(c, y, x, 1, 0)
+            eh[ly, lx] = _energy(c, y, x, 0, 1)
+        for x in range(x0 - 6 + ((y + x0) & 1), x1 + 6, 2):  # R/B sites
+            lx = x - ox
+            ep[ly, lx] = _energy(c, y, x, 1, 1)
+            eq[ly, lx] = _energy(c, y, x, 1, -1)
+    # step 1, 2: discriminations (+-6) and low-pass at R/B sites (+-7)
+    for y in range(y0 - 6, y1 + 6):
+        ly = y - oy
+        for x in range(x0 - 6, x1 + 6):
+            lx = x - ox
+            v = ev[ly - 1, lx] + ev[ly, lx] + ev[ly + 1, lx] + EPS
+            hh = eh[ly, lx - 1] + eh[ly, lx] + eh[ly, lx + 1] + EPS
+            vh[ly, lx] = v / (v + hh)
+        for x in range(x0 - 5 + ((y + x0 + 1) & 1), x1 + 5, 2):  # R/B sites
+            lx = x - ox
+            p = ep[ly - 1, lx - 1] + ep[ly, lx] + ep[ly + 1, lx + 1] + EPS
+            q = eq[ly - 1, lx + 1] + eq[ly, lx] + eq[ly + 1, lx - 1] + EPS
+            pq[ly, lx] = p / (p + q)
+    for y in range(y0 - 7, y1 + 7):
+        ly = y - oy
+        for x in range(x0 - 7 + ((y + x0 + 1) & 1), x1 + 7, 2):  # R/B sites
             lp = (
                 0.25 * c[y, x]
                 + 0.125 * (c[y - 1, x] + c[y + 1, x] + c[y, x - 1] + c[y, x + 1])
                 + 0.0625 * (c[y - 1, x - 1] + c[y - 1, x + 1] + c[y + 1, x - 1] + c[y + 1, x + 1])
             )
-            lpf[y, x] = max(lp, 0.0)
-    # step 3: green
-    for y in numba.prange(4, h - 4):
-        for x in range(4, w - 4):
+            lpf[ly, x - ox] = max(lp, 0.0)
+    # step 3: green (+-5)
+    for y in range(y0 - 5, y1 + 5):
+        ly = y - oy
+        for x in range(x0 - 5, x1 + 5):
             ci = c[y, x]
+            lx = x - ox
             if (y + x) % 2 == 1:
-                pl[1, y, x] = ci
+                g[ly, lx] = ci
                 continue
             gn = (
                 EPS
@@ -98,41 +127,39 @@ def _rcd_numba(c, top, left, oh, ow):
                 + abs(c[y, x + 1] - c[y, x + 3])
                 + abs(c[y, x + 2] - c[y, x + 4])
             )
-            l2 = 2.0 * lpf[y, x] + EPS
-            en = c[y - 1, x] * l2 / (EPS + lpf[y, x] + lpf[y - 2, x])
-            es = c[y + 1, x] * l2 / (EPS + lpf[y, x] + lpf[y + 2, x])
-            ew = c[y, x - 1] * l2 / (EPS + lpf[y, x] + lpf[y, x - 2])
-            ee = c[y, x + 1] * l2 / (EPS + lpf[y, x] + lpf[y, x + 2])
+            l0 = lpf[ly, lx]
+            l2 = 2.0 * l0 + EPS
+            en = c[y - 1, x] * l2 / (EPS + l0 + lpf[ly - 2, lx])
+            es = c[y + 1, x] * l2 / (EPS + l0 + lpf[ly + 2, lx])
+            ew = c[y, x - 1] * l2 / (EPS + l0 + lpf[ly, lx - 2])
+            ee = c[y, x + 1] * l2 / (EPS + l0 + lpf[ly, lx + 2])
             v_est = (gs * en + gn * es) / (gn + gs)
             h_est = (ge * ew + gw * ee) / (gw + ge)
-            cen = vh[y, x]
-            nb = 0.25 * (vh[y - 1, x - 1] + vh[y - 1, x + 1] + vh[y + 1, x - 1] + vh[y + 1, x + 1])
-            d = nb if abs(0.5 - cen) < abs(0.5 - nb) else cen
-            pl[1, y, x] = v_est + d * (h_est - v_est)
-    # step 4: R/B at B/R sites (diagonal colour differences)
-    for y in numba.prange(6, h - 6):
-        for x in range(6, w - 6):
-            if (y + x) % 2 == 1:
-                continue
-            ch = 0 if y % 2 == 0 else 2  # sampled channel
-            oc = 2 - ch  # channel to estimate
-            pl[ch, y, x] = c[y, x]
-            g0 = pl[1, y, x]
+            nb = 0.25 * (
+                vh[ly - 1, lx - 1] + vh[ly - 1, lx + 1] + vh[ly + 1, lx - 1] + vh[ly + 1, lx + 1]
+            )
+            d = _pick(vh[ly, lx], nb)
+            g[ly, lx] = v_est + d * (h_est - v_est)
+    # step 4: B at R and R at B sites (+-3), diagonal colour differences
+    for y in range(y0 - 3, y1 + 3):
+        ly = y - oy
+        for x in range(x0 - 3 + ((y + x0 + 1) & 1), x1 + 3, 2):
+            lx = x - ox
+            g0 = g[ly, lx]
             acc_p = 0.0
             acc_q = 0.0
             wsum_p = 0.0
             wsum_q = 0.0
             for sy in (-1, 1):
                 for sx in (-1, 1):
-                    y1 = y + sy
-                    x1 = x + sx
+                    c1 = c[y + sy, x + sx]
                     grad = (
                         EPS
-                        + abs(c[y1, x1] - c[y - sy, x - sx])
-                        + abs(c[y1, x1] - c[y + 3 * sy, x + 3 * sx])
-                        + abs(g0 - pl[1, y + 2 * sy, x + 2 * sx])
+                        + abs(c1 - c[y - sy, x - sx])
+                        + abs(c1 - c[y + 3 * sy, x + 3 * sx])
+                        + abs(g0 - g[ly + 2 * sy, lx + 2 * sx])
                     )
-                    est = c[y1, x1] - pl[1, y1, x1]
+                    est = c1 - g[ly + sy, lx + sx]
                     wgt = 1.0 / grad
                     if sy == sx:  # P diagonal (NW-SE)
                         acc_p += wgt * est
@@ -142,60 +169,97 @@ def _rcd_numba(c, top, left, oh, ow):
                         wsum_q += wgt
             p_est = acc_p / wsum_p
             q_est = acc_q / wsum_q
-            cen = pq[y, x]
-            nb = 0.25 * (pq[y - 2, x - 2] + pq[y - 2, x + 2] + pq[y + 2, x - 2] + pq[y + 2, x + 2])
-            d = nb if abs(0.5 - cen) < abs(0.5 - nb) else cen
-            pl[oc, y, x] = g0 + p_est + d * (q_est - p_est)
-    # step 5: R and B at G sites (axial colour differences)
-    for y in numba.prange(9, h - 9):
-        for x in range(9, w - 9):
-            if (y + x) % 2 == 0:
+            nb = 0.25 * (
+                pq[ly - 2, lx - 2] + pq[ly - 2, lx + 2] + pq[ly + 2, lx - 2] + pq[ly + 2, lx + 2]
+            )
+            d = _pick(pq[ly, lx], nb)
+            rb[ly, lx] = g0 + p_est + d * (q_est - p_est)
+    # step 5: R and B at G sites (the tile itself), and the output
+    for y in range(y0, y1):
+        ly = y - oy
+        ry = y - top
+        even = y % 2 == 0
+        for x in range(x0, x1):
+            lx = x - ox
+            rx = x - left
+            g0 = g[ly, lx]
+            if (y + x) % 2 == 0:  # R/B site
+                if even:
+                    res[ry, rx, 0] = c[y, x]
+                    res[ry, rx, 2] = rb[ly, lx]
+                else:
+                    res[ry, rx, 0] = rb[ly, lx]
+                    res[ry, rx, 2] = c[y, x]
+                res[ry, rx, 1] = g0
                 continue
-            g0 = pl[1, y, x]
-            cen = vh[y, x]
-            nb = 0.25 * (vh[y - 1, x] + vh[y + 1, x] + vh[y, x - 1] + vh[y, x + 1])
-            d = nb if abs(0.5 - cen) < abs(0.5 - nb) else cen
+            res[ry, rx, 1] = g0
+            nb = 0.25 * (vh[ly - 1, lx] + vh[ly + 1, lx] + vh[ly, lx - 1] + vh[ly, lx + 1])
+            d = _pick(vh[ly, lx], nb)
+            # at a G site in an R row R is left/right (sampled) and B up/down; the value of a
+            # channel at an R/B site is the sample (c) or the step-4 estimate (rb)
             for ch in (0, 2):
+                h_is_c = (ch == 0) == even  # channel sampled along the row
                 accv = 0.0
                 wv = 0.0
                 acch = 0.0
                 wh = 0.0
                 for s in (-1, 1):
-                    gv = (
-                        EPS
-                        + abs(g0 - pl[1, y + 2 * s, x])
-                        + abs(pl[ch, y + s, x] - pl[ch, y - s, x])
-                        + abs(pl[ch, y + s, x] - pl[ch, y + 3 * s, x])
-                    )
-                    accv += (pl[ch, y + s, x] - pl[1, y + s, x]) / gv
+                    if h_is_c:
+                        a1 = rb[ly + s, lx]
+                        a2 = rb[ly - s, lx]
+                        a3 = rb[ly + 3 * s, lx]
+                        b1 = c[y, x + s]
+                        b2 = c[y, x - s]
+                        b3 = c[y, x + 3 * s]
+                    else:
+                        a1 = c[y + s, x]
+                        a2 = c[y - s, x]
+                        a3 = c[y + 3 * s, x]
+                        b1 = rb[ly, lx + s]
+                        b2 = rb[ly, lx - s]
+                        b3 = rb[ly, lx + 3 * s]
+                    gv = EPS + abs(g0 - g[ly + 2 * s, lx]) + abs(a1 - a2) + abs(a1 - a3)
+                    accv += (a1 - g[ly + s, lx]) / gv
                     wv += 1.0 / gv
-                    gh = (
-                        EPS
-                        + abs(g0 - pl[1, y, x + 2 * s])
-                        + abs(pl[ch, y, x + s] - pl[ch, y, x - s])
-                        + abs(pl[ch, y, x + s] - pl[ch, y, x + 3 * s])
-                    )
-                    acch += (pl[ch, y, x + s] - pl[1, y, x + s]) / gh
+                    gh = EPS + abs(g0 - g[ly, lx + 2 * s]) + abs(b1 - b2) + abs(b1 - b3)
+                    acch += (b1 - g[ly, lx + s]) / gh
                     wh += 1.0 / gh
                 v_est = accv / wv
                 h_est = acch / wh
-                pl[ch, y, x] = g0 + v_est + d * (h_est - v_est)
+                res[ry, rx, ch] = g0 + v_est + d * (h_est - v_est)
+
+
+@numba.njit(parallel=True, cache=True)
+def _rcd_numba(c, top, left, oh, ow):
     res = np.empty((oh, ow, 3), np.float32)
-    for y in numba.prange(oh):
-        for x in range(ow):
-            for k in range(3):
-                res[y, x, k] = pl[k, y + top, x + left]
+    nty = (oh + _TY - 1) // _TY
+    ntx = (ow + _TX - 1) // _TX
+    for t in numba.prange(nty * ntx):
+        ty = t // ntx
+        tx = t - ty * ntx
+        y0 = top + ty * _TY
+        x0 = left + tx * _TX
+        _rcd_tile(c, y0, min(y0 + _TY, top + oh), x0, min(x0 + _TX, left + ow), res, top, left)
     return res
 
 
 def rcd_rggb(cfa: np.ndarray, crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """RCD on an RGGB float32 mosaic (even size, mirror margin >= 12) -> (H, W, 3).
 
-    ``crop`` = (top, left, height, width) returns only that window (saves a copy).
+    ``crop`` = (top, left, height, width) returns only that window, which must stay >= 10 px
+    inside the array. Without it the whole array comes back with a 10 px zero edge.
     """
     c = np.ascontiguousarray(cfa, np.float32)
-    top, left, oh, ow = (0, 0, *c.shape) if crop is None else crop
-    return _rcd_numba(c, top, left, oh, ow)
+    h, w = c.shape
+    if crop is not None:
+        top, left, oh, ow = crop
+        if top < _M or left < _M or top + oh > h - _M or left + ow > w - _M:
+            raise ValueError(f"rcd crop {crop} too close to the edge of a {h}x{w} mosaic")
+        return _rcd_numba(c, top, left, oh, ow)
+    out = np.zeros((h, w, 3), np.float32)
+    if h > 2 * _M and w > 2 * _M:
+        out[_M:-_M, _M:-_M] = _rcd_numba(c, _M, _M, h - 2 * _M, w - 2 * _M)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,13 +1,37 @@
 """Highlights: clipped sensor channels, reconstructed or clipped without colour casts.
 
 Works on demosaiced, white-balanced camera RGB. ``clip`` is where each channel saturated after
-white balance (the WB gain of that channel, as 1.0 was the sensor white). Where only some
-channels clipped, the missing ones are rebuilt from the unclipped ones with the chromaticity of
-nearby unclipped pixels, propagated into the clipped region by pyramid push-pull normalised
-convolution (Knutsson & Westin 1993; Gortler et al. 1996 "pull-push"). Where every channel
-clipped the result is neutral at the smallest value consistent with all clips — so a clipped
-highlight can never turn magenta (the classic cast of clipping green while red and blue, scaled
-by larger WB gains, go on).
+white balance (the WB gain of that channel, as 1.0 was the sensor white). Values at or above
+the clip count as clipped (DNG GainMaps applied before white balance can lift a saturated pixel
+above its nominal clip: it is still clipped, and a clipped value is only ever raised).
+
+'reconstruct' (default) — chromaticity inpainting from the unclipped surroundings:
+
+1. *Clip confidence.* Demosaicing spreads a clipped sample into its neighbours, so a channel is
+   a soft lower bound from ``SOFT_LO`` of its clip upwards (smoothstep to fully clipped at
+   ``SOFT_HI``), and the mask is dilated by ``BORDER`` px before chromaticity is sampled — the
+   half-clipped fringe is where the classic magenta cast comes from.
+2. *Chromaticity field.* rgb / (r+g+b) of unclipped pixels, weighted by their brightness (the
+   bright rim of a clipped area is most likely the same surface or light), is propagated into
+   the clipped areas by pyramid push-pull normalised convolution (Knutsson & Westin 1993;
+   Gortler et al. 1996 "pull-push"), at most ``FIELD_EDGE`` px on the long edge; the field is
+   sampled bilinearly at clipped pixels only (bounded memory at 50 MP). This is the idea of the
+   "inpaint opposed" highlight reconstruction of darktable 4.x (its manual: the colour of a
+   clipped area is taken from the unclipped pixels around it) and of Masood, Shah & Tappen 2009
+   ("Automatic correction of saturated regions in photographs using cross-channel correlation",
+   which transfers channel ratios from nearby unsaturated pixels).
+3. *Partially clipped pixels.* The unclipped channels fix the pixel's scale against the field's
+   chromaticity (least squares, weighted by clip confidence); each clipped channel becomes
+   max(observed, scale · field), so it never goes below what the sensor recorded.
+4. *Fully clipped pixels.* Nothing but lower bounds is known: the result is the smallest value
+   consistent with every clip, with the field's chromaticity desaturated by ``FULL_SATURATION``
+   towards neutral (0 = neutral white, as a blown-out light looks). It is blended with the
+   partial estimate by the confidence of the last unclipped channel, so there is no seam.
+
+No estimate can turn magenta by itself: magenta needs green far below red and blue, and a
+clipped green is only ever raised while unclipped red and blue are kept.
+
+'clip': every channel limited to the smallest clip (white, never a cast).
 """
 
 from __future__ import annotations
@@ -15,7 +39,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-CLIP_MARGIN = 0.995  # demosaicing and quantisation put clipped pixels slightly below the clip
+MODES = ("reconstruct", "clip")
+SOFT_LO = 0.90  # fraction of the clip where a channel starts to count as (partly) clipped
+SOFT_HI = 0.985  # fully clipped from here (demosaicing pulls clipped pixels slightly below)
+BORDER = 2  # px: the clip mask is grown by this before sampling chromaticity
+FIELD_EDGE = 1024  # long edge of the chromaticity field
+FULL_SATURATION = 0.0  # chromaticity kept in fully clipped areas (0 = neutral)
+BRIGHT_POWER = 2.0  # border pixels weighted by (brightness / clip) ** this
+MAX_GAIN = 4.0  # a rebuilt channel stays below this multiple of the largest clip
 
 
 def clip_levels(gains: np.ndarray, white: float = 1.0) -> np.ndarray:
@@ -30,17 +61,91 @@ def _push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
         v, w = levels[-1]
         levels.append((cv2.pyrDown(v), cv2.pyrDown(w)))
     v, w = levels[-1]
-    filled = v / np.maximum(w, 1e-8)[..., None]
     if not np.any(w > 1e-8):
-        return np.zeros_like(values)
-    coarse = filled
+        return np.full_like(values, 1.0 / values.shape[-1])
+    total = w.sum()
+    mean = (v.reshape(-1, v.shape[-1]).sum(0) / total).astype(np.float32)
+    coarse = np.where(w[..., None] > 1e-8, v / np.maximum(w, 1e-8)[..., None], mean)
     for v, w in reversed(levels[:-1]):
         up = cv2.pyrUp(coarse, dstsize=(w.shape[1], w.shape[0]))
         if up.ndim == 2:
             up = up[..., None]
         a = np.clip(w * 4.0, 0.0, 1.0)[..., None]
         coarse = a * (v / np.maximum(w, 1e-8)[..., None]) + (1.0 - a) * up
-    return coarse
+    return coarse.astype(np.float32)
+
+
+def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _clip_mask(rgb: np.ndarray, clip: np.ndarray, frac: float) -> np.ndarray:
+    m = rgb[..., 0] >= clip[0] * frac
+    m |= rgb[..., 1] >= clip[1] * frac
+    m |= rgb[..., 2] >= clip[2] * frac
+    return m
+
+
+def chroma_field(rgb: np.ndarray, clip: np.ndarray, near: np.ndarray) -> tuple[np.ndarray, float]:
+    """Brightness-weighted chromaticity of pixels outside ``near``, push-pulled everywhere.
+
+    Returns the field (h', w', 3) at reduced resolution and the scale factor to it.
+    """
+    h, w = near.shape
+    f = max(1.0, max(h, w) / FIELD_EDGE)
+    size = (max(1, round(w / f)), max(1, round(h / f)))
+    grown = cv2.dilate(near.astype(np.uint8), np.ones((2 * BORDER + 1,) * 2, np.uint8))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if f > 1 else rgb
+    bad = cv2.resize(grown.astype(np.float32), size, interpolation=cv2.INTER_AREA) if f > 1 else (
+        grown.astype(np.float32)
+    )
+    total = np.maximum(small, 0).sum(axis=2)
+    chroma = np.maximum(small, 0) / np.maximum(total, 1e-9)[..., None]
+    weight = np.clip(total / float(clip.sum()), 0.0, 1.0) ** BRIGHT_POWER
+    weight = (weight * (bad <= 0) * (total > 1e-4)).astype(np.float32)
+    return _push_pull(chroma.astype(np.float32), weight), f
+
+
+def _sample(field: np.ndarray, f: float, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Bilinear samples of the reduced field at full-resolution pixel centres (n, 3)."""
+    mx = ((xs.astype(np.float32) + 0.5) / np.float32(f) - 0.5).reshape(-1, 1)
+    my = ((ys.astype(np.float32) + 0.5) / np.float32(f) - 0.5).reshape(-1, 1)
+    out = np.empty((ys.size, 3), np.float32)
+    for lo in range(0, ys.size, 1 << 20):  # cv2.remap limits map sizes to 32767 per side
+        hi = min(ys.size, lo + (1 << 20))
+        n = hi - lo
+        cols = 1024
+        rows = -(-n // cols)
+        pad = rows * cols - n
+        mxx = np.pad(mx[lo:hi, 0], (0, pad), mode="edge").reshape(rows, cols)
+        myy = np.pad(my[lo:hi, 0], (0, pad), mode="edge").reshape(rows, cols)
+        s = cv2.remap(field, mxx, myy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[lo:hi] = s.reshape(-1, 3)[:n]
+    return out
+
+
+def rebuild_pixels(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
+                   full_saturation: float = FULL_SATURATION) -> np.ndarray:
+    """Steps 3-4 of the module docstring for pixels ``px`` (n, 3) with field chroma (n, 3)."""
+    p = _smoothstep(px / clip, SOFT_LO, SOFT_HI)  # clip confidence per channel
+    ch = np.clip(chroma, 1e-4, 1.0)
+    ch = ch / ch.sum(axis=1, keepdims=True)
+    trust = 1.0 - p
+    # partial: least-squares scale of the field chroma to the trusted channels
+    num = (trust * px * ch).sum(axis=1)
+    den = (trust * ch * ch).sum(axis=1)
+    k_part = num / np.maximum(den, 1e-12)
+    est_part = k_part[:, None] * ch
+    # full: smallest value, at desaturated chroma, that reaches every channel's clip
+    ch_full = full_saturation * ch + (1.0 - full_saturation) / 3.0
+    k_full = (np.maximum(px, clip) / ch_full).max(axis=1)
+    est_full = k_full[:, None] * ch_full
+    a = np.clip(trust.max(axis=1) * 4.0, 0.0, 1.0)[:, None]  # how much is still unclipped
+    est = a * est_part + (1.0 - a) * est_full
+    est = np.minimum(est, MAX_GAIN * float(clip.max()))
+    rebuilt = px + p * np.maximum(est - px, 0.0)
+    return rebuilt.astype(np.float32)
 
 
 def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct") -> np.ndarray:
@@ -53,45 +158,13 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct") ->
     if mode == "clip":
         return np.minimum(rgb, clip.min()).astype(np.float32)
     if mode != "reconstruct":
-        raise ValueError(f"unknown highlight mode {mode!r}")
-    thr = clip * CLIP_MARGIN
-    clipped = rgb >= thr
-    any_clipped = clipped.any(axis=2)
-    if not any_clipped.any():
-        return rgb
+        raise ValueError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
+    rgb = np.asarray(rgb, dtype=np.float32)
+    near = _clip_mask(rgb, clip, SOFT_LO)
     out = rgb.copy()
-    h, w = any_clipped.shape
-    # chromaticity field from unclipped, reasonably bright pixels, at a reduced resolution
-    f = max(1, int(max(h, w) // 512))
-    small = cv2.resize(rgb, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-    small_clip = (
-        cv2.resize(
-            any_clipped.astype(np.float32),
-            (small.shape[1], small.shape[0]),
-            interpolation=cv2.INTER_AREA,
-        )
-        > 0
-    )
-    total = small.sum(axis=2)
-    good = (~small_clip) & (total > 0.05 * float(clip.min()))
-    chroma = small / np.maximum(total, 1e-6)[..., None]
-    field = _push_pull(chroma.astype(np.float32), good.astype(np.float32))
-    field = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
-    if field.ndim == 2:
-        field = field[..., None]
-    field = np.clip(field, 1e-4, 1.0)
-
-    ys, xs = np.nonzero(any_clipped)
-    px = rgb[ys, xs]  # (n, 3)
-    cm = clipped[ys, xs]
-    ch = field[ys, xs]
-    um = ~cm
-    denom = (ch * um).sum(axis=1)
-    k = (px * um).sum(axis=1) / np.maximum(denom, 1e-6)
-    est = k[:, None] * ch
-    est = np.minimum(est, 4.0 * clip.max())
-    rebuilt = np.where(cm, np.maximum(px, est), px)
-    all_clipped = cm.all(axis=1) | (denom < 1e-6)
-    rebuilt[all_clipped] = np.maximum(px[all_clipped].max(axis=1), clip.max())[:, None]
-    out[ys, xs] = rebuilt
-    return out.astype(np.float32, copy=False)
+    if not near.any():
+        return out
+    field, f = chroma_field(rgb, clip, near)
+    ys, xs = np.nonzero(near)
+    out[ys, xs] = rebuild_pixels(rgb[ys, xs], clip, _sample(field, f, ys, xs))
+    return out

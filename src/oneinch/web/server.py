@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastapi import Request
+
 from ..batch import RAW_SUFFIXES
 from ..errors import InputError, OneinchError, OptionError
 from ..recipe import Recipe, sidecar_path
@@ -335,7 +337,7 @@ def create_app(root: str | Path, *, max_upload: int = DEFAULT_MAX_UPLOAD,
                preview_size: int = PREVIEW_SIZE, allowed_hosts: list[str] | None = None):
     """The FastAPI app for the folder ``root``. ``allowed_hosts`` guards against DNS rebinding
     (default: localhost names only)."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
     from fastapi.staticfiles import StaticFiles
     from starlette.concurrency import run_in_threadpool
