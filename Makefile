@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 SAMPLE := samples/oneinch_demo.dng
 
-.PHONY: demo test install dev test-deps lint sample bench-quality bench-looks bench-frames bench-speed bench-burst clean
+.PHONY: demo test install dev test-deps lint sample bench-quality bench-looks bench-frames bench-speed bench-peers bench-burst clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,9 +27,12 @@ test-deps:
 	@bash scripts/test-deps.sh
 
 demo: install
-	@mkdir -p out
-	$(PY) -m oneinch develop $(SAMPLE) -o out/
-	@echo "demo written to: $$(ls -1 out/*.jpg | tr '\n' ' ')"
+	@mkdir -p out/demo
+	$(PY) -m oneinch develop $(SAMPLE) -o out/demo/
+	$(PY) -m oneinch develop $(SAMPLE) -o out/demo/authentic_classic_frame.jpg --look authentic --frame classic
+	$(PY) -m oneinch develop $(SAMPLE) -o out/demo/vibrant.jpg --look vibrant
+	$(PY) -m oneinch develop $(SAMPLE) -o out/demo/bw_hc.jpg --style bw-hc
+	@echo "demo photos written to:"; ls -1 $(CURDIR)/out/demo/*.jpg
 
 test: dev test-deps
 	$(PY) -m pytest -q -n 2 --dist loadfile
@@ -49,6 +52,13 @@ bench-looks: dev
 
 bench-frames: dev
 	$(PY) bench/frames.py
+
+bench-speed: dev
+	$(PY) bench/speed.py
+
+# darktable-cli and rawtherapee-cli as speed peers (Debian packages; needs root)
+bench-peers:
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends darktable rawtherapee
 
 bench-burst: dev
 	$(PY) bench/burst.py

@@ -16,8 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SECTIONS = (
     ("Demosaicing: oneinch and colour-demosaicing", "quality_demosaic", "demosaic_table"),
-    ("Demosaicing: rawpy (LibRaw) on the same protocol", "quality_demosaic_rawpy",
-     "rawpy_demosaic_table"),
+    (
+        "Demosaicing: rawpy (LibRaw) on the same protocol",
+        "quality_demosaic_rawpy",
+        "rawpy_demosaic_table",
+    ),
     ("Raw denoising per ISO", "quality_denoise", "denoise_table"),
     ("Highlight reconstruction", "quality_highlights", "highlight_table"),
     ("ColorChecker 24, ΔE2000", "quality_color", "colorchecker_table"),

@@ -20,11 +20,10 @@ import numpy as np
 import rawpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_demosaic import cpsnr, load_set, mosaic_of  # noqa: E402
-
-from oneinch.isp import spaces  # noqa: E402
-from oneinch.raw.dng import write_dng  # noqa: E402
-from oneinch.raw.image import CameraColor, CFAPattern, Levels, RawImage, ShotInfo  # noqa: E402
+from oneinch.isp import spaces
+from oneinch.raw.dng import write_dng
+from oneinch.raw.image import CameraColor, CFAPattern, Levels, RawImage, ShotInfo
+from quality_demosaic import cpsnr, load_set, mosaic_of
 
 METHODS = ("LINEAR", "VNG", "PPG", "AHD", "DCB", "DHT", "AAHD")
 
@@ -34,10 +33,13 @@ def _dng(path: Path, rgb: np.ndarray) -> None:
     data = np.clip(np.rint(mosaic * 65535.0), 0, 65535).astype(np.uint16)
     cm = np.linalg.inv(spaces.rgb_to_xyz_native(spaces.SPACES["srgb"]))
     raw = RawImage(
-        path=str(path), data=data, cfa=CFAPattern.bayer("RGGB"),
+        path=str(path),
+        data=data,
+        cfa=CFAPattern.bayer("RGGB"),
         levels=Levels(black=np.zeros((1, 1, 1)), white=np.array([65535.0])),
         color=CameraColor(color_matrix1=cm, illuminant1=21, as_shot_neutral=np.ones(3)),
-        shot=ShotInfo(make="oneinch", model="Demosaic Protocol"), is_dng=True,
+        shot=ShotInfo(make="oneinch", model="Demosaic Protocol"),
+        is_dng=True,
     )
     write_dng(path, raw)
 
@@ -46,9 +48,15 @@ def _develop(path: Path, method: str) -> np.ndarray:
     with rawpy.imread(str(path)) as r:
         out = r.postprocess(
             demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, method),
-            output_color=rawpy.ColorSpace.raw, gamma=(1, 1), no_auto_bright=True,
-            user_wb=[1.0, 1.0, 1.0, 1.0], output_bps=16, user_flip=0, user_black=0,
-            user_sat=65535, highlight_mode=rawpy.HighlightMode.Ignore,
+            output_color=rawpy.ColorSpace.raw,
+            gamma=(1, 1),
+            no_auto_bright=True,
+            user_wb=[1.0, 1.0, 1.0, 1.0],
+            output_bps=16,
+            user_flip=0,
+            user_black=0,
+            user_sat=65535,
+            highlight_mode=rawpy.HighlightMode.Ignore,
         )
     return out.astype(np.float32) / 65535.0
 
@@ -76,8 +84,10 @@ def rawpy_demosaic_table(quick: bool = False) -> list[tuple]:
                     scores.append(cpsnr(rgb, out))
                 row += [float(np.mean(scores)), t / len(images)]
             rows.append(tuple(row))
-            print(f"{row[0]:<14} {row[1]:7.2f} dB {row[2]:6.3f} s   {row[3]:7.2f} dB {row[4]:6.3f} s",
-                  flush=True)
+            print(
+                f"{row[0]:<14} {row[1]:7.2f} dB {row[2]:6.3f} s   {row[3]:7.2f} dB {row[4]:6.3f} s",
+                flush=True,
+            )
     return rows
 
 

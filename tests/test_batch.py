@@ -170,10 +170,12 @@ def test_ray_engine_outputs_identical_to_local(killed_and_resumed, raws, tmp_pat
     pytest.importorskip("ray")
     local_out, _, _ = killed_and_resumed
     ray_out = tmp_path / "ray"
-    res = run_batch(raws, ray_out, workers=2, engine="ray")  # a local Ray with 2 CPUs
-    assert (res.done, res.failed) == (N_FILES, 0)
-    for p in sorted(local_out.glob("*.jpg")):
-        assert (ray_out / p.name).read_bytes() == p.read_bytes(), p.name
+    subset = sorted(raws.glob("*.dng"))[:8]  # Ray start-up dominates: a subset is enough
+    res = run_batch(subset, ray_out, workers=2, engine="ray")  # a local Ray with 2 CPUs
+    assert (res.done, res.failed) == (len(subset), 0)
+    for src in subset:
+        name = src.stem + ".jpg"
+        assert (ray_out / name).read_bytes() == (local_out / name).read_bytes(), name
     with Journal(ray_out / JOURNAL_NAME) as j:
         assert {r["state"] for r in j.rows()} == {"done"}
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from oneinch.errors import InputError
+from oneinch.isp.spaces import decode, encode
 from oneinch.looks.lut import (
     Lut,
     apply_lut,
@@ -28,7 +29,6 @@ from oneinch.looks.lut import (
 )
 from oneinch.looks.measure import read_srgb_png, srgb_to_lab
 from oneinch.looks.styles import apply_style
-from oneinch.isp.spaces import decode, encode
 
 KODAK = Path(__file__).resolve().parents[2] / "shared/data/benchmarks/kodak24"
 

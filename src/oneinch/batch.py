@@ -209,6 +209,20 @@ def _worker_init() -> None:
         cv2.setNumThreads(1)
 
 
+def _ray_develop_job(src: str, dst: str, recipe_toml: str) -> tuple[str, str | None, str | None]:
+    _worker_init()  # before the first develop imports numba in this Ray worker
+    return develop_job(src, dst, recipe_toml)
+
+
+def _serial_engine(
+    jobs: Sequence[Job], on_submit: Callable[[Job], None]
+) -> Iterator[tuple[str, str | None, str | None]]:
+    """One worker: develop in this process (no pool start-up)."""
+    for job in jobs:
+        on_submit(job)
+        yield develop_job(str(job.src), str(job.dst), job.recipe.to_toml())
+
+
 def _remove_stale_parts(jobs: Iterable[Job]) -> None:
     """Temp files of outputs a killed run was writing (``.NAME.*.part``, see output.atomic)."""
     by_dir: dict[Path, set[str]] = {}
@@ -265,9 +279,7 @@ def _ray_engine(
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         started = True
     try:
-        task = ray.remote(num_cpus=1)(develop_job).options(
-            runtime_env={"env_vars": {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}}
-        )
+        task = ray.remote(num_cpus=1)(_ray_develop_job)
         todo = iter(jobs)
         pending: list = []
         window = 2 * workers
@@ -300,7 +312,8 @@ def run_batch(
 ) -> BatchResult:
     """Develop ``inputs`` (a folder, a glob or a list) into ``out_dir``, journaled and resumable.
 
-    ``engine`` 'local' is a process pool of ``workers`` (default: the cores); 'ray' runs the same
+    ``engine`` 'local' is a process pool of ``workers`` (default: the cores; one worker develops
+    in this process); 'ray' runs the same
     job as Ray tasks on ``ray.init(address=address)`` or a local Ray with ``workers`` CPUs.
     ``on_progress(finished, total, src, error)`` is called after each file.
     """
@@ -340,11 +353,12 @@ def run_batch(
             journal.set_state(job, "running", attempt=True)
 
         n = min(workers, len(todo))
-        stream = (
-            _local_engine(todo, n, submitted)
-            if engine == "local"
-            else _ray_engine(todo, n, address, submitted)
-        )
+        if engine == "ray":
+            stream = _ray_engine(todo, n, address, submitted)
+        elif n == 1:
+            stream = _serial_engine(todo, submitted)
+        else:
+            stream = _local_engine(todo, n, submitted)
         try:
             for src, sha, err in stream:
                 job = by_src[src]

@@ -60,9 +60,12 @@ def build_recipe(base, **opts):
             sections.setdefault(section, {})[key] = value
 
     if opts.get("look"):
-        from .looks.looks import preset_sections
+        from .looks.looks import PRESETS
 
-        for sec, vals in preset_sections(opts["look"]).items():
+        name = opts["look"].strip().lower()
+        if name not in PRESETS:
+            raise OptionError(f"unknown look {opts['look']!r} (one of {', '.join(PRESETS)})")
+        for sec, vals in PRESETS[name].items():
             sections.setdefault(sec, {}).update(vals)
     if opts.get("wb"):
         sections["white_balance"] = parse_wb(opts["wb"])

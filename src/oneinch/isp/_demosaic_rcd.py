@@ -24,7 +24,7 @@ _M = 10  # rows/cols at each edge left uncomputed
 # buffers covering the tile plus the 9 px halo its dependencies need (cache resident, no
 # full-size temporaries). The arithmetic is the same as the numpy reference.
 
-_TY = 32  # tile rows
+_TY = 64  # tile rows
 _TX = 256  # tile columns
 _HALO = 9
 
@@ -41,7 +41,7 @@ def _pick(cen, nb):
     return nb if abs(0.5 - cen) < abs(0.5 - nb) else cen
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=True)
 def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
     """RCD for output pixels [y0, y1) x [x0, x1) (padded coordinates) into ``res``."""
     oy = y0 - _HALO

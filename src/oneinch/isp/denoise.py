@@ -33,6 +33,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+from numba import njit, prange
 
 from ..errors import InputError, OptionError
 from ..raw.image import CFAPattern
@@ -127,9 +128,9 @@ def _patches(img: np.ndarray, step: int, r0: int, r1: int) -> np.ndarray:
     return np.ascontiguousarray(blk.reshape(-1, p * p))
 
 
-def _aggregate(acc: np.ndarray, wacc: np.ndarray, rec: np.ndarray, wts: np.ndarray,
-               step: int, r0: int, nr: int, nc: int) -> None:
-    """Add weighted patches (nr*nc, 64) back at their positions (in place on acc/wacc)."""
+def _aggregate_numpy(acc: np.ndarray, wacc: np.ndarray, rec: np.ndarray, wts: np.ndarray,
+                     step: int, r0: int, nr: int, nc: int) -> None:
+    """Reference: add weighted patches (nr*nc, 64) back at their positions (in place)."""
     p = _PATCH
     rec = rec.reshape(nr, nc, p, p)
     wts = wts.reshape(nr, nc)
@@ -142,8 +143,27 @@ def _aggregate(acc: np.ndarray, wacc: np.ndarray, rec: np.ndarray, wts: np.ndarr
             wacc[ys, xs] += wts
 
 
+@njit(parallel=True, cache=True)
+def _aggregate_numba(acc, wacc, rec, wts, step, r0, nr, nc):  # pragma: no cover - numba
+    p = 8
+    groups = (p + step - 1) // step  # patch rows this far apart never overlap
+    for g in range(groups):
+        n_g = (nr - g + groups - 1) // groups
+        for k in prange(n_g):
+            i = g + k * groups
+            y0 = (r0 + i) * step
+            for j in range(nc):
+                w = wts[i * nc + j]
+                x0 = j * step
+                base = i * nc + j
+                for a in range(p):
+                    for b in range(p):
+                        acc[y0 + a, x0 + b] += rec[base, a * p + b] * w
+                        wacc[y0 + a, x0 + b] += w
+
+
 def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
-                pilot: np.ndarray | None = None) -> np.ndarray:
+                pilot: np.ndarray | None = None, *, use_numba: bool = True) -> np.ndarray:
     """One pass of sliding 8x8 DCT denoising of a 2-D float32 image with white noise ``sigma``.
 
     Without ``pilot``: hard thresholding at 2.7 sigma, aggregation weights 1/#kept
@@ -182,7 +202,9 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
             c *= shrink
             wts = 1.0 / np.maximum((shrink * shrink).sum(axis=1), np.float32(1e-3))
         rec = c @ _K
-        _aggregate(acc, wacc, rec, wts.astype(np.float32), step, r0, r1 - r0, n_cols)
+        agg = _aggregate_numba if use_numba else _aggregate_numpy
+        agg(acc, wacc, np.ascontiguousarray(rec, np.float32), wts.astype(np.float32), step, r0,
+            r1 - r0, n_cols)
     out = acc / np.maximum(wacc, np.float32(1e-12))
     return np.ascontiguousarray(out[p : p + h, p : p + w], np.float32)
 

@@ -46,7 +46,10 @@ BORDER = 2  # px: the clip mask is grown by this before sampling chromaticity
 FIELD_EDGE = 1024  # long edge of the chromaticity field
 FULL_SATURATION = 0.0  # chromaticity kept in fully clipped areas (0 = neutral)
 BRIGHT_POWER = 2.0  # border pixels weighted by (brightness / clip) ** this
-MAX_GAIN = 4.0  # a rebuilt channel stays below this multiple of the largest clip
+MAX_GAIN = 4.0
+MIX_STEPS = np.linspace(0.0, 1.0, 9, dtype=np.float32)
+VIOLATION = 1.0  # weight of a clipped channel estimated below what the sensor recorded
+MIX_PRIOR = 1e-4  # prefer the field's chromaticity when the trusted channels cannot tell  # a rebuilt channel stays below this multiple of the largest clip
 
 
 def clip_levels(gains: np.ndarray, white: float = 1.0) -> np.ndarray:
@@ -126,19 +129,30 @@ def _sample(field: np.ndarray, f: float, ys: np.ndarray, xs: np.ndarray) -> np.n
 
 
 def rebuild_pixels(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
-                   full_saturation: float = FULL_SATURATION) -> np.ndarray:
+                   full_saturation: float | None = None) -> np.ndarray:
     """Steps 3-4 of the module docstring for pixels ``px`` (n, 3) with field chroma (n, 3)."""
     p = _smoothstep(px / clip, SOFT_LO, SOFT_HI)  # clip confidence per channel
     ch = np.clip(chroma, 1e-4, 1.0)
     ch = ch / ch.sum(axis=1, keepdims=True)
     trust = 1.0 - p
-    # partial: least-squares scale of the field chroma to the trusted channels
-    num = (trust * px * ch).sum(axis=1)
-    den = (trust * ch * ch).sum(axis=1)
-    k_part = num / np.maximum(den, 1e-12)
-    est_part = k_part[:, None] * ch
+    # partial: the chromaticity on the line from neutral to the field's that best explains the
+    # trusted channels (a border of another colour is pulled back towards neutral), scaled to
+    # them by least squares
+    best_err = np.full(px.shape[0], np.inf, np.float32)
+    est_part = np.zeros_like(px)
+    norm = (px * px).sum(axis=1) + 1e-12
+    for t in MIX_STEPS:
+        cht = t * ch + (1.0 - t) / 3.0
+        k = (trust * px * cht).sum(axis=1) / np.maximum((trust * cht * cht).sum(axis=1), 1e-12)
+        est = k[:, None] * cht
+        miss = trust * (px - est) ** 2 + VIOLATION * p * np.maximum(px - est, 0.0) ** 2
+        err = miss.sum(axis=1) / norm + MIX_PRIOR * (1.0 - t) ** 2
+        better = err < best_err
+        best_err = np.where(better, err, best_err)
+        est_part[better] = est[better]
     # full: smallest value, at desaturated chroma, that reaches every channel's clip
-    ch_full = full_saturation * ch + (1.0 - full_saturation) / 3.0
+    s = FULL_SATURATION if full_saturation is None else full_saturation
+    ch_full = s * ch + (1.0 - s) / 3.0
     k_full = (np.maximum(px, clip) / ch_full).max(axis=1)
     est_full = k_full[:, None] * ch_full
     a = np.clip(trust.max(axis=1) * 4.0, 0.0, 1.0)[:, None]  # how much is still unclipped

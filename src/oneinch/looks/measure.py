@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..isp.spaces import decode, encode, rgb_to_xyz_native, SPACES
+from ..isp.spaces import SPACES, decode, encode, rgb_to_xyz_native
 from ..recipe import Recipe
 from .looks import PRESETS, apply_look
 from .tone import inverse_tone_map, tone_map

@@ -580,5 +580,41 @@ def serve(folder: str | Path | None = None, host: str = "127.0.0.1", port: int =
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-__all__ = ["Workspace", "apply_view", "create_app", "serve", "view_of"]
+class ServerThread:
+    """Run an app with uvicorn in a background thread on 127.0.0.1 and a free port (tests,
+    notebooks). ``with ServerThread(app) as url: ...``"""
+
+    def __init__(self, app, host: str = "127.0.0.1") -> None:
+        import socket
+
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2,
+                                limit_concurrency=256, backlog=256)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def __enter__(self) -> str:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+__all__ = ["ServerThread", "Workspace", "apply_view", "create_app", "serve", "view_of"]
 

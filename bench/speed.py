@@ -1,0 +1,156 @@
+"""Speed and memory of whole processes: oneinch develop vs rawpy (LibRaw) and peers.
+
+Makes 12.5, 24 and 50.3 MP 14-bit synthetic DNGs (noise at ISO 100, and ISO 3200 for 50 MP),
+then times, one process per run: `oneinch develop` (JPEG defaults, --size 2048 preview, 16-bit
+TIFF), rawpy postprocess (AHD and LINEAR, 8-bit sRGB, JPEG written by Pillow), and darktable-cli
+/ rawtherapee-cli when installed. Reports wall, CPU (user+sys) and peak RSS of each process and
+the ratio of wall to rawpy AHD's measured in the same run.
+
+    .venv/bin/python bench/speed.py [--sizes 12.5,24,50] [--repeat 1]      (make bench-speed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = {"12.5": (3072, 4096), "24": (4000, 6000), "50": (6144, 8192)}
+PY = sys.executable
+
+RAWPY_SCRIPT = """
+import sys, rawpy
+from PIL import Image
+alg = getattr(rawpy.DemosaicAlgorithm, sys.argv[3])
+with rawpy.imread(sys.argv[1]) as r:
+    rgb = r.postprocess(demosaic_algorithm=alg, use_camera_wb=True, output_bps=8)
+Image.fromarray(rgb).save(sys.argv[2], quality=92, subsampling=0)
+"""
+
+
+def make_dng(path: Path, hw: tuple[int, int], iso: float) -> None:
+    """A textured scene (Kodak-like statistics from a procedural image) unprocessed to a DNG."""
+    from oneinch.raw.dng import write_dng
+    from oneinch.synthetic import demo_scene, unprocess
+
+    h, w = hw
+    scene = demo_scene(h, w)
+    raw, _ = unprocess(scene, linear_input=True, iso=iso, seed=3, path=str(path))
+    del scene
+    write_dng(path, raw)
+
+
+def run(cmd: list[str]) -> tuple[float, float, float, int]:
+    """(wall s, cpu s, peak RSS MB, return code) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        print(f"  ! {' '.join(cmd[:4])}...: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+    return wall, cpu, float("nan"), proc.returncode
+
+
+def timed(cmd: list[str]) -> tuple[float, float, float, int]:
+    """Run under /usr/bin/time -v when available to get the child's own peak RSS."""
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if gnu_time is None:
+        return run(cmd)
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as f:
+        wall, cpu, _, rc = run([gnu_time, "-v", "-o", f.name, *cmd])
+        rss = float("nan")
+        for line in Path(f.name).read_text().splitlines():
+            if "Maximum resident set size" in line:
+                rss = int(line.split(":")[1]) / 1024.0
+    return wall, cpu, rss, rc
+
+
+def cases(dng: Path, out: Path) -> list[tuple[str, list[str]]]:
+    cli = [PY, "-m", "oneinch", "develop", str(dng)]
+    c = [
+        ("rawpy AHD", [PY, "-c", RAWPY_SCRIPT, str(dng), str(out / "rawpy_ahd.jpg"), "AHD"]),
+        ("rawpy LINEAR", [PY, "-c", RAWPY_SCRIPT, str(dng), str(out / "rawpy_lin.jpg"), "LINEAR"]),
+        ("oneinch jpeg", [*cli, "-o", str(out / "oi.jpg")]),
+        ("oneinch --size 2048", [*cli, "-o", str(out / "oi_prev.jpg"), "--size", "2048"]),
+        ("oneinch tiff16", [*cli, "-o", str(out / "oi.tif"), "--format", "tiff"]),
+    ]
+    if shutil.which("darktable-cli"):
+        c.append(
+            (
+                "darktable-cli",
+                [
+                    "darktable-cli",
+                    str(dng),
+                    str(out / "dt.jpg"),
+                    "--core",
+                    "--configdir",
+                    str(out / "dtconf"),
+                ],
+            )
+        )
+    if shutil.which("rawtherapee-cli"):
+        c.append(
+            (
+                "rawtherapee-cli",
+                ["rawtherapee-cli", "-o", str(out / "rt.jpg"), "-d", "-Y", "-c", str(dng)],
+            )
+        )
+    return c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="12.5,24,50")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--iso3200", action="store_true", default=True)
+    args = ap.parse_args()
+    # warm the JIT caches once, outside the timings
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm.dng"
+        make_dng(warm, (512, 768), 100)
+        subprocess.run([PY, "-m", "oneinch", "develop", str(warm), "-o", tmp], capture_output=True)
+        t0 = time.perf_counter()
+        subprocess.run([PY, "-c", "import oneinch"], check=True)
+        imp = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        subprocess.run([PY, "-c", "pass"], check=True)
+        imp -= time.perf_counter() - t0
+    print(f"import oneinch: {imp * 1000:.0f} ms (over a bare interpreter start)")
+    print(f"cores: {os.cpu_count()}")
+    header = f"{'size':>6} {'ISO':>5} {'case':<22} {'wall s':>7} {'cpu s':>7} {'RSS MB':>7} {'wall/AHD':>8}"
+    print(header)
+    print("-" * len(header))
+    for key in args.sizes.split(","):
+        isos = [100] + ([3200] if key == "50" and args.iso3200 else [])
+        for iso in isos:
+            with tempfile.TemporaryDirectory() as tmp:
+                tmpd = Path(tmp)
+                dng = tmpd / f"synthetic_{key}MP_iso{iso}.dng"
+                make_dng(dng, SIZES[key], iso)
+                ahd = None
+                for name, cmd in cases(dng, tmpd):
+                    best = min((timed(cmd) for _ in range(args.repeat)), key=lambda r: r[0])
+                    wall, cpu, rss, rc = best
+                    if name == "rawpy AHD":
+                        ahd = wall
+                    ratio = wall / ahd if ahd else float("nan")
+                    flag = "" if rc == 0 else "  (failed)"
+                    print(
+                        f"{key:>6} {iso:>5} {name:<22} {wall:7.2f} {cpu:7.2f} {rss:7.0f} {ratio:8.2f}{flag}",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,256 @@
+"""oneinch serve over real HTTP on 127.0.0.1: previews (concurrent, cached, equal to develop),
+confinement to the opened folder, upload limits, sidecars and export progress (SSE)."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from oneinch.recipe import Recipe, sidecar_path
+from oneinch.web.server import ServerThread, apply_view, create_app, view_of
+
+MAX_UPLOAD = 100_000
+
+
+def _scene(seed: int) -> np.ndarray:
+    h, w = 64, 96
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([x / w, 0.3 + 0.4 * y / h, 0.5 + 0.3 * np.cos((x - y + seed) / 11.0)], -1)
+    img[20:40, 30:60] = np.random.default_rng(seed).random(3) * 0.8 + 0.1
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    from oneinch.synthetic import make_dng
+
+    d = tmp_path_factory.mktemp("photos")
+    for i in range(3):
+        make_dng(d / f"img{i}.dng", _scene(i))
+    (d / "notes.txt").write_text("not a photo")
+    (tmp_path_factory.getbasetemp() / "secret.txt").write_text("outside")
+    return d
+
+
+@pytest.fixture(scope="module")
+def url(folder):
+    app = create_app(folder, max_upload=MAX_UPLOAD)
+    with ServerThread(app) as u:
+        yield u
+
+
+def _get(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def _send(url: str, method: str, body: bytes, ctype: str, headers: dict | None = None):
+    req = urllib.request.Request(url, data=body, method=method,
+                                 headers={"Content-Type": ctype, **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _raw_get(base: str, path: str) -> tuple[int, bytes]:
+    """GET with the path sent exactly as written (no client-side dot-segment removal)."""
+    u = urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def _multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, data in files:
+        out.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+                  f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n".encode())
+        out.write(data + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def _decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "JPEG"
+        return np.asarray(im.convert("RGB"), dtype=np.float32)
+
+
+VIEWS = [
+    {"look": "neutral"},
+    {"look": "authentic"},
+    {"look": "vibrant"},
+    {"look": "neutral", "ev": "1"},
+    {"look": "neutral", "style": "bw-natural"},
+]
+
+
+def test_50_concurrent_previews(url, folder):
+    from oneinch.develop import develop
+    from oneinch.output.encode import encode_bytes
+    from oneinch.raw import open_raw
+
+    requests = [VIEWS[i % len(VIEWS)] for i in range(50)]
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(
+            lambda v: _get(f"{url}/api/preview/img0.dng?{urlencode(v)}"), requests))
+    assert [s for s, _, _ in results] == [200] * 50, [b[:200] for s, b, _ in results if s != 200]
+    by_view: dict[int, set[bytes]] = {}
+    for i, (_, body, _) in enumerate(results):
+        by_view.setdefault(i % len(VIEWS), set()).add(body)
+    assert all(len(v) == 1 for v in by_view.values()), "the same view gave different previews"
+    images = [_decode(next(iter(by_view[k]))) for k in range(len(VIEWS))]
+    assert len({img.tobytes() for img in images}) == len(VIEWS), "views did not change the image"
+    neutral, _, vibrant, brighter, bw = images
+    assert neutral.shape == (64, 96, 3)
+    assert brighter.mean() > neutral.mean() + 10  # +1 EV is brighter
+    chroma = lambda im: float(np.abs(im - im.mean(-1, keepdims=True)).mean())  # noqa: E731
+    assert chroma(vibrant) > chroma(neutral)  # vibrant: more saturation and vibrance
+    assert chroma(bw) < 2.0 < chroma(neutral)  # the b/w style removed the colour
+    # the preview is exactly the library's develop at preview settings
+    recipe = apply_view(Recipe(), {"look": "neutral"}).with_(
+        output={"size": 1200, "format": "jpeg", "quality": 85, "subsampling": "4:2:0"})
+    direct = encode_bytes(develop(open_raw(folder / "img0.dng"), recipe), recipe.output)
+    assert next(iter(by_view[0])) == direct
+
+
+@pytest.mark.parametrize("path", [
+    "/api/preview/..%2F..%2Fsecret.txt",
+    "/api/preview/../../secret.txt",
+    "/api/exif/%2Fetc%2Fpasswd",
+    "/api/thumb/..%2Fsecret.txt",
+    "/api/recipe/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "/api/preview/img0.dng?lut=..%2F..%2Fsecret.txt",
+])
+def test_path_traversal_refused(url, path):
+    status, body = _raw_get(url, path)
+    assert status == 403, (status, body)
+    assert b"outside the opened folder" in body
+
+
+def test_symlink_out_of_folder_refused(url, folder, tmp_path):
+    target = tmp_path / "elsewhere.dng"
+    target.write_bytes((folder / "img1.dng").read_bytes())
+    link = folder / "link.dng"
+    link.symlink_to(target)
+    try:
+        status, body = _raw_get(url, "/api/preview/link.dng")
+        assert status == 403 and b"outside the opened folder" in body
+    finally:
+        link.unlink()
+    status, body = _raw_get(url, "/api/preview/missing.dng")
+    assert status == 404 and b"no such file" in body
+
+
+def test_uploads_limited_in_size_and_type(url, folder):
+    big = b"II*\x00" + bytes(MAX_UPLOAD + 200_000)
+    body, ctype = _multipart([("big.dng", big)])
+    status, msg = _send(f"{url}/api/upload", "POST", body, ctype)
+    assert status == 413 and b"limit" in msg
+    assert not (folder / "big.dng").exists()
+    body, ctype = _multipart([("doc.txt", b"hello")])
+    status, msg = _send(f"{url}/api/upload", "POST", body, ctype)
+    assert status == 415 and b"only camera raws" in msg
+    body, ctype = _multipart([("fake.dng", b"<html>not a raw</html>")])
+    status, msg = _send(f"{url}/api/upload", "POST", body, ctype)
+    assert status == 415 and b"not a DNG" in msg
+    assert not (folder / "fake.dng").exists()
+    good = (folder / "img2.dng").read_bytes()
+    body, ctype = _multipart([("../../escape.dng", good)])
+    status, msg = _send(f"{url}/api/upload", "POST", body, ctype)
+    assert status == 200, msg
+    assert json.loads(msg)["saved"] == ["escape.dng"]
+    assert (folder / "escape.dng").read_bytes() == good
+    assert not (folder.parent.parent / "escape.dng").exists()
+    _, listing, _ = _get(f"{url}/api/files")
+    names = [f["name"] for f in json.loads(listing)["files"]]
+    assert "escape.dng" in names and "notes.txt" not in names
+    (folder / "escape.dng").unlink()
+
+
+def test_sidecar_and_export_with_progress(url, folder, tmp_path):
+    from oneinch.api import develop_file
+
+    view = {"look": "authentic", "style": "natural", "style_strength": 0.5, "ev": 0.3,
+            "wb": "kelvin", "kelvin": 6000, "tint": 5, "frame": ""}
+    status, body = _send(f"{url}/api/recipe/img1.dng", "PUT", json.dumps(view).encode(),
+                         "application/json")
+    assert status == 200, body
+    side = sidecar_path(folder / "img1.dng")
+    saved = Recipe.load(side)
+    assert saved.hash() == json.loads(body)["hash"]
+    assert saved.look.name == "authentic" and saved.look.style == "natural"
+    assert saved.white_balance.kelvin == 6000 and saved.exposure.ev == pytest.approx(0.3)
+    _, got, _ = _get(f"{url}/api/recipe/img1.dng")
+    assert json.loads(got)["view"]["look"] == "authentic"
+
+    status, body = _send(f"{url}/api/export", "POST",
+                         json.dumps({"names": ["img0.dng", "img1.dng"]}).encode(),
+                         "application/json")
+    assert status == 200, body
+    job = json.loads(body)["job"]
+    _, stream, headers = _get(f"{url}/api/export/{job}/events")
+    assert headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in stream.decode().splitlines()
+              if line.startswith("data: ")]
+    progress, end = events[:-1], events[-1]
+    assert [e["done"] for e in progress] == [1, 2] and end == {"total": 2, "errors": 0}
+    for e in progress:
+        out = folder / e["output"]
+        assert out.parent == folder / "export"
+        # the export of img1 used its sidecar: the same bytes as the library develop
+        expect = develop_file(folder / e["file"], tmp_path / out.name,
+                              Recipe.load(sidecar_path(folder / e["file"]))
+                              if sidecar_path(folder / e["file"]).exists() else Recipe())
+        assert out.read_bytes() == expect.read_bytes()
+    side.unlink()
+
+
+def test_foreign_host_and_cross_origin_writes_refused(url):
+    status, _, _ = _get(f"{url}/api/files", headers={"Host": "evil.example"})
+    assert status == 400
+    status, body = _send(f"{url}/api/recipe/img0.dng", "PUT", b"{}", "application/json",
+                         headers={"Origin": "http://evil.example"})
+    assert status == 403 and b"cross-origin" in body
+
+
+def test_bad_view_values_are_400(url):
+    for q in ("look=bogus", "ev=abc", "style_strength=2", "wb=tungsten", "frame=nope",
+              "wb=kelvin&kelvin=100"):
+        status, body, _ = _get(f"{url}/api/preview/img0.dng?{q}")
+        assert status == 400, (q, status)
+        assert json.loads(body)["detail"]
+
+
+def test_view_round_trip():
+    v = {"look": "vibrant", "style": "sepia", "style_strength": 0.4, "lut": "",
+         "lut_strength": 1.0, "ev": -0.7, "wb": "kelvin", "kelvin": 4300.0, "tint": -3.0,
+         "frame": "classic"}
+    r = apply_view(Recipe(), v)
+    assert view_of(r) == v
+    assert r.tone.grey == pytest.approx(0.215)  # the vibrant preset's tone came along
