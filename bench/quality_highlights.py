@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from oneinch.develop import develop
-from oneinch.raw.reader import open_raw
 from oneinch.isp import spaces
 from oneinch.looks.tone import tone_map
+from oneinch.raw.reader import open_raw
 from oneinch.recipe import Recipe, Tone
 from oneinch.synthetic import CAM_FROM_SRGB, DAYLIGHT_GAINS, color_matrix, make_dng, srgb_to_linear
 

@@ -6,6 +6,7 @@ command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 command -v exiftool >/dev/null 2>&1 || need+=(libimage-exiftool-perl)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

@@ -27,6 +27,7 @@ FLOORS = {
     "malvar": (37.0, 30.3),
     "rcd": (37.6, 31.65),
     "ri": (40.0, 32.05),
+    "iri": (40.0, 32.05),
     "auto": (40.0, 32.05),
 }
 
@@ -68,7 +69,7 @@ def test_quality_order(images) -> None:
     assert s["bilinear"] < s["malvar"] < s["ri"]
 
 
-@pytest.mark.parametrize("method", ["bilinear", "malvar", "rcd", "ri"])
+@pytest.mark.parametrize("method", ["bilinear", "malvar", "rcd", "ri", "iri"])
 @pytest.mark.parametrize("shape", [(37, 53), (64, 64), (5, 7), (2, 2)])
 def test_shapes_samples_and_contract(method: str, shape: tuple[int, int]) -> None:
     rng = np.random.default_rng(1)
@@ -86,7 +87,7 @@ def test_shapes_samples_and_contract(method: str, shape: tuple[int, int]) -> Non
 
 def test_no_clipping_and_flat_field() -> None:
     flat = np.full((40, 41), 1.7, np.float32)  # highlight above white, kept
-    for m in ("bilinear", "malvar", "rcd", "ri"):
+    for m in ("bilinear", "malvar", "rcd", "ri", "iri"):
         out = dm.demosaic(flat, "RGGB", m)
         np.testing.assert_allclose(out, 1.7, atol=1e-4)
     neg = np.full((30, 30), -0.01, np.float32)
@@ -96,20 +97,20 @@ def test_no_clipping_and_flat_field() -> None:
 
 def test_borders_not_black(images) -> None:
     rgb = images[0][1][:64, :64]
-    for m in ("rcd", "ri"):
+    for m in ("rcd", "ri", "iri"):
         out = dm.demosaic(_mosaic(rgb), "RGGB", m)
         edge = np.concatenate([out[:2].reshape(-1, 3), out[-2:].reshape(-1, 3)])
         ref = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3)])
         assert np.abs(edge - ref).mean() < 0.05
 
 
-@pytest.mark.parametrize("method", ["malvar", "rcd", "ri"])
+@pytest.mark.parametrize("method", ["malvar", "rcd", "ri", "iri"])
 def test_all_bayer_phases_same_quality(images, method: str) -> None:
     rgb = images[0][0][100:356, 200:456]
     phases = ("RGGB", "BGGR", "GRBG", "GBRG")
     scores = [_cpsnr(rgb, dm.demosaic(_mosaic(rgb, p), p, method)) for p in phases]
-    # measured spreads: malvar 0.018, rcd 0.011, ri 0.20 dB (different samples per phase)
-    assert max(scores) - min(scores) < (0.25 if method == "ri" else 0.05), scores
+    # measured spreads: malvar 0.018, rcd 0.011, ri 0.20, iri 0.29 dB (different samples)
+    assert max(scores) - min(scores) < {"ri": 0.25, "iri": 0.35}.get(method, 0.05), scores
     # the same samples seen through a shifted phase give the same pixels (exact equivalence)
     base = dm.demosaic(_mosaic(rgb, "RGGB"), "RGGB", method)
     shifted = dm.demosaic(_mosaic(rgb[:, 1:], "GRBG"), "GRBG", method)
@@ -123,6 +124,37 @@ def test_rcd_numba_matches_numpy(images) -> None:
     b = rcd_rggb_reference(padded)
     m = 10
     assert np.abs(a[m:-m, m:-m] - b[m:-m, m:-m]).max() < 1e-5
+
+
+def test_rcd_tiles_and_crop_match_numpy(images) -> None:
+    """Several tiles in both directions (tile edges inside), full and cropped calls."""
+    rgb = images[0][2][:170, :600]
+    padded, crop = dm._bayer_pad(_mosaic(rgb, "GRBG"), CFAPattern.bayer("GRBG"), 12)
+    ref = rcd_rggb_reference(padded)
+    full = rcd_rggb(padded)
+    m = 10
+    assert np.abs(full[m:-m, m:-m] - ref[m:-m, m:-m]).max() < 1e-5
+    top, left, h, w = crop
+    cut = rcd_rggb(padded, crop)
+    np.testing.assert_array_equal(cut, full[top : top + h, left : left + w])
+    with pytest.raises(ValueError):
+        rcd_rggb(padded, (2, 2, 20, 20))
+
+
+def test_iri_green_beats_gbtf(images) -> None:
+    """The iterated directional RI green beats the GBTF green on both subsets (green PSNR)."""
+    from oneinch.isp import _demosaic_iri as iri
+    from oneinch.isp._demosaic_ri import green_gbtf
+
+    for subset in images:  # measured: Kodak 42.97 -> 43.39, McMaster 35.23 -> 35.57 dB
+        p = np.mean(
+            [
+                [_cpsnr(i[..., 1:2], g(_mosaic(i))[..., None]) for g in (green_gbtf, iri.green_iri)]
+                for i in subset
+            ],
+            axis=0,
+        )
+        assert p[1] > p[0] + 0.25, p
 
 
 def test_xtrans(images) -> None:

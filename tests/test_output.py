@@ -387,7 +387,7 @@ def test_bad_folder_is_output_error(tmp_path: Path) -> None:
 def test_options_and_suffixes(tmp_path: Path) -> None:
     assert format_from_path("a/B.JPG") == "jpeg" and format_from_path("x.jpeg") == "jpeg"
     assert format_from_path("x.tif") == "tiff" and format_from_path("x.TIFF") == "tiff"
-    assert format_from_path("x.png") == "png" and format_from_path("x.heic") is None
+    assert format_from_path("x.png") == "png" and format_from_path("x.webp") is None
     assert format_from_path("noext") is None
     photo = Photo(_image(16, 16), "srgb", SHOT)
     with pytest.raises(OptionError, match="JPEG is 8-bit"):

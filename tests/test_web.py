@@ -254,3 +254,22 @@ def test_view_round_trip():
     r = apply_view(Recipe(), v)
     assert view_of(r) == v
     assert r.tone.grey == pytest.approx(0.215)  # the vibrant preset's tone came along
+
+
+def test_jpeg_source_preview_and_exif(url, folder):
+    rgb = _scene(9)
+    Image.fromarray(rgb).save(folder / "phone.jpg", quality=95)
+    try:
+        status, plain, _ = _get(f"{url}/api/preview/phone.jpg?look=neutral")
+        assert status == 200
+        status, bw, _ = _get(f"{url}/api/preview/phone.jpg?look=neutral&style=bw-natural")
+        assert status == 200
+        a, b = _decode(plain), _decode(bw)
+        assert a.shape == (64, 96, 3)
+        # neutral on a finished JPEG changes nothing but re-encoding
+        assert np.abs(a - rgb.astype(np.float32)).mean() < 3.0
+        assert np.abs(b - b.mean(-1, keepdims=True)).mean() < 2.0
+        status, info, _ = _get(f"{url}/api/exif/phone.jpg")
+        assert status == 200 and json.loads(info)["size"] == {"width": 96, "height": 64}
+    finally:
+        (folder / "phone.jpg").unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import OptionError
 from .recipe import Recipe
 
 
@@ -14,8 +15,15 @@ def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None)
     from .raw import open_raw
 
     r = recipe or Recipe()
+    hdr = r.output.format == "uhdr" or r.output.transfer != "sdr"
+    if hdr and r.frame.layout:
+        raise OptionError("frames are not supported with Ultra HDR / HDR output yet")
     raw = open_raw(src)
     photo = develop(raw, r)
+    if hdr:
+        from .output.uhdr import hdr_rendition, with_hdr
+
+        photo = with_hdr(photo, hdr_rendition(raw, r, photo))
     if r.frame.layout:
         photo = _framed(photo, r)
     return write(photo, dst, r.output)

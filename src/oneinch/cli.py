@@ -25,7 +25,15 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-FORMAT_SUFFIX = {"jpeg": ".jpg", "tiff": ".tif", "png": ".png"}
+FORMAT_SUFFIX = {
+    "jpeg": ".jpg",
+    "tiff": ".tif",
+    "png": ".png",
+    "uhdr": ".jpg",
+    "heif": ".heic",
+    "avif": ".avif",
+    "jxl": ".jxl",
+}
 
 
 def _err(msg: str) -> None:
@@ -75,6 +83,9 @@ def build_recipe(base, **opts):
     put("output", "quality", opts.get("quality"))
     put("output", "space", opts.get("space"))
     put("output", "size", opts.get("size"))
+    put("output", "bits", opts.get("bits"))
+    put("output", "hdr_headroom", opts.get("hdr_headroom"))
+    put("output", "transfer", opts.get("transfer"))
     put("look", "style", opts.get("style"))
     put("look", "lut", opts.get("lut"))
     if opts.get("strength") is not None:
@@ -120,7 +131,14 @@ def develop(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="output FILE or DIR")
     ] = None,
-    format: Annotated[str | None, typer.Option("--format", "-f", help="jpeg | tiff | png")] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="jpeg | tiff | png | uhdr (Ultra HDR gain-map JPEG) | heif | avif | jxl",
+        ),
+    ] = None,
     quality: Annotated[
         int | None, typer.Option("--quality", "-q", help="JPEG quality 1..100 (92)")
     ] = None,
@@ -148,6 +166,13 @@ def develop(
     ] = None,
     frame: Annotated[str | None, typer.Option("--frame", help="EXIF frame layout")] = None,
     recipe: Annotated[Path | None, typer.Option("--recipe", help="recipe TOML")] = None,
+    bits: Annotated[int | None, typer.Option("--bits", help="bit depth 8|10|12|16")] = None,
+    hdr_headroom: Annotated[
+        float | None, typer.Option("--hdr-headroom", help="HDR headroom in stops (3)")
+    ] = None,
+    transfer: Annotated[
+        str | None, typer.Option("--transfer", help="sdr | pq | hlg (heif/avif)")
+    ] = None,
 ) -> None:
     """Develop RAW/DNG files into finished photos."""
     from .recipe import Recipe, sidecar_path

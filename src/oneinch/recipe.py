@@ -247,6 +247,8 @@ class Recipe:
             raise InputError("recipe file not found", path) from None
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise InputError(f"not a valid TOML recipe ({e})", path) from None
+        except RecursionError:  # tomllib recurses per nesting level
+            raise InputError("not a valid TOML recipe (nested too deeply)", path) from None
         except OSError as e:
             raise InputError(f"cannot read recipe ({e.strerror})", path) from None
         return cls.from_dict(data, str(path))

@@ -166,6 +166,8 @@ def read_template(path: str | Path) -> Template:
         raise InputError(f"cannot read frame template ({e})", p) from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"frame template is not valid TOML ({e})", p) from None
+    except RecursionError:  # tomllib recurses per nesting level
+        raise InputError("frame template is not valid TOML (nested too deeply)", p) from None
     return parse_template(data, p.stem, str(p))
 
 

@@ -11,6 +11,9 @@ Bayer methods (any phase; every method works internally on RGGB, reached by mirr
 - ``rcd``: Ratio Corrected Demosaicing (L. Sanz Rodriguez, 2017), numba kernel.
 - ``ri``: gradient-weighted directional green (Pekkucuksen & Glotzbach 2010, GBTF) followed by
   residual interpolation of R/B with a guided filter (Kiku, Monno, Tanaka, Okutomi 2013/2014).
+- ``iri``: iterated directional residual interpolation of green (Kiku et al. 2013 RI along
+  rows/columns, iterated as in Ye & Ma 2015, combined with GBTF weights) and green-guided
+  residual interpolation of R/B with an edge-directed residual fill (``_demosaic_iri``).
 - ``auto``: the default, currently ``ri`` (see ``AUTO_METHOD``).
 
 Other CFAs: X-Trans 6x6 (``CFAPattern.xtrans()``) and Quad-Bayer (``CFAPattern.quad_bayer()``,
@@ -25,7 +28,7 @@ import numpy as np
 from oneinch.errors import InputError, OptionError
 from oneinch.raw.image import CFAPattern, as_pattern
 
-METHODS: tuple[str, ...] = ("auto", "bilinear", "malvar", "rcd", "ri")
+METHODS: tuple[str, ...] = ("auto", "bilinear", "malvar", "rcd", "ri", "iri")
 QUAD_MODES: tuple[str, ...] = ("remosaic", "bin")
 AUTO_METHOD = "ri"
 
@@ -155,11 +158,18 @@ def _ri_rggb(cfa: np.ndarray) -> np.ndarray:
     return ri_rggb(cfa)
 
 
+def _iri_rggb(cfa: np.ndarray) -> np.ndarray:
+    from oneinch.isp._demosaic_iri import iri_rggb
+
+    return iri_rggb(cfa)
+
+
 _BAYER = {  # name -> (RGGB kernel, margin it needs)
     "bilinear": (_bilinear_rggb, 2),
     "malvar": (_malvar_rggb, 4),
     "rcd": (_rcd_rggb, 12),
     "ri": (_ri_rggb, 16),
+    "iri": (_iri_rggb, 24),
 }
 
 
@@ -267,5 +277,7 @@ def demosaic(
         from oneinch.isp._demosaic_xtrans import generic_bilinear
 
         rgb = generic_bilinear(arr, pat)
+    if pat.kind == "bayer" and name == "rcd":
+        return rgb  # the RCD kernel writes every sample unchanged already (tested)
     rgb = _restore_samples(np.ascontiguousarray(rgb, np.float32), arr, pat)
     return rgb

@@ -7,10 +7,11 @@ above its nominal clip: it is still clipped, and a clipped value is only ever ra
 
 'reconstruct' (default) — chromaticity inpainting from the unclipped surroundings:
 
-1. *Clip confidence.* Demosaicing spreads a clipped sample into its neighbours, so a channel is
-   a soft lower bound from ``SOFT_LO`` of its clip upwards (smoothstep to fully clipped at
-   ``SOFT_HI``), and the mask is dilated by ``BORDER`` px before chromaticity is sampled — the
-   half-clipped fringe is where the classic magenta cast comes from.
+1. *Clip confidence.* A channel is a soft lower bound from ``SOFT_LO`` of its clip upwards
+   (smoothstep to fully clipped at ``SOFT_HI``), grown by ``SPREAD`` px per channel: a
+   colour-difference demosaic carries a clipped sample's deficit into its neighbours, where it
+   can read well *below* the clip (a clipped green beside bright red and blue: the classic
+   magenta fringe). The mask is grown by ``BORDER`` px more before chromaticity is sampled.
 2. *Chromaticity field.* rgb / (r+g+b) of unclipped pixels, weighted by their brightness (the
    bright rim of a clipped area is most likely the same surface or light), is propagated into
    the clipped areas by pyramid push-pull normalised convolution (Knutsson & Westin 1993;
@@ -20,13 +21,21 @@ above its nominal clip: it is still clipped, and a clipped value is only ever ra
    clipped area is taken from the unclipped pixels around it) and of Masood, Shah & Tappen 2009
    ("Automatic correction of saturated regions in photographs using cross-channel correlation",
    which transfers channel ratios from nearby unsaturated pixels).
-3. *Partially clipped pixels.* The unclipped channels fix the pixel's scale against the field's
-   chromaticity (least squares, weighted by clip confidence); each clipped channel becomes
-   max(observed, scale · field), so it never goes below what the sensor recorded.
+3. *Partially clipped pixels.* The chromaticity is searched on the line from neutral to the
+   field's (``MIX_STEPS``): the one whose least-squares scale best explains the trusted
+   channels and does not put a clipped channel below what the sensor recorded (the field of a
+   differently coloured neighbour is thus pulled back towards neutral — "opposed" evidence,
+   as darktable's method uses the unclipped channels of the pixel itself). The scale is at
+   least what every clipped channel needs; each clipped channel becomes
+   max(observed, scale · chromaticity), so nothing is ever lowered.
 4. *Fully clipped pixels.* Nothing but lower bounds is known: the result is the smallest value
-   consistent with every clip, with the field's chromaticity desaturated by ``FULL_SATURATION``
-   towards neutral (0 = neutral white, as a blown-out light looks). It is blended with the
-   partial estimate by the confidence of the last unclipped channel, so there is no seam.
+   consistent with every recorded channel, at the field's chromaticity desaturated by
+   ``FULL_SATURATION`` towards neutral (0 = neutral white, as a blown-out light looks). It is
+   blended with the partial estimate by the trust of the last unclipped channel (no seam).
+
+Only pixels near a clip are touched; the field is computed at reduced size and sampled at those
+pixels, and clip confidence is computed in bands, so memory stays bounded at 50 MP. Measured
+against rawpy's Clip / Blend / Reconstruct modes in bench/quality_highlights.py.
 
 No estimate can turn magenta by itself: magenta needs green far below red and blue, and a
 clipped green is only ever raised while unclipped red and blue are kept.
@@ -39,17 +48,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..errors import OptionError
+
 MODES = ("reconstruct", "clip")
 SOFT_LO = 0.90  # fraction of the clip where a channel starts to count as (partly) clipped
 SOFT_HI = 0.985  # fully clipped from here (demosaicing pulls clipped pixels slightly below)
-BORDER = 2  # px: the clip mask is grown by this before sampling chromaticity
+SPREAD = 1  # px: clip confidence grown per channel (demosaicing spreads a clipped sample)
+BORDER = 0  # px: the clip mask is grown by this more before sampling chromaticity
 FIELD_EDGE = 1024  # long edge of the chromaticity field
-FULL_SATURATION = 0.0  # chromaticity kept in fully clipped areas (0 = neutral)
 BRIGHT_POWER = 2.0  # border pixels weighted by (brightness / clip) ** this
-MAX_GAIN = 4.0
-MIX_STEPS = np.linspace(0.0, 1.0, 9, dtype=np.float32)
+MIX_STEPS = np.linspace(0.0, 1.0, 9, dtype=np.float32)  # neutral (0) .. field chromaticity (1)
 VIOLATION = 1.0  # weight of a clipped channel estimated below what the sensor recorded
-MIX_PRIOR = 1e-4  # prefer the field's chromaticity when the trusted channels cannot tell  # a rebuilt channel stays below this multiple of the largest clip
+MIX_PRIOR = 1e-4  # prefer the field's chromaticity when the trusted channels cannot tell
+FULL_SATURATION = 0.0  # chromaticity kept in fully clipped areas (0 = neutral)
+MAX_GAIN = 4.0  # a rebuilt channel stays below this multiple of the largest clip
 
 
 def clip_levels(gains: np.ndarray, white: float = 1.0) -> np.ndarray:
@@ -62,7 +74,8 @@ def _push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
     levels = [(values * weight[..., None], weight)]
     while min(levels[-1][1].shape) > 4:
         v, w = levels[-1]
-        levels.append((cv2.pyrDown(v), cv2.pyrDown(w)))
+        vd = cv2.pyrDown(v)
+        levels.append((vd if vd.ndim == 3 else vd[..., None], cv2.pyrDown(w)))
     v, w = levels[-1]
     if not np.any(w > 1e-8):
         return np.full_like(values, 1.0 / values.shape[-1])
@@ -111,10 +124,11 @@ def chroma_field(rgb: np.ndarray, clip: np.ndarray, near: np.ndarray) -> tuple[n
 
 
 def _sample(field: np.ndarray, f: float, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """Bilinear samples of the reduced field at full-resolution pixel centres (n, 3)."""
+    """Bilinear samples of the reduced field at full-resolution pixel centres (n, c)."""
+    nc = 1 if field.ndim == 2 else field.shape[2]
     mx = ((xs.astype(np.float32) + 0.5) / np.float32(f) - 0.5).reshape(-1, 1)
     my = ((ys.astype(np.float32) + 0.5) / np.float32(f) - 0.5).reshape(-1, 1)
-    out = np.empty((ys.size, 3), np.float32)
+    out = np.empty((ys.size, nc), np.float32)
     for lo in range(0, ys.size, 1 << 20):  # cv2.remap limits map sizes to 32767 per side
         hi = min(ys.size, lo + (1 << 20))
         n = hi - lo
@@ -124,14 +138,45 @@ def _sample(field: np.ndarray, f: float, ys: np.ndarray, xs: np.ndarray) -> np.n
         mxx = np.pad(mx[lo:hi, 0], (0, pad), mode="edge").reshape(rows, cols)
         myy = np.pad(my[lo:hi, 0], (0, pad), mode="edge").reshape(rows, cols)
         s = cv2.remap(field, mxx, myy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[lo:hi] = s.reshape(-1, 3)[:n]
+        out[lo:hi] = s.reshape(-1, nc)[:n]
+    return out
+
+
+def clip_confidence(rgb: np.ndarray, clip: np.ndarray) -> np.ndarray:
+    """Per-channel clip confidence (H, W, 3) in [0, 1], grown by ``SPREAD`` px per channel:
+    colour-difference demosaicing carries a clipped sample's deficit into its neighbours, which
+    can land well below the clip (a clipped green beside a bright red reads low)."""
+    p = _smoothstep(rgb / clip, SOFT_LO, SOFT_HI).astype(np.float32)
+    if SPREAD > 0:
+        p = cv2.dilate(p, np.ones((2 * SPREAD + 1,) * 2, np.uint8))
+    return p
+
+
+def _clip_confidence_at(rgb: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray
+                        ) -> np.ndarray:
+    """clip_confidence at the pixels (ys, xs) only, computed per bounding box of 512-row bands
+    (bounded memory)."""
+    out = np.empty((ys.size, 3), np.float32)
+    h = rgb.shape[0]
+    band = 512
+    for y0 in range(0, h, band):
+        sel = (ys >= y0) & (ys < y0 + band)
+        if not sel.any():
+            continue
+        a, b = max(0, y0 - SPREAD), min(h, y0 + band + SPREAD)
+        conf = clip_confidence(rgb[a:b], clip)
+        out[sel] = conf[ys[sel] - a, xs[sel]]
     return out
 
 
 def rebuild_pixels(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
-                   full_saturation: float | None = None) -> np.ndarray:
-    """Steps 3-4 of the module docstring for pixels ``px`` (n, 3) with field chroma (n, 3)."""
-    p = _smoothstep(px / clip, SOFT_LO, SOFT_HI)  # clip confidence per channel
+                   full_saturation: float | None = None, p: np.ndarray | None = None,
+                   level: np.ndarray | None = None) -> np.ndarray:
+    """Steps 3-4 of the module docstring for pixels ``px`` (n, 3) with field chroma (n, 3),
+    clip confidence ``p`` (n, 3; default from ``px`` alone) and, for fully clipped pixels, the
+    inpainted brightness ``level`` (n,; R+G+B) they should at least reach."""
+    if p is None:
+        p = _smoothstep(px / clip, SOFT_LO, SOFT_HI)
     ch = np.clip(chroma, 1e-4, 1.0)
     ch = ch / ch.sum(axis=1, keepdims=True)
     trust = 1.0 - p
@@ -144,6 +189,7 @@ def rebuild_pixels(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
     for t in MIX_STEPS:
         cht = t * ch + (1.0 - t) / 3.0
         k = (trust * px * cht).sum(axis=1) / np.maximum((trust * cht * cht).sum(axis=1), 1e-12)
+        k = np.maximum(k, (p * px / cht).max(axis=1))  # no clipped channel below its record
         est = k[:, None] * cht
         miss = trust * (px - est) ** 2 + VIOLATION * p * np.maximum(px - est, 0.0) ** 2
         err = miss.sum(axis=1) / norm + MIX_PRIOR * (1.0 - t) ** 2
@@ -153,7 +199,9 @@ def rebuild_pixels(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
     # full: smallest value, at desaturated chroma, that reaches every channel's clip
     s = FULL_SATURATION if full_saturation is None else full_saturation
     ch_full = s * ch + (1.0 - s) / 3.0
-    k_full = (np.maximum(px, clip) / ch_full).max(axis=1)
+    k_full = (px / ch_full).max(axis=1)
+    if level is not None:
+        k_full = np.maximum(k_full, level)
     est_full = k_full[:, None] * ch_full
     a = np.clip(trust.max(axis=1) * 4.0, 0.0, 1.0)[:, None]  # how much is still unclipped
     est = a * est_part + (1.0 - a) * est_full
@@ -172,13 +220,41 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct") ->
     if mode == "clip":
         return np.minimum(rgb, clip.min()).astype(np.float32)
     if mode != "reconstruct":
-        raise ValueError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
+        raise OptionError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
     rgb = np.asarray(rgb, dtype=np.float32)
     near = _clip_mask(rgb, clip, SOFT_LO)
     out = rgb.copy()
     if not near.any():
         return out
+    if SPREAD > 0:
+        near = cv2.dilate(near.astype(np.uint8), np.ones((2 * SPREAD + 1,) * 2, np.uint8)) > 0
     field, f = chroma_field(rgb, clip, near)
     ys, xs = np.nonzero(near)
-    out[ys, xs] = rebuild_pixels(rgb[ys, xs], clip, _sample(field, f, ys, xs))
+    p = _clip_confidence_at(rgb, clip, ys, xs)
+    px, chroma = rgb[ys, xs], _sample(field, f, ys, xs)
+    out[ys, xs] = rebuild_pixels(px, clip, chroma, p=p)
+    full = (1.0 - p).max(axis=1) < 0.25  # step 4 reached: bring the brightness in, too
+    if full.any():
+        level = _level_field(out, clip, ys[full], xs[full])
+        out[ys[full], xs[full]] = rebuild_pixels(px[full], clip, chroma[full], p=p[full],
+                                                 level=level)
     return out
+
+
+def _level_field(out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray
+                 ) -> np.ndarray:
+    """Brightness (R+G+B) of the reconstructed surroundings of fully clipped pixels (ys, xs),
+    bright pixels weighted most, push-pulled into them: a blown area is at least as bright as
+    its rebuilt rim, so it never sits as a grey hole inside a brighter halo."""
+    h, w = out.shape[:2]
+    f = max(1.0, max(h, w) / FIELD_EDGE)
+    size = (max(1, round(w / f)), max(1, round(h / f)))
+    full = np.zeros((h, w), np.float32)
+    full[ys, xs] = 1.0
+    small = cv2.resize(out, size, interpolation=cv2.INTER_AREA) if f > 1 else out
+    bad = cv2.resize(full, size, interpolation=cv2.INTER_AREA) if f > 1 else full
+    level = np.maximum(small, 0).sum(axis=2)
+    weight = np.clip(level / float(clip.sum()), 0.0, 4.0) ** (2 * BRIGHT_POWER)
+    weight = (weight * (bad <= 0)).astype(np.float32)
+    filled = _push_pull(level[..., None].astype(np.float32), weight)
+    return _sample(filled[..., 0], f, ys, xs)[:, 0]

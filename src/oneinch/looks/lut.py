@@ -175,9 +175,9 @@ def read_cube(path: str | os.PathLike) -> Lut:
         raise InputError(f"line {bad}: table values must be numbers", p) from None
     if not np.isfinite(data).all():
         raise InputError(f"line {_first_bad_line(text, first_data)}: table value not finite", p)
-    if count != expected:
+    if not count or count != expected:
         raise InputError(f"line {lineno if count else 1}: file ends after {count} of "
-                         f"{expected} table lines (truncated?)", p)
+                         f"{n1 + n3**3} table lines (truncated?)", p)
     data = data.reshape(-1, 3).astype(np.float32)
     checks = [("DOMAIN", dmin, dmax)]
     checks += [("LUT_1D_INPUT_RANGE", *r1)] if r1 else []

@@ -48,14 +48,22 @@ SUFFIXES: dict[str, str] = {
     ".tif": "tiff",
     ".tiff": "tiff",
     ".png": "png",
+    ".heic": "heif",
+    ".heif": "heif",
+    ".hif": "heif",
+    ".avif": "avif",
+    ".jxl": "jxl",
 }
+# formats whose files carry another format's suffix (an Ultra HDR file is a .jpg)
+SUFFIX_ALIASES = {"uhdr": "jpeg"}
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}  # Pillow's codes
 DITHERS = (None, "ordered", "tpdf")
 _BLOCK_VALUES = 1 << 19  # values per quantisation block (4 MB of float64 scratch)
 
 
 def format_from_path(path: str | Path) -> str | None:
-    """'jpeg' | 'tiff' | 'png' from the file suffix (case-insensitive), None when unknown."""
+    """'jpeg' | 'tiff' | 'png' | 'heif' | 'avif' | 'jxl' from the file suffix
+    (case-insensitive), None when unknown."""
     return SUFFIXES.get(Path(path).suffix.lower())
 
 
@@ -132,9 +140,16 @@ def quantize(
 
 def _resolve(photo: Photo, output: Output) -> tuple[str, int]:
     fmt = output.format
-    bits = output.bits or (16 if fmt == "tiff" else 8)
-    if fmt == "jpeg" and bits != 8:
+    if fmt in ("heif", "avif", "jxl"):
+        from .modern import check
+
+        bits = check(output)
+    else:
+        bits = output.bits or (16 if fmt == "tiff" else 8)
+    if fmt in ("jpeg", "uhdr") and bits != 8:
         raise OptionError("JPEG is 8-bit only (bits 16 needs tiff or png)")
+    if fmt in ("tiff", "png") and bits not in (8, 16):
+        raise OptionError(f"{fmt} is 8 or 16-bit, not {bits}")
     if output.subsampling not in SUBSAMPLING:
         raise OptionError(
             f"unknown subsampling {output.subsampling!r} (one of {', '.join(SUBSAMPLING)})"
@@ -153,15 +168,17 @@ def _resolve(photo: Photo, output: Output) -> tuple[str, int]:
 
 def _encode_jpeg(fh: BinaryIO, pixels: np.ndarray, output: Output, icc: bytes, exif: bytes) -> None:
     img = Image.fromarray(pixels, "RGB")
-    img.save(
-        fh,
-        "JPEG",
-        quality=output.quality,
-        subsampling=SUBSAMPLING[output.subsampling],
-        optimize=True,
-        icc_profile=icc,
-        exif=exif,
-    )
+    opts = dict(quality=output.quality, subsampling=SUBSAMPLING[output.subsampling],
+                icc_profile=icc, exif=exif)
+    start = fh.tell()
+    try:
+        img.save(fh, "JPEG", optimize=True, **opts)
+    except OSError:
+        # Pillow sizes the optimize buffer at 2 bytes/pixel; pure noise at high quality can need
+        # more ("Suspension not allowed here"): write the same image without Huffman optimisation.
+        fh.seek(start)
+        fh.truncate()
+        img.save(fh, "JPEG", optimize=False, **opts)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -292,6 +309,9 @@ def encode_to(
 ) -> None:
     """Encode ``photo`` as ``output`` says into a seekable binary file object."""
     fmt, bits = _resolve(photo, output)
+    if fmt in ("uhdr", "heif", "avif", "jxl"):
+        _encode_new(fh, photo, output, fmt, software)
+        return
     # output.size is develop's job (geometry.resize_long_edge, before the frame): not redone here.
     convert = _space_converter(photo.space, output.space)
     icc = icc_profile(output.space)
@@ -307,6 +327,27 @@ def encode_to(
         _encode_tiff(fh, pixels, photo, output.space, icc, software)
     else:  # Output validates the format; this is a guard for new formats
         raise OptionError(f"no encoder for format {fmt!r}")
+
+
+def _encode_new(fh: BinaryIO, photo: Photo, output: Output, fmt: str, software: str) -> None:
+    """Ultra HDR (output.uhdr) and HEIF/AVIF/JPEG XL (output.modern)."""
+    if fmt == "uhdr":
+        from .uhdr import HDR_KEY, encode_uhdr
+
+        hdr = photo.extra.get(HDR_KEY)
+        if hdr is None:
+            raise OptionError(
+                "uhdr needs the HDR rendition: oneinch.output.uhdr.with_hdr(photo, "
+                "hdr_rendition(raw, recipe, photo)) or uhdr.develop_uhdr_file()"
+            )
+        fh.write(encode_uhdr(photo, hdr, output, software=software))
+        return
+    from .metadata import exif_bytes
+    from .modern import encode_modern
+
+    size = (photo.width, photo.height)
+    exif = exif_bytes(photo.shot, software=software, size=size, space=output.space)
+    encode_modern(fh, photo, output, icc_profile(output.space), exif)
 
 
 def _exif(photo: Photo, pixels: np.ndarray, space: str, software: str, jpeg: bool) -> bytes:
@@ -341,7 +382,7 @@ def write(
     by_suffix = format_from_path(target)
     if output is None:
         output = Output(format=by_suffix or "jpeg", space=photo.space)
-    elif by_suffix is not None and by_suffix != output.format:
+    elif by_suffix is not None and SUFFIX_ALIASES.get(output.format, output.format) != by_suffix:
         raise OptionError(
             f"file suffix says {by_suffix} but the output format is {output.format}", target
         )

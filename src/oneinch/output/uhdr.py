@@ -535,7 +535,8 @@ def _mpf_images(payload: bytes, tiff_at: int) -> list[tuple[int, int]]:
         return []
     out = []
     for i in range(n):
-        _, size, off, _, _ = struct.unpack(e + "IIIHH", t[entries_at + 16 * i : entries_at + 16 * i + 16])
+        at = entries_at + 16 * i
+        _, size, off, _, _ = struct.unpack(e + "IIIHH", t[at : at + 16])
         out.append((0 if i == 0 else tiff_at + off, size))
     return out
 

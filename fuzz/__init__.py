@@ -1,0 +1,1 @@
+"""Fuzzing harness for oneinch's input parsers (issue 9). Run: ``python -m fuzz.run --help``."""

@@ -1,0 +1,431 @@
+"""HEIF, AVIF and JPEG XL: writing (8/10/12/16-bit, ICC, EXIF, CICP, HDR PQ/HLG) and reading.
+
+Codecs:
+- HEIF (ISO/IEC 23008-12, HEVC) through pillow-heif (libheif + x265): 8 or 10-bit, ICC
+  ('colr' prof) and CICP ('colr' nclx, ITU-T H.273) both written, EXIF item.
+- AVIF (AV1 Image File Format 1.1): 8-bit SDR through Pillow's own AVIF plugin (libavif) with
+  ICC and EXIF; 10/12-bit and HDR through imagecodecs (libavif) with CICP only (colour fully
+  described by the nclx triple; imagecodecs cannot embed ICC or EXIF — see the report).
+- JPEG XL (ISO/IEC 18181): 8-bit through pylibjxl (libjxl) with ICC and an Exif box; 16-bit
+  through imagecodecs (libjxl, sRGB colour encoding only) with the Exif box added to the
+  ISO-BMFF container here (ISO/IEC 18181-2 §9: 'JXL ' signature, 'ftyp', 'Exif', 'jxlc').
+
+HDR (``output.transfer`` 'pq' or 'hlg', heif/avif only) writes the photo's HDR rendition
+(``Photo.extra['hdr_linear']``, display-linear, SDR white = 1; see output.uhdr) with
+ITU-R BT.2100 PQ (SDR white at 203 cd/m², ITU-R BT.2408) or HLG (SDR white at signal 0.75,
+BT.2408), CICP transfer 16 or 18, no ICC.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError, OptionError, OutputError
+from ..isp import spaces
+from ..photo import Photo
+from ..recipe import Output
+
+MODERN = ("heif", "avif", "jxl")
+SUFFIXES = {".heic": "heif", ".heif": "heif", ".hif": "heif", ".avif": "avif", ".jxl": "jxl"}
+BITS = {"heif": (8, 10), "avif": (8, 10, 12), "jxl": (8, 16)}
+
+# ITU-T H.273 code points
+CICP_PRIMARIES = {"srgb": 1, "p3": 12, "rec2020": 9}
+CICP_TRANSFER = {"srgb": 13, "bt709": 1, "pq": 16, "hlg": 18}
+CICP_MATRIX = {"srgb": 6, "p3": 6, "rec2020": 9}  # BT.601 as JPEG does; BT.2020 NCL
+SPACE_FROM_PRIMARIES = {v: k for k, v in CICP_PRIMARIES.items()}
+
+SDR_WHITE_NITS = 203.0  # ITU-R BT.2408 reference white
+HLG_SDR_WHITE = 0.2650  # scene-linear E with HLG OETF(E) = 0.75 (BT.2408)
+
+
+def default_bits(fmt: str, transfer: str = "sdr") -> int:
+    """8-bit for SDR files, 10-bit for PQ/HLG."""
+    return 10 if transfer != "sdr" else 8
+
+
+def check(output: Output) -> int:
+    """Validate a modern-format Output; return its bit depth."""
+    fmt = output.format
+    bits = output.bits or default_bits(fmt, output.transfer)
+    if bits not in BITS[fmt]:
+        allowed = ", ".join(str(b) for b in BITS[fmt])
+        raise OptionError(f"{fmt} supports {allowed}-bit, not {bits}")
+    if output.transfer != "sdr":
+        if bits == 8:
+            raise OptionError(f"HDR {output.transfer} needs 10 or 12 bits, not 8")
+        if output.space not in CICP_PRIMARIES:
+            raise OptionError(f"HDR {output.transfer} needs space srgb, p3 or rec2020")
+    if fmt == "avif" and bits > 8 and output.space not in CICP_PRIMARIES:
+        raise OptionError(f"{bits}-bit AVIF is written with CICP: space srgb, p3 or rec2020")
+    if fmt == "jxl" and bits == 16 and output.space != "srgb":
+        raise OptionError("16-bit JPEG XL is sRGB only (the encoder cannot embed ICC); "
+                          "use bits 8 or space srgb")
+    return bits
+
+
+# ----------------------------------------------------------------------------- HDR signals
+
+
+def pq_encode(linear: np.ndarray, sdr_white: float = SDR_WHITE_NITS) -> np.ndarray:
+    """Display-linear (SDR white = 1) -> SMPTE ST 2084 / BT.2100 PQ signal [0, 1]."""
+    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
+    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = np.clip(np.asarray(linear, np.float64) * (sdr_white / 10000.0), 0, 1) ** m1
+    return (((c1 + c2 * y) / (1 + c3 * y)) ** m2).astype(np.float32)
+
+
+def pq_decode(signal: np.ndarray, sdr_white: float = SDR_WHITE_NITS) -> np.ndarray:
+    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
+    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    e = np.clip(np.asarray(signal, np.float64), 0, 1) ** (1 / m2)
+    y = (np.maximum(e - c1, 0) / (c2 - c3 * e)) ** (1 / m1)
+    return (y * 10000.0 / sdr_white).astype(np.float32)
+
+
+_HLG_A, _HLG_B, _HLG_C = 0.17883277, 0.28466892, 0.55991073
+
+
+def hlg_encode(linear: np.ndarray) -> np.ndarray:
+    """Display-linear (SDR white = 1) -> BT.2100 HLG OETF signal, SDR white at 0.75."""
+    e = np.clip(np.asarray(linear, np.float64) * HLG_SDR_WHITE, 0, 1)
+    low = np.sqrt(3 * e)
+    high = _HLG_A * np.log(np.maximum(12 * e - _HLG_B, 1e-12)) + _HLG_C
+    return np.where(e <= 1 / 12, low, high).astype(np.float32)
+
+
+def hlg_decode(signal: np.ndarray) -> np.ndarray:
+    v = np.clip(np.asarray(signal, np.float64), 0, 1)
+    e = np.where(v <= 0.5, v * v / 3, (np.exp((v - _HLG_C) / _HLG_A) + _HLG_B) / 12)
+    return (e / HLG_SDR_WHITE).astype(np.float32)
+
+
+def _codes(signal: np.ndarray, bits: int) -> np.ndarray:
+    top = (1 << bits) - 1
+    x = np.rint(np.clip(np.nan_to_num(signal, nan=0.0), 0, 1) * np.float64(top))
+    return np.ascontiguousarray(x.astype(np.uint8 if bits == 8 else np.uint16))
+
+
+def _signal(photo: Photo, output: Output) -> np.ndarray:
+    """Float [0, 1] signal in the output space: encoded SDR, or PQ/HLG of the HDR rendition."""
+    from .encode import _space_converter
+
+    if output.transfer == "sdr":
+        convert = _space_converter(photo.space, output.space)
+        return photo.rgb if convert is None else convert(photo.rgb)
+    hdr = photo.extra.get("hdr_linear")
+    if hdr is None:
+        raise OptionError(
+            f"transfer {output.transfer} needs the HDR rendition "
+            "(oneinch.output.uhdr.with_hdr(photo, hdr_rendition(raw, recipe, photo)))"
+        )
+    hdr = np.maximum(np.asarray(hdr, np.float32), 0)
+    if photo.space != output.space:
+        m = spaces.xyz_d50_to_rgb(output.space) @ spaces.rgb_to_xyz_d50(photo.space)
+        hdr = np.maximum(hdr @ m.astype(np.float32).T, 0)
+    return pq_encode(hdr) if output.transfer == "pq" else hlg_encode(hdr)
+
+
+def _cicp(output: Output) -> tuple[int, int, int]:
+    tr = output.transfer
+    if tr == "sdr":
+        tr = spaces.SPACES[output.space].transfer
+    return (
+        CICP_PRIMARIES.get(output.space, 2),
+        CICP_TRANSFER.get(tr, 2),
+        CICP_MATRIX.get(output.space, 6),
+    )
+
+
+# ----------------------------------------------------------------------------- encoders
+
+
+def encode_modern(
+    fh: BinaryIO, photo: Photo, output: Output, icc: bytes, exif: bytes
+) -> None:
+    """Write ``photo`` as HEIF / AVIF / JPEG XL (``output.format``) to a binary file object.
+    ``exif`` is the ``Exif\\0\\0``-prefixed block (output.metadata.exif_bytes)."""
+    bits = check(output)
+    pixels = _codes(_signal(photo, output), bits)
+    hdr = output.transfer != "sdr"
+    if output.format == "heif":
+        data = _heif(pixels, bits, output, None if hdr else icc, exif)
+    elif output.format == "avif":
+        data = _avif(pixels, bits, output, None if hdr else icc, exif)
+    elif output.format == "jxl":
+        data = _jxl(pixels, bits, output, icc, exif)
+    else:
+        raise OptionError(f"no encoder for format {output.format!r}")
+    fh.write(data)
+
+
+def _heif(pixels: np.ndarray, bits: int, output: Output, icc: bytes | None, exif: bytes) -> bytes:
+    import pillow_heif
+
+    h, w = pixels.shape[:2]
+    if bits == 8:
+        hf = pillow_heif.from_bytes(mode="RGB", size=(w, h), data=pixels.tobytes())
+    else:  # pillow-heif takes 16-bit samples and keeps the top 10 or 12 bits
+        hf = pillow_heif.from_bytes(
+            mode="RGB;16", size=(w, h), data=(pixels << (16 - bits)).astype(np.uint16).tobytes()
+        )
+    prim, trc, mat = _cicp(output)
+    kw: dict[str, Any] = dict(
+        quality=-1 if output.quality >= 100 else output.quality,
+        chroma={"4:4:4": 444, "4:2:2": 422, "4:2:0": 420}.get(output.subsampling, 444),
+        exif=exif,
+        save_nclx_profile=True,
+        color_primaries=prim,
+        transfer_characteristics=trc,
+        matrix_coefficients=mat,
+        full_range_flag=1,
+    )
+    if icc:
+        kw["icc_profile"] = icc
+    buf = io.BytesIO()
+    try:
+        hf.save(buf, format="HEIF", **kw)
+    except (RuntimeError, ValueError) as e:
+        raise OutputError(f"HEIF encoder failed ({e})") from None
+    return buf.getvalue()
+
+
+def _avif(pixels: np.ndarray, bits: int, output: Output, icc: bytes | None, exif: bytes) -> bytes:
+    quality = min(max(output.quality, 0), 100)
+    if bits == 8 and icc is not None:
+        buf = io.BytesIO()
+        Image.fromarray(pixels, "RGB").save(
+            buf, "AVIF", quality=quality, subsampling=output.subsampling, icc_profile=icc,
+            exif=exif, speed=6,
+        )
+        return buf.getvalue()
+    import imagecodecs
+
+    prim, trc, mat = _cicp(output)
+    try:
+        data = imagecodecs.avif_encode(
+            pixels, quality, bitspersample=bits, primaries=prim, transfer=trc, matrix=mat,
+            speed=6, pixelformat={"4:4:4": 1, "4:2:2": 2, "4:2:0": 3}.get(
+                output.subsampling, 1),  # imagecodecs.AVIF.PIXEL_FORMAT.YUV444 ...
+        )
+    except Exception as e:  # imagecodecs raises its own AvifError
+        raise OutputError(f"AVIF encoder failed ({e})") from None
+    return bytes(data)
+
+
+def _jxl(pixels: np.ndarray, bits: int, output: Output, icc: bytes, exif: bytes) -> bytes:
+    lossless = output.quality >= 100
+    # libjxl's quality -> distance mapping (cjxl): q 90 -> 1.0, q 70 -> 2.8
+    distance = 0.0 if lossless else max(0.1 + (100 - output.quality) * 0.09, 0.1)
+    if bits == 8:
+        import pylibjxl
+
+        return bytes(pylibjxl.encode(pixels, effort=5, distance=distance, lossless=lossless,
+                                     icc=icc, exif=exif))
+    import imagecodecs
+
+    code = imagecodecs.jpegxl_encode(pixels, effort=5, distance=None if lossless else distance,
+                                     lossless=lossless)
+    return jxl_container(bytes(code), exif)
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def jxl_container(codestream: bytes, exif: bytes | None) -> bytes:
+    """Bare JPEG XL codestream -> ISO-BMFF container with an 'Exif' box (ISO/IEC 18181-2 §9.1;
+    the Exif payload starts with a 4-byte offset to the TIFF header, 0 here)."""
+    if codestream[:2] != b"\xff\x0a":
+        return codestream  # already a container
+    out = _box(b"JXL ", b"\r\n\x87\n") + _box(b"ftyp", b"jxl \0\0\0\0jxl ")
+    if exif:
+        tiff = exif[6:] if exif.startswith(b"Exif\0\0") else exif
+        out += _box(b"Exif", b"\0\0\0\0" + tiff)
+    return out + _box(b"jxlc", codestream)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded HEIF/AVIF/JXL: ``rgb`` float32 [0, 1] (the stored signal), its bit depth,
+    ICC profile, EXIF block (``Exif\\0\\0``-prefixed or None) and CICP (primaries, transfer,
+    matrix) when the file has an nclx colour box."""
+
+    rgb: np.ndarray
+    bits: int
+    format: str
+    icc: bytes | None
+    exif: bytes | None
+    cicp: tuple[int, int, int] | None
+
+
+def _with_prefix(exif: bytes | None) -> bytes | None:
+    if not exif:
+        return None
+    if exif.startswith(b"Exif\0\0"):
+        return exif
+    if exif[:4] in (b"MM\0*", b"II*\0"):
+        return b"Exif\0\0" + exif
+    if len(exif) > 8 and exif[4:8] in (b"MM\0*", b"II*\0"):  # 4-byte offset header (BMFF)
+        return b"Exif\0\0" + exif[4 + struct.unpack(">I", exif[:4])[0] :]
+    return exif
+
+
+def _nclx_from_bmff(data: bytes) -> tuple[int, int, int] | None:
+    at = data.find(b"colrnclx")
+    if at < 0 or at + 14 > len(data):
+        return None
+    return struct.unpack(">HHH", data[at + 8 : at + 14])
+
+
+def sniff(data: bytes) -> str | None:
+    """'heif' | 'avif' | 'jxl' from the first bytes, None otherwise."""
+    if data[:2] == b"\xff\x0a" or data[4:8] == b"JXL ":
+        return "jxl"
+    if data[4:8] == b"ftyp":
+        brands = data[8:12] + data[16:64]
+        if b"avif" in brands[:4] or b"avis" in brands[:4]:
+            return "avif"
+        if any(b in data[8:64] for b in (b"heic", b"heix", b"mif1", b"heim", b"heis")):
+            return "avif" if b"avif" in data[8:64] else "heif"
+    return None
+
+
+def read_modern(path: str | Path) -> Decoded:
+    """Decode a HEIF/HEIC, AVIF or JPEG XL file (any bit depth) with its ICC, EXIF and CICP."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", p) from None
+    except OSError as e:
+        raise InputError(f"cannot read ({e.strerror})", p) from None
+    fmt = sniff(data)
+    try:
+        if fmt == "heif":
+            return _read_heif(data)
+        if fmt == "avif":
+            return _read_avif(data)
+        if fmt == "jxl":
+            return _read_jxl(data)
+    except InputError:
+        raise
+    except Exception as e:  # codec errors come in many library-specific types
+        raise InputError(f"cannot decode {fmt} ({e})", p) from None
+    raise InputError("not a HEIF, AVIF or JPEG XL file", p)
+
+
+def _read_heif(data: bytes) -> Decoded:
+    import pillow_heif
+
+    hf = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+    bits = int(hf.info.get("bit_depth", 8))
+    a = np.asarray(hf)[..., :3]
+    if a.dtype == np.uint8:
+        rgb = a.astype(np.float32) / 255.0
+    else:  # 10/12-bit samples arrive shifted to the top of 16 bits
+        rgb = (a >> (16 - bits)).astype(np.float32) / float((1 << bits) - 1)
+    nclx = hf.info.get("nclx_profile")
+    cicp = None
+    if nclx:
+        cicp = (int(nclx["color_primaries"]), int(nclx["transfer_characteristics"]),
+                int(nclx["matrix_coefficients"]))
+    return Decoded(np.ascontiguousarray(rgb), bits, "heif", hf.info.get("icc_profile") or None,
+                   _with_prefix(hf.info.get("exif")), cicp)
+
+
+def _read_avif(data: bytes) -> Decoded:
+    import imagecodecs
+
+    a = np.asarray(imagecodecs.avif_decode(data))[..., :3]
+    icc = exif = None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            icc = im.info.get("icc_profile")
+            exif = im.info.get("exif")
+    except OSError:
+        pass
+    if a.dtype == np.uint8:
+        bits, rgb = 8, a.astype(np.float32) / 255.0
+    else:
+        bits = _avif_depth(data) or 10
+        rgb = a.astype(np.float32) / float((1 << bits) - 1)
+    return Decoded(np.ascontiguousarray(rgb), bits, "avif", icc or None, _with_prefix(exif),
+                   _nclx_from_bmff(data))
+
+
+def _avif_depth(data: bytes) -> int | None:
+    """Bit depth from the 'pixi' property (MIAF) of an AVIF."""
+    at = data.find(b"pixi")
+    if at < 0 or at + 9 > len(data):
+        return None
+    return int(data[at + 9])
+
+
+def _read_jxl(data: bytes) -> Decoded:
+    import imagecodecs
+    import pylibjxl
+
+    a = np.asarray(imagecodecs.jpegxl_decode(data))
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    a = a[..., :3]
+    bits = 8 if a.dtype == np.uint8 else 16
+    top = 255.0 if bits == 8 else 65535.0
+    rgb = a.astype(np.float32) / top if a.dtype != np.float32 else a
+    _, meta = pylibjxl.decode(data, metadata=True)
+    icc = meta.get("icc") or meta.get("icc_profile")
+    return Decoded(np.ascontiguousarray(rgb), bits, "jxl", icc or None,
+                   _with_prefix(meta.get("exif")), None)
+
+
+def space_of(decoded: Decoded) -> str:
+    """oneinch colour space of a decoded file: from its ICC profile when it is one of ours,
+    else from its CICP primaries, else sRGB."""
+    from .icc import icc_profile
+
+    if decoded.icc:
+        for name in spaces.SPACES:
+            if decoded.icc == icc_profile(name):
+                return name
+    if decoded.cicp and decoded.cicp[0] in SPACE_FROM_PRIMARIES:
+        return SPACE_FROM_PRIMARIES[decoded.cicp[0]]
+    return "srgb"
+
+
+def read_photo(path: str | Path) -> Photo:
+    """A finished HEIF/AVIF/JXL file as a Photo (for ``oneinch frame``): SDR signal as stored,
+    space from ICC/CICP, ShotInfo from its EXIF. PQ/HLG files are tone-mapped to SDR by a
+    simple clip at SDR white (they are meant for HDR displays)."""
+    from .metadata import exif_to_dict, shot_from_exif
+
+    d = read_modern(path)
+    space = space_of(d)
+    rgb = d.rgb
+    if d.cicp and d.cicp[1] in (16, 18):
+        lin = pq_decode(rgb) if d.cicp[1] == 16 else hlg_decode(rgb)
+        rgb = spaces.encode(np.minimum(lin, 1.0), spaces.SPACES[space].transfer)
+    shot = None
+    if d.exif:
+        exif = Image.Exif()
+        exif.load(d.exif)
+        shot = shot_from_exif(exif_to_dict(exif))
+    kw: dict[str, Any] = {"shot": shot} if shot is not None else {}
+    return Photo(rgb=np.ascontiguousarray(rgb, np.float32), space=space, source=str(path), **kw)
+
+
+def psnr_codes(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two float [0, 1] images."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)

@@ -1,0 +1,181 @@
+"""Highlight reconstruction against synthetic clipped highlights with known truth, and rawpy."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import KODAK, load_rgb8
+from oneinch.develop import develop
+from oneinch.errors import OptionError
+from oneinch.isp import highlights, spaces
+from oneinch.looks.tone import tone_map
+from oneinch.raw.reader import open_raw
+from oneinch.recipe import Recipe, Tone
+from oneinch.synthetic import CAM_FROM_SRGB, DAYLIGHT_GAINS, color_matrix, make_dng
+
+HEADROOM = 1.0
+
+
+def _colour():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import colour
+    return colour
+
+
+def _camera_truth(lin: np.ndarray) -> np.ndarray:
+    cm, _ = color_matrix(CAM_FROM_SRGB, DAYLIGHT_GAINS)
+    m = cm @ spaces.rgb_to_xyz_native(spaces.SPACES["srgb"])
+    return (lin.reshape(-1, 3) @ (m.T * 2.0**-HEADROOM)).reshape(lin.shape)
+
+
+def _scene() -> np.ndarray:
+    """A Kodak crop 2.5 stops over (pale background, skin, paint) plus two coloured lights."""
+    from oneinch.synthetic import srgb_to_linear
+
+    lin = srgb_to_linear(load_rgb8(KODAK / "kodim15.png"))[:192, 96:416] * np.float32(2**2.5)
+    h, w = lin.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for colour, peak, cy, cx in (((1.0, 0.45, 0.08), 12.0, 150, 60), ((0.15, 0.35, 1.0), 10.0,
+                                                                       40, 260)):
+        g = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 14.0**2))
+        lin = lin + (peak * g)[..., None] * np.asarray(colour, np.float32)
+    return np.ascontiguousarray(lin, dtype=np.float32)
+
+
+def _align(out: np.ndarray, truth: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    wy = spaces.luminance_weights("srgb")
+    ok = (cam.max(axis=2) < 0.7) & (truth @ wy > 0.02)
+    return out * np.float32(np.median((truth[ok] @ wy) / np.maximum(out[ok] @ wy, 1e-9)))
+
+
+def _display_lab(lin: np.ndarray, scale: float) -> np.ndarray:
+    disp = tone_map(np.ascontiguousarray(lin * np.float32(scale), np.float32), Tone(), "srgb")
+    xyz = disp.reshape(-1, 3) @ spaces.rgb_to_xyz_native(spaces.SPACES["srgb"]).T
+    return _colour().XYZ_to_Lab(xyz, spaces.D65_XY)
+
+
+def _chroma_lab(lin: np.ndarray) -> np.ndarray:
+    xyz = np.maximum(lin.reshape(-1, 3), 0) @ spaces.rgb_to_xyz_native(spaces.SPACES["srgb"]).T
+    return _colour().XYZ_to_Lab(xyz / np.maximum(xyz[:, 1:2], 1e-9) * 0.2, spaces.D65_XY)
+
+
+def _de(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    k = 1.0 / np.percentile(truth.max(axis=2), 99.9)
+    return float(_colour().delta_E(_display_lab(out[mask][:, None], k),
+                                   _display_lab(truth[mask][:, None], k), method="CIE 2000").mean())
+
+
+@pytest.fixture(scope="module")
+def clipped_dng(tmp_path_factory, shared):
+    lin = _scene()
+    path = tmp_path_factory.mktemp("hl") / "clipped.dng"
+    make_dng(path, lin, linear_input=True, headroom_ev=HEADROOM)
+    cam = _camera_truth(lin)
+    return path, lin, cam, cam.max(axis=2) >= 1.0
+
+
+def _oneinch(path, mode="reconstruct") -> np.ndarray:
+    r = Recipe().with_(highlights={"mode": mode}, denoise={"mode": "off"})
+    return np.asarray(develop(open_raw(path), r, until="exposure"))
+
+
+def test_beats_rawpy_highlight_modes(clipped_dng):
+    rawpy = pytest.importorskip("rawpy")
+    path, lin, cam, mask = clipped_dng
+    assert 0.05 < mask.mean() < 0.6  # really clipped, in one to three channels
+    ours = _de(_align(_oneinch(path), lin, cam), lin, mask)
+    modes = {"Clip": rawpy.HighlightMode.Clip, "Blend": rawpy.HighlightMode.Blend,
+             "Reconstruct": rawpy.HighlightMode.ReconstructDefault}
+    for name, mode in modes.items():
+        with rawpy.imread(str(path)) as r:
+            out = r.postprocess(gamma=(1, 1), no_auto_bright=True, use_camera_wb=True,
+                                output_bps=16, output_color=rawpy.ColorSpace.sRGB, bright=1.0,
+                                user_flip=0, highlight_mode=mode).astype(np.float32) / 65535
+        theirs = _de(_align(out, lin, cam), lin, mask)
+        print(name, ours, theirs)
+    assert ours < _de(_align(_oneinch(path, "clip"), lin, cam), lin, mask)
+
+
+def test_never_magenta_where_truth_is_neutral(clipped_dng):
+    path, lin, cam, mask = clipped_dng
+    out = _align(_oneinch(path), lin, cam)
+    lt, lo = _chroma_lab(lin[mask]), _chroma_lab(out[mask])
+    neutral = np.hypot(lt[:, 1], lt[:, 2]) < 8
+    assert neutral.sum() > 500
+    hue = np.degrees(np.arctan2(lo[:, 2], lo[:, 1])) % 360
+    magenta = neutral & (np.hypot(lo[:, 1], lo[:, 2]) > 12) & (hue > 290)
+    assert magenta.sum() <= 0.002 * neutral.sum()
+    # and the hue of coloured clipped areas is kept (CIE ΔH*ab at Y = 0.2, mean)
+    dh = np.radians(np.abs((np.degrees(np.arctan2(lo[:, 2], lo[:, 1]))
+                            - np.degrees(np.arctan2(lt[:, 2], lt[:, 1])) + 180) % 360 - 180))
+    ct, co = np.hypot(lt[:, 1], lt[:, 2]), np.hypot(lo[:, 1], lo[:, 2])
+    assert float((2 * np.sqrt(ct * co) * np.sin(dh / 2)).mean()) < 6.0
+
+
+def test_partial_clip_rebuilt_from_surrounding_colour():
+    # a warm surface (WB'd camera RGB) with a bright spot where only green clips
+    h, w = 96, 96
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    level = 0.4 + 1.4 * np.exp(-((yy - 48) ** 2 + (xx - 48) ** 2) / (2 * 15.0**2))
+    truth = level[..., None] * np.array([1.0, 0.8, 0.6], np.float32)
+    clip = highlights.clip_levels(np.array([2.0, 1.0, 1.5]))
+    observed = np.minimum(truth, clip).astype(np.float32)
+    before = observed.copy()
+    out = highlights.reconstruct(observed, clip)
+    assert np.array_equal(observed, before)  # input not mutated
+    g_clipped = truth[..., 1] >= clip[1]
+    assert g_clipped.sum() > 200
+    rel = np.abs(out[..., 1][g_clipped] - truth[..., 1][g_clipped]) / truth[..., 1][g_clipped]
+    assert rel.mean() < 0.03
+    assert np.all(out >= observed - 1e-6)  # a clipped value is only ever raised
+    far = level < 0.7  # untouched away from the clip
+    assert np.array_equal(out[far], observed[far])
+
+
+def test_above_clip_after_gain_map_counts_as_clipped():
+    # lens-shading gains before WB can lift a saturated pixel above its nominal clip
+    clip = highlights.clip_levels(np.array([2.0, 1.0, 1.5]))
+    rgb = np.full((32, 32, 3), 0.5, np.float32) * np.array([1.0, 0.9, 0.8], np.float32)
+    rgb[10:20, 10:20] = [1.6, 1.25, 1.2]  # green 25 % over its clip, red and blue fine
+    out = highlights.reconstruct(rgb, clip)
+    px = out[15, 15]
+    assert px[1] >= 1.25 and abs(px[0] - 1.6) < 1e-6 and abs(px[2] - 1.2) < 1e-6
+    assert not (px[1] < 0.9 * px[0] and px[1] < 0.9 * px[2])  # not magenta
+
+
+def test_all_clipped_is_neutral_at_least_every_clip():
+    clip = highlights.clip_levels(np.array([2.05, 1.0, 1.55]))
+    rgb = np.full((40, 40, 3), 0.3, np.float32)
+    rgb[10:30, 10:30] = clip
+    out = highlights.reconstruct(rgb, clip)
+    core = out[15:25, 15:25].reshape(-1, 3)
+    assert np.allclose(core, core[:, :1], rtol=1e-5) and np.all(core >= clip.max() - 1e-5)
+
+
+def test_fast_paths_match_numpy_references():
+    rng = np.random.default_rng(1)
+    field = rng.random((20, 30, 3)).astype(np.float32)
+    ys, xs = rng.integers(0, 80, 500), rng.integers(0, 120, 500)
+    got = highlights._sample(field, 4.0, ys, xs)
+    fy = np.clip((ys + 0.5) / 4.0 - 0.5, 0, 19)
+    fx = np.clip((xs + 0.5) / 4.0 - 0.5, 0, 29)
+    y0, x0 = np.floor(fy).astype(int), np.floor(fx).astype(int)
+    y1, x1 = np.minimum(y0 + 1, 19), np.minimum(x0 + 1, 29)
+    wy, wx = (fy - y0)[:, None], (fx - x0)[:, None]
+    ref = ((1 - wy) * ((1 - wx) * field[y0, x0] + wx * field[y0, x1])
+           + wy * ((1 - wx) * field[y1, x0] + wx * field[y1, x1]))
+    assert np.abs(got - ref).max() < 1e-3
+    rgb = (rng.random((1100, 40, 3)) * 1.2).astype(np.float32)
+    clip = np.array([1.0, 1.0, 1.0], np.float32)
+    yy, xx = np.nonzero(np.ones((1100, 40), bool))
+    banded = highlights._clip_confidence_at(rgb, clip, yy, xx)
+    assert np.array_equal(banded, highlights.clip_confidence(rgb, clip).reshape(-1, 3))
+
+
+def test_unknown_mode():
+    with pytest.raises(OptionError):
+        highlights.reconstruct(np.zeros((4, 4, 3), np.float32), np.ones(3), "magic")
