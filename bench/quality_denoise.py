@@ -196,20 +196,31 @@ def _rawpy_run(path: Path, raw, **kw) -> np.ndarray:
     return out.astype(np.float32) / 65535.0
 
 
+_CHILD = """
+import sys, json, numpy as np, rawpy
+path, out, g, kw = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+with rawpy.imread(path) as r:
+    img = r.postprocess(output_color=rawpy.ColorSpace.sRGB, gamma=(1, 1), no_auto_bright=True,
+                        user_wb=[g[0], g[1], g[2], g[1]], output_bps=16,
+                        demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, **kw)
+np.save(out, img.astype(np.float32) / 65535.0)
+"""
+
+
 def _isolated_rawpy(path: Path, raw, out: Path, **kw) -> np.ndarray | None:
-    """Run rawpy in a forked child: LibRaw's wavelet denoise (noise_thr) corrupts the heap and
+    """Run rawpy in a child process: LibRaw's wavelet denoise (noise_thr) corrupts the heap and
     aborts with rawpy 0.28 on every DNG we tried (also real camera DNGs); None when it dies."""
-    import multiprocessing as mp
+    import json
+    import subprocess
 
-    def child() -> None:
-        np.save(out, _rawpy_run(path, raw, **kw))
-
+    neutral = np.asarray(raw.color.as_shot_neutral, np.float64)
+    g = (1.0 / neutral) / (1.0 / neutral).min()
     if out.exists():
         out.unlink()
-    proc = mp.get_context("fork").Process(target=child)
-    proc.start()
-    proc.join()
-    if proc.exitcode != 0 or not out.exists():
+    res = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(out),
+                          json.dumps([float(v) for v in g]), json.dumps(kw)],
+                         capture_output=True, timeout=600)
+    if res.returncode != 0 or not out.exists():
         return None
     return np.load(out)
 

@@ -100,7 +100,9 @@ class TiffMap:
                 tag, typ, cnt = struct.unpack_from(self.end + "HHI", b, pos)
                 self.entries.append((pos, tag, typ, cnt))
                 if tag in (330, 34665, 34853) and typ in (4, 13) and cnt >= 1:
-                    vpos = pos + 8 if cnt == 1 else struct.unpack_from(self.end + "I", b, pos + 8)[0]
+                    vpos = pos + 8
+                    if cnt > 1:
+                        (vpos,) = struct.unpack_from(self.end + "I", b, pos + 8)
                     for m in range(min(cnt, 8)):
                         if vpos + 4 * m + 4 <= len(b):
                             todo.append(struct.unpack_from(self.end + "I", b, vpos + 4 * m)[0])

@@ -44,7 +44,7 @@ class CaseTimeout(BaseException):  # BaseException: library `except Exception` c
     pass
 
 
-def _alarm(signum, frame):  # noqa: ARG001
+def _alarm(signum, frame):
     raise CaseTimeout()
 
 

@@ -76,8 +76,8 @@ def test_beats_rawpy_every_iso(q, crops, tmp_path):
         assert np.mean(ours) > np.mean(wave) + 0.5, (iso, ours, wave)
 
 
-def test_estimated_profile_close_to_model(q, crops):
-    case = q.make_case(crops[0], 3200)
+def test_estimated_profile_close_to_model(q):
+    case = q.make_case(q.load_set("kodak24", 3)[2][1], 3200)  # kodim03, whole image
     est = dn.estimate_noise_profile(case["cam_noisy"])
     prof = case["profile"]
     for x in (0.05, 0.2):
@@ -130,8 +130,9 @@ def test_luma_chroma_separate(q, crops):
 
     dl = np.abs(opp(luma_only) - a).mean(axis=(0, 1))
     dc = np.abs(opp(chroma_only) - a).mean(axis=(0, 1))
-    assert dl[0] > 5 * max(dl[1], dl[2])  # luma-only leaves chroma alone
-    assert min(dc[1], dc[2]) > 5 * dc[0]  # and vice versa
+    # (the unbiased inverse GAT shifts every channel a little, so compare the two runs)
+    assert dc[0] < 0.3 * dl[0]  # chroma-only leaves luma (almost) alone
+    assert max(dl[1], dl[2]) < 0.3 * min(dc[1], dc[2])  # and vice versa
 
 
 def test_gat_inverse_unbiased():

@@ -132,3 +132,25 @@ def test_real_dngs_develop_with_defaults(path):
         de = float(colour.delta_E(_mean_lab(ours), _mean_lab(prev), method="CIE 2000"))
         print(f"\n{path.name}: mean-colour ΔE2000 vs embedded camera preview = {de:.2f}")
         assert de < 12.0
+
+
+def test_embedded_hue_sat_map_is_applied():
+    """A DNG profile HueSatMap that scales saturation to 0 must give a grey picture."""
+    from dataclasses import replace
+
+    from oneinch.synthetic import COLORCHECKER_SRGB8
+
+    src = np.repeat(np.repeat(COLORCHECKER_SRGB8.reshape(4, 6, 3), 16, 0), 16, 1)
+    raw, _ = unprocess(src)
+    plain = develop(raw, PLAIN)
+    dims = np.array([6.0, 2.0, 1.0])  # hue, sat, val divisions
+    data = np.zeros((1, 6, 2, 3))
+    data[..., 1] = 0.0  # saturation scale 0
+    data[..., 2] = 1.0  # value scale 1
+    grey_raw = replace(raw, tags={**raw.tags, "profile": {50937: dims, 50938: data.reshape(-1)}})
+    grey = develop(grey_raw, PLAIN).rgb
+    chroma = lambda a: np.abs(a - a.mean(axis=2, keepdims=True)).mean()  # noqa: E731
+    assert chroma(plain.rgb) > 0.05
+    assert chroma(grey) < 0.1 * chroma(plain.rgb)
+    matrix_only = develop(grey_raw, PLAIN.with_(profile={"dcp": "matrix"})).rgb
+    np.testing.assert_allclose(matrix_only, plain.rgb, atol=1e-6)

@@ -84,6 +84,11 @@ def build_recipe(base, **opts):
     put("output", "space", opts.get("space"))
     put("output", "size", opts.get("size"))
     put("output", "bits", opts.get("bits"))
+    put("profile", "dcp", opts.get("profile"))
+    if opts.get("lens") is not None:
+        if opts["lens"] not in ("auto", "off"):
+            raise OptionError(f"--lens {opts['lens']!r}: use auto or off")
+        put("lens", "mode", opts["lens"])
     put("output", "hdr_headroom", opts.get("hdr_headroom"))
     put("output", "transfer", opts.get("transfer"))
     put("look", "style", opts.get("style"))
@@ -166,6 +171,10 @@ def develop(
     ] = None,
     frame: Annotated[str | None, typer.Option("--frame", help="EXIF frame layout")] = None,
     recipe: Annotated[Path | None, typer.Option("--recipe", help="recipe TOML")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="embedded | matrix | FILE.dcp")
+    ] = None,
+    lens: Annotated[str | None, typer.Option("--lens", help="auto | off (lensfun)")] = None,
     bits: Annotated[int | None, typer.Option("--bits", help="bit depth 8|10|12|16")] = None,
     hdr_headroom: Annotated[
         float | None, typer.Option("--hdr-headroom", help="HDR headroom in stops (3)")

@@ -13,7 +13,7 @@ from functools import partial
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import OneinchError, OptionError
 from .isp import geometry, levels, sharpen, spaces
 from .isp.highlights import clip_levels, reconstruct
 from .photo import Photo
@@ -68,7 +68,7 @@ def develop(
         noise = _noise_in_wb_units(raw, gains)
         x = at("denoise", denoise(x, r.denoise, noise_profile=noise, iso=raw.shot.iso))
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
-        x = at("color", color.apply_matrix(x, color.camera_to_output(raw.color, neutral, space)))
+        x = at("color", camera_colour(x, raw, neutral, r))
         x = at("exposure", _expose(x, raw, r))
         x = lens_corrections(x, raw, r)
         x = geometry.scale_aspect(geometry.crop(x, crop), raw.default_scale)
@@ -81,6 +81,10 @@ def develop(
         )
     except _Stop as stop:
         return stop.array
+    except OneinchError as e:  # stages do not know the file: name it here
+        if e.path is None and raw.path:
+            raise type(e)(e.detail, raw.path) from None
+        raise
     return Photo(
         rgb=spaces.encode(x, spaces.SPACES[space].transfer),
         space=space,
@@ -185,6 +189,36 @@ def lens_corrections(rgb: np.ndarray, raw: RawImage, recipe: Recipe) -> np.ndarr
         return rgb
     out = lensfun_correct(rgb, s.make, s.model, s.lens, s.focal_length, s.f_number)
     return rgb if out is None else out
+
+
+def camera_colour(rgb: np.ndarray, raw: RawImage, neutral: np.ndarray, r: Recipe) -> np.ndarray:
+    """White-balanced camera RGB -> linear output space through the camera profile (DNG 1.6
+    ch. 6): matrices, then the HueSatMap (interpolated between the calibration illuminants) and
+    LookTable in linear ProPhoto when the profile has them."""
+    from .isp import color, dcp
+
+    space = r.output.space
+    prof, cc = None, raw.color
+    if r.profile.dcp == "embedded" and raw.tags.get("profile"):
+        prof = dcp.from_tags(raw.tags["profile"], raw.path)  # its matrices are raw.color's
+    elif r.profile.dcp not in ("embedded", "matrix"):
+        prof = dcp.read_dcp(r.profile.dcp)
+        if prof.color_matrix1 is not None:
+            cc = prof.camera_color(raw.color)
+    tables = prof is not None and any(
+        m is not None for m in (prof.hue_sat_map1, prof.hue_sat_map2, prof.look_table)
+    )
+    if not tables:
+        return color.apply_matrix(rgb, color.camera_to_output(cc, neutral, space))
+    to_pp = spaces.xyz_d50_to_rgb("prophoto") @ color.camera_to_xyz_d50(cc, neutral)
+    pp = color.apply_matrix(rgb, to_pp)
+    cct, _ = color.xy_to_cct_tint(color.neutral_to_xy(cc, neutral))
+    hsm = dcp.interpolate_maps(prof, color.interpolation_weight(cc, cct))
+    if hsm is not None:
+        pp = dcp.apply_hue_sat_map(pp, hsm)
+    if prof.look_table is not None:
+        pp = dcp.apply_hue_sat_map(pp, prof.look_table)
+    return color.apply_matrix(pp, spaces.xyz_d50_to_rgb(space) @ spaces.rgb_to_xyz_d50("prophoto"))
 
 
 def exposure_ev(raw: RawImage, recipe: Recipe, image: np.ndarray | None = None) -> float:

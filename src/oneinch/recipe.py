@@ -69,6 +69,14 @@ class Opcodes:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """Camera profile: 'embedded' uses the DNG's own (matrices + HueSatMap/LookTable when
+    present); a path to a .dcp file replaces it; 'matrix' ignores the profile's tables."""
+
+    dcp: str = "embedded"
+
+
+@dataclass(frozen=True)
 class Lens:
     """mode 'auto' uses the DNG opcodes / lensfun when the lens is known; 'off'."""
 
@@ -179,6 +187,7 @@ class Recipe:
     demosaic: Demosaic = Demosaic()
     denoise: Denoise = Denoise()
     highlights: Highlights = Highlights()
+    profile: Profile = Profile()
     lens: Lens = Lens()
     exposure: Exposure = Exposure()
     tone: Tone = Tone()

@@ -61,6 +61,22 @@ def output_path(
     return folder / f"{src.stem}_{name}{ext}"
 
 
+MAX_EXPANSION = 2000  # decoded bytes per file byte: deflate tops out near 1032:1 (RFC 1951)
+
+
+def _check_declared_size(im: Image.Image, src: Path) -> None:
+    """Refuse a file declaring far more pixels than its bytes can hold (bomb or truncation)
+    before Pillow allocates them."""
+    need = im.width * im.height * max(1, len(im.getbands()))
+    have = src.stat().st_size
+    if need > MAX_EXPANSION * have + 2**20:
+        raise InputError(
+            f"declares {im.width}x{im.height} pixels but has only {have} bytes "
+            "(truncated or a decompression bomb)",
+            src,
+        )
+
+
 def frame_file(
     in_path: str | Path,
     out_path: str | Path,
@@ -86,6 +102,7 @@ def frame_file(
         raise OptionError("output would overwrite the input", dst)
     try:
         with Image.open(src) as im:
+            _check_declared_size(im, src)
             im.load()
             tags = exif_from_pil(im)
             exif = im.getexif()
@@ -94,7 +111,7 @@ def frame_file(
             upright = ImageOps.exif_transpose(im)
     except FileNotFoundError:
         raise InputError("file not found", src) from None
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise InputError(f"cannot read image ({e})", src) from None
     shot = shot_info_from_exif(tags)
     framed = render(upright, shot, layout, template, overrides)
@@ -107,7 +124,10 @@ def frame_file(
             sub[ExifTags.Base.ExifImageHeight] = framed.height
     except Exception:
         pass
-    params: dict[str, Any] = {"exif": exif.tobytes()}
+    try:
+        params: dict[str, Any] = {"exif": exif.tobytes()}
+    except Exception as e:  # Pillow cannot re-encode a tag of a corrupt type/count
+        raise InputError(f"its EXIF cannot be re-written (corrupt tag: {e})", src) from None
     if icc:
         params["icc_profile"] = icc
     if fmt == "JPEG":

@@ -106,6 +106,9 @@ def parse_template(data: dict[str, Any], name: str, source: str = "") -> Templat
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise bad(f"unknown key(s) {', '.join(sorted(unknown))}")
+    for sec in ("colours", "colors", "fonts", "geometry", "slots"):
+        if sec in data and not isinstance(data[sec], dict):
+            raise bad(f"[{sec}] must be a table, not {data[sec]!r}")
     kind = data.get("kind")
     if kind not in KINDS:
         raise bad(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -122,6 +125,8 @@ def parse_template(data: dict[str, Any], name: str, source: str = "") -> Templat
     for k, v in dict(data.get("fonts", {})).items():
         if k not in DEFAULT_FONTS:
             raise bad(f"unknown font slot {k!r} (known: primary, secondary)")
+        if not isinstance(v, str | list):
+            raise bad(f"font {k} = {v!r} must be a name or a list of names")
         vals = (v,) if isinstance(v, str) else tuple(str(x) for x in v)
         fonts[k] = vals + tuple(x for x in DEFAULT_FONTS[k] if x not in vals)
     geometry = dict(DEFAULT_GEOMETRY[kind])

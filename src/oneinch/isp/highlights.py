@@ -57,7 +57,7 @@ SPREAD = 1  # px: clip confidence grown per channel (demosaicing spreads a clipp
 BORDER = 0  # px: the clip mask is grown by this more before sampling chromaticity
 FIELD_EDGE = 1024  # long edge of the chromaticity field
 BRIGHT_POWER = 2.0  # border pixels weighted by (brightness / clip) ** this
-MIX_STEPS = np.linspace(0.0, 1.0, 9, dtype=np.float32)  # neutral (0) .. field chromaticity (1)
+MIX_STEPS = np.linspace(0.0, 1.0, 5, dtype=np.float32)  # neutral (0) .. field chromaticity (1)
 VIOLATION = 1.0  # weight of a clipped channel estimated below what the sensor recorded
 MIX_PRIOR = 1e-4  # prefer the field's chromaticity when the trusted channels cannot tell
 FULL_SATURATION = 0.0  # chromaticity kept in fully clipped areas (0 = neutral)

@@ -237,7 +237,7 @@ def _image_size(p: str) -> tuple[int, int]:
             return im.size
     except FileNotFoundError:
         raise InputError("LUT file not found", p) from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise InputError(f"not a readable PNG/TIFF image ({e})", p) from None
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import rawpy
 import tifffile
 
-from ..errors import InputError, UnsupportedError
+from ..errors import InputError, OneinchError, UnsupportedError
 from .image import CameraColor, CFAPattern, Levels, Opcode, RawImage, ShotInfo
 from .opcodes import parse_opcode_list
 
@@ -42,6 +42,9 @@ except ImportError:  # pragma: no cover
 __all__ = ["MAX_PIXELS", "describe", "embedded_preview", "open_raw", "sniff_raw_kind"]
 
 MAX_PIXELS = 1_000_000_000  # refuse anything declaring more than 1 gigapixel
+MAX_BLACK_REPEAT = 8  # BlackLevelRepeatDim limit (DNG SDK kMaxBlackPattern)
+# what reading a tag of an unexpected type/count raises (int(tuple), float('text'), ...)
+_TAG_ERRORS = (TypeError, ValueError, IndexError, OverflowError)
 
 # TIFF tag codes (TIFF 6.0, TIFF/EP, DNG 1.7)
 T_SUBFILETYPE, T_WIDTH, T_LENGTH, T_BPS, T_COMPRESSION, T_PHOTOMETRIC = 254, 256, 257, 258, 259, 262
@@ -337,6 +340,31 @@ class _DngTags:
         return None if t is None else bytes(t.value)
 
 
+# DNG camera-profile tags (DNG 1.6 ch. 6) handed to isp.dcp.from_tags: HueSatMap, LookTable,
+# ProfileToneCurve, names and encodings.
+_PROFILE_TAGS = (50708, 50721, 50722, 50778, 50779, 50932, 50936, 50937, 50938, 50939, 50940,
+                 50941, 50942, 50964, 50965, 50981, 50982, 51107, 51108, 51109, 51110)
+
+
+def _profile_tags(raw: tifffile.TiffPage, ifd0: tifffile.TiffPage) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    for code in _PROFILE_TAGS:
+        t = _tag(raw, code)
+        t = t if t is not None else _tag(ifd0, code)
+        if t is None:
+            continue
+        v = t.value
+        if isinstance(v, bytes):
+            v = v.split(b"\0", 1)[0].decode("latin-1")
+        if isinstance(v, str):
+            out[code] = v.strip("\0 ")
+        else:
+            num = _num(t)
+            if num is not None:
+                out[code] = num
+    return out
+
+
 def _dng_color(t: _DngTags) -> CameraColor:
     ill1 = t.num("CalibrationIlluminant1")
     ill2 = t.num("CalibrationIlluminant2")
@@ -367,7 +395,9 @@ def _dng_levels(t: _DngTags, spp: int, bps: int, height: int, width: int) -> Lev
         black = np.zeros(rr * rc * spp)
     if black.size == 1:
         black = np.full(rr * rc * spp, black[0])
-    if black.size != rr * rc * spp:
+    if black.size != rr * rc * spp or not (
+        1 <= rr <= MAX_BLACK_REPEAT and 1 <= rc <= MAX_BLACK_REPEAT
+    ):
         rr, rc = 1, 1
         black = np.resize(black, spp)
     white = t.num("WhiteLevel")
@@ -560,7 +590,10 @@ def open_raw(path: str | Path) -> RawImage:
     pages: list[tifffile.TiffPage] = []
     tf = None
     if kind in ("tiff", "orf", "rw2"):
-        tinfo = _tiff_precheck(p, size)
+        try:
+            tinfo = _tiff_precheck(p, size)
+        except _TAG_ERRORS as e:  # a tag of the wrong type or shape (hostile/corrupt file)
+            raise InputError(f"corrupt TIFF tags ({_one_line(e)})", p) from None
     is_dng = bool(tinfo.get("is_dng"))
 
     rp = _open_libraw(p)
@@ -617,6 +650,12 @@ def open_raw(path: str | Path) -> RawImage:
         shot = _shot_info(exif, xmp)
         if is_dng and pages:
             return _build_dng(p, pages, raw_full, shot, tags, tinfo)
+    except _TAG_ERRORS as e:
+        raise InputError(f"corrupt DNG tags ({_one_line(e)})", p) from None
+    except OneinchError as e:  # e.g. from _dng_cfa, which does not know the file
+        if e.path is None:
+            raise type(e)(e.detail, p) from None
+        raise
     finally:
         if tf is not None:
             tf.close()
@@ -718,6 +757,7 @@ def _build_dng(
     orient = _val(ifd0, 274)
     if orient is not None and shot.orientation != int(orient):
         shot = _replace_orientation(shot, int(orient))
+    tags["profile"] = _profile_tags(raw, ifd0)
     tags["raw_ifd_offset"] = int(raw.offset)
     tags["active_area"] = (top, left, bottom, right)
     tags["stored_size"] = (int(full_h), int(full_w))
