@@ -281,7 +281,7 @@ def denoise_table(quick: bool = False, use_rawpy: bool = True, bm3d_n: int = 3,
         for iso in ISOS:
             acc: dict[str, list[tuple[float, float]]] = {}
             sub: dict[str, list[tuple[float, float]]] = {}
-            for i, (name, im) in enumerate(images):
+            for i, (_name, im) in enumerate(images):
                 case = make_case(im, iso, seed=i)
                 add = acc.setdefault
                 add("noisy", []).append(score_cam(case, case["cam_noisy"]))

@@ -233,7 +233,8 @@ def denoise_channel(img: np.ndarray, sigma: float | np.ndarray, step: int = 2) -
     return dct_denoise(x, sigma, step, pilot=basic)
 
 
-def denoise_channel_half(img: np.ndarray, sigma_half: float | np.ndarray, step: int = 2) -> np.ndarray:
+def denoise_channel_half(img: np.ndarray, sigma_half: float | np.ndarray,
+                         step: int = 2) -> np.ndarray:
     """Denoise at half resolution and subtract the removed noise, upsampled, from the input.
 
     For chroma after demosaicing, whose noise is mostly low-frequency: the 2x2 box average
@@ -258,7 +259,6 @@ def _noise_psd_cached(method: str | None, rel: tuple[float, float, float]) -> np
     std = sum(math.sqrt(rel[c]) * grid[c] for c in range(3)).astype(np.float32) * amp
     z = rng.standard_normal((n, n)).astype(np.float32) * std
     if method is None:  # no demosaicing: noise stays white, one value per site
-        noise = np.stack([z * grid[c] for c in range(3)], axis=-1)
         noise = rng.standard_normal((n, n, 3)).astype(np.float32) * np.sqrt(
             np.asarray(rel, np.float32)) * amp
     else:
@@ -469,12 +469,13 @@ def denoise(
     out = np.empty_like(o)
     out[..., 0] = denoise_channel(np.ascontiguousarray(o[..., 0]),
                                   psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), step)
+    ck = CHROMA_SIGMA_FACTOR * chroma_k
     for c in (1, 2):
         ch = np.ascontiguousarray(o[..., c])
         if chroma_half and min(x.shape[:2]) >= 4 * _PATCH:
-            out[..., c] = denoise_channel_half(ch, psd[1, c] * (CHROMA_SIGMA_FACTOR * chroma_k), step)
+            out[..., c] = denoise_channel_half(ch, psd[1, c] * ck, step)
         else:
-            out[..., c] = denoise_channel(ch, psd[0, c] * (CHROMA_SIGMA_FACTOR * chroma_k), step)
+            out[..., c] = denoise_channel(ch, psd[0, c] * ck, step)
     y2 = out @ t  # orthonormal: inverse = transpose
     res = gat_inverse(y2, alpha, sigma2)
     return np.ascontiguousarray(res, np.float32)
