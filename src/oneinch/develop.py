@@ -21,6 +21,9 @@ from .raw.image import RawImage
 from .recipe import Recipe
 
 AUTO_RI_MAX_PIXELS = 16_000_000  # 'auto' demosaic: residual interpolation up to 16 MP, RCD above
+TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
+DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, RCD: fewer)
+DENOISE_MARGIN = 48  # sliding 8x8 DCT, two passes, chroma at half size: 2 x 2 x 14 + resampling
 
 STAGES = (
     "levels",
@@ -40,10 +43,19 @@ STAGES = (
 
 
 def develop(
-    raw: RawImage, recipe: Recipe | None = None, *, until: str | None = None
+    raw: RawImage,
+    recipe: Recipe | None = None,
+    *,
+    until: str | None = None,
+    tiled: bool | None = None,
 ) -> Photo | np.ndarray:
-    """Develop a RawImage into a display-referred Photo (or the array after stage ``until``)."""
-    from .isp import color, opcodes, whitebalance
+    """Develop a RawImage into a display-referred Photo (or the array after stage ``until``).
+
+    ``tiled`` (None: from ``TILE_MIN_PIXELS`` up) runs the stages from demosaic on in strips
+    of rows (:func:`develop_strips`): the same result within 1e-4, in bounded memory. The
+    whole-image path below is the reference, and the one ``until`` uses.
+    """
+    from .isp import opcodes, whitebalance
     from .isp.demosaic import demosaic
     from .isp.denoise import denoise
     from .looks.looks import apply_look
@@ -62,6 +74,9 @@ def develop(
         neutral = whitebalance.neutral(raw.color, r.white_balance, x, raw.cfa)
         gains = whitebalance.gains(neutral)
         x = at("whitebalance", whitebalance.apply_gains(x, gains, raw.cfa))
+        if _use_strips(raw, r, until, tiled):
+            held, x = [x], None  # develop_strips drops the mosaic once it is demosaiced
+            return _photo(develop_strips(held, raw, r, neutral, gains), raw, r, neutral)
         x, crop = _demosaic(x, raw, r, demosaic)
         x = at("demosaic", x)
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
@@ -85,13 +100,114 @@ def develop(
         if e.path is None and raw.path:
             raise type(e)(e.detail, raw.path) from None
         raise
+    return _photo(spaces.encode(x, spaces.SPACES[space].transfer), raw, r, neutral)
+
+
+def _photo(rgb: np.ndarray, raw: RawImage, r: Recipe, neutral: np.ndarray) -> Photo:
     return Photo(
-        rgb=spaces.encode(x, spaces.SPACES[space].transfer),
-        space=space,
+        rgb=rgb,
+        space=r.output.space,
         shot=replace(raw.shot, orientation=1),
         source=raw.path,
         extra={"recipe": r.hash(), "neutral": [float(v) for v in neutral]},
     )
+
+
+def develop_strips(
+    held: list[np.ndarray], raw: RawImage, r: Recipe, neutral: np.ndarray, gains: np.ndarray
+) -> np.ndarray:
+    """develop() from demosaic to the encoded output, in strips of rows (isp.tiles.map_rows).
+
+    The same stages in the same order, three passes over one full-size float32 buffer:
+    (1) demosaic + denoise per strip, with enough overlap that every kept row is exact;
+    (2) highlight reconstruction, in place (its chromaticity field is whole-image, at 1024 px),
+    then colour and exposure per strip (auto exposure from the same sparse sample as the
+    reference); (3) geometry, then tone (local-operator grids once, from the whole image),
+    look, sharpen and the transfer function per strip, written back into the same buffer,
+    compacted to the cropped size. Peak memory: the mosaic, the buffer and a few strips.
+    """
+    from .isp import tiles
+    from .isp.demosaic import demosaic
+    from .isp.denoise import denoise, estimate_noise_profile
+    from .looks.looks import apply_look
+    from .looks.tone import local_setup, tone_map
+
+    mosaic = held.pop()  # white-balanced mosaic (or linear RGB); the only reference to it
+    space, cfa = r.output.space, raw.cfa
+    half = _half_size(raw, r)
+    method = _auto_method(raw, r)
+
+    def dem(m: np.ndarray) -> np.ndarray:
+        if raw.is_linear:
+            return m
+        if half:
+            return bin2x2(m, cfa)
+        return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer)
+
+    noise = _noise_in_wb_units(raw, gains)
+    if noise is None and r.denoise.mode != "off":  # estimated once, on a central band
+        mid = (mosaic.shape[0] // 2) & ~7
+        noise = estimate_noise_profile(dem(mosaic[max(0, mid - 512) : mid + 512]))
+
+    def sensor(m: np.ndarray, _row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
+        return denoise(dem(m), r.denoise, noise_profile=noise, iso=raw.shot.iso)
+
+    margin = DEMOSAIC_MARGIN + DENOISE_MARGIN if r.denoise.mode != "off" else DEMOSAIC_MARGIN
+    x = tiles.map_rows(mosaic, sensor, margin=margin, align=8, scale=0.5 if half else 1.0)
+    del mosaic
+    reconstruct(x, clip_levels(gains), r.highlights.mode, out=x)
+    step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))  # auto_exposure_ev's sample
+    sample = camera_colour(np.ascontiguousarray(x[::step, ::step]), raw, neutral, r)
+    gain = np.float32(2.0 ** exposure_ev(raw, r, sample))
+
+    def scene(s: np.ndarray, _row: int) -> np.ndarray:  # color, exposure
+        c = camera_colour(s, raw, neutral, r)
+        return c if gain == 1.0 else c * gain
+
+    tiles.map_rows(x, scene, out=x)
+    crop = _half_box(raw.default_crop) if half else raw.default_crop
+    x = geometry.orient(geometry.crop(x, crop), raw.shot.orientation)  # (a view when upright)
+    x = geometry.resize_long_edge(x, r.output.size)
+    local = local_setup(x, r.tone, space)
+    h = x.shape[0]
+    s_amount, s_radius, s_thr = r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold
+    transfer = spaces.SPACES[space].transfer
+
+    def display(s: np.ndarray, row: int) -> np.ndarray:  # tone, look, sharpen, encode
+        t = tone_map(s, r.tone, space, local=local, row0=row, full_height=h, out=s)
+        t = apply_look(t, r.look, space)
+        return spaces.encode(sharpen.sharpen(t, s_amount, s_radius, s_thr), transfer)
+
+    out = x
+    if not x.flags.c_contiguous:  # cropped view: write compacted into the same memory
+        out = x.base.reshape(-1)[: x.size].reshape(x.shape) if x.base is not None else None
+    s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
+    return tiles.map_rows(x, display, out=out, margin=s_margin)
+
+
+def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None) -> bool:
+    """Strips need: no stop stage, a Bayer (or linear) sensor, and no whole-image step the
+    strip passes do not model (OpcodeList3, lensfun, non-square pixels, grain)."""
+    if until is not None or tiled is False:
+        return False
+    if tiled is None and raw.height * raw.width < TILE_MIN_PIXELS:
+        return False
+    sx, sy = (float(v) for v in raw.default_scale)
+    return (
+        (raw.is_linear or (raw.cfa is not None and raw.cfa.kind == "bayer"))
+        and not (r.opcodes.apply and raw.opcodes.get(3))
+        and (raw.is_dng or r.lens.mode != "auto")
+        and abs(sx - sy) < 1e-6
+        and r.look.grain <= 0
+        and r.tone.curve == "filmic"
+    )
+
+
+def _auto_method(raw: RawImage, r: Recipe) -> str:
+    method = r.demosaic.method
+    if method == "auto":
+        method = "ri" if raw.height * raw.width <= AUTO_RI_MAX_PIXELS else "rcd"
+    return method
 
 
 class _Stop(Exception):  # control flow, not an error
@@ -115,10 +231,9 @@ def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic) -> tuple:
         return x, raw.default_crop
     if _half_size(raw, r):
         return bin2x2(x, raw.cfa), _half_box(raw.default_crop)
-    method = r.demosaic.method
-    if method == "auto":
-        method = "ri" if raw.height * raw.width <= AUTO_RI_MAX_PIXELS else "rcd"
-    return demosaic(x, raw.cfa, method, quad_mode=r.demosaic.quad_bayer), raw.default_crop
+    return demosaic(x, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer), (
+        raw.default_crop
+    )
 
 
 def _opcodes1(raw: RawImage, ops1: tuple) -> np.ndarray:

@@ -7,7 +7,9 @@ ICIP, sec. 3.1) is run along the line: 1-D linear interpolations of G and of the
 gives tentative X (guide G) and G (guide X); the residuals at the samples are linearly
 interpolated along the line and added back. Following the iterative residual interpolation of
 Ye & Ma 2015 ("Color image demosaicing using iterative residual interpolation", TIP, sec. III),
-the estimates are fed back as the guides and the step repeated (3 times here). The directional
+the estimates are fed back as the guides and the step repeated (4 times here); as in the
+adaptive residual interpolation of Monno, Kiku, Tanaka, Okutomi 2015/2017 (ARI, sec. 3) the
+iterations are combined per pixel by how smooth their residuals are. The directional
 colour differences G - X are then combined with the four-direction gradient weights of
 Pekkucuksen & Glotzbach 2010 (GBTF, sec. 2), as MLRI/ARI do.
 
@@ -31,7 +33,9 @@ import numpy as np
 
 _B = cv2.BORDER_REFLECT_101
 GREEN_RADIUS = 11  # half-length of the 1-D guided-filter window (pixels)
-GREEN_ITERS = 3
+GREEN_ITERS = 4
+CRIT_LEN = 5  # line window of the per-iteration residual criterion
+CRIT_EPS = 1e-6
 GREEN_EPS = 1e-4
 RB_RADIUS = 3
 RB_EPS = 1e-5
@@ -74,21 +78,37 @@ def _gf_line(
 def directional_difference(
     cfa: np.ndarray, horiz: bool, r: int = GREEN_RADIUS, iters: int = GREEN_ITERS
 ) -> np.ndarray:
-    """G - X at every pixel from iterated residual interpolation along one direction."""
+    """G - X at every pixel from iterated residual interpolation along one direction.
+
+    The iterations are combined per pixel (adaptive residual interpolation, Monno et al.
+    2015/2017, sec. 3: the residual of a good estimate is smooth): iteration k gets weight
+    1 / c_k^2, c_k = the line sum over 5 px of |1-D Laplacian of the residuals at the samples|.
+    """
     h, w = cfa.shape
     mr, mg, mb = _masks(h, w)
     mx = mr + mb  # along a single row/column only one of R, B occurs
     k = np.array([[0.5, 1.0, 0.5]], np.float32)
+    lap = np.array([[1.0, 0.0, -2.0, 0.0, 1.0]], np.float32)
     if not horiz:
         k = np.ascontiguousarray(k.T)
+        lap = np.ascontiguousarray(lap.T)
     g_est = _f(cfa * mg, k)  # linear interpolation along the line, samples kept
     x_est = _f(cfa * mx, k)
+    num = np.zeros((h, w), np.float64)
+    den = np.zeros((h, w), np.float64)
     for _ in range(iters):
         tx = _gf_line(g_est, cfa, mx, r, GREEN_EPS, horiz)
         tg = _gf_line(x_est, cfa, mg, r, GREEN_EPS, horiz)
-        x_est = tx + _f((cfa - tx) * mx, k)
-        g_est = tg + _f((cfa - tg) * mg, k)
-    return g_est - x_est
+        rx = (cfa - tx) * mx
+        rg = (cfa - tg) * mg
+        x_est = tx + _f(rx, k)
+        g_est = tg + _f(rg, k)
+        crit = np.abs(_f(rx, lap)) * mx + np.abs(_f(rg, lap)) * mg
+        crit = _box(crit, 1, CRIT_LEN) if horiz else _box(crit, CRIT_LEN, 1)
+        wt = 1.0 / (crit.astype(np.float64) + CRIT_EPS) ** 2
+        num += wt * (g_est - x_est)
+        den += wt
+    return (num / den).astype(np.float32)
 
 
 def green_iri(cfa: np.ndarray) -> np.ndarray:
@@ -377,10 +397,11 @@ def _interp_row(v, m, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _dir_diff_rows(cfa, r, iters, eps):
+def _dir_diff_rows(cfa, r, iters, eps, clen, ceps):
     h, w = cfa.shape
     out = np.empty((h, w), np.float32)
     nch = min(h, 64)  # row chunks: scratch buffers allocated once per chunk
+    cr = clen // 2
     for ci in numba.prange(nch):
         c = np.empty(w)
         mg = np.empty(w)
@@ -389,8 +410,12 @@ def _dir_diff_rows(cfa, r, iters, eps):
         x_est = np.empty(w)
         tx = np.empty(w)
         tg = np.empty(w)
-        res = np.empty(w)
+        rx = np.empty(w)
+        rg = np.empty(w)
         t1 = np.empty(w)
+        crit = np.empty(w)
+        num = np.empty(w)
+        den = np.empty(w)
         pre = np.empty((5, w + 2 * r + 1))
         ab = np.empty((2, w))
         for y in range(ci * h // nch, (ci + 1) * h // nch):
@@ -399,22 +424,37 @@ def _dir_diff_rows(cfa, r, iters, eps):
                 g = 1.0 if (y + x) % 2 == 1 else 0.0
                 mg[x] = g
                 mx[x] = 1.0 - g
+                num[x] = 0.0
+                den[x] = 0.0
             _interp_row(c, mg, g_est)
             _interp_row(c, mx, x_est)
             for _ in range(iters):
                 _gf_row(g_est, c, mx, r, eps, tx, pre, ab)
                 _gf_row(x_est, c, mg, r, eps, tg, pre, ab)
                 for x in range(w):
-                    res[x] = c[x] - tx[x]
-                _interp_row(res, mx, t1)
+                    rx[x] = (c[x] - tx[x]) * mx[x]
+                    rg[x] = (c[x] - tg[x]) * mg[x]
+                _interp_row(rx, mx, t1)
                 for x in range(w):
                     x_est[x] = tx[x] + t1[x]
-                    res[x] = c[x] - tg[x]
-                _interp_row(res, mg, t1)
+                _interp_row(rg, mg, t1)
                 for x in range(w):
                     g_est[x] = tg[x] + t1[x]
+                for x in range(w):
+                    lx = rx[_refl(x - 2, w)] - 2.0 * rx[x] + rx[_refl(x + 2, w)]
+                    lg = rg[_refl(x - 2, w)] - 2.0 * rg[x] + rg[_refl(x + 2, w)]
+                    t1[x] = abs(lx) * mx[x] + abs(lg) * mg[x]
+                for x in range(w):
+                    acc = 0.0
+                    for j in range(-cr, cr + 1):
+                        acc += t1[_refl(x + j, w)]
+                    crit[x] = acc
+                for x in range(w):
+                    wt = 1.0 / (crit[x] + ceps) ** 2
+                    num[x] += wt * (g_est[x] - x_est[x])
+                    den[x] += wt
             for x in range(w):
-                out[y, x] = g_est[x] - x_est[x]
+                out[y, x] = num[x] / den[x]
     return out
 
 
@@ -423,5 +463,5 @@ def directional_difference_fast(
 ) -> np.ndarray:
     """numba version of ``directional_difference`` (same result to float rounding)."""
     c = np.ascontiguousarray(cfa if horiz else cfa.T, np.float32)
-    d = _dir_diff_rows(c, r, iters, GREEN_EPS)
+    d = _dir_diff_rows(c, r, iters, GREEN_EPS, CRIT_LEN, CRIT_EPS)
     return d if horiz else np.ascontiguousarray(d.T)

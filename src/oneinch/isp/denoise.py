@@ -29,6 +29,7 @@ synthetic raws, see bench/quality_denoise.py).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -91,7 +92,16 @@ def gat_inverse(d: np.ndarray, alpha: float, sigma2: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Sliding-window DCT filter (numpy + BLAS; the hot part is two 64x64 GEMMs per pass)
+# Sliding-window DCT filter
+#
+# Fast path (numba, ``_dct_pass_nb``): the 2-D 8x8 DCT is separable, so for one row of patches
+# (a band of 8 image rows) the vertical 8-point DCT of every column is computed once and shared
+# by all horizontally overlapping patches; each patch then needs only 8 horizontal 8-point DCTs,
+# its shrinkage, 8 inverse horizontal DCTs, and an accumulation into a band buffer that is still
+# in the vertical-frequency domain (the inverse vertical DCT is linear, so it is applied once per
+# band after all its patches). The 8-point DCTs use the even/odd split (32 multiply-adds instead
+# of 64). Bands in one parallel batch are >= 8 rows apart, so no two threads write the same row.
+# Borders are reflected by index (no padded copy). Reference: the BLAS/numpy path below.
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -108,15 +118,176 @@ _K = np.kron(_D8, _D8).astype(np.float32)  # vec_r(D P D^T) = K vec_r(P)
 _KT = np.ascontiguousarray(_K.T)
 
 
-def _pad_for(img: np.ndarray, step: int) -> tuple[np.ndarray, int, int]:
-    """Reflect-pad by one patch on each side, plus enough that the patch grid ends on the edge."""
+def _grid_start(row0: int, step: int) -> int:
+    """First patch row (local coordinates, in [-8, -8 + step)) of the global grid -8 + k*step
+    for an image whose first row is global row ``row0``."""
+    return -_PATCH + ((-row0) % step)
+
+
+@njit(cache=True, inline="always")
+def _refl(i, n):  # pragma: no cover - numba
+    if n == 1:
+        return 0
+    while i < 0 or i >= n:
+        if i < 0:
+            i = -i
+        if i >= n:
+            i = 2 * n - 2 - i
+    return i
+
+
+_C = [math.cos(j * math.pi / 16) for j in range(8)]
+_A0 = math.sqrt(1 / 8)
+_H1, _H2, _H3, _H4 = 0.5 * _C[1], 0.5 * _C[2], 0.5 * _C[3], 0.5 * _C[4]
+_H5, _H6, _H7 = 0.5 * _C[5], 0.5 * _C[6], 0.5 * _C[7]
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _fdct8(x0, x1, x2, x3, x4, x5, x6, x7):  # pragma: no cover - numba
+    """Orthonormal 8-point DCT-II by the even/odd split (32 multiplies)."""
+    s0, s1, s2, s3 = x0 + x7, x1 + x6, x2 + x5, x3 + x4
+    d0, d1, d2, d3 = x0 - x7, x1 - x6, x2 - x5, x3 - x4
+    return (_A0 * (s0 + s1 + s2 + s3),
+            _H1 * d0 + _H3 * d1 + _H5 * d2 + _H7 * d3,
+            _H2 * (s0 - s3) + _H6 * (s1 - s2),
+            _H3 * d0 - _H7 * d1 - _H1 * d2 - _H5 * d3,
+            _H4 * (s0 - s1 - s2 + s3),
+            _H5 * d0 - _H1 * d1 + _H7 * d2 + _H3 * d3,
+            _H6 * (s0 - s3) - _H2 * (s1 - s2),
+            _H7 * d0 - _H5 * d1 + _H3 * d2 - _H1 * d3)
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _idct8(y0, y1, y2, y3, y4, y5, y6, y7):  # pragma: no cover - numba
+    """Inverse (transpose) of :func:`_fdct8`."""
+    a = _A0 * y0
+    e0 = a + _H2 * y2 + _H4 * y4 + _H6 * y6
+    e1 = a + _H6 * y2 - _H4 * y4 - _H2 * y6
+    e2 = a - _H6 * y2 - _H4 * y4 + _H2 * y6
+    e3 = a - _H2 * y2 + _H4 * y4 - _H6 * y6
+    o0 = _H1 * y1 + _H3 * y3 + _H5 * y5 + _H7 * y7
+    o1 = _H3 * y1 - _H7 * y3 - _H1 * y5 - _H5 * y7
+    o2 = _H5 * y1 - _H1 * y3 + _H7 * y5 + _H3 * y7
+    o3 = _H7 * y1 - _H5 * y3 + _H3 * y5 - _H1 * y7
+    return e0 + o0, e1 + o1, e2 + o2, e3 + o3, e3 - o3, e2 - o2, e1 - o1, e0 - o0
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _vdct_band(img, rows, cols, w, r, dst):  # pragma: no cover - numba
+    """Vertical DCT of the 8 (reflected) rows ``rows`` of ``img`` into dst (8, wb)."""
+    wb = dst.shape[1]
+    for a in range(8):
+        ra = img[rows[a]]
+        for xi in range(wb):
+            r[a, xi] = ra[cols[xi]]
+    for xi in range(wb):
+        t = _fdct8(r[0, xi], r[1, xi], r[2, xi], r[3, xi], r[4, xi], r[5, xi], r[6, xi],
+                   r[7, xi])
+        for q in range(8):
+            dst[q, xi] = t[q]
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _hdct_patch(v, x0, cd):  # pragma: no cover - numba
+    for kv in range(8):
+        t = _fdct8(v[kv, x0], v[kv, x0 + 1], v[kv, x0 + 2], v[kv, x0 + 3], v[kv, x0 + 4],
+                   v[kv, x0 + 5], v[kv, x0 + 6], v[kv, x0 + 7])
+        for q in range(8):
+            cd[kv * 8 + q] = t[q]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wacc):  # pragma: no cover
+    h, w = x.shape
+    n_rows = (h - 1 - oy) // step + 1
+    n_cols = (w - 1 + 8) // step + 1
+    wb = (n_cols - 1) * step + 8
+    groups = (8 + step - 1) // step
+    cols = np.empty(wb, np.int64)
+    for xi in range(wb):
+        cols[xi] = _refl(xi - 8, w)
+    for g in range(groups):
+        n_g = (n_rows - g + groups - 1) // groups
+        for k in prange(n_g):
+            i = g + k * groups
+            y0 = oy + i * step
+            rows = np.empty(8, np.int64)
+            for a in range(8):
+                rows[a] = _refl(y0 + a, h)
+            r = np.empty((8, wb), np.float32)
+            v = np.empty((8, wb), np.float32)
+            pv = np.empty((8, wb) if has_pilot else (1, 1), np.float32)
+            band = np.zeros((8, wb), np.float32)
+            wrow = np.zeros(wb, np.float32)
+            c = np.empty(64, np.float32)
+            pc = np.empty(64, np.float32)
+            _vdct_band(x, rows, cols, w, r, v)
+            if has_pilot:
+                _vdct_band(pil, rows, cols, w, r, pv)
+            for j in range(n_cols):
+                x0 = j * step
+                _hdct_patch(v, x0, c)
+                if has_pilot:
+                    _hdct_patch(pv, x0, pc)
+                    wsum = np.float32(0.0)
+                    for q in range(64):
+                        p2 = pc[q] * pc[q]
+                        sh = p2 / (p2 + s2[q] + np.float32(1e-20))
+                        c[q] *= sh
+                        wsum += sh * sh
+                    wt = np.float32(1.0) / max(wsum, np.float32(1e-3))
+                else:
+                    cnt = np.float32(1.0)
+                    for q in range(1, 64):
+                        keep = abs(c[q]) >= thr[q]
+                        cnt += np.float32(1.0) if keep else np.float32(0.0)
+                        c[q] = c[q] if keep else np.float32(0.0)
+                    wt = np.float32(1.0) / cnt
+                for kv in range(8):
+                    b = kv * 8
+                    t = _idct8(c[b], c[b + 1], c[b + 2], c[b + 3], c[b + 4], c[b + 5],
+                               c[b + 6], c[b + 7])
+                    for u in range(8):
+                        band[kv, x0 + u] += wt * t[u]
+                for u in range(8):
+                    wrow[x0 + u] += wt
+            # inverse vertical DCT of the band, added to the image rows it covers
+            for xi in range(8, min(wb, w + 8)):
+                t = _idct8(band[0, xi], band[1, xi], band[2, xi], band[3, xi], band[4, xi],
+                           band[5, xi], band[6, xi], band[7, xi])
+                for a in range(8):
+                    r[a, xi] = t[a]
+            for a in range(8):
+                yy = y0 + a
+                if 0 <= yy < h:
+                    ay = acc[yy]
+                    wy = wacc[yy]
+                    ra = r[a]
+                    for xx in range(min(w, wb - 8)):
+                        ay[xx] += ra[xx + 8]
+                        wy[xx] += wrow[xx + 8]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _normalize_nb(acc, wacc):  # pragma: no cover - numba
+    h, w = acc.shape
+    for y in prange(h):
+        for x in range(w):
+            acc[y, x] = acc[y, x] / max(wacc[y, x], np.float32(1e-12))
+    return acc
+
+
+def _pad_for(img: np.ndarray, step: int, oy: int = -_PATCH) -> tuple[np.ndarray, int, int]:
+    """Reference padding: reflect by 8 - (oy + 8) rows on top, 8 columns left, and enough that
+    the patch grid ends past the edge."""
     p = _PATCH
     h, w = img.shape
-    hp, wp = h + 2 * p, w + 2 * p
+    top = -oy
+    hp, wp = h + top + p, w + 2 * p
     extra_h = (-(hp - p)) % step
     extra_w = (-(wp - p)) % step
     mode = "reflect" if min(h, w) > p + max(extra_h, extra_w) else "symmetric"
-    padded = np.pad(img, ((p, p + extra_h), (p, p + extra_w)), mode=mode)
+    padded = np.pad(img, ((top, p + extra_h), (p, p + extra_w)), mode=mode)
     return np.ascontiguousarray(padded, np.float32), h, w
 
 
@@ -143,43 +314,12 @@ def _aggregate_numpy(acc: np.ndarray, wacc: np.ndarray, rec: np.ndarray, wts: np
             wacc[ys, xs] += wts
 
 
-@njit(parallel=True, cache=True)
-def _aggregate_numba(acc, wacc, rec, wts, step, r0, nr, nc):  # pragma: no cover - numba
-    p = 8
-    groups = (p + step - 1) // step  # patch rows this far apart never overlap
-    for g in range(groups):
-        n_g = (nr - g + groups - 1) // groups
-        for k in prange(n_g):
-            i = g + k * groups
-            y0 = (r0 + i) * step
-            for j in range(nc):
-                w = wts[i * nc + j]
-                x0 = j * step
-                base = i * nc + j
-                for a in range(p):
-                    for b in range(p):
-                        acc[y0 + a, x0 + b] += rec[base, a * p + b] * w
-                        wacc[y0 + a, x0 + b] += w
-
-
-def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
-                pilot: np.ndarray | None = None, *, use_numba: bool = True) -> np.ndarray:
-    """One pass of sliding 8x8 DCT denoising of a 2-D float32 image with white noise ``sigma``.
-
-    Without ``pilot``: hard thresholding at 2.7 sigma, aggregation weights 1/#kept
-    (Yu & Sapiro 2011; Dabov et al. 2007 §2.3). With ``pilot``: empirical Wiener shrinkage
-    P^2/(P^2 + sigma^2) from the pilot's DCT, weights 1/sum(shrink^2) (Dabov et al. 2007 §2.4).
-    Patches every ``step`` pixels in both directions. ``sigma`` is a scalar (white noise) or
-    64 noise standard deviations, one per DCT coefficient (row-major 8x8; coloured noise, as
-    after demosaicing: Makinen, Azzari, Foi 2020, "Collaborative filtering of correlated
-    noise", uses the same per-coefficient variances).
-    """
-    sig = np.broadcast_to(np.asarray(sigma, np.float32), (_PATCH * _PATCH,))
-    if not np.any(sig > 0):
-        return np.array(img, dtype=np.float32, copy=True)
+def _dct_denoise_numpy(img: np.ndarray, sig: np.ndarray, step: int, pilot: np.ndarray | None,
+                       oy: int) -> np.ndarray:
+    """Plain numpy/BLAS reference of :func:`dct_denoise` (padded copy, 64x64 GEMMs)."""
     p = _PATCH
-    x, h, w = _pad_for(np.asarray(img, np.float32), step)
-    pil = _pad_for(np.asarray(pilot, np.float32), step)[0] if pilot is not None else None
+    x, h, w = _pad_for(img, step, oy)
+    pil = _pad_for(pilot, step, oy)[0] if pilot is not None else None
     n_rows = (x.shape[0] - p) // step + 1
     n_cols = (x.shape[1] - p) // step + 1
     acc = np.zeros_like(x)
@@ -202,11 +342,43 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
             c *= shrink
             wts = 1.0 / np.maximum((shrink * shrink).sum(axis=1), np.float32(1e-3))
         rec = c @ _K
-        agg = _aggregate_numba if use_numba else _aggregate_numpy
-        agg(acc, wacc, np.ascontiguousarray(rec, np.float32), wts.astype(np.float32), step, r0,
-            r1 - r0, n_cols)
+        _aggregate_numpy(acc, wacc, np.ascontiguousarray(rec, np.float32),
+                         wts.astype(np.float32), step, r0, r1 - r0, n_cols)
     out = acc / np.maximum(wacc, np.float32(1e-12))
-    return np.ascontiguousarray(out[p : p + h, p : p + w], np.float32)
+    return np.ascontiguousarray(out[-oy : -oy + h, p : p + w], np.float32)
+
+
+def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
+                pilot: np.ndarray | None = None, *, use_numba: bool = True,
+                row0: int = 0) -> np.ndarray:
+    """One pass of sliding 8x8 DCT denoising of a 2-D float32 image with white noise ``sigma``.
+
+    Without ``pilot``: hard thresholding at 2.7 sigma, aggregation weights 1/#kept
+    (Yu & Sapiro 2011; Dabov et al. 2007 §2.3). With ``pilot``: empirical Wiener shrinkage
+    P^2/(P^2 + sigma^2) from the pilot's DCT, weights 1/sum(shrink^2) (Dabov et al. 2007 §2.4).
+    Patches every ``step`` pixels in both directions, on the grid -8 + k*step of global rows
+    (``row0`` = global index of the first row, for strips) and columns. ``sigma`` is a scalar
+    (white noise) or 64 noise standard deviations, one per DCT coefficient (row-major 8x8;
+    coloured noise, as after demosaicing: Makinen, Azzari, Foi 2020, "Collaborative filtering
+    of correlated noise", uses the same per-coefficient variances).
+    ``use_numba=False`` runs the plain numpy/BLAS reference.
+    """
+    sig = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(sigma, np.float32), (_PATCH * _PATCH,)), np.float32)
+    x = np.ascontiguousarray(img, np.float32)
+    if not np.any(sig > 0):
+        return x.copy()
+    oy = _grid_start(row0, step)
+    pil = None if pilot is None else np.ascontiguousarray(pilot, np.float32)
+    if not use_numba or min(x.shape) <= _PATCH + step:
+        return _dct_denoise_numpy(x, sig, step, pil, oy)
+    acc = np.zeros_like(x)
+    wacc = np.zeros_like(x)
+    s2 = np.ascontiguousarray(sig * sig, np.float32)
+    thr = np.ascontiguousarray(np.float32(_HARD_LAMBDA) * sig, np.float32)
+    _dct_pass_nb(x, x if pil is None else pil, pil is not None, thr, s2, int(step), int(oy),
+                 acc, wacc)
+    return _normalize_nb(acc, wacc)
 
 
 def _down2(img: np.ndarray) -> np.ndarray:
@@ -223,14 +395,15 @@ def _up2(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(up[: shape[0], : shape[1]], np.float32)
 
 
-def denoise_channel(img: np.ndarray, sigma: float | np.ndarray, step: int = 2) -> np.ndarray:
+def denoise_channel(img: np.ndarray, sigma: float | np.ndarray, step: int = 2, *,
+                    row0: int = 0, use_numba: bool = True) -> np.ndarray:
     """Two-pass DCT denoising (hard threshold, then Wiener) of one channel.
 
     ``sigma``: scalar or (64,) per-DCT-coefficient noise standard deviations.
     """
-    x = np.asarray(img, np.float32)
-    basic = dct_denoise(x, sigma, step)
-    return dct_denoise(x, sigma, step, pilot=basic)
+    x = np.ascontiguousarray(img, np.float32)
+    basic = dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba)
+    return dct_denoise(x, sigma, step, pilot=basic, row0=row0, use_numba=use_numba)
 
 
 def denoise_channel_half(img: np.ndarray, sigma_half: float | np.ndarray,
@@ -247,13 +420,129 @@ def denoise_channel_half(img: np.ndarray, sigma_half: float | np.ndarray,
 
 
 # --------------------------------------------------------------------------------------------
+# Fused pointwise passes: GAT + opponent transform (+ box downsampling of chroma) forward;
+# chroma correction upsampling + inverse opponent + inverse GAT backward. One read and one
+# write of the image each, both cores. Plain numpy references: _forward_np, _backward_np.
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _forward_nb(x, a, c0, k, t, f, want_luma, lum, c1, c2):  # pragma: no cover - numba
+    h, w = x.shape[0], x.shape[1]
+    hl, wl = c1.shape
+    inv = np.float32(1.0 / (f * f))
+    for r in prange(hl):
+        r1 = np.zeros(w, np.float32)
+        r2 = np.zeros(w, np.float32)
+        for dy in range(f):
+            yy = min(r * f + dy, h - 1)
+            write = want_luma and r * f + dy < h
+            for xx in range(w):
+                g0 = k * math.sqrt(max(a * x[yy, xx, 0] + c0, np.float32(0.0)))
+                g1 = k * math.sqrt(max(a * x[yy, xx, 1] + c0, np.float32(0.0)))
+                g2 = k * math.sqrt(max(a * x[yy, xx, 2] + c0, np.float32(0.0)))
+                if write:
+                    lum[yy, xx] = t[0, 0] * g0 + t[0, 1] * g1 + t[0, 2] * g2
+                r1[xx] += t[1, 0] * g0 + t[1, 1] * g1 + t[1, 2] * g2
+                r2[xx] += t[2, 0] * g0 + t[2, 1] * g1 + t[2, 2] * g2
+        for cl in range(wl):
+            s1 = np.float32(0.0)
+            s2 = np.float32(0.0)
+            for dx in range(f):
+                xx = min(cl * f + dx, w - 1)
+                s1 += r1[xx]
+                s2 += r2[xx]
+            c1[r, cl] = s1 * inv
+            c2[r, cl] = s2 * inv
+
+
+def _up_coords(n: int, nl: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear upsampling by ``f`` with pixel centres aligned (edge clamped): i0, i1, frac."""
+    s = (np.arange(n, dtype=np.float64) + 0.5) / f - 0.5
+    s = np.clip(s, 0.0, nl - 1)
+    i0 = np.floor(s).astype(np.int64)
+    i1 = np.minimum(i0 + 1, nl - 1)
+    return i0, i1, (s - i0).astype(np.float32)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, xf,
+                 unbiased, alpha, sz2, out):  # pragma: no cover - numba
+    h, w = x.shape[0], x.shape[1]
+    s32 = math.sqrt(1.5)
+    ia = np.float32(alpha * 0.5)
+    for y in prange(h):
+        ya, yb, fy = yi0[y], yi1[y], yf[y]
+        for xx in range(w):
+            g0 = k * math.sqrt(max(a * x[y, xx, 0] + c0, np.float32(0.0)))
+            g1 = k * math.sqrt(max(a * x[y, xx, 1] + c0, np.float32(0.0)))
+            g2 = k * math.sqrt(max(a * x[y, xx, 2] + c0, np.float32(0.0)))
+            if has_luma:
+                o0 = lum[y, xx]
+            else:
+                o0 = t[0, 0] * g0 + t[0, 1] * g1 + t[0, 2] * g2
+            xa, xb, fx = xi0[xx], xi1[xx], xf[xx]
+            top = d1[ya, xa] + fx * (d1[ya, xb] - d1[ya, xa])
+            bot = d1[yb, xa] + fx * (d1[yb, xb] - d1[yb, xa])
+            o1 = t[1, 0] * g0 + t[1, 1] * g1 + t[1, 2] * g2 - (top + fy * (bot - top))
+            top = d2[ya, xa] + fx * (d2[ya, xb] - d2[ya, xa])
+            bot = d2[yb, xa] + fx * (d2[yb, xb] - d2[yb, xa])
+            o2 = t[2, 0] * g0 + t[2, 1] * g1 + t[2, 2] * g2 - (top + fy * (bot - top))
+            for ch in range(3):
+                dd = t[0, ch] * o0 + t[1, ch] * o1 + t[2, ch] * o2
+                if unbiased:
+                    dd = max(dd, np.float32(1.0))
+                    iv = np.float32(1.0) / dd
+                    z = (np.float32(0.25) * dd * dd
+                         + iv * (np.float32(0.25 * s32)
+                                 + iv * (np.float32(-11.0 / 8.0) + iv * np.float32(0.625 * s32)))
+                         - np.float32(0.125) - sz2)
+                    out[y, xx, ch] = z * alpha
+                else:
+                    q = dd * ia
+                    out[y, xx, ch] = (q * q - c0) / a
+
+
+def _forward_np(x: np.ndarray, alpha: float, sigma2: float, f: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference of ``_forward_nb``: luma (full res), chroma box-averaged by ``f``."""
+    o = gat_forward(x, alpha, sigma2) @ OPPONENT.T.astype(np.float32)
+    h, w = x.shape[:2]
+    hl, wl = -(-h // f), -(-w // f)
+    op = np.pad(o[..., 1:], ((0, hl * f - h), (0, wl * f - w), (0, 0)), mode="edge")
+    ch = op.reshape(hl, f, wl, f, 2).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+    return (np.ascontiguousarray(o[..., 0]), np.ascontiguousarray(ch[..., 0]),
+            np.ascontiguousarray(ch[..., 1]))
+
+
+def _backward_np(x: np.ndarray, alpha: float, sigma2: float, lum: np.ndarray | None,
+                 d1: np.ndarray, d2: np.ndarray, f: int, unbiased: bool) -> np.ndarray:
+    """Reference of ``_backward_nb``: replace luma, subtract the upsampled chroma corrections,
+    inverse opponent, inverse GAT (unbiased if luma was denoised, else algebraic)."""
+    t = OPPONENT.astype(np.float32)
+    o = gat_forward(x, alpha, sigma2) @ t.T
+    h, w = x.shape[:2]
+    yi0, yi1, yf = _up_coords(h, d1.shape[0], f)
+    xi0, xi1, xf = _up_coords(w, d1.shape[1], f)
+    for c, d in ((1, d1), (2, d2)):
+        rows = d[yi0] + yf[:, None] * (d[yi1] - d[yi0])
+        o[..., c] -= rows[:, xi0] + xf[None, :] * (rows[:, xi1] - rows[:, xi0])
+    if lum is not None:
+        o[..., 0] = lum
+    y = o @ t
+    if unbiased:
+        return gat_inverse(y, alpha, sigma2)
+    a = np.float32(alpha)
+    c0 = np.float32(0.375 * alpha * alpha + sigma2)
+    return ((y * np.float32(alpha / 2)) ** 2 - c0) / a
+
+
+# --------------------------------------------------------------------------------------------
 # Noise spectrum after demosaicing
 
 
-@lru_cache(maxsize=32)
-def _noise_psd_cached(method: str | None, rel: tuple[float, float, float]) -> np.ndarray:
-    n = 192
-    rng = np.random.default_rng(12345)
+def _psd_field(method: str | None, rel: tuple[float, float, float], n: int, seed: int,
+               levels: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
     grid = _BAYER.masks(n, n)
     amp = 0.01
     std = sum(math.sqrt(rel[c]) * grid[c] for c in range(3)).astype(np.float32) * amp
@@ -267,20 +556,29 @@ def _noise_psd_cached(method: str | None, rel: tuple[float, float, float]) -> np
         base = np.full((n, n), 0.25, np.float32)
         noise = _demosaic(base + z, _BAYER, method) - _demosaic(base, _BAYER, method)
     o = (noise / amp) @ OPPONENT.T.astype(np.float32)
-    out = np.zeros((2, 3, _PATCH * _PATCH), np.float32)
-    for lev in range(2):
+    out = np.zeros((len(levels), 3, _PATCH * _PATCH), np.float32)
+    for li, lev in enumerate(levels):
         for c in range(3):
             ch = np.ascontiguousarray(o[16:-16, 16:-16, c])
-            if lev:
+            for _ in range(lev):
                 ch = _down2(ch)
             pt = _patches(ch, 2, 0, 10**6) @ _KT
-            out[lev, c] = np.sqrt(np.mean(pt * pt, axis=0))
+            out[li, c] = np.sqrt(np.mean(pt * pt, axis=0))
+    return out
+
+
+@lru_cache(maxsize=32)
+def _noise_psd_cached(method: str | None, rel: tuple[float, float, float]) -> np.ndarray:
+    # full and half resolution from a 192-px field; quarter resolution from a 448-px one
+    out = np.concatenate([_psd_field(method, rel, 192, 12345, (0, 1)),
+                          _psd_field(method, rel, 448, 6789, (2,))], axis=0)
     out.setflags(write=False)
     return out
 
 
 def noise_psd(method: str | None, rel: np.ndarray) -> np.ndarray:
-    """(2, 3, 64): noise std per 8x8 DCT coefficient of Y, C1, C2, at full and half resolution.
+    """(3, 3, 64): noise std per 8x8 DCT coefficient of Y, C1, C2, at full, half and quarter
+    resolution (2x2 / 4x4 box-downsampled).
 
     Measured by pushing a flat mosaic with unit stabilised noise (relative variance ``rel`` per
     colour) through ``demosaic(method)``; None means no demosaicing (white noise).
@@ -396,6 +694,84 @@ def _fit_line_nonneg(x: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple[float
 
 
 # --------------------------------------------------------------------------------------------
+# Speed/quality tiers for 'auto'
+
+
+@dataclass(frozen=True)
+class Tier:
+    """How one denoise call spends its time.
+
+    ``luma_step``: patch spacing of the two-pass luma DCT filter (0 = luma untouched).
+    ``chroma_factor``: chroma is box-downsampled by this factor (1, 2 or 4), filtered (two
+    passes, ``chroma_step``) and the removed noise, bilinearly upsampled, subtracted.
+    """
+
+    name: str
+    luma_step: int
+    chroma_factor: int
+    chroma_step: int
+
+
+# Measured on the quick subset (2 Kodak + 1 McMaster, bench/quality_denoise.py --quick) and at
+# 12 MP on this 2-core machine (min of repeats); see the table in the module docstring.
+TIERS: dict[str, Tier] = {
+    "light": Tier("light", 0, 4, 2),
+    "medium": Tier("medium", 4, 2, 3),
+    "full": Tier("full", 2, 2, 2),
+}
+# 'auto' picks the tier by noise_level(profile): relative sigma at middle grey.
+LIGHT_MAX_NOISE = 0.05
+MEDIUM_MAX_NOISE = 0.13
+_ALIGN = 4  # strips are re-aligned to this many rows (max chroma factor)
+
+
+def noise_level(noise_profile: np.ndarray) -> float:
+    """Relative noise sigma at middle grey: sqrt(S*0.18 + O) / 0.18 (channel means of a (3, 2)
+    [S, O] profile). This is the noise sigma of log(x) there, i.e. of the displayed (gamma or
+    log-encoded) value up to the encoding's slope; the synthetic raws give about 0.034 at
+    ISO 100, 0.096 at 800, 0.19 at 3200, 0.38 at 12800."""
+    p = np.asarray(noise_profile, np.float64).reshape(-1, 2)
+    var = float(np.mean(p[:, 0])) * 0.18 + float(np.mean(p[:, 1]))
+    return math.sqrt(max(var, 0.0)) / 0.18
+
+
+def choose_tier(settings: Denoise | None, noise_profile: np.ndarray | None) -> Tier:
+    """'manual' always uses the full method; 'auto' picks by :func:`noise_level` (no profile:
+    the full method, since the noise level is only known after estimating it)."""
+    s = settings or Denoise()
+    if s.mode != "auto" or noise_profile is None:
+        return TIERS["full"]
+    lev = noise_level(noise_profile)
+    if lev <= LIGHT_MAX_NOISE:
+        return TIERS["light"]
+    if lev <= MEDIUM_MAX_NOISE:
+        return TIERS["medium"]
+    return TIERS["full"]
+
+
+def _tier_margin(t: Tier) -> int:
+    """Rows of context a tier needs: two passes of 8-row patches reach 14 rows; chroma adds
+    the box (factor f) and one low-res row of bilinear upsampling: 16 low-res rows."""
+    luma = 14 if t.luma_step else 0
+    return max(luma, 16 * t.chroma_factor) + _ALIGN
+
+
+def margin(settings: Denoise | None = None, noise_profile: np.ndarray | None = None) -> int:
+    """Rows of overlap a strip needs above and below so that ``denoise(strip, ..., row0=r)``
+    equals the same rows of the whole-image result (within float rounding).
+
+    Without a profile this is the worst case over the tiers 'auto' may choose. Strips must
+    be given the same ``noise_profile`` (estimating it per strip would differ).
+    """
+    s = settings or Denoise()
+    if s.mode == "off":
+        return 0
+    if s.mode == "auto" and noise_profile is None:
+        return max(_tier_margin(t) for t in TIERS.values())
+    return _tier_margin(choose_tier(s, noise_profile))
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def _strengths(settings: Denoise) -> tuple[float, float]:
@@ -415,6 +791,18 @@ def _strengths(settings: Denoise) -> tuple[float, float]:
     return base * float(settings.luma), base * float(settings.chroma)
 
 
+def _check_profile(noise_profile: np.ndarray) -> np.ndarray:
+    prof = np.asarray(noise_profile, np.float64)
+    if prof.shape not in ((3, 2), (1, 2), (2,)):
+        raise InputError(f"noise profile must be (3, 2) [S, O] per channel, got {prof.shape}")
+    prof = prof.reshape(-1, 2)
+    if prof.shape[0] == 1:
+        prof = np.repeat(prof, 3, axis=0)
+    if prof.shape != (3, 2) or not np.all(np.isfinite(prof)):
+        raise InputError(f"noise profile must be (3, 2) [S, O] per channel, got {prof!r}")
+    return np.maximum(prof, 0.0)
+
+
 def denoise(
     rgb: np.ndarray,
     settings: Denoise | None = None,
@@ -422,16 +810,23 @@ def denoise(
     iso: float | None = None,
     *,
     demosaic_method: str | None = "auto",
-    step: int = 2,
+    step: int | None = None,
     chroma_half: bool = True,
+    tier: str | None = None,
+    row0: int = 0,
+    use_numba: bool = True,
 ) -> np.ndarray:
     """Denoise white-balanced linear camera RGB (H, W, 3) float32; returns a new array.
 
     ``noise_profile`` is (3, 2) [S, O] per channel (variance = S*x + O) or None (estimated
     from the image). ``iso`` is informational (the model already encodes it).
     ``demosaic_method`` is the method that made ``rgb`` (its noise spectrum is measured once
-    and cached; None: not demosaiced, white noise). ``step`` is the patch grid spacing
-    (1 = every pixel: best, slowest). ``chroma_half``: filter chroma at half resolution.
+    and cached; None: not demosaiced, white noise). ``tier``: 'light', 'medium' or 'full'
+    (default: :func:`choose_tier`). ``step`` overrides the tier's patch spacing (1 = every
+    pixel: best, slowest). ``chroma_half=False`` filters chroma at full resolution.
+    ``row0``: global index of the first row when ``rgb`` is a strip of a larger image (the
+    patch grids follow the global rows; see :func:`margin`). ``use_numba=False``: the plain
+    numpy reference (slow).
     """
     s = settings or Denoise()
     if s.mode == "off":
@@ -444,17 +839,28 @@ def denoise(
     if noise_profile is None:
         prof = estimate_noise_profile(x, demosaic_method=demosaic_method)
     else:
-        prof = np.asarray(noise_profile, np.float64)
-        if prof.shape not in ((3, 2), (1, 2), (2,)):
-            raise InputError(f"noise profile must be (3, 2) [S, O] per channel, got {prof.shape}")
-        prof = prof.reshape(-1, 2)
-        if prof.shape[0] == 1:
-            prof = np.repeat(prof, 3, axis=0)
-        if prof.shape != (3, 2) or not np.all(np.isfinite(prof)):
-            raise InputError(f"noise profile must be (3, 2) [S, O] per channel, got {prof!r}")
-        prof = np.maximum(prof, 0.0)
+        prof = _check_profile(noise_profile)
     if (luma_k == 0 and chroma_k == 0) or not np.any(prof > 0):
         return x.copy()
+    if tier is not None and tier not in TIERS:
+        raise OptionError(f"unknown denoise tier {tier!r}; valid: {', '.join(TIERS)}")
+    t = TIERS[tier] if tier else choose_tier(s, noise_profile)
+    luma_step = (step or t.luma_step) if t.luma_step else 0
+    chroma_step = step or t.chroma_step
+    f = t.chroma_factor if chroma_half else 1
+    if luma_k == 0:
+        luma_step = 0
+    h0 = x.shape[0]
+    if min(h0, x.shape[1]) < 4 * _PATCH:  # too small for low-res chroma
+        f = 1
+    # Re-align a strip so that its first row is a multiple of _ALIGN (reflected extra rows).
+    k_al = int(row0) % _ALIGN if f > 1 else 0
+    if k_al and h0 > k_al:
+        x = np.ascontiguousarray(np.concatenate([x[k_al:0:-1], x], axis=0))
+    else:
+        k_al = 0
+    r0 = int(row0) - k_al
+
     alpha = max(float(prof[:, 0].mean()), 1e-12)
     sigma2 = float(prof[:, 1].mean())
     if float(prof[:, 0].max()) < 1e-9:  # pure Gaussian noise: make the GAT an affine map
@@ -463,19 +869,43 @@ def denoise(
     xm = 0.18
     rel = (prof[:, 0] * xm + prof[:, 1]) / (alpha * xm + sigma2)
     psd = noise_psd(demosaic_method, rel)
-    y = gat_forward(x, alpha, sigma2)
-    t = OPPONENT.astype(np.float32)
-    o = y @ t.T
-    out = np.empty_like(o)
-    out[..., 0] = denoise_channel(np.ascontiguousarray(o[..., 0]),
-                                  psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), step)
+    level = {1: 0, 2: 1, 4: 2}[f]
+
+    h, w = x.shape[:2]
+    a32, c32, k32 = (np.float32(alpha), np.float32(0.375 * alpha * alpha + sigma2),
+                     np.float32(2.0 / alpha))
+    topp = OPPONENT.astype(np.float32)
+    if use_numba:
+        hl, wl = -(-h // f), -(-w // f)
+        lum = np.empty((h, w) if luma_step else (1, 1), np.float32)
+        c1 = np.empty((hl, wl), np.float32)
+        c2 = np.empty((hl, wl), np.float32)
+        _forward_nb(x, a32, c32, k32, topp, f, bool(luma_step), lum, c1, c2)
+    else:
+        lum, c1, c2 = _forward_np(x, alpha, sigma2, f)
+    lum_d = None
+    if luma_step:
+        lum_d = denoise_channel(lum, psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), luma_step,
+                                row0=r0, use_numba=use_numba)
     ck = CHROMA_SIGMA_FACTOR * chroma_k
-    for c in (1, 2):
-        ch = np.ascontiguousarray(o[..., c])
-        if chroma_half and min(x.shape[:2]) >= 4 * _PATCH:
-            out[..., c] = denoise_channel_half(ch, psd[1, c] * ck, step)
+    rem = []
+    for c, ch in ((1, c1), (2, c2)):
+        if ck > 0:
+            dch = denoise_channel(ch, psd[level, c] * ck, chroma_step, row0=r0 // f,
+                                  use_numba=use_numba)
+            rem.append(np.ascontiguousarray(ch - dch, np.float32))
         else:
-            out[..., c] = denoise_channel(ch, psd[0, c] * ck, step)
-    y2 = out @ t  # orthonormal: inverse = transpose
-    res = gat_inverse(y2, alpha, sigma2)
-    return np.ascontiguousarray(res, np.float32)
+            rem.append(np.zeros_like(ch))
+    unbiased = lum_d is not None
+    if use_numba:
+        out = np.empty_like(x)
+        yi0, yi1, yf = _up_coords(h, rem[0].shape[0], f)
+        xi0, xi1, xf = _up_coords(w, rem[0].shape[1], f)
+        _backward_nb(x, a32, c32, k32, topp, lum_d if unbiased else lum, unbiased,
+                     rem[0], rem[1], yi0, yi1, yf, xi0, xi1, xf, unbiased, np.float32(alpha),
+                     np.float32(sigma2 / (alpha * alpha)), out)
+    else:
+        out = _backward_np(x, alpha, sigma2, lum_d, rem[0], rem[1], f, unbiased)
+    if k_al:
+        out = out[k_al:]
+    return np.ascontiguousarray(out, np.float32)

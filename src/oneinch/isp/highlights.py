@@ -210,20 +210,27 @@ def rebuild_pixels(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
     return rebuilt.astype(np.float32)
 
 
-def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct") -> np.ndarray:
+def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
+                out: np.ndarray | None = None) -> np.ndarray:
     """Rebuild (or neutrally clip) saturated channels of white-balanced camera RGB.
 
     mode 'clip': every channel limited to the smallest clip (white, never a cast).
-    mode 'reconstruct': see the module docstring. Returns a new float32 array.
+    mode 'reconstruct': see the module docstring. Returns a new float32 array, or ``out``
+    (which may be ``rgb`` itself: every pixel is read before any is written).
     """
     clip = np.asarray(clip, dtype=np.float32).reshape(3)
     if mode == "clip":
+        if out is not None:
+            return np.minimum(rgb, clip.min(), out=out)
         return np.minimum(rgb, clip.min()).astype(np.float32)
     if mode != "reconstruct":
         raise OptionError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
     rgb = np.asarray(rgb, dtype=np.float32)
     near = _clip_mask(rgb, clip, SOFT_LO)
-    out = rgb.copy()
+    if out is None:
+        out = rgb.copy()
+    elif out is not rgb:
+        out[...] = rgb
     if not near.any():
         return out
     if SPREAD > 0:

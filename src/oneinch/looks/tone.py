@@ -176,13 +176,13 @@ def _curve(n: float, c: float, u: float, k: float, white: float, black: float, s
 
 @njit(parallel=True, cache=True)
 def _tone_kernel(rgb, out, wts, c, u, k, white, black, shadows, highlights, white_ev,
-                 use_local, ga, gb, lmed, compress, detail):  # pragma: no cover - numba
+                 use_local, ga, gb, lmed, compress, detail, row0, full_h):  # pragma: no cover
     h, w = rgb.shape[0], rgb.shape[1]
     hs, ws = ga.shape
-    sy = hs / h
+    sy = hs / full_h  # rgb may be rows row0.. of a taller image (strips): grids span that image
     sx = ws / w
     for i in prange(h):
-        fy = (i + 0.5) * sy - 0.5
+        fy = (row0 + i + 0.5) * sy - 0.5
         for j in range(w):
             r = max(rgb[i, j, 0], 0.0)
             g = max(rgb[i, j, 1], 0.0)
@@ -230,23 +230,36 @@ def _local_setup(rgb: np.ndarray, tone: Tone, space: str):
     return False, z, z, 0.0, 0.0, 0.0
 
 
-def tone_map(rgb: np.ndarray, tone: Tone, space: str = "srgb") -> np.ndarray:
+def tone_map(rgb: np.ndarray, tone: Tone, space: str = "srgb", *,
+             local: tuple | None = None, row0: int = 0, full_height: int | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
     """Scene-linear RGB in ``space`` (grey ≈ 0.18) -> display-linear RGB in [0, 1] (float32).
 
     ``tone.curve``: 'filmic' (this module's curve), 'linear' (plain clip to [0, 1], no curve)
     or 'none' (returned unchanged, unclipped).
+    Strips: ``rgb`` is rows ``row0..`` of an image ``full_height`` rows tall whose
+    :func:`local_setup` is ``local`` (computed once on the whole image). ``out``: where to
+    write (may be ``rgb``).
     """
     rgb = _check(rgb, tone)
     if tone.curve == "none":
         return rgb.copy()
     if tone.curve == "linear":
-        return np.clip(rgb, 0.0, 1.0)
+        return np.clip(rgb, 0.0, 1.0, out=out)
     p = curve_params(tone)
-    use_local, ga, gb, lmed, compress, detail = _local_setup(rgb, tone, space)
-    out = np.empty_like(rgb)
+    use_local, ga, gb, lmed, compress, detail = local or _local_setup(rgb, tone, space)
+    out = np.empty_like(rgb) if out is None else out
     _tone_kernel(rgb, out, _weights(space), p.c, p.u, p.k, p.white, p.black, p.shadows,
-                 p.highlights, p.white_ev, use_local, ga, gb, lmed, compress, detail)
+                 p.highlights, p.white_ev, use_local, ga, gb, lmed, compress, detail,
+                 int(row0), int(full_height or rgb.shape[0]))
     return out
+
+
+def local_setup(rgb: np.ndarray, tone: Tone, space: str = "srgb") -> tuple:
+    """The local operator's whole-image state (grids, median) for :func:`tone_map` on strips."""
+    if tone.curve != "filmic":
+        return _local_setup(np.zeros((1, 1, 3), np.float32), Tone(local=0.0, detail=0.0), space)
+    return _local_setup(rgb, tone, space)
 
 
 # ----------------------------------------------------------------------------- numpy reference

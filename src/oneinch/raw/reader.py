@@ -277,6 +277,12 @@ def _tiff_precheck(p: Path, size: int) -> dict[str, Any]:
                     "gpr_tools (gpr_tools -i in.GPR -o out.DNG)",
                     p,
                 )
+            if is_dng:  # LibRaw applies OpcodeList2 itself: refuse corrupt lists before it runs
+                for pg in {id(x): x for x in (raw, ifd0) if x is not None}.values():
+                    for code in (_DNG_TAGS[f"OpcodeList{n}"] for n in (1, 2, 3)):
+                        v = _val(pg, code)
+                        if v is not None:
+                            parse_opcode_list(bytes(v), str(p))
             info: dict[str, Any] = {"is_dng": is_dng, "compression": comp}
             if raw is not None:
                 offs, cnts = _payload(raw)

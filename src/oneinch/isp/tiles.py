@@ -1,0 +1,106 @@
+"""Strips of rows: run a neighbourhood stage on bounded memory, both cores busy.
+
+A stage ``fn`` that maps an image (rows, ...) to an image of the same rows (or ``scale`` times
+as many: a 2x2 bin gives 0.5) is applied to overlapping strips: each strip is read with
+``margin`` extra rows above and below (clamped at the image edges, where the stage sees the
+real border exactly as it would on the whole image) and only its own rows are kept. When every
+output row depends on input rows at most ``margin`` away, the result equals the whole-image
+call (this is the classic overlap-save / "halo" tiling of image pipelines, e.g. Ragan-Kelley
+et al. 2013, Halide, §3: overlapping tiles trade redundant work on the halo for locality).
+Strip starts are multiples of ``align`` (keeps the CFA phase and any patch grid of the stage).
+
+Strips run on a small thread pool (the stages are numpy / OpenCV / numba code that releases
+the GIL); outputs are written in order by the calling thread, so ``out`` may be ``src`` itself
+(in-place): each strip's input, margins included, is copied before any neighbouring output is
+written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+ROWS = 384  # output rows per strip (input rows for scale != 1)
+WORKERS = min(2, os.cpu_count() or 1)  # strips in flight at once
+
+
+def strip_bounds(h: int, rows: int, align: int) -> list[tuple[int, int]]:
+    """[(a, b)] covering 0..h, every ``a`` a multiple of ``align``."""
+    step = max(align, (rows // align) * align)
+    return [(a, min(h, a + step)) for a in range(0, h, step)]
+
+
+def map_rows(
+    src: np.ndarray,
+    fn: Callable[[np.ndarray, int], np.ndarray],
+    *,
+    out: np.ndarray | None = None,
+    margin: int = 0,
+    rows: int = ROWS,
+    align: int = 1,
+    scale: float = 1.0,
+    workers: int | None = None,
+) -> np.ndarray:
+    """``fn(rows, first_row)`` applied to overlapping strips of ``src``'s rows; returns ``out``
+    (allocated when None, with ``scale`` x the rows of ``src`` and the trailing shape of
+    ``fn``'s results).
+
+    ``margin`` rows of context (input rows) on each side; ``align``: strip starts (input rows)
+    are multiples of it, and so is ``margin`` rounded up to. ``out`` may share memory with
+    ``src`` (in place, or a compacted alias of a cropped view whose row i starts no later than
+    src's row i): strip inputs are then copied before neighbouring outputs are written.
+    """
+    h = src.shape[0]
+    margin = -(-margin // align) * align if margin else 0
+    bounds = strip_bounds(h, rows, align)
+    workers = WORKERS if workers is None else max(1, int(workers))
+    in_place = out is not None and np.may_share_memory(out, src)
+    if in_place and margin > bounds[0][1] - bounds[0][0] and len(bounds) > 1:
+        raise ValueError(f"strips of {rows} rows cannot carry a margin of {margin} in place")
+
+    def job(a: int, b: int, inp: np.ndarray, top: int) -> tuple[int, int, np.ndarray]:
+        res = fn(inp, a - top)
+        o0, o1 = round(top * scale), round((top + b - a) * scale)
+        return a, b, res[o0:o1]
+
+    def write(a: int, b: int, res: np.ndarray) -> None:
+        nonlocal out
+        if out is None:
+            shape = (round(h * scale), *res.shape[1:])
+            out = np.empty(shape, dtype=res.dtype)
+        out[round(a * scale) : round(a * scale) + res.shape[0]] = res
+
+    pending: deque = deque()
+    depth = workers + 1  # results wait one strip: in place, a strip's input is copied first
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for a, b in bounds:
+            lo, hi = max(0, a - margin), min(h, b + margin)
+            inp = src[lo:hi]
+            if in_place:
+                inp = inp.copy()
+            if pool is None:
+                pending.append(_Done(job(a, b, inp, a - lo)))
+            else:
+                pending.append(pool.submit(job, a, b, inp, a - lo))
+            while len(pending) >= depth:
+                write(*pending.popleft().result())
+        while pending:
+            write(*pending.popleft().result())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    assert out is not None
+    return out
+
+
+class _Done:
+    def __init__(self, value: tuple) -> None:
+        self.value = value
+
+    def result(self) -> tuple:
+        return self.value
