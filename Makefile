@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 SAMPLE := samples/oneinch_demo.dng
 
-.PHONY: demo test install dev test-deps lint sample bench-quality bench-looks bench-frames bench-speed bench-peers bench-burst clean
+.PHONY: demo test install dev test-deps lint sample bench-quality bench-looks bench-frames bench-speed bench-peers bench-burst fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -59,6 +59,11 @@ bench-speed: dev
 # darktable-cli and rawtherapee-cli as speed peers (Debian packages; needs root)
 bench-peers:
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends darktable rawtherapee
+
+# Fuzz the parsers and stages with mutated files (summary in out/fuzz/summary.txt).
+FUZZ_CASES ?= 100000
+fuzz: dev
+	$(PY) -m fuzz.run --cases $(FUZZ_CASES) --workers 2
 
 bench-burst: dev
 	$(PY) bench/burst.py

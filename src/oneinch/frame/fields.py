@@ -38,7 +38,7 @@ def format_aperture(n: float | None) -> str:
 
 def format_shutter(t: float | None) -> str:
     """'1/100s' below 0.3 s (nearest integer denominator), '0.5s', '2s', '1.3s' above."""
-    if not t or t <= 0 or not math.isfinite(t):
+    if not t or not math.isfinite(t) or t < 1e-7 or t > 1e7:  # beyond any real shutter
         return ""
     if t < 0.3:
         return f"1/{round(1.0 / t)}s"

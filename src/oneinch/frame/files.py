@@ -8,6 +8,7 @@ the input is never written to.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,8 @@ def frame_file(
             upright = ImageOps.exif_transpose(im)
     except FileNotFoundError:
         raise InputError("file not found", src) from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except (OSError, ValueError, SyntaxError, TypeError, IndexError, KeyError, EOFError,
+            ZeroDivisionError, struct.error, Image.DecompressionBombError) as e:
         raise InputError(f"cannot read image ({e})", src) from None
     shot = shot_info_from_exif(tags)
     framed = render(upright, shot, layout, template, overrides)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageFont
 
-from ..errors import InputError
+from ..errors import InputError, OptionError
 from ..raw.image import ShotInfo
 from .fields import expand_slot, shot_fields
 from .fonts import load_font
@@ -22,6 +22,8 @@ from .logos import logo_image
 from .templates import Template, load_template
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+
+MAX_CANVAS_PIXELS = 400_000_000  # no layout may make a canvas larger than this
 
 
 @dataclass
@@ -310,6 +312,9 @@ def _square(photo: Image.Image, t: Template, fields: dict[str, str], make: str |
     m = round(g["margin"] * L)
     ta = max(8, round(g["text_area"] * L))
     s = max(w + 2 * m, h + 2 * m + ta)
+    if s * s > MAX_CANVAS_PIXELS:
+        raise InputError(f"a {w}x{h} photo is too long and thin for the square layout "
+                         f"({s}x{s} canvas)")
     canvas = Image.new("RGB", (s, s), _rgb(t.colours["background"]))
     x = (s - w) // 2
     y = max(m, (s - h - ta) // 2)  # photo and text centred together
@@ -377,9 +382,14 @@ def render_detailed(
     drawn item."""
     t = load_template(template if template is not None else layout)
     photo = as_pil_rgb(image)
-    fields = shot_fields(shot, overrides, date_format=t.date_format, focal=t.focal)
     make = (overrides or {}).get("make") or shot.make
-    return _KINDS[t.kind](photo, t, fields, make)
+    try:
+        fields = shot_fields(shot, overrides, date_format=t.date_format, focal=t.focal)
+        return _KINDS[t.kind](photo, t, fields, make)
+    except OptionError as e:  # a template's bad field: name the template file
+        if e.path is None and t.source:
+            raise OptionError(e.detail, t.source) from None
+        raise
 
 
 def render(

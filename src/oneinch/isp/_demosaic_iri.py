@@ -335,7 +335,7 @@ def _refl(i, n):
     return i
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=True)
 def _gf_row(guide, p, m, r, eps, out, pre, ab):
     """Row guided filter fitted where m > 0; box sums by prefix sums over the reflect-101
     extended row (pre: (5, n + 2r + 1), ab: (2, n + 2r + 1) scratch)."""
@@ -363,11 +363,11 @@ def _gf_row(guide, p, m, r, eps, out, pre, ab):
         pre[4, j + 1] = a4
     for x in range(n):
         e = x + k
-        nn = pre[0, e] - pre[0, x] + 1e-12
-        mi = (pre[1, e] - pre[1, x]) / nn
-        mp = (pre[2, e] - pre[2, x]) / nn
-        cov = (pre[3, e] - pre[3, x]) / nn - mi * mp
-        var = (pre[4, e] - pre[4, x]) / nn - mi * mi
+        inv = 1.0 / (pre[0, e] - pre[0, x] + 1e-12)
+        mi = (pre[1, e] - pre[1, x]) * inv
+        mp = (pre[2, e] - pre[2, x]) * inv
+        cov = (pre[3, e] - pre[3, x]) * inv - mi * mp
+        var = (pre[4, e] - pre[4, x]) * inv - mi * mi
         a = cov / (var + eps)
         ab[0, x] = a
         ab[1, x] = mp - a * mi
@@ -381,9 +381,10 @@ def _gf_row(guide, p, m, r, eps, out, pre, ab):
         b1 += ab[1, i]
         pre[0, j + 1] = b0
         pre[1, j + 1] = b1
+    ik = 1.0 / k
     for x in range(n):
         e = x + k
-        out[x] = ((pre[0, e] - pre[0, x]) * guide[x] + (pre[1, e] - pre[1, x])) / k
+        out[x] = ((pre[0, e] - pre[0, x]) * guide[x] + (pre[1, e] - pre[1, x])) * ik
 
 
 @numba.njit(cache=True, inline="always")

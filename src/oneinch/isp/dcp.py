@@ -169,8 +169,11 @@ def read_dcp(path: str | Path) -> DCP:
 def _matrix(v: object) -> np.ndarray | None:
     if v is None:
         return None
-    a = np.asarray(v, dtype=np.float64).reshape(-1)
-    if a.size != 9:
+    try:
+        a = np.asarray(v, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None  # not numbers: treat as absent (a corrupt profile tag)
+    if a.size != 9 or not np.isfinite(a).all():
         return None  # 4-colour cameras (3x4) are not supported by the 3-colour pipeline
     return a.reshape(3, 3)
 
