@@ -22,10 +22,12 @@ sRGB-encoded (as displayed); PSNR (peak 1) and SSIM (Wang et al. 2004, Gaussian 
 sigma 1.5, mean over R, G, B) with a 10-px border dropped.
 
     .venv/bin/python bench/quality_denoise.py [--quick] [--no-rawpy] [--bm3d N]
+    .venv/bin/python bench/quality_denoise.py --speed     # ms/MP per tier at 12 MP
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import time
@@ -276,6 +278,7 @@ def denoise_table(quick: bool = False, use_rawpy: bool = True, bm3d_n: int = 3,
             pass
     results: dict = {}
     times: dict[str, list[float]] = {"oneinch": [], "bm3d": []}
+    tiers = ("light", "medium", "full")
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         for iso in ISOS:
@@ -289,6 +292,9 @@ def denoise_table(quick: bool = False, use_rawpy: bool = True, bm3d_n: int = 3,
                 den = oneinch_denoise(case)
                 times["oneinch"].append((time.perf_counter() - t0) / (im.shape[0] * im.shape[1] / 1e6))
                 add("oneinch", []).append(score_cam(case, den))
+                for tier in tiers:  # every tier, whatever 'auto' picks at this ISO
+                    add(f"oneinch tier={tier}", []).append(
+                        score_cam(case, oneinch_denoise(case, tier=tier)))
                 if have_bm3d and i < bm3d_n:
                     t0 = time.perf_counter()
                     b = bm3d_denoise(case)
@@ -311,6 +317,9 @@ def denoise_table(quick: bool = False, use_rawpy: bool = True, bm3d_n: int = 3,
             for k, v in sub.items():
                 means[f"[{len(v)} img] {k}"] = tuple(np.mean(np.array(v), axis=0))
             results[iso] = means
+            from oneinch.isp.denoise import choose_tier
+
+            means["auto picks"] = choose_tier(Denoise(), case["profile"]).name
     _print(results, images, times, out)
     return results
 
@@ -328,7 +337,9 @@ def _print(results: dict, images: list, times: dict, out) -> None:
         row = f"{m:32s}"
         for iso in results:
             v = results[iso].get(m)
-            if v is None:
+            if isinstance(v, str):
+                row += f"{v:>18s}"
+            elif v is None:
                 row += f"{'-':>18s}"
             else:
                 extra = f" t{v[2]}" if len(v) > 2 else ""
@@ -339,9 +350,44 @@ def _print(results: dict, images: list, times: dict, out) -> None:
             print(f"time {k}: {np.median(v) * 1000:.0f} ms/MP (median over images)", file=out)
 
 
+def speed_table(mp: float = 12.0, repeats: int = 3, file=None) -> dict[str, float]:
+    """ms/MP of each tier on a synthetic ISO 800 image of ``mp`` megapixels (min of repeats)."""
+    from oneinch.isp import denoise as dn
+
+    out = file or sys.stdout
+    h = round(math.sqrt(mp * 1e6 * 3 / 4))
+    w = round(h * 4 / 3)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = (0.15 + 0.1 * np.sin(xx / 37) * np.cos(yy / 23))[..., None] * np.array(
+        [1.0, 0.9, 0.8], np.float32)
+    s, o = synthetic.noise_profile_for_iso(800)
+    g = np.array([2.05, 1.0, 1.55])
+    prof = np.stack([g * s, g * g * o], axis=1)
+    x = (base + rng.standard_normal(base.shape, dtype=np.float32)
+         * np.sqrt(prof[:, 0] * base + prof[:, 1]).astype(np.float32)).astype(np.float32)
+    del yy, xx, base
+    dn.denoise(x[:256, :256], Denoise(), prof, tier="full")  # JIT cache load
+    res = {}
+    for tier in dn.TIERS:
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            dn.denoise(x, Denoise(), prof, tier=tier)
+            ts.append(time.perf_counter() - t0)
+        res[tier] = min(ts) / (h * w / 1e6) * 1000
+        print(f"speed tier={tier}: {res[tier]:.0f} ms/MP at {h * w / 1e6:.1f} MP "
+              f"(min of {repeats})", file=out, flush=True)
+    return res
+
+
 Runner = Callable[..., dict]
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     bm3d_n = int(args[args.index("--bm3d") + 1]) if "--bm3d" in args else 3
-    denoise_table(quick="--quick" in args, use_rawpy="--no-rawpy" not in args, bm3d_n=bm3d_n)
+    if "--speed" in args:
+        speed_table()
+    else:
+        denoise_table(quick="--quick" in args, use_rawpy="--no-rawpy" not in args,
+                      bm3d_n=bm3d_n)

@@ -24,6 +24,7 @@ AUTO_RI_MAX_PIXELS = 16_000_000  # 'auto' demosaic: residual interpolation up to
 TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
 DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, RCD: fewer)
 DENOISE_MARGIN = 48  # sliding 8x8 DCT, two passes, chroma at half size: 2 x 2 x 14 + resampling
+PIXEL_STRIP_ROWS = 96  # per-pixel passes: short strips keep numpy temporaries in cache and small
 
 STAGES = (
     "levels",
@@ -164,7 +165,7 @@ def develop_strips(
         c = camera_colour(s, raw, neutral, r)
         return c if gain == 1.0 else c * gain
 
-    tiles.map_rows(x, scene, out=x)
+    tiles.map_rows(x, scene, out=x, rows=PIXEL_STRIP_ROWS)
     crop = _half_box(raw.default_crop) if half else raw.default_crop
     x = geometry.orient(geometry.crop(x, crop), raw.shot.orientation)  # (a view when upright)
     x = geometry.resize_long_edge(x, r.output.size)
@@ -182,7 +183,7 @@ def develop_strips(
     if not x.flags.c_contiguous:  # cropped view: write compacted into the same memory
         out = x.base.reshape(-1)[: x.size].reshape(x.shape) if x.base is not None else None
     s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
-    return tiles.map_rows(x, display, out=out, margin=s_margin)
+    return tiles.map_rows(x, display, out=out, margin=s_margin, rows=PIXEL_STRIP_ROWS)
 
 
 def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None) -> bool:
@@ -358,7 +359,7 @@ def auto_exposure_ev(rgb: np.ndarray, target: float = 0.18) -> float:
 
 
 def _expose(x: np.ndarray, raw: RawImage, recipe: Recipe) -> np.ndarray:
-    ev = exposure_ev(raw, recipe, x)
+    ev = float(np.clip(exposure_ev(raw, recipe, x), -16.0, 16.0))
     if ev == 0.0:
         return x
     return x * np.float32(2.0**ev)

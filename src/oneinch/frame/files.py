@@ -115,8 +115,17 @@ def frame_file(
     except (OSError, ValueError, SyntaxError, TypeError, IndexError, KeyError, EOFError,
             ZeroDivisionError, struct.error, Image.DecompressionBombError) as e:
         raise InputError(f"cannot read image ({e})", src) from None
+    except MemoryError:
+        raise InputError("image too large to decode in memory", src) from None
     shot = shot_info_from_exif(tags)
-    framed = render(upright, shot, layout, template, overrides)
+    try:
+        framed = render(upright, shot, layout, template, overrides)
+    except (InputError, OptionError) as e:  # render does not know the file: name it
+        if e.path is None:
+            raise type(e)(e.detail, src) from None
+        raise
+    except MemoryError:
+        raise InputError("image too large to frame in memory", src) from None
 
     exif[ExifTags.Base.Orientation] = 1
     try:

@@ -174,9 +174,7 @@ def _wfill_numba(dp, gp, diag, eps):
     return out
 
 
-def _weighted_fill(
-    d: np.ndarray, g: np.ndarray, dirs: tuple, eps: float = EDGE_EPS
-) -> np.ndarray:
+def _weighted_fill(d: np.ndarray, g: np.ndarray, dirs: tuple, eps: float = EDGE_EPS) -> np.ndarray:
     """Mean of the 4 neighbours d[y+dy, x+dx], weighted by 1 / (gradient of g and d along it)
     (numba; ``_weighted_fill_reference`` is the numpy form)."""
     dp = np.pad(np.asarray(d, np.float32), 3, mode="reflect")
@@ -273,9 +271,7 @@ REFINE_GAIN = 6.0
 REFINE_POWER = 1.5  # tuned on both full sets: Kodak +0.47, McMaster +0.01 dB (unblended: -1.5)
 
 
-def refine_weight(
-    cfa: np.ndarray, green: np.ndarray, tentatives: list | None = None
-) -> np.ndarray:
+def refine_weight(cfa: np.ndarray, green: np.ndarray, tentatives: list | None = None) -> np.ndarray:
     """Per-pixel weight in [0, 1] of the colour-difference refinement.
 
     Local test of the constant-colour-difference model against the residual-interpolation

@@ -24,6 +24,23 @@ Pipeline (one call of :func:`denoise`):
 Demosaicing correlates the noise; following Jin, Facciolo, Morel (CVPRW 2020) the filter uses
 a noise level above the raw one (``LUMA_SIGMA_FACTOR``, ``CHROMA_SIGMA_FACTOR``, tuned on
 synthetic raws, see bench/quality_denoise.py).
+
+Tiers ('auto' picks by :func:`noise_level`; 'manual' always 'full'). PSNR of displayed sRGB on
+the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_denoise.py
+--quick``), ms/MP at 12 MP on the shared 2-core machine (``--speed``, min of 3; load-dependent):
+
+    tier    luma        chroma               ISO100  ISO800  ISO3200  ISO12800  ms/MP
+    noisy   -           -                    39.32   30.05   23.63    17.07     -
+    light   untouched   1/2 res, step 4      39.56   (30.9)  -        -         ~20-55
+    medium  step 4      1/2 res, step 3      39.61   31.78   26.75    21.62     ~65-150
+    full    step 2      1/2 res, step 2      39.74   32.00   27.05    21.88     ~160-215
+    (before the numba kernels the full method took ~2100-3500 ms/MP)
+
+The pointwise stages (GAT, opponent transform, chroma box-downsampling; and back, with the
+bilinear upsampling of the removed chroma noise and the inverse GAT) are two fused numba
+passes; the DCT filter is one fused numba kernel per pass (see ``_dct_pass_nb``). Every
+stage is local, so a strip of rows with :func:`margin` rows of context and its global
+``row0`` gives the same rows as the whole image.
 """
 
 from __future__ import annotations
@@ -715,21 +732,22 @@ class Tier:
 # Measured on the quick subset (2 Kodak + 1 McMaster, bench/quality_denoise.py --quick) and at
 # 12 MP on this 2-core machine (min of repeats); see the table in the module docstring.
 TIERS: dict[str, Tier] = {
-    "light": Tier("light", 0, 4, 2),
+    "light": Tier("light", 0, 2, 4),
     "medium": Tier("medium", 4, 2, 3),
     "full": Tier("full", 2, 2, 2),
 }
 # 'auto' picks the tier by noise_level(profile): relative sigma at middle grey.
-LIGHT_MAX_NOISE = 0.05
-MEDIUM_MAX_NOISE = 0.13
+# (geometric means of the synthetic ISO levels: light up to ~ISO 280, medium up to ~ISO 1700)
+LIGHT_MAX_NOISE = 0.04
+MEDIUM_MAX_NOISE = 0.10
 _ALIGN = 4  # strips are re-aligned to this many rows (max chroma factor)
 
 
 def noise_level(noise_profile: np.ndarray) -> float:
     """Relative noise sigma at middle grey: sqrt(S*0.18 + O) / 0.18 (channel means of a (3, 2)
     [S, O] profile). This is the noise sigma of log(x) there, i.e. of the displayed (gamma or
-    log-encoded) value up to the encoding's slope; the synthetic raws give about 0.034 at
-    ISO 100, 0.096 at 800, 0.19 at 3200, 0.38 at 12800."""
+    log-encoded) value up to the encoding's slope. The synthetic raws (profile scaled by the
+    WB gains) give 0.024 at ISO 100, 0.068 at 800, 0.143 at 3200, 0.329 at 12800."""
     p = np.asarray(noise_profile, np.float64).reshape(-1, 2)
     var = float(np.mean(p[:, 0])) * 0.18 + float(np.mean(p[:, 1]))
     return math.sqrt(max(var, 0.0)) / 0.18

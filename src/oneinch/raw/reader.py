@@ -376,21 +376,39 @@ def _dng_color(t: _DngTags) -> CameraColor:
     ill2 = t.num("CalibrationIlluminant2")
     be = t.num("BaselineExposure")
     xy = t.num("AsShotWhiteXY")
+    if xy is not None and (xy.size < 2 or not np.all((xy[:2] > 0) & (xy[:2] < 1))):
+        xy = None
+    bexp = float(be[0]) if be is not None and be.size and np.isfinite(be[0]) else 0.0
     return CameraColor(
-        color_matrix1=t.matrix("ColorMatrix1"),
-        color_matrix2=t.matrix("ColorMatrix2"),
-        forward_matrix1=t.matrix("ForwardMatrix1"),
-        forward_matrix2=t.matrix("ForwardMatrix2"),
-        camera_calibration1=t.square("CameraCalibration1"),
-        camera_calibration2=t.square("CameraCalibration2"),
-        illuminant1=int(ill1[0]) if ill1 is not None else 0,
-        illuminant2=int(ill2[0]) if ill2 is not None else 0,
-        analog_balance=t.num("AnalogBalance"),
-        as_shot_neutral=t.num("AsShotNeutral"),
-        as_shot_white_xy=(float(xy[0]), float(xy[1])) if xy is not None and xy.size >= 2 else None,
-        baseline_exposure=float(be[0]) if be is not None else 0.0,
+        color_matrix1=_m33(t.matrix("ColorMatrix1")),
+        color_matrix2=_m33(t.matrix("ColorMatrix2")),
+        forward_matrix1=_m33(t.matrix("ForwardMatrix1")),
+        forward_matrix2=_m33(t.matrix("ForwardMatrix2")),
+        camera_calibration1=_m33(t.square("CameraCalibration1")),
+        camera_calibration2=_m33(t.square("CameraCalibration2")),
+        illuminant1=int(ill1[0]) if ill1 is not None and ill1.size else 0,
+        illuminant2=int(ill2[0]) if ill2 is not None and ill2.size else 0,
+        analog_balance=_v3(t.num("AnalogBalance")),
+        as_shot_neutral=_v3(t.num("AsShotNeutral")),
+        as_shot_white_xy=(float(xy[0]), float(xy[1])) if xy is not None else None,
+        # DNG BaselineExposure beyond +-10 stops is not a real camera's: treat as corrupt
+        baseline_exposure=bexp if abs(bexp) <= 10 else 0.0,
         source="dng",
     )
+
+
+def _m33(m: np.ndarray | None) -> np.ndarray | None:
+    """A 3x3 finite matrix, or None (3-colour pipeline; corrupt or 4-colour tags dropped)."""
+    if m is None or m.shape != (3, 3) or not np.isfinite(m).all():
+        return None
+    return m
+
+
+def _v3(v: np.ndarray | None) -> np.ndarray | None:
+    """Three finite positive values (AsShotNeutral, AnalogBalance), or None."""
+    if v is None or v.size != 3 or not np.all(np.isfinite(v) & (v > 0)):
+        return None
+    return v
 
 
 def _dng_levels(t: _DngTags, spp: int, bps: int, height: int, width: int) -> Levels:
