@@ -20,7 +20,11 @@ from .photo import Photo
 from .raw.image import RawImage
 from .recipe import Recipe
 
-AUTO_RI_MAX_PIXELS = 16_000_000  # 'auto' demosaic: residual interpolation up to 16 MP, RCD above
+# 'auto' demosaic by size (quality vs time, bench/quality_demosaic.py): iterative residual
+# interpolation (best, ~0.5 s/MP) up to 4 MP, residual interpolation (~0.1 s/MP) up to 16 MP,
+# RCD (~0.03 s/MP) above.
+AUTO_IRI_MAX_PIXELS = 4_000_000
+AUTO_RI_MAX_PIXELS = 16_000_000
 TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
 DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, RCD: fewer)
 DENOISE_MARGIN = 48  # sliding 8x8 DCT, two passes, chroma at half size: 2 x 2 x 14 + resampling
@@ -207,7 +211,7 @@ def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None)
 def _auto_method(raw: RawImage, r: Recipe) -> str:
     method = r.demosaic.method
     if method == "auto":
-        method = "ri" if raw.height * raw.width <= AUTO_RI_MAX_PIXELS else "rcd"
+        method = auto_demosaic(raw.height * raw.width)
     return method
 
 
@@ -335,6 +339,13 @@ def camera_colour(rgb: np.ndarray, raw: RawImage, neutral: np.ndarray, r: Recipe
     if prof.look_table is not None:
         pp = dcp.apply_hue_sat_map(pp, prof.look_table)
     return color.apply_matrix(pp, spaces.xyz_d50_to_rgb(space) @ spaces.rgb_to_xyz_d50("prophoto"))
+
+
+def auto_demosaic(pixels: int) -> str:
+    """The demosaic method 'auto' picks for an image of ``pixels`` sensor pixels."""
+    if pixels <= AUTO_IRI_MAX_PIXELS:
+        return "iri"
+    return "ri" if pixels <= AUTO_RI_MAX_PIXELS else "rcd"
 
 
 def exposure_ev(raw: RawImage, recipe: Recipe, image: np.ndarray | None = None) -> float:
