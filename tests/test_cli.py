@@ -212,3 +212,44 @@ def test_batch_goes_on_past_a_bad_file(small_dng, tmp_path):
     assert res.returncode == 2
     assert sorted(p.name for p in out.iterdir()) == ["copy.jpg", "kodim23.jpg"]
     assert "1 of 3 files failed" in res.stderr and "bad.dng" in res.stderr
+
+
+def test_sidecar_recipe_is_used_and_options_override_it(small_dng, tmp_path):
+    from PIL import Image
+
+    from oneinch.recipe import Recipe, sidecar_path
+
+    d = tmp_path / "in"
+    d.mkdir()
+    src = d / "shot.dng"
+    shutil.copy(small_dng, src)
+    Recipe().with_(output={"size": 200}, look={"style": "bw-hc"}).save(sidecar_path(src))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run("develop", str(src), "-o", str(out)).returncode == 0
+    with Image.open(out / "shot.jpg") as im:
+        rgb = np.asarray(im.convert("RGB"), np.float32)
+        assert max(im.size) == 200
+    assert np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() < 6  # monochrome style
+    assert run("develop", str(src), "-o", str(out), "--size", "300").returncode == 0
+    with Image.open(out / "shot.jpg") as im:
+        assert max(im.size) == 300
+
+
+@pytest.mark.parametrize("peer", ["rawtherapee-cli", "darktable-cli"])
+def test_peers_open_our_synthetic_dng(small_dng, tmp_path, peer):
+    """synthetic.py writes DNGs that the open peers develop (when they are installed)."""
+    from PIL import Image
+
+    if not shutil.which(peer):
+        pytest.skip(f"{peer} not installed (make bench-peers installs it)")
+    out = tmp_path / "peer.jpg"
+    if peer == "rawtherapee-cli":
+        cmd = [peer, "-o", str(out), "-d", "-Y", "-c", str(small_dng)]
+    else:
+        cmd = [peer, str(small_dng), str(out), "--core", "--configdir", str(tmp_path / "dt")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.is_file(), res.stderr[-500:]
+    with Image.open(out) as im:
+        a = np.asarray(im.convert("RGB"), np.float32)
+    assert a.shape[0] >= 500 and 20 < a.mean() < 235 and a.std() > 10
