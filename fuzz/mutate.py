@@ -320,7 +320,11 @@ def mutate(data: bytes, target: str, rng: random.Random, splice: bytes | None = 
         if text and r < 0.75:
             text_mutate(b, rng)
         elif is_tiff and r < 0.6:
-            tiff_mutate(b, rng)
+            try:
+                tiff_mutate(b, rng)
+            except (struct.error, IndexError, ValueError):
+                # an earlier mutation left offsets pointing outside the file: flip bytes instead
+                rng.choice(GENERIC)(b, rng)
         elif is_png and r < 0.3:
             png_mutate(b, rng)
         elif splice and r > 0.97:
