@@ -158,7 +158,7 @@ def develop_strips(
         return denoise(dem(m), r.denoise, noise_profile=noise, iso=raw.shot.iso)
 
     margin = DEMOSAIC_MARGIN + DENOISE_MARGIN if r.denoise.mode != "off" else DEMOSAIC_MARGIN
-    x = tiles.map_rows(mosaic, sensor, margin=margin, align=8, scale=0.5 if half else 1.0)
+    x = tiles.map_rows(mosaic, _one_thread(sensor), margin=margin, align=8, scale=0.5 if half else 1.0)
     del mosaic
     reconstruct(x, clip_levels(gains), r.highlights.mode, out=x)
     step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))  # auto_exposure_ev's sample
@@ -169,7 +169,7 @@ def develop_strips(
         c = camera_colour(s, raw, neutral, r)
         return c if gain == 1.0 else c * gain
 
-    tiles.map_rows(x, scene, out=x, rows=PIXEL_STRIP_ROWS)
+    tiles.map_rows(x, _one_thread(scene), out=x, rows=PIXEL_STRIP_ROWS)
     crop = _half_box(raw.default_crop) if half else raw.default_crop
     x = geometry.orient(geometry.crop(x, crop), raw.shot.orientation)  # (a view when upright)
     x = geometry.resize_long_edge(x, r.output.size)
@@ -187,7 +187,27 @@ def develop_strips(
     if not x.flags.c_contiguous:  # cropped view: write compacted into the same memory
         out = x.base.reshape(-1)[: x.size].reshape(x.shape) if x.base is not None else None
     s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
-    return tiles.map_rows(x, display, out=out, margin=s_margin, rows=PIXEL_STRIP_ROWS)
+    return tiles.map_rows(x, _one_thread(display), out=out, margin=s_margin, rows=PIXEL_STRIP_ROWS)
+
+
+def _one_thread(fn):
+    """``fn`` run with numba's parallel kernels on one thread (numba.set_num_threads is per
+    calling thread): map_rows already keeps both cores busy with two strips, and nested
+    parallel regions would put 4 threads on 2 cores (spin-waits, preemption mid-tile)."""
+    import numba
+
+    def run(s: np.ndarray, row: int) -> np.ndarray:
+        if tiles_workers() > 1 and numba.get_num_threads() != 1:
+            numba.set_num_threads(1)
+        return fn(s, row)
+
+    return run
+
+
+def tiles_workers() -> int:
+    from .isp import tiles
+
+    return tiles.WORKERS
 
 
 def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None) -> bool:

@@ -121,8 +121,12 @@ def _fit_scale(measure: Any, available: int, lines: list[_Line], tries: int = 8)
     """Largest scale ≤ 1 whose measured width fits (fonts are integer sizes: iterate). When even
     the smallest font size does not fit, the longest line is shortened with an ellipsis."""
     scale = 1.0
+    if available <= 0:
+        raise InputError("the photo is too small to frame (no room for the text)")
     for _ in range(tries):
         need = measure(scale)
+        if need <= 0:
+            return scale
         if need <= available:
             return scale
         scale *= max(0.5, available / need * 0.995)

@@ -201,6 +201,15 @@ def _scalar(v: object) -> object:
 
 
 def from_tags(tags: dict, source: object = None) -> DCP:
+    """Profile from a {tag number or name: value} dict; corrupt values -> InputError."""
+    try:
+        return _from_tags(tags, source)
+    except (ValueError, TypeError, OverflowError, IndexError) as e:
+        raise InputError(f"corrupt camera profile tags ({e})",
+                         str(source) if source is not None else None) from None
+
+
+def _from_tags(tags: dict, source: object = None) -> DCP:
     """Profile from a {tag number or name: value} dict (a DCP's IFD or a DNG's IFD0 tags).
 
     Values may be lists, numpy arrays or (for matrices) nested sequences; strings for ASCII.

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import InputError, UnsupportedError
 from ..raw.image import CFAPattern, Opcode
 from . import lens, shading
 from .shading import pitched_slice
@@ -317,4 +317,6 @@ def apply_opcode_list(
             if op.optional:
                 continue
             raise
+    if ops and not np.isfinite(out).all():
+        raise InputError(f"DNG OpcodeList{list_no} produced non-finite values", source)
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -154,16 +154,31 @@ def _smoothstep(e0: float, e1: float, x: float) -> float:
     return t * t * (3.0 - 2.0 * t)
 
 
-@njit(cache=True, inline="always")
+# no nnan/ninf: NaN inputs must behave as in the reference; the rest is safe for these formulas
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(cache=True, inline="always", fastmath=_FAST)
 def _curve(n: float, c: float, u: float, k: float, white: float, black: float, shadows: float,
-           highlights: float, white_ev: float) -> tuple[float, float]:
-    """Norm -> (display value, exposure in EV of the adjusted norm)."""
-    ev = math.log2(n / 0.18)
-    if shadows != 0.0:
-        ev += shadows / (1.0 + 2.0 ** (2.0 * (ev + 1.0)))
-    if highlights != 0.0:
-        ev += highlights / (1.0 + 2.0 ** (-2.0 * (ev - (white_ev - 1.5))))
-    p = (0.18 * 2.0**ev) ** c
+           highlights: float, white_ev: float, gate: float) -> tuple[float, float]:
+    """Norm -> (display value, exposure in EV of the adjusted norm).
+
+    Without shadows/highlights the adjusted norm is ``n`` itself: p = n^c directly (no
+    log2/exp2 round trip), and the EV (only used by the path to white, which starts at
+    ``white_ev - 0.5``) is computed only for norms above ``gate`` (``0.125 · 2^white_ev``,
+    just under that start); below it a value under the path's start is returned."""
+    if shadows != 0.0 or highlights != 0.0:
+        ev = math.log2(n / 0.18)
+        if shadows != 0.0:
+            ev += shadows / (1.0 + 2.0 ** (2.0 * (ev + 1.0)))
+        if highlights != 0.0:
+            ev += highlights / (1.0 + 2.0 ** (-2.0 * (ev - (white_ev - 1.5))))
+        p = (0.18 * 2.0**ev) ** c
+    else:
+        p = n**c
+        ev = white_ev - 1.0  # below the path to white (it starts at white_ev - 0.5)
+        if n > gate:
+            ev = math.log2(n / 0.18)
     y = k * p / (p + u)
     if y > KNEE:
         y = KNEE + (1.0 - KNEE) * math.tanh((y - KNEE) / (1.0 - KNEE))
@@ -174,13 +189,14 @@ def _curve(n: float, c: float, u: float, k: float, white: float, black: float, s
     return min(y, 1.0), ev
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True, fastmath=_FAST)
 def _tone_kernel(rgb, out, wts, c, u, k, white, black, shadows, highlights, white_ev,
                  use_local, ga, gb, lmed, compress, detail, row0, full_h):  # pragma: no cover
     h, w = rgb.shape[0], rgb.shape[1]
     hs, ws = ga.shape
     sy = hs / full_h  # rgb may be rows row0.. of a taller image (strips): grids span that image
     sx = ws / w
+    gate = 0.125 * 2.0**white_ev  # 0.18 * 2^(white_ev - 0.5) = 0.127 * 2^white_ev
     for i in prange(h):
         fy = (row0 + i + 0.5) * sy - 0.5
         for j in range(w):
@@ -202,7 +218,7 @@ def _tone_kernel(rgb, out, wts, c, u, k, white, black, shadows, highlights, whit
                 out[i, j, 1] = max(-black, 0.0)
                 out[i, j, 2] = max(-black, 0.0)
                 continue
-            y, ev = _curve(n, c, u, k, white, black, shadows, highlights, white_ev)
+            y, ev = _curve(n, c, u, k, white, black, shadows, highlights, white_ev, gate)
             s = y / n
             t = _smoothstep(white_ev - 0.5, white_ev + 1.0, ev)
             out[i, j, 0] = min(r * s + t * (y - r * s), 1.0)

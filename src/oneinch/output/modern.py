@@ -18,6 +18,8 @@ BT.2408), CICP transfer 16 or 18, no ICC.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
 import math
 import struct
@@ -35,7 +37,7 @@ from ..recipe import Output
 
 MODERN = ("heif", "avif", "jxl")
 SUFFIXES = {".heic": "heif", ".heif": "heif", ".hif": "heif", ".avif": "avif", ".jxl": "jxl"}
-BITS = {"heif": (8, 10), "avif": (8, 10, 12), "jxl": (8, 16)}
+BITS = {"heif": (8, 10, 12), "avif": (8, 10, 12), "jxl": (8, 16)}
 
 # ITU-T H.273 code points
 CICP_PRIMARIES = {"srgb": 1, "p3": 12, "rec2020": 9}
@@ -64,8 +66,6 @@ def check(output: Output) -> int:
             raise OptionError(f"HDR {output.transfer} needs 10 or 12 bits, not 8")
         if output.space not in CICP_PRIMARIES:
             raise OptionError(f"HDR {output.transfer} needs space srgb, p3 or rec2020")
-    if fmt == "avif" and bits > 8 and output.space not in CICP_PRIMARIES:
-        raise OptionError(f"{bits}-bit AVIF is written with CICP: space srgb, p3 or rec2020")
     if fmt == "jxl" and bits == 16 and output.space != "srgb":
         raise OptionError("16-bit JPEG XL is sRGB only (the encoder cannot embed ICC); "
                           "use bits 8 or space srgb")
@@ -173,7 +173,7 @@ def _heif(pixels: np.ndarray, bits: int, output: Output, icc: bytes | None, exif
     h, w = pixels.shape[:2]
     if bits == 8:
         hf = pillow_heif.from_bytes(mode="RGB", size=(w, h), data=pixels.tobytes())
-    else:  # pillow-heif takes 16-bit samples and keeps the top 10 or 12 bits
+    else:  # pillow-heif takes 16-bit samples and keeps the top ``bit_depth`` bits
         hf = pillow_heif.from_bytes(
             mode="RGB;16", size=(w, h), data=(pixels << (16 - bits)).astype(np.uint16).tobytes()
         )
@@ -187,6 +187,7 @@ def _heif(pixels: np.ndarray, bits: int, output: Output, icc: bytes | None, exif
         transfer_characteristics=trc,
         matrix_coefficients=mat,
         full_range_flag=1,
+        bit_depth=bits,  # per call; not options.SAVE_HDR_TO_12_BIT, which is global
     )
     if icc:
         kw["icc_profile"] = icc
@@ -218,7 +219,7 @@ def _avif(pixels: np.ndarray, bits: int, output: Output, icc: bytes | None, exif
         )
     except Exception as e:  # imagecodecs raises its own AvifError
         raise OutputError(f"AVIF encoder failed ({e})") from None
-    return bytes(data)
+    return avif_add_metadata(bytes(data), icc, exif)
 
 
 def _jxl(pixels: np.ndarray, bits: int, output: Output, icc: bytes, exif: bytes) -> bytes:
@@ -251,6 +252,394 @@ def jxl_container(codestream: bytes, exif: bytes | None) -> bytes:
         tiff = exif[6:] if exif.startswith(b"Exif\0\0") else exif
         out += _box(b"Exif", b"\0\0\0\0" + tiff)
     return out + _box(b"jxlc", codestream)
+
+
+# ----------------------------------------------------------------------------- libjxl (ctypes)
+# pylibjxl writes 8-bit only and imagecodecs' jpegxl_encode has no ICC argument, so 16-bit
+# JPEG XL goes straight through libjxl's public encoder API (jxl/encode.h, libjxl >= 0.9; the
+# shared library bundled with imagecodecs): JxlEncoderSetICCProfile for the colour space and
+# JxlEncoderAddBox for the 'Exif' box (ISO/IEC 18181-2 §9.1).
+
+
+class _JxlBasicInfo(ctypes.Structure):
+    """JxlBasicInfo of jxl/codestream_header.h (stable since libjxl 0.7)."""
+
+    _fields_ = [
+        ("have_container", ctypes.c_int32), ("xsize", ctypes.c_uint32),
+        ("ysize", ctypes.c_uint32), ("bits_per_sample", ctypes.c_uint32),
+        ("exponent_bits_per_sample", ctypes.c_uint32), ("intensity_target", ctypes.c_float),
+        ("min_nits", ctypes.c_float), ("relative_to_max_display", ctypes.c_int32),
+        ("linear_below", ctypes.c_float), ("uses_original_profile", ctypes.c_int32),
+        ("have_preview", ctypes.c_int32), ("have_animation", ctypes.c_int32),
+        ("orientation", ctypes.c_int32), ("num_color_channels", ctypes.c_uint32),
+        ("num_extra_channels", ctypes.c_uint32), ("alpha_bits", ctypes.c_uint32),
+        ("alpha_exponent_bits", ctypes.c_uint32), ("alpha_premultiplied", ctypes.c_int32),
+        ("preview", ctypes.c_uint32 * 2), ("animation", ctypes.c_uint32 * 4),
+        ("intrinsic_xsize", ctypes.c_uint32), ("intrinsic_ysize", ctypes.c_uint32),
+        ("padding", ctypes.c_uint8 * 100),
+    ]
+
+
+class _JxlPixelFormat(ctypes.Structure):
+    _fields_ = [("num_channels", ctypes.c_uint32), ("data_type", ctypes.c_int),
+                ("endianness", ctypes.c_int), ("align", ctypes.c_size_t)]
+
+
+_JXL_TYPE_UINT16 = 3
+_JXL_NATIVE_ENDIAN = 0
+_JXL_ENC_SUCCESS, _JXL_ENC_NEED_MORE_OUTPUT = 0, 2
+_JXL_ENC_FRAME_SETTING_EFFORT = 0
+
+
+@functools.cache
+def _libjxl() -> ctypes.CDLL | None:
+    """imagecodecs' bundled libjxl (the same library its jpegxl codec uses), else None."""
+    try:  # importing the codec module loads libjxl with its own dependencies (rpath)
+        import imagecodecs
+        import imagecodecs._jpegxl
+    except ImportError:
+        return None
+    libs = Path(imagecodecs.__file__).resolve().parent.parent / "imagecodecs.libs"
+    found = sorted(p for p in libs.glob("libjxl-*.so*"))
+    if not found:
+        return None
+    try:
+        lib = ctypes.CDLL(str(found[0]))
+    except OSError:
+        return None
+    vp, u8p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8)
+    sigs: dict[str, tuple[Any, list[Any]]] = {
+        "JxlEncoderCreate": (vp, [vp]),
+        "JxlEncoderDestroy": (None, [vp]),
+        "JxlEncoderUseContainer": (ctypes.c_int, [vp, ctypes.c_int]),
+        "JxlEncoderUseBoxes": (ctypes.c_int, [vp]),
+        "JxlEncoderInitBasicInfo": (None, [ctypes.POINTER(_JxlBasicInfo)]),
+        "JxlEncoderSetBasicInfo": (ctypes.c_int, [vp, ctypes.POINTER(_JxlBasicInfo)]),
+        "JxlEncoderSetICCProfile": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_size_t]),
+        "JxlEncoderFrameSettingsCreate": (vp, [vp, vp]),
+        "JxlEncoderSetFrameDistance": (ctypes.c_int, [vp, ctypes.c_float]),
+        "JxlEncoderSetFrameLossless": (ctypes.c_int, [vp, ctypes.c_int]),
+        "JxlEncoderFrameSettingsSetOption": (ctypes.c_int, [vp, ctypes.c_int, ctypes.c_int64]),
+        "JxlEncoderAddBox": (ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_char_p,
+                                             ctypes.c_size_t, ctypes.c_int]),
+        "JxlEncoderAddImageFrame": (ctypes.c_int, [vp, ctypes.POINTER(_JxlPixelFormat), vp,
+                                                   ctypes.c_size_t]),
+        "JxlEncoderCloseInput": (None, [vp]),
+        "JxlEncoderProcessOutput": (ctypes.c_int, [vp, ctypes.POINTER(u8p),
+                                                   ctypes.POINTER(ctypes.c_size_t)]),
+        "JxlEncoderGetError": (ctypes.c_int, [vp]),
+    }
+    try:
+        for name, (res, args) in sigs.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = res, args
+    except AttributeError:
+        return None
+    return lib
+
+
+def jxl_encode16(pixels: np.ndarray, icc: bytes, exif: bytes | None, distance: float,
+                 lossless: bool, effort: int = 5) -> bytes:
+    """16-bit RGB (H, W, 3) uint16 -> JPEG XL container with the ICC profile and an Exif box
+    (ISO/IEC 18181-2 §9.1: 4-byte TIFF-header offset, 0, then the TIFF structure)."""
+    lib = _libjxl()
+    if lib is None:
+        raise OptionError("16-bit JPEG XL with ICC needs the libjxl bundled with imagecodecs")
+    px = np.ascontiguousarray(pixels, np.uint16)
+    h, w = px.shape[:2]
+    enc = lib.JxlEncoderCreate(None)
+    if not enc:
+        raise OutputError("libjxl: cannot create an encoder")
+    try:
+        def ok(status: int, what: str) -> None:
+            if status != _JXL_ENC_SUCCESS:
+                raise OutputError(f"libjxl {what} failed (error {lib.JxlEncoderGetError(enc)})")
+
+        ok(lib.JxlEncoderUseContainer(enc, 1), "UseContainer")
+        ok(lib.JxlEncoderUseBoxes(enc), "UseBoxes")
+        info = _JxlBasicInfo()
+        lib.JxlEncoderInitBasicInfo(ctypes.byref(info))
+        info.xsize, info.ysize, info.bits_per_sample = w, h, 16
+        info.num_color_channels, info.uses_original_profile = 3, int(lossless)
+        ok(lib.JxlEncoderSetBasicInfo(enc, ctypes.byref(info)), "SetBasicInfo")
+        ok(lib.JxlEncoderSetICCProfile(enc, icc, len(icc)), "SetICCProfile")
+        if exif:
+            tiff = exif[6:] if exif.startswith(b"Exif\0\0") else exif
+            box = b"\0\0\0\0" + tiff
+            ok(lib.JxlEncoderAddBox(enc, b"Exif", box, len(box), 0), "AddBox")
+        fs = lib.JxlEncoderFrameSettingsCreate(enc, None)
+        ok(lib.JxlEncoderFrameSettingsSetOption(fs, _JXL_ENC_FRAME_SETTING_EFFORT, effort),
+           "effort")
+        if lossless:
+            ok(lib.JxlEncoderSetFrameLossless(fs, 1), "SetFrameLossless")
+        else:
+            ok(lib.JxlEncoderSetFrameDistance(fs, distance), "SetFrameDistance")
+        fmt = _JxlPixelFormat(3, _JXL_TYPE_UINT16, _JXL_NATIVE_ENDIAN, 0)
+        ok(lib.JxlEncoderAddImageFrame(fs, ctypes.byref(fmt), px.ctypes.data, px.nbytes),
+           "AddImageFrame")
+        lib.JxlEncoderCloseInput(enc)
+        out = bytearray()
+        chunk = max(1 << 16, px.nbytes // 4)
+        while True:
+            buf = (ctypes.c_uint8 * chunk)()
+            nxt = ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8))
+            avail = ctypes.c_size_t(chunk)
+            status = lib.JxlEncoderProcessOutput(enc, ctypes.byref(nxt), ctypes.byref(avail))
+            out += bytes(buf)[: chunk - avail.value]
+            if status == _JXL_ENC_SUCCESS:
+                return bytes(out)
+            if status != _JXL_ENC_NEED_MORE_OUTPUT:
+                ok(status, "ProcessOutput")
+    finally:
+        lib.JxlEncoderDestroy(enc)
+
+
+# ----------------------------------------------------------------------------- AVIF metadata
+# imagecodecs' libavif binding takes neither an ICC profile nor EXIF, so both are added to the
+# HEIF box structure it writes (ISO/IEC 23008-12:2022 "HEIF" §6.5.5 colour information 'colr',
+# §9.3 / Annex A.2.1 Exif item; ISO/IEC 14496-12 "ISOBMFF" §8.11 'meta', 'iloc', 'iinf', 'iref';
+# AV1 Image File Format (AVIF) 1.1 §2.2.1 / §4: an ICC 'colr' may accompany the 'nclx' one,
+# metadata items linked by a 'cdsc' reference to the image item).
+
+
+@dataclass
+class _Box:
+    kind: bytes
+    start: int  # file offset of the box header
+    header: int  # header length (8 or 16)
+    end: int
+
+    def body(self, data: bytes) -> bytes:
+        return data[self.start + self.header : self.end]
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[_Box]:
+    """ISOBMFF boxes (§4.2: 32-bit size, type, 64-bit largesize when size = 1, 0 = to the end)."""
+    end = len(data) if end is None else end
+    out: list[_Box] = []
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[at + 8 : at + 16])[0], 16
+        elif size == 0:
+            size = end - at
+        if size < header or at + size > end:
+            raise OutputError(f"AVIF encoder output is not ISOBMFF (box {kind!r} at {at})")
+        out.append(_Box(kind, at, header, at + size))
+        at += size
+    return out
+
+
+def _full_box(kind: bytes, version: int, flags: int, payload: bytes) -> bytes:
+    return _box(kind, struct.pack(">I", (version << 24) | flags) + payload)
+
+
+def _uint(data: bytes, at: int, size: int) -> int:
+    return int.from_bytes(data[at : at + size], "big") if size else 0
+
+
+@dataclass
+class _Iloc:
+    """ItemLocationBox (ISOBMFF §8.11.3) fields, rewritten with the same field sizes."""
+
+    version: int
+    offset_size: int
+    length_size: int
+    base_offset_size: int
+    index_size: int
+    # item_ID, construction_method, data_reference_index, base_offset, [(index, offset, length)]
+    items: list[tuple[int, int, int, int, list[tuple[int, int, int]]]]
+
+    @classmethod
+    def parse(cls, body: bytes) -> _Iloc:
+        version = body[0]
+        offset_size, length_size = body[4] >> 4, body[4] & 15
+        base_offset_size, index_size = body[5] >> 4, (body[5] & 15 if version in (1, 2) else 0)
+        at = 6
+        idn = 2 if version < 2 else 4
+        count = _uint(body, at, idn)
+        at += idn
+        items = []
+        for _ in range(count):
+            item_id = _uint(body, at, idn)
+            at += idn
+            method = 0
+            if version in (1, 2):
+                method = _uint(body, at, 2) & 15
+                at += 2
+            dri = _uint(body, at, 2)
+            base = _uint(body, at + 2, base_offset_size)
+            at += 2 + base_offset_size
+            n = _uint(body, at, 2)
+            at += 2
+            extents = []
+            for _ in range(n):
+                index = _uint(body, at, index_size)
+                at += index_size
+                off = _uint(body, at, offset_size)
+                length = _uint(body, at + offset_size, length_size)
+                at += offset_size + length_size
+                extents.append((index, off, length))
+            items.append((item_id, method, dri, base, extents))
+        return cls(version, offset_size, length_size, base_offset_size, index_size, items)
+
+    def build(self) -> bytes:
+        v = self.version
+        idn = 2 if v < 2 else 4
+
+        def put(value: int, size: int) -> bytes:
+            if value >= 1 << (8 * size):
+                raise OutputError("AVIF item location does not fit its iloc field")
+            return value.to_bytes(size, "big") if size else b""
+
+        out = bytes([self.offset_size << 4 | self.length_size,
+                     self.base_offset_size << 4 | self.index_size])
+        out += put(len(self.items), idn)
+        for item_id, method, dri, base, extents in self.items:
+            out += put(item_id, idn)
+            if v in (1, 2):
+                out += put(method, 2)
+            out += put(dri, 2) + put(base, self.base_offset_size) + put(len(extents), 2)
+            for index, off, length in extents:
+                out += put(index, self.index_size) + put(off, self.offset_size)
+                out += put(length, self.length_size)
+        return _full_box(b"iloc", v, 0, out)
+
+
+def _ipma_add(body: bytes, item_id: int, prop_index: int) -> bytes:
+    """ItemPropertyAssociationBox (HEIF §9.3.3) with one more non-essential property for
+    ``item_id`` (1-based index into 'ipco')."""
+    version, flags = body[0], _uint(body, 1, 3)
+    wide_ids, wide_idx = version >= 1, bool(flags & 1)
+    if not wide_idx and prop_index > 127:
+        raise OutputError("AVIF ipma cannot index more than 127 properties")
+    at, count = 8, _uint(body, 4, 4)
+    entries = []
+    for _ in range(count):
+        idn = 4 if wide_ids else 2
+        iid = _uint(body, at, idn)
+        n = body[at + idn]
+        size = n * (2 if wide_idx else 1)
+        assoc = body[at + idn + 1 : at + idn + 1 + size]
+        at += idn + 1 + size
+        if iid == item_id:
+            assoc += prop_index.to_bytes(2 if wide_idx else 1, "big")
+            n += 1
+        entries.append(iid.to_bytes(idn, "big") + bytes([n]) + assoc)
+    return _full_box(b"ipma", version, flags, struct.pack(">I", count) + b"".join(entries))
+
+
+def avif_add_metadata(data: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """Add an ICC 'colr' (type 'prof') property to the primary item and an 'Exif' item
+    (``cdsc`` reference to the primary item) to an AVIF (or any HEIF) file; all item
+    locations are moved to their new file offsets. Things already present are kept as they are.
+    The Exif item payload is the ExifDataBlock of HEIF Annex A.2.1: a 32-bit offset to the TIFF
+    header (0) then the TIFF structure; it goes at the end of the last 'mdat'."""
+    top = _boxes(data)
+    metas = [b for b in top if b.kind == b"meta"]
+    if len(metas) != 1:
+        raise OutputError("AVIF encoder output has no 'meta' box")
+    meta = metas[0]
+    kids = _boxes(data, meta.start + meta.header + 4, meta.end)
+    by = {b.kind: b for b in kids}
+    if not {b"pitm", b"iloc", b"iinf", b"iprp"} <= set(by):
+        raise OutputError("AVIF encoder output lacks pitm/iloc/iinf/iprp")
+    pitm = by[b"pitm"].body(data)
+    primary = _uint(pitm, 4, 2 if pitm[0] == 0 else 4)
+    iloc = _Iloc.parse(by[b"iloc"].body(data))
+    iinf = by[b"iinf"].body(data)
+    iinf_n = 2 if iinf[0] == 0 else 4
+    infes = _boxes(iinf, 4 + iinf_n)
+    types = []
+    for b in infes:
+        v = iinf[b.start + 8]
+        types.append(iinf[b.start + 12 + (2 if v == 2 else 4) + 2:][:4] if v >= 2 else b"")
+    iprp = by[b"iprp"]
+    ipco_ipma = {b.kind: b for b in _boxes(data, iprp.start + iprp.header, iprp.end)}
+    ipco, ipma = ipco_ipma[b"ipco"], ipco_ipma[b"ipma"]
+    props = _boxes(data, ipco.start + ipco.header, ipco.end)
+    has_icc = any(p.kind == b"colr" and data[p.start + 8 : p.start + 12] in (b"prof", b"rICC")
+                  for p in props)
+
+    ipco_body, ipma_box = ipco.body(data), data[ipma.start : ipma.end]
+    if icc and not has_icc:
+        ipco_body += _box(b"colr", b"prof" + icc)
+        ipma_box = _ipma_add(ipma.body(data), primary, len(props) + 1)
+    payload = b""
+    new_id = None
+    if exif and b"Exif" not in types:
+        tiff = exif[6:] if exif.startswith(b"Exif\0\0") else exif
+        payload = b"\0\0\0\0" + tiff
+        new_id = max([it[0] for it in iloc.items] + [primary]) + 1
+        if new_id > 0xFFFF and (iloc.version < 2 or iinf[0] == 0):
+            raise OutputError("AVIF item IDs too large for the Exif item")
+    # mdat that receives the Exif payload: the last box when it is an mdat with a 32-bit size
+    last = top[-1]
+    grow = payload and last.kind == b"mdat" and last.header == 8
+    if payload and not grow:
+        tail = _box(b"mdat", payload)
+    else:
+        tail = payload
+
+    def build_meta(shift: int) -> bytes:
+        items = []
+        for item_id, method, dri, base, extents in iloc.items:
+            if method == 0 and dri == 0:  # file offsets: everything after 'meta' moves
+                if iloc.offset_size == 0:
+                    base = base + shift if base >= meta.end else base
+                else:
+                    extents = [(i, o + shift if base + o >= meta.end else o, n)
+                               for i, o, n in extents]
+            items.append((item_id, method, dri, base, extents))
+        if new_id is not None:
+            items.append((new_id, 0, 0, 0, [(0, exif_at + shift, len(payload))]))
+        il = _Iloc(iloc.version, max(iloc.offset_size, 4), iloc.length_size or 4,
+                   iloc.base_offset_size, iloc.index_size, items)
+        out = b""
+        for b in kids:
+            if b.kind == b"iloc":
+                out += il.build()
+            elif b.kind == b"iinf" and new_id is not None:
+                infe = _full_box(b"infe", 2 if new_id <= 0xFFFF else 3, 0,
+                                 new_id.to_bytes(2 if new_id <= 0xFFFF else 4, "big")
+                                 + b"\0\0Exif\0")
+                n = len(infes) + 1
+                out += _full_box(b"iinf", iinf[0], _uint(iinf, 1, 3),
+                                 n.to_bytes(iinf_n, "big") + iinf[4 + iinf_n :] + infe)
+            elif b.kind == b"iref" and new_id is not None:
+                body = b.body(data)
+                w = 2 if body[0] == 0 else 4
+                out += _box(b"iref", body + _box(
+                    b"cdsc", new_id.to_bytes(w, "big") + b"\0\1" + primary.to_bytes(w, "big")))
+            elif b.kind == b"iprp":
+                inner = b"".join(
+                    _box(b"ipco", ipco_body) if c.kind == b"ipco"
+                    else ipma_box if c.kind == b"ipma" else data[c.start : c.end]
+                    for c in _boxes(data, iprp.start + iprp.header, iprp.end))
+                out += _box(b"iprp", inner)
+            else:
+                out += data[b.start : b.end]
+            if b.kind == b"iinf" and new_id is not None and b"iref" not in by:
+                w = 2 if new_id <= 0xFFFF and primary <= 0xFFFF else 4
+                out += _full_box(b"iref", 0 if w == 2 else 1, 0, _box(
+                    b"cdsc", new_id.to_bytes(w, "big") + b"\0\1" + primary.to_bytes(w, "big")))
+        return _box(b"meta", data[meta.start + meta.header : meta.start + meta.header + 4] + out)
+
+    # offset of the Exif payload in the old layout (end of file, after the header of a new
+    # mdat); like all data after 'meta' it then moves by the growth of 'meta'
+    exif_at = len(data) + (0 if grow else 8)
+    shift = len(build_meta(0)) - (meta.end - meta.start)
+    new_meta = build_meta(shift)
+    head, rest = data[: meta.start], data[meta.end :]
+    if grow:
+        size = last.end - last.start + len(payload)
+        at = last.start - meta.end
+        rest = rest[:at] + struct.pack(">I", size) + rest[at + 4 :] + payload
+    else:
+        rest += tail
+    return head + new_meta + rest
 
 
 # ----------------------------------------------------------------------------- reading

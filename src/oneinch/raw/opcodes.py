@@ -20,6 +20,7 @@ allocating gigabytes.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -210,6 +211,19 @@ def _parse_params(op_id: int, r: _Reader) -> dict[str, Any]:
     raise AssertionError(op_id)
 
 
+def _check_finite(params: dict, what: str, source: str | None) -> None:
+    """Refuse NaN/inf parameters: every DNG opcode field is a finite number (DNG 1.7 ch. 7)."""
+    for key, v in params.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InputError(f"DNG {what}: {key} is {v}", source)
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise InputError(f"DNG {what}: {key} holds non-finite values", source)
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                if isinstance(x, float) and not math.isfinite(x):
+                    raise InputError(f"DNG {what}: {key} holds {x}", source)
+
+
 def parse_opcode_list(data: bytes, source: str | None = None) -> tuple[Opcode, ...]:
     """Parse one OpcodeList tag value (big-endian, DNG 1.7 ch. 7) into Opcodes.
 
@@ -244,6 +258,7 @@ def parse_opcode_list(data: bytes, source: str | None = None) -> tuple[Opcode, .
         r = _Reader(body, f"{i} ({name})", source)
         params = _parse_params(op_id, r)
         r.done()
+        _check_finite(params, f"opcode {i} ({name})", source)
         ops.append(Opcode(op_id, name, version, flags, params))
     if pos != len(data):
         raise InputError(f"DNG opcode list has {len(data) - pos} trailing bytes", source)

@@ -653,6 +653,8 @@ def open_raw(path: str | Path) -> RawImage:
                 preview_available = False
         except rawpy.LibRawError as e:
             raise InputError(f"LibRaw cannot decode it ({_one_line(e)})", p) from None
+        except NotImplementedError as e:  # rawpy: a CFA layout it does not describe
+            raise InputError(f"unsupported sensor layout ({_one_line(e)})", p) from None
     finally:
         rp.close()
 
