@@ -85,7 +85,7 @@ def develop(
         x, crop = _demosaic(x, raw, r, demosaic)
         x = at("demosaic", x)
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
-        noise = _noise_in_wb_units(raw, gains)
+        noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
         x = at("denoise", denoise(x, r.denoise, noise_profile=noise, iso=raw.shot.iso))
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
         x = at("color", camera_colour(x, raw, neutral, r))
@@ -139,17 +139,17 @@ def develop_strips(
 
     mosaic = held.pop()  # white-balanced mosaic (or linear RGB); the only reference to it
     space, cfa = r.output.space, raw.cfa
-    half = _half_size(raw, r)
+    factor = _bin_factor(raw, r)
     method = _auto_method(raw, r)
 
     def dem(m: np.ndarray) -> np.ndarray:
         if raw.is_linear:
             return m
-        if half:
-            return bin2x2(m, cfa)
+        if factor > 1:
+            return _bin(m, cfa, factor)
         return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer)
 
-    noise = _noise_in_wb_units(raw, gains)
+    noise = binned_noise(_noise_in_wb_units(raw, gains), factor)
     if noise is None and r.denoise.mode != "off":  # estimated once, on a central band
         mid = (mosaic.shape[0] // 2) & ~7
         noise = estimate_noise_profile(dem(mosaic[max(0, mid - 512) : mid + 512]))
@@ -158,7 +158,9 @@ def develop_strips(
         return denoise(dem(m), r.denoise, noise_profile=noise, iso=raw.shot.iso)
 
     margin = DEMOSAIC_MARGIN + DENOISE_MARGIN if r.denoise.mode != "off" else DEMOSAIC_MARGIN
-    x = tiles.map_rows(mosaic, _one_thread(sensor), margin=margin, align=8, scale=0.5 if half else 1.0)
+    x = tiles.map_rows(
+        mosaic, _one_thread(sensor), margin=margin * factor, align=8, scale=1.0 / factor
+    )
     del mosaic
     reconstruct(x, clip_levels(gains), r.highlights.mode, out=x)
     step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))  # auto_exposure_ev's sample
@@ -170,7 +172,7 @@ def develop_strips(
         return c if gain == 1.0 else c * gain
 
     tiles.map_rows(x, _one_thread(scene), out=x, rows=PIXEL_STRIP_ROWS)
-    crop = _half_box(raw.default_crop) if half else raw.default_crop
+    crop = _box_div(raw.default_crop, factor)
     x = geometry.orient(geometry.crop(x, crop), raw.shot.orientation)  # (a view when upright)
     x = geometry.resize_long_edge(x, r.output.size)
     local = local_setup(x, r.tone, space)
@@ -251,11 +253,12 @@ class _Stage:
 
 
 def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic) -> tuple:
-    """Demosaic (or bin 2x2 for small outputs); returns (rgb, default crop in its pixels)."""
+    """Demosaic (or bin for small outputs); returns (rgb, default crop in its pixels)."""
     if raw.is_linear:
         return x, raw.default_crop
-    if _half_size(raw, r):
-        return bin2x2(x, raw.cfa), _half_box(raw.default_crop)
+    factor = _bin_factor(raw, r)
+    if factor > 1:
+        return _bin(x, raw.cfa, factor), _box_div(raw.default_crop, factor)
     return demosaic(x, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer), (
         raw.default_crop
     )
@@ -280,16 +283,50 @@ def _opcodes1(raw: RawImage, ops1: tuple) -> np.ndarray:
     )
 
 
-def _half_size(raw: RawImage, recipe: Recipe) -> bool:
-    """Preview path: when the output is at most half the sensor size, bin each 2x2 Bayer quad
-    into one RGB pixel instead of demosaicing (no interpolation, a quarter of the work)."""
+def _bin_factor(raw: RawImage, recipe: Recipe) -> int:
+    """Preview path: sensor pixels per output pixel along each axis, binned instead of
+    demosaiced (no interpolation; less work for every later stage).
+
+    1: full size (demosaic). 2: the output is at most half the sensor -> each 2x2 Bayer quad
+    becomes one RGB pixel (:func:`bin2x2`). 4: the output is at most a quarter of the sensor
+    (and the sensor's sides are multiples of 4) -> each 2x2 block of same-colour samples is
+    averaged into a half-size Bayer mosaic (:func:`bin_bayer2x2`), then binned 2x2."""
     size = recipe.output.size
-    return bool(
-        size
-        and raw.cfa is not None
-        and raw.cfa.kind == "bayer"
-        and 2 * size <= max(raw.height, raw.width)
-    )
+    if not (size and raw.cfa is not None and raw.cfa.kind == "bayer"):
+        return 1
+    long_edge = max(raw.height, raw.width)
+    if 4 * size <= long_edge and raw.height % 4 == 0 and raw.width % 4 == 0:
+        return 4
+    return 2 if 2 * size <= long_edge else 1
+
+
+def _bin(mosaic: np.ndarray, cfa, factor: int) -> np.ndarray:
+    if factor == 4:
+        mosaic = bin_bayer2x2(mosaic)
+    return bin2x2(mosaic, cfa)
+
+
+def bin_bayer2x2(mosaic: np.ndarray) -> np.ndarray:
+    """Bayer mosaic (H, W) -> half-size Bayer mosaic of the same pattern: every sample is the
+    mean of the 2x2 block of same-colour samples (period 2) it stands for. Sides: multiples
+    of 4 (a trailing partial block is dropped)."""
+    h, w = (mosaic.shape[0] // 4) * 4, (mosaic.shape[1] // 4) * 4
+    m = np.asarray(mosaic[:h, :w], dtype=np.float32).reshape(h // 4, 2, 2, w // 4, 2, 2)
+    # axes: (block row, same-colour pair row, phase row, block col, pair col, phase col)
+    out = (m[:, 0, :, :, 0, :] + m[:, 0, :, :, 1, :]) + (m[:, 1, :, :, 0, :] + m[:, 1, :, :, 1, :])
+    out *= np.float32(0.25)
+    return np.ascontiguousarray(out.reshape(h // 2, w // 2))
+
+
+def binned_noise(noise: np.ndarray | None, factor: int) -> np.ndarray | None:
+    """The (3, 2) noise profile [S, O] (variance = S·x + O) after binning by ``factor``: the
+    mean of n independent samples of one mean has 1/n of their variance, so S and O are
+    divided by n. bin2x2 averages the two greens of a quad (n = 2 for G, 1 for R and B);
+    binning 4 first averages 4 same-colour samples (n = 8 for G, 4 for R and B)."""
+    if noise is None or factor == 1:
+        return noise
+    n = np.array([1.0, 2.0, 1.0]) * (4.0 if factor == 4 else 1.0)
+    return np.asarray(noise, np.float64) / n[:, None]
 
 
 def bin2x2(mosaic: np.ndarray, cfa) -> np.ndarray:
@@ -306,10 +343,12 @@ def bin2x2(mosaic: np.ndarray, cfa) -> np.ndarray:
     return out
 
 
-def _half_box(box: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
-    if box is None:
-        return None
-    return tuple(int(v) // 2 for v in box)  # type: ignore[return-value]
+def _box_div(
+    box: tuple[int, int, int, int] | None, factor: int
+) -> tuple[int, int, int, int] | None:
+    if box is None or factor == 1:
+        return box
+    return tuple(int(v) // factor for v in box)  # type: ignore[return-value]
 
 
 def lens_corrections(rgb: np.ndarray, raw: RawImage, recipe: Recipe) -> np.ndarray:

@@ -6,6 +6,7 @@ Parsing only: the work is ``oneinch.frame.frame_file``. Mount with
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +62,7 @@ def frame_command(
     list_layouts: Annotated[bool, typer.Option("--list", help="list the layouts and exit")] = False,
 ) -> None:
     """Add an EXIF frame (camera, lens, exposure, date, logo) to finished photos."""
+    from rich.console import Console
     from rich.progress import Progress
 
     from ..frame import frame_file, list_templates, output_path
@@ -71,7 +73,7 @@ def frame_command(
         raise typer.Exit(0)
     images = images or []
     if not images:
-        typer.echo("error: no image given (--list shows the layouts)", err=True)
+        typer.echo("oneinch: error: no image given (--list shows the layouts)", err=True)
         raise typer.Exit(2)
     try:
         overrides = parse_sets(set_)
@@ -81,21 +83,25 @@ def frame_command(
         name = template.stem if template is not None else layout
         suffix = None if fmt is None else "." + fmt.lower().lstrip(".")
     except OneinchError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"oneinch: error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
-    failed = 0
-    with Progress(transient=True) as progress:
+    failed: list[str] = []
+    console = Console(stderr=True)
+    with Progress(transient=True, console=console,
+                  disable=len(images) < 2 or not console.is_terminal) as progress:
         task = progress.add_task("framing", total=len(images))
         for src in images:
             dst = output_path(src, output, name, suffix)
             try:
                 frame_file(src, dst, layout, tmpl, overrides, quality, subsampling)
-                progress.console.print(f"{src} → {dst}")
-            except OneinchError as e:
-                failed += 1
-                progress.console.print(f"[red]error:[/red] {e}")
+                print(f"{src} -> {dst}", flush=True)
+            except OneinchError as e:  # one plain line per bad file; the batch goes on
+                failed.append(str(e))
+                print(f"oneinch: error: {e}", file=sys.stderr, flush=True)
             progress.advance(task)
     if failed:
+        if len(images) > 1:
+            print(f"oneinch: {len(failed)} of {len(images)} files failed", file=sys.stderr)
         raise typer.Exit(2)
 
 

@@ -31,6 +31,7 @@ _FORMATS = {
     ".heif": "HEIF",
     ".avif": "AVIF",
     ".webp": "WEBP",
+    ".jxl": "JXL",
 }
 _heif_registered = False
 
@@ -78,6 +79,26 @@ def _check_declared_size(im: Image.Image, src: Path) -> None:
         )
 
 
+def _open_image(src: Path) -> Image.Image:
+    """Pillow's opener, or (JPEG XL, which Pillow does not read) our decoder as an 8-bit image
+    carrying the file's ICC profile and EXIF in ``info`` like Pillow's own plugins do."""
+    with open(src, "rb") as f:
+        head = f.read(16)
+    if head[:2] == b"\xff\x0a" or head[4:8] == b"JXL ":
+        import numpy as np
+
+        from ..output.modern import read_modern
+
+        d = read_modern(src)
+        im = Image.fromarray(np.clip(np.rint(d.rgb * 255.0), 0, 255).astype(np.uint8), "RGB")
+        if d.icc:
+            im.info["icc_profile"] = d.icc
+        if d.exif:
+            im.info["exif"] = d.exif
+        return im
+    return Image.open(src)
+
+
 def frame_file(
     in_path: str | Path,
     out_path: str | Path,
@@ -102,7 +123,7 @@ def frame_file(
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise OptionError("output would overwrite the input", dst)
     try:
-        with Image.open(src) as im:
+        with _open_image(src) as im:
             _check_declared_size(im, src)
             im.load()
             tags = exif_from_pil(im)
@@ -154,9 +175,30 @@ def frame_file(
     # TIFF: uncompressed, because Pillow's libtiff path drops the Exif sub-IFD
     try:
         with atomic_path(dst) as tmp:
-            framed.save(tmp, format=fmt, **params)
+            if fmt == "JXL":
+                _save_jxl(tmp, framed, params, quality)
+            else:
+                framed.save(tmp, format=fmt, **params)
     except OutputError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise OutputError(f"cannot write {fmt} ({e})", dst) from None
     return dst
+
+
+def _save_jxl(tmp: Path, framed: Image.Image, params: dict[str, Any], quality: int) -> None:
+    """JPEG XL through output.modern (Pillow does not write it), ICC and EXIF kept."""
+    import numpy as np
+
+    from ..output.icc import icc_profile
+    from ..output.modern import encode_modern
+    from ..photo import Photo
+    from ..recipe import Output
+
+    rgb = np.asarray(framed.convert("RGB"), np.float32) / 255.0
+    exif = params.get("exif", b"")
+    if exif and not exif.startswith(b"Exif\0\0"):
+        exif = b"Exif\0\0" + exif
+    with open(tmp, "wb") as fh:
+        encode_modern(fh, Photo(rgb=rgb), Output(format="jxl", quality=int(quality)),
+                      params.get("icc_profile") or icc_profile("srgb"), exif)

@@ -15,6 +15,8 @@ import numba
 import numpy as np
 
 EPS = 1e-5
+EPS32 = np.float32(EPS)  # the kernel computes in float32 (the reference in float64)
+_F = np.float32
 _M = 10  # rows/cols at each edge left uncomputed
 
 
@@ -32,16 +34,16 @@ _HALO = 9
 @numba.njit(cache=True, inline="always")
 def _energy(c, y, x, dy, dx):
     g1 = c[y - dy, x - dx] - c[y + dy, x + dx]
-    g2 = c[y - 2 * dy, x - 2 * dx] - 2.0 * c[y, x] + c[y + 2 * dy, x + 2 * dx]
-    return g1 * g1 + 0.25 * g2 * g2
+    g2 = c[y - 2 * dy, x - 2 * dx] - _F(2.0) * c[y, x] + c[y + 2 * dy, x + 2 * dx]
+    return g1 * g1 + _F(0.25) * g2 * g2
 
 
 @numba.njit(cache=True, inline="always")
 def _pick(cen, nb):
-    return nb if abs(0.5 - cen) < abs(0.5 - nb) else cen
+    return nb if abs(_F(0.5) - cen) < abs(_F(0.5) - nb) else cen
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
     """RCD for output pixels [y0, y1) x [x0, x1) (padded coordinates) into ``res``."""
     oy = y0 - _HALO
@@ -73,69 +75,69 @@ def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
         ly = y - oy
         for x in range(x0 - 6, x1 + 6):
             lx = x - ox
-            v = ev[ly - 1, lx] + ev[ly, lx] + ev[ly + 1, lx] + EPS
-            hh = eh[ly, lx - 1] + eh[ly, lx] + eh[ly, lx + 1] + EPS
+            v = ev[ly - 1, lx] + ev[ly, lx] + ev[ly + 1, lx] + EPS32
+            hh = eh[ly, lx - 1] + eh[ly, lx] + eh[ly, lx + 1] + EPS32
             vh[ly, lx] = v / (v + hh)
         for x in range(x0 - 5 + ((y + x0 + 1) & 1), x1 + 5, 2):  # R/B sites
             lx = x - ox
-            p = ep[ly - 1, lx - 1] + ep[ly, lx] + ep[ly + 1, lx + 1] + EPS
-            q = eq[ly - 1, lx + 1] + eq[ly, lx] + eq[ly + 1, lx - 1] + EPS
+            p = ep[ly - 1, lx - 1] + ep[ly, lx] + ep[ly + 1, lx + 1] + EPS32
+            q = eq[ly - 1, lx + 1] + eq[ly, lx] + eq[ly + 1, lx - 1] + EPS32
             pq[ly, lx] = p / (p + q)
     for y in range(y0 - 7, y1 + 7):
         ly = y - oy
         for x in range(x0 - 7 + ((y + x0 + 1) & 1), x1 + 7, 2):  # R/B sites
             lp = (
-                0.25 * c[y, x]
-                + 0.125 * (c[y - 1, x] + c[y + 1, x] + c[y, x - 1] + c[y, x + 1])
-                + 0.0625 * (c[y - 1, x - 1] + c[y - 1, x + 1] + c[y + 1, x - 1] + c[y + 1, x + 1])
+                _F(0.25) * c[y, x]
+                + _F(0.125) * (c[y - 1, x] + c[y + 1, x] + c[y, x - 1] + c[y, x + 1])
+                + _F(0.0625)
+                * (c[y - 1, x - 1] + c[y - 1, x + 1] + c[y + 1, x - 1] + c[y + 1, x + 1])
             )
-            lpf[ly, x - ox] = max(lp, 0.0)
+            lpf[ly, x - ox] = max(lp, _F(0.0))
     # step 3: green (+-5)
     for y in range(y0 - 5, y1 + 5):
         ly = y - oy
-        for x in range(x0 - 5, x1 + 5):
+        for x in range(x0 - 5 + ((y + x0) & 1), x1 + 5, 2):  # G sites: the sample
+            g[ly, x - ox] = c[y, x]
+        for x in range(x0 - 5 + ((y + x0 + 1) & 1), x1 + 5, 2):  # R/B sites
             ci = c[y, x]
             lx = x - ox
-            if (y + x) % 2 == 1:
-                g[ly, lx] = ci
-                continue
             gn = (
-                EPS
+                EPS32
                 + abs(c[y - 1, x] - c[y + 1, x])
                 + abs(ci - c[y - 2, x])
                 + abs(c[y - 1, x] - c[y - 3, x])
                 + abs(c[y - 2, x] - c[y - 4, x])
             )
             gs = (
-                EPS
+                EPS32
                 + abs(c[y - 1, x] - c[y + 1, x])
                 + abs(ci - c[y + 2, x])
                 + abs(c[y + 1, x] - c[y + 3, x])
                 + abs(c[y + 2, x] - c[y + 4, x])
             )
             gw = (
-                EPS
+                EPS32
                 + abs(c[y, x - 1] - c[y, x + 1])
                 + abs(ci - c[y, x - 2])
                 + abs(c[y, x - 1] - c[y, x - 3])
                 + abs(c[y, x - 2] - c[y, x - 4])
             )
             ge = (
-                EPS
+                EPS32
                 + abs(c[y, x - 1] - c[y, x + 1])
                 + abs(ci - c[y, x + 2])
                 + abs(c[y, x + 1] - c[y, x + 3])
                 + abs(c[y, x + 2] - c[y, x + 4])
             )
             l0 = lpf[ly, lx]
-            l2 = 2.0 * l0 + EPS
-            en = c[y - 1, x] * l2 / (EPS + l0 + lpf[ly - 2, lx])
-            es = c[y + 1, x] * l2 / (EPS + l0 + lpf[ly + 2, lx])
-            ew = c[y, x - 1] * l2 / (EPS + l0 + lpf[ly, lx - 2])
-            ee = c[y, x + 1] * l2 / (EPS + l0 + lpf[ly, lx + 2])
+            l2 = _F(2.0) * l0 + EPS32
+            en = c[y - 1, x] * l2 / (EPS32 + l0 + lpf[ly - 2, lx])
+            es = c[y + 1, x] * l2 / (EPS32 + l0 + lpf[ly + 2, lx])
+            ew = c[y, x - 1] * l2 / (EPS32 + l0 + lpf[ly, lx - 2])
+            ee = c[y, x + 1] * l2 / (EPS32 + l0 + lpf[ly, lx + 2])
             v_est = (gs * en + gn * es) / (gn + gs)
             h_est = (ge * ew + gw * ee) / (gw + ge)
-            nb = 0.25 * (
+            nb = _F(0.25) * (
                 vh[ly - 1, lx - 1] + vh[ly - 1, lx + 1] + vh[ly + 1, lx - 1] + vh[ly + 1, lx + 1]
             )
             d = _pick(vh[ly, lx], nb)
@@ -146,21 +148,21 @@ def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
         for x in range(x0 - 3 + ((y + x0 + 1) & 1), x1 + 3, 2):
             lx = x - ox
             g0 = g[ly, lx]
-            acc_p = 0.0
-            acc_q = 0.0
-            wsum_p = 0.0
-            wsum_q = 0.0
+            acc_p = _F(0.0)
+            acc_q = _F(0.0)
+            wsum_p = _F(0.0)
+            wsum_q = _F(0.0)
             for sy in (-1, 1):
                 for sx in (-1, 1):
                     c1 = c[y + sy, x + sx]
                     grad = (
-                        EPS
+                        EPS32
                         + abs(c1 - c[y - sy, x - sx])
                         + abs(c1 - c[y + 3 * sy, x + 3 * sx])
                         + abs(g0 - g[ly + 2 * sy, lx + 2 * sx])
                     )
                     est = c1 - g[ly + sy, lx + sx]
-                    wgt = 1.0 / grad
+                    wgt = _F(1.0) / grad
                     if sy == sx:  # P diagonal (NW-SE)
                         acc_p += wgt * est
                         wsum_p += wgt
@@ -169,7 +171,7 @@ def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
                         wsum_q += wgt
             p_est = acc_p / wsum_p
             q_est = acc_q / wsum_q
-            nb = 0.25 * (
+            nb = _F(0.25) * (
                 pq[ly - 2, lx - 2] + pq[ly - 2, lx + 2] + pq[ly + 2, lx - 2] + pq[ly + 2, lx + 2]
             )
             d = _pick(pq[ly, lx], nb)
@@ -179,30 +181,31 @@ def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
         ly = y - oy
         ry = y - top
         even = y % 2 == 0
-        for x in range(x0, x1):
+        for x in range(x0 + ((y + x0) & 1), x1, 2):  # R/B sites
+            lx = x - ox
+            rx = x - left
+            if even:
+                res[ry, rx, 0] = c[y, x]
+                res[ry, rx, 2] = rb[ly, lx]
+            else:
+                res[ry, rx, 0] = rb[ly, lx]
+                res[ry, rx, 2] = c[y, x]
+            res[ry, rx, 1] = g[ly, lx]
+        for x in range(x0 + ((y + x0 + 1) & 1), x1, 2):  # G sites
             lx = x - ox
             rx = x - left
             g0 = g[ly, lx]
-            if (y + x) % 2 == 0:  # R/B site
-                if even:
-                    res[ry, rx, 0] = c[y, x]
-                    res[ry, rx, 2] = rb[ly, lx]
-                else:
-                    res[ry, rx, 0] = rb[ly, lx]
-                    res[ry, rx, 2] = c[y, x]
-                res[ry, rx, 1] = g0
-                continue
             res[ry, rx, 1] = g0
-            nb = 0.25 * (vh[ly - 1, lx] + vh[ly + 1, lx] + vh[ly, lx - 1] + vh[ly, lx + 1])
+            nb = _F(0.25) * (vh[ly - 1, lx] + vh[ly + 1, lx] + vh[ly, lx - 1] + vh[ly, lx + 1])
             d = _pick(vh[ly, lx], nb)
             # at a G site in an R row R is left/right (sampled) and B up/down; the value of a
             # channel at an R/B site is the sample (c) or the step-4 estimate (rb)
             for ch in (0, 2):
                 h_is_c = (ch == 0) == even  # channel sampled along the row
-                accv = 0.0
-                wv = 0.0
-                acch = 0.0
-                wh = 0.0
+                accv = _F(0.0)
+                wv = _F(0.0)
+                acch = _F(0.0)
+                wh = _F(0.0)
                 for s in (-1, 1):
                     if h_is_c:
                         a1 = rb[ly + s, lx]
@@ -218,18 +221,18 @@ def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
                         b1 = rb[ly, lx + s]
                         b2 = rb[ly, lx - s]
                         b3 = rb[ly, lx + 3 * s]
-                    gv = EPS + abs(g0 - g[ly + 2 * s, lx]) + abs(a1 - a2) + abs(a1 - a3)
+                    gv = EPS32 + abs(g0 - g[ly + 2 * s, lx]) + abs(a1 - a2) + abs(a1 - a3)
                     accv += (a1 - g[ly + s, lx]) / gv
-                    wv += 1.0 / gv
-                    gh = EPS + abs(g0 - g[ly, lx + 2 * s]) + abs(b1 - b2) + abs(b1 - b3)
+                    wv += _F(1.0) / gv
+                    gh = EPS32 + abs(g0 - g[ly, lx + 2 * s]) + abs(b1 - b2) + abs(b1 - b3)
                     acch += (b1 - g[ly, lx + s]) / gh
-                    wh += 1.0 / gh
+                    wh += _F(1.0) / gh
                 v_est = accv / wv
                 h_est = acch / wh
                 res[ry, rx, ch] = g0 + v_est + d * (h_est - v_est)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _rcd_numba(c, top, left, oh, ow):
     res = np.empty((oh, ow, 3), np.float32)
     nty = (oh + _TY - 1) // _TY

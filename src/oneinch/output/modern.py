@@ -1,14 +1,14 @@
 """HEIF, AVIF and JPEG XL: writing (8/10/12/16-bit, ICC, EXIF, CICP, HDR PQ/HLG) and reading.
 
 Codecs:
-- HEIF (ISO/IEC 23008-12, HEVC) through pillow-heif (libheif + x265): 8 or 10-bit, ICC
-  ('colr' prof) and CICP ('colr' nclx, ITU-T H.273) both written, EXIF item.
-- AVIF (AV1 Image File Format 1.1): 8-bit SDR through Pillow's own AVIF plugin (libavif) with
-  ICC and EXIF; 10/12-bit and HDR through imagecodecs (libavif) with CICP only (colour fully
-  described by the nclx triple; imagecodecs cannot embed ICC or EXIF — see the report).
+- HEIF (ISO/IEC 23008-12, HEVC) through pillow-heif (libheif + x265): 8, 10 or 12-bit (bit
+  depth per call), ICC ('colr' prof) and CICP ('colr' nclx, ITU-T H.273) both written, EXIF item.
+- AVIF (AV1 Image File Format 1.1): 8, 10 or 12-bit, SDR or HDR, through imagecodecs (libavif),
+  which writes CICP only: the ICC 'colr' property and the Exif item are then added to its box
+  structure here (heif_add_metadata).
 - JPEG XL (ISO/IEC 18181): 8-bit through pylibjxl (libjxl) with ICC and an Exif box; 16-bit
-  through imagecodecs (libjxl, sRGB colour encoding only) with the Exif box added to the
-  ISO-BMFF container here (ISO/IEC 18181-2 §9: 'JXL ' signature, 'ftyp', 'Exif', 'jxlc').
+  through libjxl's encoder API (ctypes, the library bundled with imagecodecs) with the ICC
+  profile kept as is (original colour space, no XYB) and an Exif box (ISO/IEC 18181-2 §9.1).
 
 HDR (``output.transfer`` 'pq' or 'hlg', heif/avif only) writes the photo's HDR rendition
 (``Photo.extra['hdr_linear']``, display-linear, SDR white = 1; see output.uhdr) with
@@ -66,9 +66,9 @@ def check(output: Output) -> int:
             raise OptionError(f"HDR {output.transfer} needs 10 or 12 bits, not 8")
         if output.space not in CICP_PRIMARIES:
             raise OptionError(f"HDR {output.transfer} needs space srgb, p3 or rec2020")
-    if fmt == "jxl" and bits == 16 and output.space != "srgb":
-        raise OptionError("16-bit JPEG XL is sRGB only (the encoder cannot embed ICC); "
-                          "use bits 8 or space srgb")
+    if fmt == "jxl" and bits == 16 and output.space != "srgb" and _libjxl() is None:
+        raise OptionError("16-bit JPEG XL is sRGB only without libjxl (imagecodecs' bundled "
+                          "library was not found); use bits 8 or space srgb")
     return bits
 
 
@@ -196,19 +196,15 @@ def _heif(pixels: np.ndarray, bits: int, output: Output, icc: bytes | None, exif
         hf.save(buf, format="HEIF", **kw)
     except (RuntimeError, ValueError) as e:
         raise OutputError(f"HEIF encoder failed ({e})") from None
-    return buf.getvalue()
+    # libheif writes one 'colr' box (the ICC one when given); add the nclx one, with the matrix
+    # libheif converted RGB -> YCbCr with, so CICP-only readers get the colour space too
+    return heif_add_metadata(buf.getvalue(), None, None, (prim, trc, mat))
 
 
 def _avif(pixels: np.ndarray, bits: int, output: Output, icc: bytes | None, exif: bytes) -> bytes:
-    quality = min(max(output.quality, 0), 100)
-    if bits == 8 and icc is not None:
-        buf = io.BytesIO()
-        Image.fromarray(pixels, "RGB").save(
-            buf, "AVIF", quality=quality, subsampling=output.subsampling, icc_profile=icc,
-            exif=exif, speed=6,
-        )
-        return buf.getvalue()
     import imagecodecs
+
+    quality = min(max(output.quality, 0), 100)
 
     prim, trc, mat = _cicp(output)
     try:
@@ -219,7 +215,7 @@ def _avif(pixels: np.ndarray, bits: int, output: Output, icc: bytes | None, exif
         )
     except Exception as e:  # imagecodecs raises its own AvifError
         raise OutputError(f"AVIF encoder failed ({e})") from None
-    return avif_add_metadata(bytes(data), icc, exif)
+    return heif_add_metadata(bytes(data), icc, exif)
 
 
 def _jxl(pixels: np.ndarray, bits: int, output: Output, icc: bytes, exif: bytes) -> bytes:
@@ -231,7 +227,9 @@ def _jxl(pixels: np.ndarray, bits: int, output: Output, icc: bytes, exif: bytes)
 
         return bytes(pylibjxl.encode(pixels, effort=5, distance=distance, lossless=lossless,
                                      icc=icc, exif=exif))
-    import imagecodecs
+    if _libjxl() is not None:
+        return jxl_encode16(pixels, icc, exif, distance, lossless)
+    import imagecodecs  # fallback: libjxl's enumerated sRGB, no ICC
 
     code = imagecodecs.jpegxl_encode(pixels, effort=5, distance=None if lossless else distance,
                                      lossless=lossless)
@@ -339,7 +337,7 @@ def _libjxl() -> ctypes.CDLL | None:
 
 
 def jxl_encode16(pixels: np.ndarray, icc: bytes, exif: bytes | None, distance: float,
-                 lossless: bool, effort: int = 5) -> bytes:
+                 lossless: bool, effort: int = 5, original: bool = True) -> bytes:
     """16-bit RGB (H, W, 3) uint16 -> JPEG XL container with the ICC profile and an Exif box
     (ISO/IEC 18181-2 §9.1: 4-byte TIFF-header offset, 0, then the TIFF structure)."""
     lib = _libjxl()
@@ -360,7 +358,7 @@ def jxl_encode16(pixels: np.ndarray, icc: bytes, exif: bytes | None, distance: f
         info = _JxlBasicInfo()
         lib.JxlEncoderInitBasicInfo(ctypes.byref(info))
         info.xsize, info.ysize, info.bits_per_sample = w, h, 16
-        info.num_color_channels, info.uses_original_profile = 3, int(lossless)
+        info.num_color_channels, info.uses_original_profile = 3, int(lossless or original)
         ok(lib.JxlEncoderSetBasicInfo(enc, ctypes.byref(info)), "SetBasicInfo")
         ok(lib.JxlEncoderSetICCProfile(enc, icc, len(icc)), "SetICCProfile")
         if exif:
@@ -385,7 +383,7 @@ def jxl_encode16(pixels: np.ndarray, icc: bytes, exif: bytes | None, distance: f
             nxt = ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8))
             avail = ctypes.c_size_t(chunk)
             status = lib.JxlEncoderProcessOutput(enc, ctypes.byref(nxt), ctypes.byref(avail))
-            out += bytes(buf)[: chunk - avail.value]
+            out += ctypes.string_at(buf, chunk - avail.value)
             if status == _JXL_ENC_SUCCESS:
                 return bytes(out)
             if status != _JXL_ENC_NEED_MORE_OUTPUT:
@@ -394,12 +392,13 @@ def jxl_encode16(pixels: np.ndarray, icc: bytes, exif: bytes | None, distance: f
         lib.JxlEncoderDestroy(enc)
 
 
-# ----------------------------------------------------------------------------- AVIF metadata
-# imagecodecs' libavif binding takes neither an ICC profile nor EXIF, so both are added to the
-# HEIF box structure it writes (ISO/IEC 23008-12:2022 "HEIF" §6.5.5 colour information 'colr',
-# §9.3 / Annex A.2.1 Exif item; ISO/IEC 14496-12 "ISOBMFF" §8.11 'meta', 'iloc', 'iinf', 'iref';
-# AV1 Image File Format (AVIF) 1.1 §2.2.1 / §4: an ICC 'colr' may accompany the 'nclx' one,
-# metadata items linked by a 'cdsc' reference to the image item).
+# ----------------------------------------------------------------------------- HEIF/AVIF boxes
+# imagecodecs' libavif binding takes neither an ICC profile nor EXIF, and libheif writes a single
+# 'colr' box (the ICC one when given), so the missing pieces are added to the box structure
+# here: ISO/IEC 14496-12 (ISOBMFF) §4.2 boxes, §8.11 'meta' / 'iloc' / 'iinf' / 'iref', §12.1.5
+# 'colr'; ISO/IEC 23008-12 (HEIF) §6.5.5 colour information (one 'nclx' and one ICC 'colr' per
+# item), §9.3 'ipco' / 'ipma', Annex A Exif item (ExifDataBlock); AV1 Image File Format 1.1
+# (AVIF is a HEIF/MIAF profile; its 'colr' rules are HEIF's).
 
 
 @dataclass
@@ -426,7 +425,7 @@ def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[_Box]:
         elif size == 0:
             size = end - at
         if size < header or at + size > end:
-            raise OutputError(f"AVIF encoder output is not ISOBMFF (box {kind!r} at {at})")
+            raise OutputError(f"HEIF/AVIF encoder output is not ISOBMFF (box {kind!r} at {at})")
         out.append(_Box(kind, at, header, at + size))
         at += size
     return out
@@ -531,21 +530,23 @@ def _ipma_add(body: bytes, item_id: int, prop_index: int) -> bytes:
     return _full_box(b"ipma", version, flags, struct.pack(">I", count) + b"".join(entries))
 
 
-def avif_add_metadata(data: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
-    """Add an ICC 'colr' (type 'prof') property to the primary item and an 'Exif' item
-    (``cdsc`` reference to the primary item) to an AVIF (or any HEIF) file; all item
-    locations are moved to their new file offsets. Things already present are kept as they are.
+def heif_add_metadata(data: bytes, icc: bytes | None, exif: bytes | None,
+                      cicp: tuple[int, int, int] | None = None) -> bytes:
+    """Add an ICC 'colr' (type 'prof') property, an 'nclx' 'colr' property (``cicp``, full
+    range; ISO/IEC 23008-12 §6.5.5 allows one of each) and an 'Exif' item (``cdsc`` reference
+    to the primary item) to an AVIF or HEIF file; all item locations are moved to their new
+    file offsets. Properties and items already present are kept as they are.
     The Exif item payload is the ExifDataBlock of HEIF Annex A.2.1: a 32-bit offset to the TIFF
     header (0) then the TIFF structure; it goes at the end of the last 'mdat'."""
     top = _boxes(data)
     metas = [b for b in top if b.kind == b"meta"]
     if len(metas) != 1:
-        raise OutputError("AVIF encoder output has no 'meta' box")
+        raise OutputError("HEIF/AVIF encoder output has no 'meta' box")
     meta = metas[0]
     kids = _boxes(data, meta.start + meta.header + 4, meta.end)
     by = {b.kind: b for b in kids}
     if not {b"pitm", b"iloc", b"iinf", b"iprp"} <= set(by):
-        raise OutputError("AVIF encoder output lacks pitm/iloc/iinf/iprp")
+        raise OutputError("HEIF/AVIF encoder output lacks pitm/iloc/iinf/iprp")
     pitm = by[b"pitm"].body(data)
     primary = _uint(pitm, 4, 2 if pitm[0] == 0 else 4)
     iloc = _Iloc.parse(by[b"iloc"].body(data))
@@ -560,13 +561,18 @@ def avif_add_metadata(data: bytes, icc: bytes | None, exif: bytes | None) -> byt
     ipco_ipma = {b.kind: b for b in _boxes(data, iprp.start + iprp.header, iprp.end)}
     ipco, ipma = ipco_ipma[b"ipco"], ipco_ipma[b"ipma"]
     props = _boxes(data, ipco.start + ipco.header, ipco.end)
-    has_icc = any(p.kind == b"colr" and data[p.start + 8 : p.start + 12] in (b"prof", b"rICC")
-                  for p in props)
+    colr = {data[p.start + 8 : p.start + 12] for p in props if p.kind == b"colr"}
 
-    ipco_body, ipma_box = ipco.body(data), data[ipma.start : ipma.end]
-    if icc and not has_icc:
+    ipco_body, ipma_body, n_props = ipco.body(data), ipma.body(data), len(props)
+    if icc and not colr & {b"prof", b"rICC"}:
         ipco_body += _box(b"colr", b"prof" + icc)
-        ipma_box = _ipma_add(ipma.body(data), primary, len(props) + 1)
+        n_props += 1
+        ipma_body = _ipma_add(ipma_body, primary, n_props)[8:]
+    if cicp and b"nclx" not in colr:
+        ipco_body += _box(b"colr", b"nclx" + struct.pack(">HHHB", *cicp, 0x80))
+        n_props += 1
+        ipma_body = _ipma_add(ipma_body, primary, n_props)[8:]
+    ipma_box = _box(b"ipma", ipma_body)
     payload = b""
     new_id = None
     if exif and b"Exif" not in types:
@@ -574,7 +580,7 @@ def avif_add_metadata(data: bytes, icc: bytes | None, exif: bytes | None) -> byt
         payload = b"\0\0\0\0" + tiff
         new_id = max([it[0] for it in iloc.items] + [primary]) + 1
         if new_id > 0xFFFF and (iloc.version < 2 or iinf[0] == 0):
-            raise OutputError("AVIF item IDs too large for the Exif item")
+            raise OutputError("HEIF/AVIF item IDs too large for the Exif item")
     # mdat that receives the Exif payload: the last box when it is an mdat with a 32-bit size
     last = top[-1]
     grow = payload and last.kind == b"mdat" and last.header == 8
@@ -730,6 +736,8 @@ def _read_heif(data: bytes) -> Decoded:
     if nclx:
         cicp = (int(nclx["color_primaries"]), int(nclx["transfer_characteristics"]),
                 int(nclx["matrix_coefficients"]))
+    else:  # libheif reports one colour profile; with ICC and nclx both, the ICC one
+        cicp = _nclx_from_bmff(data)
     return Decoded(np.ascontiguousarray(rgb), bits, "heif", hf.info.get("icc_profile") or None,
                    _with_prefix(hf.info.get("exif")), cicp)
 
