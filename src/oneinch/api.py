@@ -24,9 +24,12 @@ def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None)
         from .output.uhdr import hdr_rendition, with_hdr
 
         photo = with_hdr(photo, hdr_rendition(raw, r, photo))
+    del raw  # the sensor data (100 MB at 50 MP) is not needed to write
     if r.frame.layout:
         photo = _framed(photo, r)
-    return write(photo, dst, r.output)
+    held = [photo]  # handed over: write() frees the float image once it is quantised
+    del photo
+    return write(held, dst, r.output)
 
 
 def _framed(photo, recipe: Recipe):

@@ -31,19 +31,19 @@ _TX = 256  # tile columns
 _HALO = 9
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _energy(c, y, x, dy, dx):
     g1 = c[y - dy, x - dx] - c[y + dy, x + dx]
     g2 = c[y - 2 * dy, x - 2 * dx] - _F(2.0) * c[y, x] + c[y + 2 * dy, x + 2 * dx]
     return g1 * g1 + _F(0.25) * g2 * g2
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _pick(cen, nb):
     return nb if abs(_F(0.5) - cen) < abs(_F(0.5) - nb) else cen
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
     """RCD for output pixels [y0, y1) x [x0, x1) (padded coordinates) into ``res``."""
     oy = y0 - _HALO
@@ -232,7 +232,7 @@ def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
                 res[ry, rx, ch] = g0 + v_est + d * (h_est - v_est)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _rcd_numba(c, top, left, oh, ow):
     res = np.empty((oh, ow, 3), np.float32)
     nty = (oh + _TY - 1) // _TY

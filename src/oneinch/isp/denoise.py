@@ -31,9 +31,10 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
 
     tier    luma        chroma               ISO100  ISO800  ISO3200  ISO12800  ms/MP
     noisy   -           -                    39.32   30.05   23.63    17.07     -
-    light   untouched   1/2 res, step 4      39.56   (30.9)  -        -         ~20-55
+    light   untouched   1/2 res, step 4      39.56   30.75   24.41    17.83     ~20-55
     medium  step 4      1/2 res, step 3      39.61   31.78   26.75    21.62     ~65-150
     full    step 2      1/2 res, step 2      39.74   32.00   27.05    21.88     ~160-215
+    auto    picks light / medium / full / full: 39.56 / 31.78 / 27.05 / 21.88
     (before the numba kernels the full method took ~2100-3500 ms/MP)
 
 The pointwise stages (GAT, opponent transform, chroma box-downsampling; and back, with the

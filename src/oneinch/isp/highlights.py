@@ -111,16 +111,56 @@ def chroma_field(rgb: np.ndarray, clip: np.ndarray, near: np.ndarray) -> tuple[n
     h, w = near.shape
     f = max(1.0, max(h, w) / FIELD_EDGE)
     size = (max(1, round(w / f)), max(1, round(h / f)))
-    grown = cv2.dilate(near.astype(np.uint8), np.ones((2 * BORDER + 1,) * 2, np.uint8))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if f > 1 else rgb
-    bad = cv2.resize(grown.astype(np.float32), size, interpolation=cv2.INTER_AREA) if f > 1 else (
-        grown.astype(np.float32)
-    )
+    bad = _area_mask(near, size, f)
     total = np.maximum(small, 0).sum(axis=2)
     chroma = np.maximum(small, 0) / np.maximum(total, 1e-9)[..., None]
     weight = np.clip(total / float(clip.sum()), 0.0, 1.0) ** BRIGHT_POWER
     weight = (weight * (bad <= 0) * (total > 1e-4)).astype(np.float32)
     return _push_pull(chroma.astype(np.float32), weight), f
+
+
+def _area_mask(near: np.ndarray, size: tuple[int, int], f: float) -> np.ndarray:
+    """The ``near`` mask grown by ``BORDER`` px, as float32, area-resized to ``size``.
+
+    With an integer factor that divides the image (8192 x 6144 -> 1024 x 768) the area resize
+    is a plain block mean, computed here in bands of rows (identical values; no full-size
+    float32 copy of the mask); otherwise the whole mask is converted at once."""
+    h, w = near.shape
+    kernel = np.ones((2 * BORDER + 1,) * 2, np.uint8)
+    fi = round(f)
+    if f <= 1 or fi != f or h != size[1] * fi or w != size[0] * fi:
+        grown = cv2.dilate(near.view(np.uint8), kernel)
+        if f <= 1:
+            return grown.astype(np.float32)
+        return cv2.resize(grown.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    out = np.empty((size[1], size[0]), np.float32)
+    band = max(1, 256 // fi) * fi  # input rows per band (a multiple of the factor)
+    for a in range(0, h, band):
+        b = min(h, a + band)
+        lo, hi = max(0, a - BORDER), min(h, b + BORDER)
+        grown = cv2.dilate(near[lo:hi].view(np.uint8), kernel)[a - lo : a - lo + b - a]
+        out[a // fi : b // fi] = cv2.resize(
+            grown.astype(np.float32), (size[0], (b - a) // fi), interpolation=cv2.INTER_AREA
+        )
+    return out
+
+
+def _near_mask(rgb: np.ndarray, clip: np.ndarray) -> np.ndarray:
+    """``_clip_mask(rgb, clip, SOFT_LO)`` dilated by ``SPREAD`` px (bool), built in bands of
+    rows with ``SPREAD`` rows of context: the same mask without full-size temporaries."""
+    h = rgb.shape[0]
+    near = np.empty(rgb.shape[:2], np.bool_)
+    kernel = np.ones((2 * SPREAD + 1,) * 2, np.uint8)
+    band = 256
+    for a in range(0, h, band):
+        b = min(h, a + band)
+        lo, hi = max(0, a - SPREAD), min(h, b + SPREAD)
+        m = _clip_mask(rgb[lo:hi], clip, SOFT_LO)
+        if SPREAD > 0:
+            m = cv2.dilate(m.view(np.uint8), kernel).view(np.bool_)
+        near[a:b] = m[a - lo : a - lo + b - a]
+    return near
 
 
 def _sample(field: np.ndarray, f: float, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -154,15 +194,23 @@ def clip_confidence(rgb: np.ndarray, clip: np.ndarray) -> np.ndarray:
 
 def _clip_confidence_at(rgb: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray
                         ) -> np.ndarray:
-    """clip_confidence at the pixels (ys, xs) only, computed per bounding box of 512-row bands
-    (bounded memory)."""
+    """clip_confidence at the pixels (ys, xs) only, computed per bounding box of 128-row bands
+    (bounded memory). ``ys`` ascending (np.nonzero's row-major order): each band's pixels are
+    one slice, found by binary search."""
     out = np.empty((ys.size, 3), np.float32)
     h = rgb.shape[0]
-    band = 512
+    band = 128
+    ordered = ys.size < 2 or bool(np.all(ys[1:] >= ys[:-1]))
     for y0 in range(0, h, band):
-        sel = (ys >= y0) & (ys < y0 + band)
-        if not sel.any():
-            continue
+        if ordered:
+            i0, i1 = np.searchsorted(ys, [y0, y0 + band])
+            sel = slice(int(i0), int(i1))
+            if i1 <= i0:
+                continue
+        else:
+            sel = (ys >= y0) & (ys < y0 + band)
+            if not sel.any():
+                continue
         a, b = max(0, y0 - SPREAD), min(h, y0 + band + SPREAD)
         conf = clip_confidence(rgb[a:b], clip)
         out[sel] = conf[ys[sel] - a, xs[sel]]
@@ -226,26 +274,36 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
     if mode != "reconstruct":
         raise OptionError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
     rgb = np.asarray(rgb, dtype=np.float32)
-    near = _clip_mask(rgb, clip, SOFT_LO)
+    near = _near_mask(rgb, clip)  # (grown by SPREAD: empty exactly when nothing is near)
     if out is None:
         out = rgb.copy()
     elif out is not rgb:
         out[...] = rgb
     if not near.any():
         return out
-    if SPREAD > 0:
-        near = cv2.dilate(near.astype(np.uint8), np.ones((2 * SPREAD + 1,) * 2, np.uint8)) > 0
     field, f = chroma_field(rgb, clip, near)
     ys, xs = np.nonzero(near)
-    p = _clip_confidence_at(rgb, clip, ys, xs)
-    px, chroma = rgb[ys, xs], _sample(field, f, ys, xs)
-    out[ys, xs] = rebuild_pixels(px, clip, chroma, p=p)
+    del near
+    p = _clip_confidence_at(rgb, clip, ys, xs)  # all of it before ``out`` (maybe rgb) changes
     full = (1.0 - p).max(axis=1) < 0.25  # step 4 reached: bring the brightness in, too
+    keep_px, keep_chroma = [], []
+    for a in range(0, ys.size, _CHUNK):  # per-pixel work in chunks: bounded temporaries
+        sl = slice(a, a + _CHUNK)
+        cy, cx = ys[sl], xs[sl]
+        px, chroma = rgb[cy, cx], _sample(field, f, cy, cx)
+        fsel = full[sl]
+        keep_px.append(px[fsel])
+        keep_chroma.append(chroma[fsel])
+        out[cy, cx] = rebuild_pixels(px, clip, chroma, p=p[sl])
     if full.any():
-        level = _level_field(out, clip, ys[full], xs[full])
-        out[ys[full], xs[full]] = rebuild_pixels(px[full], clip, chroma[full], p=p[full],
-                                                 level=level)
+        fy, fx = ys[full], xs[full]
+        level = _level_field(out, clip, fy, fx)
+        out[fy, fx] = rebuild_pixels(np.concatenate(keep_px), clip, np.concatenate(keep_chroma),
+                                     p=p[full], level=level)
     return out
+
+
+_CHUNK = 1 << 20  # pixels per chunk of rebuild_pixels (= _sample's block: same remap calls)
 
 
 def _level_field(out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray

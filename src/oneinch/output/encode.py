@@ -26,6 +26,7 @@ import io
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -301,13 +302,18 @@ def _encode_tiff(
 
 def encode_to(
     fh: BinaryIO,
-    photo: Photo,
+    photo: Photo | list[Photo],
     output: Output,
     *,
     dither: str | None = None,
     software: str = "oneinch",
 ) -> None:
-    """Encode ``photo`` as ``output`` says into a seekable binary file object."""
+    """Encode ``photo`` as ``output`` says into a seekable binary file object.
+
+    ``[photo]`` (a one-element list): handed over; emptied once quantised (see :func:`write`).
+    """
+    held = photo if isinstance(photo, list) else None
+    photo = _unwrap(photo)
     fmt, bits = _resolve(photo, output)
     if fmt in ("uhdr", "heif", "avif", "jxl"):
         _encode_new(fh, photo, output, fmt, software)
@@ -317,6 +323,9 @@ def encode_to(
     icc = icc_profile(output.space)
     bgr = fmt == "png" and bits == 16
     pixels = quantize(photo.rgb, bits, dither=dither, convert=convert, bgr=bgr)
+    if held is not None:  # from here on only the metadata is needed: free the float image
+        held.clear()
+        photo = replace(photo, rgb=pixels[:1, :1].astype(np.float32))
     if fmt == "jpeg":
         _encode_jpeg(fh, pixels, output, icc, _exif(photo, pixels, output.space, software, True))
     elif fmt == "png":
@@ -364,8 +373,12 @@ def encode_bytes(
     return buf.getvalue()
 
 
+def _unwrap(photo: Photo | list[Photo]) -> Photo:
+    return photo[0] if isinstance(photo, list) else photo
+
+
 def write(
-    photo: Photo,
+    photo: Photo | list[Photo],
     path: str | Path,
     output: Output | None = None,
     *,
@@ -377,16 +390,21 @@ def write(
     ``output`` defaults to the format of the suffix in the photo's own space. A known suffix
     that contradicts ``output.format`` is an OptionError (no JPEG bytes in a .png file).
     Missing or unwritable folder -> OutputError naming the path.
+
+    ``photo`` may be handed over in a one-element list (``[photo]``, the caller keeping no
+    other reference): the writer then empties the list as soon as the image is quantised, so
+    the float image is freed before the encoder allocates its own buffers (a 50 MP float32
+    image is 600 MB; the 8-bit pixels, 150 MB).
     """
     target = Path(path)
     by_suffix = format_from_path(target)
     if output is None:
-        output = Output(format=by_suffix or "jpeg", space=photo.space)
+        output = Output(format=by_suffix or "jpeg", space=_unwrap(photo).space)
     elif by_suffix is not None and SUFFIX_ALIASES.get(output.format, output.format) != by_suffix:
         raise OptionError(
             f"file suffix says {by_suffix} but the output format is {output.format}", target
         )
-    _resolve(photo, output)  # fail on bad options before creating any temp file
+    _resolve(_unwrap(photo), output)  # fail on bad options before creating any temp file
     with atomic_path(target) as tmp:
         try:
             fh = open(tmp, "w+b")  # read back for the TIFF sub-IFD pointers

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,44 @@ def _check_file(path: str | Path) -> tuple[Path, str, int]:
 # ---------------------------------------------------------------- TIFF-level inspection
 
 
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+               13: 4, 16: 8, 17: 8, 18: 8}
+
+
+def _check_tag_extents(p: Path, size: int, max_ifds: int = 64) -> None:
+    """Walk IFD0's chain and SubIFDs in the raw bytes (TIFF 6.0 §2) and refuse a tag whose value
+    lies past the end of the file. tifffile drops such tags silently, but LibRaw still follows
+    them (an OpcodeList pointing past the end made it spin), so they are caught here first."""
+    with open(p, "rb") as f:
+        data = f.read()
+    bo = "<" if data[:2] == b"II" else ">"
+    todo = [struct.unpack_from(bo + "I", data, 4)[0]] if len(data) >= 8 else []
+    seen: set[int] = set()
+    while todo and len(seen) < max_ifds:
+        off = todo.pop()
+        if off in seen or off + 2 > size or off == 0:
+            continue
+        seen.add(off)
+        (n,) = struct.unpack_from(bo + "H", data, off)
+        if off + 2 + 12 * n + 4 > size:
+            raise InputError(f"corrupt TIFF/DNG: an IFD at byte {off} runs past the end", p)
+        for i in range(n):
+            tag, typ, cnt, val = struct.unpack_from(bo + "HHII", data, off + 2 + 12 * i)
+            nbytes = _TYPE_SIZES.get(typ, 1) * cnt
+            if nbytes > 4 and val + nbytes > size:
+                raise InputError(
+                    f"truncated or corrupt: tag {tag} points past the end of the file "
+                    f"({val + nbytes} > {size} bytes)",
+                    p,
+                )
+            if tag == 330:  # SubIFDs
+                if cnt == 1:
+                    todo.append(val)
+                elif nbytes <= size:
+                    todo.extend(struct.unpack_from(bo + f"{min(cnt, 64)}I", data, val))
+        todo.append(struct.unpack_from(bo + "I", data, off + 2 + 12 * n)[0])
+
+
 def _walk_ifds(tf: tifffile.TiffFile) -> list[tifffile.TiffPage]:
     """IFD0, the next IFDs and their SubIFDs (two levels), in file order."""
     out: list[tifffile.TiffPage] = []
@@ -278,6 +317,7 @@ def _tiff_precheck(p: Path, size: int) -> dict[str, Any]:
                     p,
                 )
             if is_dng:  # LibRaw applies OpcodeList2 itself: refuse corrupt lists before it runs
+                _check_tag_extents(p, size)
                 for pg in {id(x): x for x in (raw, ifd0) if x is not None}.values():
                     for code in (_DNG_TAGS[f"OpcodeList{n}"] for n in (1, 2, 3)):
                         v = _val(pg, code)
@@ -414,6 +454,8 @@ def _v3(v: np.ndarray | None) -> np.ndarray | None:
 def _dng_levels(t: _DngTags, spp: int, bps: int, height: int, width: int) -> Levels:
     dim = t.num("BlackLevelRepeatDim")
     rr, rc = (int(dim[0]), int(dim[1])) if dim is not None and dim.size >= 2 else (1, 1)
+    if not (1 <= rr <= MAX_BLACK_REPEAT and 1 <= rc <= MAX_BLACK_REPEAT and 1 <= spp <= 4):
+        rr, rc, spp = 1, 1, max(1, min(spp, 4))  # checked before anything is allocated
     black = t.num("BlackLevel")
     if black is None:
         black = np.zeros(rr * rc * spp)
