@@ -206,7 +206,7 @@ def _banner(photo: Image.Image, t: Template, fields: dict[str, str], make: str |
     if logo_full is not None and logo_w:
         if rb.lines and div_w:
             x -= gap
-            dh = round(g["divider_height"] * bh * scale)
+            dh = max(1, round(g["divider_height"] * bh * scale))
             d.rectangle(
                 (x - div_w, y_mid - dh // 2, x - 1, y_mid - dh // 2 + dh - 1),
                 fill=_rgb(col["divider"]),
@@ -393,6 +393,10 @@ def render_detailed(
     except OptionError as e:  # a template's bad field: name the template file
         if e.path is None and t.source:
             raise OptionError(e.detail, t.source) from None
+        raise
+    except InputError as e:  # e.g. the template's logo file is unreadable: name both
+        if t.source and e.path != t.source:
+            raise InputError(f"{e}", t.source) from None
         raise
 
 

@@ -167,6 +167,13 @@ def _check_tag_extents(p: Path, size: int, max_ifds: int = 64) -> None:
     them (an OpcodeList pointing past the end made it spin), so they are caught here first."""
     with open(p, "rb") as f:
         data = f.read()
+    try:
+        _walk_extents(p, data, size, max_ifds)
+    except struct.error:
+        raise InputError("truncated or corrupt TIFF/DNG: an IFD runs past the end", p) from None
+
+
+def _walk_extents(p: Path, data: bytes, size: int, max_ifds: int) -> None:
     bo = "<" if data[:2] == b"II" else ">"
     todo = [struct.unpack_from(bo + "I", data, 4)[0]] if len(data) >= 8 else []
     seen: set[int] = set()
@@ -817,6 +824,9 @@ def _build_dng(
             tags["default_crop_invalid"] = True
     ds = t.num("DefaultScale")
     scale = (float(ds[0]), float(ds[1])) if ds is not None and ds.size == 2 else (1.0, 1.0)
+    if not all(np.isfinite(scale)) or min(scale) <= 0 or max(scale) / min(scale) > 4:
+        scale = (1.0, 1.0)  # DefaultScale beyond 4:1 pixels is no real sensor: corrupt tag
+        tags["default_scale_invalid"] = True
     npf = t.num("NoiseProfile")
     noise = npf.reshape(-1, 2) if npf is not None and npf.size >= 2 and npf.size % 2 == 0 else None
     ver = _val(ifd0, _DNG_TAGS["DNGVersion"])
