@@ -395,7 +395,7 @@ def render_detailed(
             raise OptionError(e.detail, t.source) from None
         raise
     except InputError as e:  # e.g. the template's logo file is unreadable: name both
-        if t.source and e.path != t.source:
+        if t.source and e.path is not None and e.path != t.source:
             raise InputError(f"{e}", t.source) from None
         raise
 
