@@ -27,7 +27,6 @@ AUTO_IRI_MAX_PIXELS = 4_000_000
 AUTO_RI_MAX_PIXELS = 16_000_000
 TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
 DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, RCD: fewer)
-DENOISE_MARGIN = 48  # sliding 8x8 DCT, two passes, chroma at half size: 2 x 2 x 14 + resampling
 PIXEL_STRIP_ROWS = 96  # per-pixel passes: short strips keep numpy temporaries in cache and small
 
 STAGES = (
@@ -174,6 +173,7 @@ def develop_strips(
     from .isp import tiles
     from .isp.demosaic import demosaic
     from .isp.denoise import denoise, estimate_noise_profile
+    from .isp.denoise import margin as denoise_margin
     from .looks.looks import apply_look
     from .looks.tone import local_setup, tone_map
 
@@ -196,12 +196,17 @@ def develop_strips(
         mid = (mosaic.shape[0] // 2) & ~7
         noise = estimate_noise_profile(dem(mosaic[max(0, mid - 512) : mid + 512]))
 
-    def sensor(m: np.ndarray, _row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
-        return denoise(dem(m), r.denoise, noise_profile=noise, iso=raw.shot.iso)
+    def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
+        with _threads(1):  # the RCD kernel releases the GIL: one thread per strip
+            rgb = dem(m)
+        # denoise's kernels may hold the GIL (then strips take turns): they keep their threads;
+        # row0 puts its patch grid where the whole-image run has it, so strips join exactly
+        return denoise(rgb, r.denoise, noise_profile=noise, iso=raw.shot.iso,
+                       row0=row // factor)
 
-    margin = DEMOSAIC_MARGIN + DENOISE_MARGIN if r.denoise.mode != "off" else DEMOSAIC_MARGIN
+    margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
     x = tiles.map_rows(
-        mosaic, _one_thread(sensor), margin=margin * factor, align=8, scale=1.0 / factor
+        mosaic, sensor, margin=margin * factor, align=8, scale=1.0 / factor
     )
     del mosaic
     reconstruct(x, clip_levels(gains), r.highlights.mode, out=x)
@@ -237,21 +242,39 @@ def develop_strips(
 def _one_thread(fn):
     """``fn`` run with numba's parallel kernels on one thread (numba.set_num_threads is per
     calling thread): map_rows already keeps both cores busy with two strips, and nested
-    parallel regions would put 4 threads on 2 cores (spin-waits, preemption mid-tile)."""
-    import numba
+    parallel regions would put 4 threads on 2 cores. Only for stages whose numba kernels
+    release the GIL (nogil=True): a kernel holding it serialises the strips, and is better
+    left its own parallel threads (see ``sensor`` in develop_strips)."""
 
     def run(s: np.ndarray, row: int) -> np.ndarray:
-        if tiles_workers() > 1 and numba.get_num_threads() != 1:
-            numba.set_num_threads(1)
-        return fn(s, row)
+        with _threads(1):
+            return fn(s, row)
 
     return run
 
 
-def tiles_workers() -> int:
-    from .isp import tiles
+class _threads:
+    """Context: numba's thread count for the calling thread (no-op when map_rows runs one
+    strip at a time)."""
 
-    return tiles.WORKERS
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.old = 0
+
+    def __enter__(self) -> None:
+        from .isp import tiles
+
+        if tiles.WORKERS > 1:
+            import numba
+
+            self.old = numba.get_num_threads()
+            numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old:
+            import numba
+
+            numba.set_num_threads(self.old)
 
 
 def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None) -> bool:
@@ -487,8 +510,10 @@ def _noise_in_wb_units(raw: RawImage, gains: np.ndarray) -> np.ndarray | None:
     if prof is None or len(prof) == 0:
         return None
     p = np.asarray(prof, dtype=np.float64).reshape(-1, 2)
-    if p.shape[0] == 1:
-        p = np.repeat(p, 3, axis=0)
+    if p.shape[0] != 3:  # one pair for all planes (DNG), or a count that fits no plane layout
+        p = np.repeat(p[:1], 3, axis=0)
+    if not (np.isfinite(p).all() and (p >= 0).all()):
+        return None  # a corrupt profile: denoise estimates the noise from the image instead
     p = p[:3]
     g = np.asarray(gains, dtype=np.float64).reshape(3)
     return np.stack([g * p[:, 0], g * g * p[:, 1]], axis=1)

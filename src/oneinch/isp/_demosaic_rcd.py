@@ -43,7 +43,7 @@ def _pick(cen, nb):
     return nb if abs(_F(0.5) - cen) < abs(_F(0.5) - nb) else cen
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, fastmath={"nsz", "arcp", "afn"}, nogil=True, error_model="numpy")
 def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
     """RCD for output pixels [y0, y1) x [x0, x1) (padded coordinates) into ``res``."""
     oy = y0 - _HALO

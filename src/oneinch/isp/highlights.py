@@ -62,6 +62,7 @@ VIOLATION = 1.0  # weight of a clipped channel estimated below what the sensor r
 MIX_PRIOR = 1e-4  # prefer the field's chromaticity when the trusted channels cannot tell
 FULL_SATURATION = 0.0  # chromaticity kept in fully clipped areas (0 = neutral)
 MAX_GAIN = 4.0  # a rebuilt channel stays below this multiple of the largest clip
+_CHUNK = 1 << 20  # near-clip pixels per chunk of rebuild_pixels (bounded temporaries)
 
 
 def clip_levels(gains: np.ndarray, white: float = 1.0) -> np.ndarray:
@@ -301,9 +302,6 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
         out[fy, fx] = rebuild_pixels(np.concatenate(keep_px), clip, np.concatenate(keep_chroma),
                                      p=p[full], level=level)
     return out
-
-
-_CHUNK = 1 << 20  # pixels per chunk of rebuild_pixels (= _sample's block: same remap calls)
 
 
 def _level_field(out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray

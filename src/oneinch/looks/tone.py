@@ -158,7 +158,7 @@ def _smoothstep(e0: float, e1: float, x: float) -> float:
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-@njit(cache=True, inline="always", fastmath=_FAST)
+@njit(cache=True, inline="always", fastmath=_FAST, error_model="numpy")
 def _curve(n: float, c: float, u: float, k: float, white: float, black: float, shadows: float,
            highlights: float, white_ev: float, gate: float) -> tuple[float, float]:
     """Norm -> (display value, exposure in EV of the adjusted norm).
@@ -189,7 +189,7 @@ def _curve(n: float, c: float, u: float, k: float, white: float, black: float, s
     return min(y, 1.0), ev
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath=_FAST)
+@njit(parallel=True, cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _tone_kernel(rgb, out, wts, c, u, k, white, black, shadows, highlights, white_ev,
                  use_local, ga, gb, lmed, compress, detail, row0, full_h):  # pragma: no cover
     h, w = rgb.shape[0], rgb.shape[1]
