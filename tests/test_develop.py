@@ -47,7 +47,8 @@ def test_kodak_round_trip_beats_rawpy_ahd(tmp_path):
         theirs.append(psnr(_rawpy_ahd_srgb(dng), ref, border=10))
     mo, mt = float(np.mean(ours)), float(np.mean(theirs))
     print(
-        f"\nKodak-24 round trip CPSNR (sRGB-encoded, 10 px border): oneinch {mo:.2f} dB, rawpy AHD {mt:.2f} dB"
+        f"\nKodak-24 round trip CPSNR (sRGB-encoded, 10 px border): "
+        f"oneinch {mo:.2f} dB, rawpy AHD {mt:.2f} dB"
     )
     assert mo >= mt
     assert mo > 35.0

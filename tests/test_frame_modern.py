@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KODAK, load_rgb8, sha256
 
+from conftest import KODAK, load_rgb8, sha256
 from oneinch.frame import frame_file
 from oneinch.output.encode import write
 from oneinch.output.icc import icc_profile

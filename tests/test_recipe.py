@@ -23,7 +23,7 @@ def test_unknown_section_and_setting_are_clear_errors(tmp_path):
     with pytest.raises(InputError, match=r"bad.toml: unknown recipe section \[outptu\]"):
         Recipe.load(p)
     p.write_text("[output]\nsiz = 3\n")
-    with pytest.raises(InputError, match="unknown setting output.siz"):
+    with pytest.raises(InputError, match=r"unknown setting output\.siz"):
         Recipe.load(p)
     p.write_text("[output]\nformat = 'gif'\n")
     with pytest.raises(InputError, match="unknown format 'gif'"):
