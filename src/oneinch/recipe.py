@@ -38,7 +38,7 @@ class WhiteBalance:
 
 @dataclass(frozen=True)
 class Demosaic:
-    """method: 'auto' (by image size), 'bilinear', 'malvar', 'rcd', 'ri', 'iri' (demosaic.METHODS)."""
+    """method: 'auto' (by image size), 'bilinear', 'malvar', 'rcd', 'ri', 'iri'."""
 
     method: str = "auto"
     quad_bayer: str = "remosaic"  # 'remosaic' | 'bin'
