@@ -34,9 +34,11 @@ def main() -> None:
         t0 = time.perf_counter()
         fn = getattr(importlib.import_module(module), func)
         try:
-            fn(quick=quick)
+            result = fn(quick=quick)
         except TypeError:  # sections without a quick mode
-            fn()
+            result = fn()
+        if isinstance(result, str):  # sections that return their table instead of printing it
+            print(result)
         print(f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
