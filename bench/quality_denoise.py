@@ -219,9 +219,12 @@ def _isolated_rawpy(path: Path, raw, out: Path, **kw) -> np.ndarray | None:
     g = (1.0 / neutral) / (1.0 / neutral).min()
     if out.exists():
         out.unlink()
-    res = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(out),
-                          json.dumps([float(v) for v in g]), json.dumps(kw)],
-                         capture_output=True, timeout=600)
+    try:  # the wavelet path can also hang in LibRaw after corrupting its heap: bound it
+        res = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(out),
+                              json.dumps([float(v) for v in g]), json.dumps(kw)],
+                             capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return None
     if res.returncode != 0 or not out.exists():
         return None
     return np.load(out)

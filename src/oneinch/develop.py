@@ -197,12 +197,13 @@ def develop_strips(
         noise = estimate_noise_profile(dem(mosaic[max(0, mid - 512) : mid + 512]))
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
-        with _threads(1):  # the RCD kernel releases the GIL: one thread per strip
+        # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
+        # strips at once. row0 puts denoise's patch grid where the whole-image run has it, so
+        # strips join exactly
+        with _threads(1):
             rgb = dem(m)
-        # denoise's kernels may hold the GIL (then strips take turns): they keep their threads;
-        # row0 puts its patch grid where the whole-image run has it, so strips join exactly
-        return denoise(rgb, r.denoise, noise_profile=noise, iso=raw.shot.iso,
-                       row0=row // factor)
+            return denoise(rgb, r.denoise, noise_profile=noise, iso=raw.shot.iso,
+                           row0=row // factor)
 
     margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
     x = tiles.map_rows(
@@ -244,7 +245,7 @@ def _one_thread(fn):
     calling thread): map_rows already keeps both cores busy with two strips, and nested
     parallel regions would put 4 threads on 2 cores. Only for stages whose numba kernels
     release the GIL (nogil=True): a kernel holding it serialises the strips, and is better
-    left its own parallel threads (see ``sensor`` in develop_strips)."""
+    left its own parallel threads."""
 
     def run(s: np.ndarray, row: int) -> np.ndarray:
         with _threads(1):

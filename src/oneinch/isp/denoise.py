@@ -39,9 +39,11 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
 
 The pointwise stages (GAT, opponent transform, chroma box-downsampling; and back, with the
 bilinear upsampling of the removed chroma noise and the inverse GAT) are two fused numba
-passes; the DCT filter is one fused numba kernel per pass (see ``_dct_pass_nb``). Every
-stage is local, so a strip of rows with :func:`margin` rows of context and its global
-``row0`` gives the same rows as the whole image.
+passes; the DCT filter is one fused numba kernel per pass (see ``_dct_pass_nb``). In the
+light tier the backward pass skips the opponent round trip (luma is untouched and T is
+orthonormal). All kernels release the GIL, so two strips denoise at once. Every stage is
+local, so a strip of rows with :func:`margin` rows of context and its global ``row0`` gives
+the same rows as the whole image.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def _grid_start(row0: int, step: int) -> int:
     return -_PATCH + ((-row0) % step)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", nogil=True)
 def _refl(i, n):  # pragma: no cover - numba
     if n == 1:
         return 0
@@ -160,7 +162,7 @@ _H1, _H2, _H3, _H4 = 0.5 * _C[1], 0.5 * _C[2], 0.5 * _C[3], 0.5 * _C[4]
 _H5, _H6, _H7 = 0.5 * _C[5], 0.5 * _C[6], 0.5 * _C[7]
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
 def _fdct8(x0, x1, x2, x3, x4, x5, x6, x7):  # pragma: no cover - numba
     """Orthonormal 8-point DCT-II by the even/odd split (32 multiplies)."""
     s0, s1, s2, s3 = x0 + x7, x1 + x6, x2 + x5, x3 + x4
@@ -175,7 +177,7 @@ def _fdct8(x0, x1, x2, x3, x4, x5, x6, x7):  # pragma: no cover - numba
             _H7 * d0 - _H5 * d1 + _H3 * d2 - _H1 * d3)
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
 def _idct8(y0, y1, y2, y3, y4, y5, y6, y7):  # pragma: no cover - numba
     """Inverse (transpose) of :func:`_fdct8`."""
     a = _A0 * y0
@@ -190,7 +192,7 @@ def _idct8(y0, y1, y2, y3, y4, y5, y6, y7):  # pragma: no cover - numba
     return e0 + o0, e1 + o1, e2 + o2, e3 + o3, e3 - o3, e2 - o2, e1 - o1, e0 - o0
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
 def _vdct_band(img, rows, cols, w, r, dst):  # pragma: no cover - numba
     """Vertical DCT of the 8 (reflected) rows ``rows`` of ``img`` into dst (8, wb)."""
     wb = dst.shape[1]
@@ -205,7 +207,7 @@ def _vdct_band(img, rows, cols, w, r, dst):  # pragma: no cover - numba
             dst[q, xi] = t[q]
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
 def _hdct_patch(v, x0, cd):  # pragma: no cover - numba
     for kv in range(8):
         t = _fdct8(v[kv, x0], v[kv, x0 + 1], v[kv, x0 + 2], v[kv, x0 + 3], v[kv, x0 + 4],
@@ -214,7 +216,7 @@ def _hdct_patch(v, x0, cd):  # pragma: no cover - numba
             cd[kv * 8 + q] = t[q]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wacc):  # pragma: no cover
     h, w = x.shape
     n_rows = (h - 1 - oy) // step + 1
@@ -286,7 +288,7 @@ def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wacc):  # pragma: no
                         wy[xx] += wrow[xx + 8]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _normalize_nb(acc, wacc):  # pragma: no cover - numba
     h, w = acc.shape
     for y in prange(h):
@@ -443,7 +445,7 @@ def denoise_channel_half(img: np.ndarray, sigma_half: float | np.ndarray,
 # write of the image each, both cores. Plain numpy references: _forward_np, _backward_np.
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _forward_nb(x, a, c0, k, t, f, want_luma, lum, c1, c2):  # pragma: no cover - numba
     h, w = x.shape[0], x.shape[1]
     hl, wl = c1.shape
@@ -482,7 +484,7 @@ def _up_coords(n: int, nl: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return i0, i1, (s - i0).astype(np.float32)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, xf,
                  unbiased, alpha, sz2, out):  # pragma: no cover - numba
     h, w = x.shape[0], x.shape[1]
@@ -491,6 +493,22 @@ def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, 
     for y in prange(h):
         ya, yb, fy = yi0[y], yi1[y], yf[y]
         for xx in range(w):
+            xa, xb, fx = xi0[xx], xi1[xx], xf[xx]
+            top = d1[ya, xa] + fx * (d1[ya, xb] - d1[ya, xa])
+            bot = d1[yb, xa] + fx * (d1[yb, xb] - d1[yb, xa])
+            e1 = top + fy * (bot - top)
+            top = d2[ya, xa] + fx * (d2[ya, xb] - d2[ya, xa])
+            bot = d2[yb, xa] + fx * (d2[yb, xb] - d2[yb, xa])
+            e2 = top + fy * (bot - top)
+            if not has_luma and not unbiased:
+                # light tier (luma untouched, algebraic inverse): T is orthonormal, so
+                # T^T (T g - [0, e1, e2]) = g - e1 T[1] - e2 T[2], no opponent round trip;
+                # in the GAT's sqrt units (g * alpha/2) the inverse is (s^2 - c0) / a
+                for ch in range(3):
+                    sq = (math.sqrt(max(a * x[y, xx, ch] + c0, np.float32(0.0)))
+                          - ia * (t[1, ch] * e1 + t[2, ch] * e2))
+                    out[y, xx, ch] = (sq * sq - c0) / a
+                continue
             g0 = k * math.sqrt(max(a * x[y, xx, 0] + c0, np.float32(0.0)))
             g1 = k * math.sqrt(max(a * x[y, xx, 1] + c0, np.float32(0.0)))
             g2 = k * math.sqrt(max(a * x[y, xx, 2] + c0, np.float32(0.0)))
@@ -498,13 +516,8 @@ def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, 
                 o0 = lum[y, xx]
             else:
                 o0 = t[0, 0] * g0 + t[0, 1] * g1 + t[0, 2] * g2
-            xa, xb, fx = xi0[xx], xi1[xx], xf[xx]
-            top = d1[ya, xa] + fx * (d1[ya, xb] - d1[ya, xa])
-            bot = d1[yb, xa] + fx * (d1[yb, xb] - d1[yb, xa])
-            o1 = t[1, 0] * g0 + t[1, 1] * g1 + t[1, 2] * g2 - (top + fy * (bot - top))
-            top = d2[ya, xa] + fx * (d2[ya, xb] - d2[ya, xa])
-            bot = d2[yb, xa] + fx * (d2[yb, xb] - d2[yb, xa])
-            o2 = t[2, 0] * g0 + t[2, 1] * g1 + t[2, 2] * g2 - (top + fy * (bot - top))
+            o1 = t[1, 0] * g0 + t[1, 1] * g1 + t[1, 2] * g2 - e1
+            o2 = t[2, 0] * g0 + t[2, 1] * g1 + t[2, 2] * g2 - e2
             for ch in range(3):
                 dd = t[0, ch] * o0 + t[1, ch] * o1 + t[2, ch] * o2
                 if unbiased:
