@@ -27,11 +27,11 @@ All filters are OpenCV box/linear filters on an RGGB mosaic with a mirror margin
 
 from __future__ import annotations
 
-import cv2
 import numba
 import numpy as np
 
-_B = cv2.BORDER_REFLECT_101
+from ._demosaic_ri import _box, _f, _masks  # shared filter helpers (one source)
+
 GREEN_RADIUS = 11  # half-length of the 1-D guided-filter window (pixels)
 GREEN_ITERS = 4
 CRIT_LEN = 5  # line window of the per-iteration residual criterion
@@ -40,22 +40,6 @@ GREEN_EPS = 1e-4
 RB_RADIUS = 3
 RB_EPS = 1e-5
 EDGE_EPS = 1e-4
-
-
-def _f(img: np.ndarray, k: np.ndarray) -> np.ndarray:
-    return cv2.filter2D(img, cv2.CV_32F, np.asarray(k, np.float32), borderType=_B)
-
-
-def _box(img: np.ndarray, ky: int, kx: int) -> np.ndarray:
-    return cv2.boxFilter(img, cv2.CV_32F, (kx, ky), normalize=False, borderType=_B)
-
-
-def _masks(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r = np.zeros((h, w), np.float32)
-    b = np.zeros((h, w), np.float32)
-    r[0::2, 0::2] = 1
-    b[1::2, 1::2] = 1
-    return r, 1 - r - b, b
 
 
 def _gf_line(

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, OptionError, OutputError
+from ..fileio import read_input_bytes
 from ..isp import spaces
 from ..photo import Photo
 from ..recipe import Output
@@ -700,12 +701,7 @@ def sniff(data: bytes) -> str | None:
 def read_modern(path: str | Path) -> Decoded:
     """Decode a HEIF/HEIC, AVIF or JPEG XL file (any bit depth) with its ICC, EXIF and CICP."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", p) from None
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", p) from None
+    data = read_input_bytes(p)
     fmt = sniff(data)
     try:
         if fmt == "heif":

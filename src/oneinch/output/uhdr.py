@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, OptionError, OutputError
+from ..fileio import read_input_bytes
 from ..isp import spaces
 from ..photo import Photo
 from ..recipe import Output, Recipe
@@ -595,12 +596,7 @@ def read_uhdr(path: str | Path) -> tuple[np.ndarray, np.ndarray, GainMapMetadata
     its hdrgm XMP is preferred, the ISO 21496-1 block used when there is no XMP. ``meta.space``
     is the primary's colour space when its ICC profile is one oneinch writes (else None)."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", p) from None
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", p) from None
+    data = read_input_bytes(p)
     try:
         segs = _segments(data)
     except ValueError:
