@@ -167,19 +167,12 @@ def _resolve(photo: Photo, output: Output) -> tuple[str, int]:
 # --- encoders: each writes one format to a binary file object ---------------------------------
 
 
-def _encode_jpeg(fh: BinaryIO, pixels: np.ndarray, output: Output, icc: bytes, exif: bytes) -> None:
-    img = Image.fromarray(pixels, "RGB")
-    opts = dict(quality=output.quality, subsampling=SUBSAMPLING[output.subsampling],
-                icc_profile=icc, exif=exif)
-    start = fh.tell()
-    try:
-        img.save(fh, "JPEG", optimize=True, **opts)
-    except OSError:
-        # Pillow sizes the optimize buffer at 2 bytes/pixel; pure noise at high quality can need
-        # more ("Suspension not allowed here"): write the same image without Huffman optimisation.
-        fh.seek(start)
-        fh.truncate()
-        img.save(fh, "JPEG", optimize=False, **opts)
+def _encode_jpeg(fh: BinaryIO, bgr: np.ndarray, output: Output, icc: bytes, exif: bytes) -> None:
+    """libjpeg-turbo through OpenCV, two bands at once on large images (see output.jpeg)."""
+    from .jpeg import encode_jpeg
+
+    fh.write(encode_jpeg(bgr, quality=output.quality, subsampling=output.subsampling,
+                         icc=icc, exif=exif))
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -321,7 +314,7 @@ def encode_to(
     # output.size is develop's job (geometry.resize_long_edge, before the frame): not redone here.
     convert = _space_converter(photo.space, output.space)
     icc = icc_profile(output.space)
-    bgr = fmt == "png" and bits == 16
+    bgr = fmt == "jpeg" or (fmt == "png" and bits == 16)
     pixels = quantize(photo.rgb, bits, dither=dither, convert=convert, bgr=bgr)
     if held is not None:  # from here on only the metadata is needed: free the float image
         held.clear()
