@@ -67,3 +67,20 @@ def test_tiled_matches_reference_at_every_denoise_tier(iso):
     """Strips start on rows that are no multiple of the denoiser's patch step: row0 aligns it."""
     r, _ = unprocess(demo_scene(200, 264), linear_input=True, iso=iso, seed=5)
     assert _max_diff(r, Recipe()) <= 1e-4
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_output_is_the_quantised_float_output(raw, tiled, dtype):
+    from oneinch.output.encode import quantize
+
+    ref = quantize(develop(raw, Recipe(), tiled=tiled).rgb, 8 * np.dtype(dtype).itemsize)
+    got = develop(raw, Recipe(), tiled=tiled, dtype=dtype).rgb
+    assert got.dtype == dtype and np.array_equal(got, ref)
+
+
+def test_integer_output_rejects_other_dtypes(raw):
+    from oneinch.errors import OptionError
+
+    with pytest.raises(OptionError, match="dtype"):
+        develop(raw, Recipe(), dtype=np.int32)

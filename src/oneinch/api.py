@@ -19,7 +19,9 @@ def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None)
     if hdr and r.frame.layout:
         raise OptionError("frames are not supported with Ultra HDR / HDR output yet")
     raw = open_raw(src)
-    photo = develop(raw, r)
+    # straight to the file's integers when nothing float follows (frame, HDR, dither)
+    direct = not (hdr or r.frame.layout) and r.output.format in ("jpeg", "png", "tiff")
+    photo = develop(raw, r, dtype=_integer_dtype(r) if direct else None)
     if hdr:
         from .output.uhdr import hdr_rendition, with_hdr
 
@@ -30,6 +32,13 @@ def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None)
     held = [photo]  # handed over: write() frees the float image once it is quantised
     del photo
     return write(held, dst, r.output)
+
+
+def _integer_dtype(r: Recipe):
+    import numpy as np
+
+    bits = r.output.bits or (16 if r.output.format == "tiff" else 8)
+    return np.uint16 if bits == 16 else np.uint8
 
 
 def _framed(photo, recipe: Recipe):

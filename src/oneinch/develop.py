@@ -52,8 +52,13 @@ def develop(
     *,
     until: str | None = None,
     tiled: bool | None = None,
+    dtype: type | np.dtype | None = None,
 ) -> Photo | np.ndarray:
     """Develop a RawImage into a display-referred Photo (or the array after stage ``until``).
+
+    ``dtype`` uint8 or uint16: the Photo holds the encoded image already quantised (round to
+    nearest, as :func:`oneinch.output.encode.quantize` does), written strip by strip — no
+    full-size float output image, no separate quantisation pass. None: float32 in [0, 1].
 
     ``tiled`` (None: from ``TILE_MIN_PIXELS`` up) runs the stages from demosaic on in strips
     of rows (:func:`develop_strips`): the same result within 1e-4, in bounded memory. The
@@ -66,6 +71,7 @@ def develop(
     from .looks.tone import tone_map
 
     r = recipe or Recipe()
+    bits = _bits(dtype)
     if until is not None and until not in STAGES:
         raise OptionError(f"unknown stage {until!r} (one of {', '.join(STAGES)})")
     space = r.output.space
@@ -77,7 +83,7 @@ def develop(
             neutral = whitebalance.neutral(raw.color, r.white_balance, None, raw.cfa)
             gains = whitebalance.gains(neutral)
             front = partial(_front, lv=raw.levels, gains=gains, cfa=raw.cfa)
-            rgb = develop_strips([raw.data], raw, r, neutral, gains, front=front)
+            rgb = develop_strips([raw.data], raw, r, neutral, gains, front=front, bits=bits)
             return _photo(rgb, raw, r, neutral)
         x = at("levels", levels.normalize(_opcodes1(raw, ops.get(1, ())), raw.levels))
         x = at("opcodes2", apply_ops(x, ops.get(2, ()), list_no=2, cfa=raw.cfa))
@@ -86,7 +92,8 @@ def develop(
         x = at("whitebalance", whitebalance.apply_gains(x, gains, raw.cfa))
         if _use_strips(raw, r, until, tiled):
             held, x = [x], None  # develop_strips drops the mosaic once it is demosaiced
-            return _photo(develop_strips(held, raw, r, neutral, gains), raw, r, neutral)
+            rgb = develop_strips(held, raw, r, neutral, gains, bits=bits)
+            return _photo(rgb, raw, r, neutral)
         x, crop = _demosaic(x, raw, r, demosaic)
         x = at("demosaic", x)
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
@@ -110,7 +117,22 @@ def develop(
         if e.path is None and raw.path:
             raise type(e)(e.detail, raw.path) from None
         raise
-    return _photo(spaces.encode(x, spaces.SPACES[space].transfer), raw, r, neutral)
+    x = spaces.encode(x, spaces.SPACES[space].transfer)
+    return _photo(x if bits is None else _quantize(x, bits), raw, r, neutral)
+
+
+def _bits(dtype: type | np.dtype | None) -> int | None:
+    if dtype is None or np.dtype(dtype) == np.float32:
+        return None
+    if np.dtype(dtype) in (np.uint8, np.uint16):
+        return 8 * np.dtype(dtype).itemsize
+    raise OptionError(f"develop's dtype is float32, uint8 or uint16, not {np.dtype(dtype)}")
+
+
+def _quantize(x: np.ndarray, bits: int) -> np.ndarray:
+    from .output.encode import quantize
+
+    return quantize(x, bits)
 
 
 def _photo(rgb: np.ndarray, raw: RawImage, r: Recipe, neutral: np.ndarray) -> Photo:
@@ -157,6 +179,7 @@ def develop_strips(
     neutral: np.ndarray,
     gains: np.ndarray,
     front=None,
+    bits: int | None = None,
 ) -> np.ndarray:
     """develop() from demosaic to the encoded output, in strips of rows (isp.tiles.map_rows).
 
@@ -168,7 +191,8 @@ def develop_strips(
     look, sharpen and the transfer function per strip, written back into the same buffer,
     compacted to the cropped size. Peak memory: the mosaic, the buffer and a few strips.
     ``front``: when given, ``held`` holds the stored sensor values and ``front(strip)`` (levels
-    and white balance) runs per strip before demosaicing.
+    and white balance) runs per strip before demosaicing. ``bits`` (8 or 16): each output strip
+    is quantised as it is made, into a new integer image (see :func:`develop`).
     """
     from .isp import tiles
     from .isp.demosaic import demosaic
@@ -229,15 +253,45 @@ def develop_strips(
     transfer = spaces.SPACES[space].transfer
 
     def display(s: np.ndarray, row: int) -> np.ndarray:  # tone, look, sharpen, encode
-        t = tone_map(s, r.tone, space, local=local, row0=row, full_height=h, out=s)
+        # in place only when map_rows hands over copies (out=x); else s is a view of x that
+        # the neighbouring strips read as their margins
+        t = tone_map(s, r.tone, space, local=local, row0=row, full_height=h,
+                     out=s if bits is None else None)
         t = apply_look(t, r.look, space)
-        return spaces.encode(sharpen.sharpen(t, s_amount, s_radius, s_thr), transfer)
+        e = spaces.encode(sharpen.sharpen(t, s_amount, s_radius, s_thr), transfer)
+        return e if bits is None else _quantize(e, bits)
 
-    out = x
-    if not x.flags.c_contiguous:  # cropped view: write compacted into the same memory
+    out, consumed = x, None
+    if bits is not None:  # the integer image over the start of x's memory, x's pages released
+        itype = np.uint8 if bits == 8 else np.uint16
+        out = tiles.alias(x, x.shape, itype)
+        consumed = _releaser(x, out)
+    elif not x.flags.c_contiguous:  # cropped view: write compacted into the same memory
         out = x.base.reshape(-1)[: x.size].reshape(x.shape) if x.base is not None else None
     s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
-    return tiles.map_rows(x, _one_thread(display), out=out, margin=s_margin, rows=PIXEL_STRIP_ROWS)
+    res = tiles.map_rows(x, _one_thread(display), out=out, margin=s_margin,
+                         rows=PIXEL_STRIP_ROWS, consumed=consumed)
+    if consumed is not None:
+        consumed(x.shape[0])
+    return res
+
+
+def _releaser(x: np.ndarray, out: np.ndarray | None):
+    """consumed(row) for map_rows writing ``out`` over the start of x's memory map: the pages
+    of x rows < row that lie past the end of ``out`` are handed back (peak memory falls
+    as the integer image is made: a 50 MP float image is 600 MB, its 8-bit encoding 150 MB)."""
+    from .isp import tiles
+
+    off = tiles.map_offset(x)
+    if out is None or off is None:
+        return None
+    end_out = out.nbytes
+    stride = x.strides[0]
+
+    def consumed(row: int) -> None:
+        tiles.release(x, end_out, off + row * stride)
+
+    return consumed
 
 
 def _one_thread(fn):

@@ -17,6 +17,7 @@ written.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +45,7 @@ def map_rows(
     align: int = 1,
     scale: float = 1.0,
     workers: int | None = None,
+    consumed: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """``fn(rows, first_row)`` applied to overlapping strips of ``src``'s rows; returns ``out``
     (allocated when None, with ``scale`` x the rows of ``src`` and the trailing shape of
@@ -53,6 +55,8 @@ def map_rows(
     are multiples of it, and so is ``margin`` rounded up to. ``out`` may share memory with
     ``src`` (in place, or a compacted alias of a cropped view whose row i starts no later than
     src's row i): strip inputs are then copied before neighbouring outputs are written.
+    ``consumed(row)``: called (in place only) once no strip will read ``src`` rows < row
+    again — the caller may hand their memory back (:func:`release`).
     """
     h = src.shape[0]
     margin = -(-margin // align) * align if margin else 0
@@ -71,7 +75,7 @@ def map_rows(
         nonlocal out
         if out is None:
             shape = (round(h * scale), *res.shape[1:])
-            out = np.empty(shape, dtype=res.dtype)
+            out = empty(shape, res.dtype)  # its own map: callers may release() pages
         out[round(a * scale) : round(a * scale) + res.shape[0]] = res
 
     pending: deque = deque()
@@ -83,6 +87,8 @@ def map_rows(
             inp = src[lo:hi]
             if in_place:
                 inp = inp.copy()
+                if consumed is not None:
+                    consumed(lo)
             if pool is None:
                 pending.append(_Done(job(a, b, inp, a - lo)))
             else:
@@ -104,3 +110,52 @@ class _Done:
 
     def result(self) -> tuple:
         return self.value
+
+
+def empty(shape: tuple[int, ...], dtype: type | np.dtype = np.float32) -> np.ndarray:
+    """An uninitialised array in its own anonymous memory map, whose pages :func:`release`
+    can hand back to the system while the array (or an alias of it) is still in use."""
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    mm = mmap.mmap(-1, max(n, 1))
+    return np.frombuffer(mm, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def release(arr: np.ndarray, start: int, stop: int) -> None:
+    """Hand back the whole pages within bytes [start, stop) of ``arr``'s memory map (offsets
+    from the map's start), made by :func:`empty`; a no-op for other arrays. The released
+    bytes read as zeros afterwards: only for memory that will not be read again."""
+    base = _map_of(arr)
+    if base is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    page = mmap.PAGESIZE
+    a, b = -(-int(start) // page) * page, (int(stop) // page) * page
+    if b > a:
+        base.madvise(mmap.MADV_DONTNEED, a, b - a)
+
+
+def map_offset(arr: np.ndarray) -> int | None:
+    """Byte offset of ``arr``'s first element from the start of its :func:`empty` memory map."""
+    mm = _map_of(arr)
+    if mm is None:
+        return None
+    start = np.frombuffer(mm, np.uint8, count=1).__array_interface__["data"][0]
+    return arr.__array_interface__["data"][0] - start
+
+
+def alias(arr: np.ndarray, shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray | None:
+    """A new (shape, dtype) array over the start of ``arr``'s :func:`empty` memory map (None
+    when ``arr`` has none or the map is too small): e.g. an 8-bit image written in place over
+    the float image it is made from (:func:`map_rows` with ``out`` sharing ``src``'s memory)."""
+    base = _map_of(arr)
+    n = int(np.prod(shape))
+    if base is None or n * np.dtype(dtype).itemsize > len(base):
+        return None
+    return np.frombuffer(base, dtype=dtype, count=n).reshape(shape)
+
+
+def _map_of(arr: np.ndarray) -> mmap.mmap | None:
+    """The :func:`empty` memory map under ``arr`` (through views and memoryviews), or None."""
+    base = arr
+    while isinstance(base, np.ndarray | memoryview):
+        base = base.obj if isinstance(base, memoryview) else base.base
+    return base if isinstance(base, mmap.mmap) else None

@@ -114,6 +114,10 @@ def quantize(
     h, w, c = rgb.shape
     dtype = np.uint8 if bits == 8 else np.uint16
     top = 255.0 if bits == 8 else 65535.0
+    if rgb.dtype in (np.uint8, np.uint16):  # quantised by develop(dtype=...)
+        if rgb.dtype == dtype and convert is None and dither is None:
+            return np.ascontiguousarray(rgb[..., ::-1]) if bgr else rgb
+        rgb = rgb.astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)
     out = np.empty((h, w, c), dtype=dtype)
     rows = max(1, _BLOCK_VALUES // max(1, w * c))
     tile = _bayer() if dither == "ordered" and bits == 8 else None
@@ -167,11 +171,11 @@ def _resolve(photo: Photo, output: Output) -> tuple[str, int]:
 # --- encoders: each writes one format to a binary file object ---------------------------------
 
 
-def _encode_jpeg(fh: BinaryIO, bgr: np.ndarray, output: Output, icc: bytes, exif: bytes) -> None:
+def _encode_jpeg(fh: BinaryIO, rgb: np.ndarray, output: Output, icc: bytes, exif: bytes) -> None:
     """libjpeg-turbo through OpenCV, two bands at once on large images (see output.jpeg)."""
     from .jpeg import encode_jpeg
 
-    fh.write(encode_jpeg(bgr, quality=output.quality, subsampling=output.subsampling,
+    fh.write(encode_jpeg(rgb, quality=output.quality, subsampling=output.subsampling,
                          icc=icc, exif=exif))
 
 
@@ -314,7 +318,7 @@ def encode_to(
     # output.size is develop's job (geometry.resize_long_edge, before the frame): not redone here.
     convert = _space_converter(photo.space, output.space)
     icc = icc_profile(output.space)
-    bgr = fmt == "jpeg" or (fmt == "png" and bits == 16)
+    bgr = fmt == "png" and bits == 16
     pixels = quantize(photo.rgb, bits, dither=dither, convert=convert, bgr=bgr)
     if held is not None:  # from here on only the metadata is needed: free the float image
         held.clear()

@@ -42,8 +42,9 @@ _ICC_CHUNK = 65519
 
 
 def encode_jpeg(
-    bgr: np.ndarray,
+    pixels: np.ndarray,
     *,
+    bgr: bool = False,
     quality: int = 92,
     subsampling: str = "4:4:4",
     icc: bytes | None = None,
@@ -51,16 +52,16 @@ def encode_jpeg(
     bands: int | None = None,
     optimize: bool | None = None,
 ) -> bytes:
-    """(H, W, 3) uint8 BGR -> JPEG bytes (baseline, libjpeg-turbo).
+    """(H, W, 3) uint8 RGB (``bgr``: BGR) -> JPEG bytes (baseline, libjpeg-turbo).
 
     ``bands``: encoders run at once (None: 2 from ``PARALLEL_MIN_PIXELS`` up, else 1).
     ``optimize``: Huffman optimisation (None: up to ``OPTIMIZE_MAX_PIXELS``); it needs one
     encoder, so it forces ``bands = 1``. ``exif``: the TIFF structure with or without the
     "Exif\\0\\0" header.
     """
-    if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
-        raise ValueError(f"encode_jpeg needs (H, W, 3) uint8, got {bgr.dtype} {bgr.shape}")
-    h, w = bgr.shape[:2]
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"encode_jpeg needs (H, W, 3) uint8, got {pixels.dtype} {pixels.shape}")
+    h, w = pixels.shape[:2]
     if h > 65535 or w > 65535:
         raise OutputError(f"JPEG is limited to 65535 px a side, the image is {w}x{h}")
     factor, mcu_w, mcu = _SAMPLING[subsampling]
@@ -77,21 +78,21 @@ def encode_jpeg(
         params += [cv2.IMWRITE_JPEG_OPTIMIZE, 1]
     if bands > 1:
         params += [cv2.IMWRITE_JPEG_RST_INTERVAL, -(-w // mcu_w)]  # one interval per MCU row
-    bgr = np.ascontiguousarray(bgr)
 
-    def enc(part: np.ndarray) -> bytes:
+    def enc(part: np.ndarray) -> bytes:  # OpenCV wants BGR: reversed per band, in its thread
+        part = np.ascontiguousarray(part if bgr else part[..., ::-1])
         ok, buf = cv2.imencode(".jpg", part, params)
         if not ok:
             raise OutputError("the JPEG encoder failed")
         return buf.tobytes()
 
     if bands == 1:
-        data = enc(bgr)
+        data = enc(pixels)
     else:
         per = -(-mcu_rows // bands) * mcu  # rows per band, whole MCU rows
         cuts = [(a, min(h, a + per)) for a in range(0, h, per)]
         with ThreadPoolExecutor(max_workers=len(cuts)) as pool:
-            parts = list(pool.map(lambda ab: enc(bgr[ab[0] : ab[1]]), cuts))
+            parts = list(pool.map(lambda ab: enc(pixels[ab[0] : ab[1]]), cuts))
         data = _join(parts, [(b - a) // mcu for a, b in cuts[:-1]], h)
     return _with_app_segments(data, icc, exif)
 
