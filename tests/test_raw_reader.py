@@ -294,3 +294,23 @@ def test_unreadable(tmp_path) -> None:
         assert "permission" in str(e.value)
     finally:
         p.chmod(0o600)
+
+
+@pytest.mark.parametrize(
+    "name", ["gopro_hero7_GOPR9231_gpr2dng.dng", "gopro_fusion_front_GPFR7066_gpr2dng.dng"]
+)
+def test_plain_dng_read_without_libraw_equals_libraw(shared, monkeypatch, name):
+    """Uncompressed 16-bit CFA DNGs are read by tifffile alone; every field of the RawImage is
+    what the LibRaw path gives (the GoPro files carry GainMap / WarpRectilinear opcodes)."""
+    import dataclasses
+
+    from oneinch.raw import reader
+
+    path = shared / "dng" / "decodable" / name
+    fast = reader.open_raw(path)
+    monkeypatch.setattr(reader, "_plain_cfa", lambda raw: False)
+    slow = reader.open_raw(path)
+    assert fast.data.dtype == np.uint16 and np.array_equal(fast.data, slow.data)
+    for f in dataclasses.fields(fast):
+        if f.name != "data":
+            assert repr(getattr(fast, f.name)) == repr(getattr(slow, f.name)), f.name

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import mmap
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -166,11 +167,17 @@ def _check_tag_extents(p: Path, size: int, max_ifds: int = 64) -> None:
     lies past the end of the file. tifffile drops such tags silently, but LibRaw still follows
     them (an OpcodeList pointing past the end made it spin), so they are caught here first."""
     with open(p, "rb") as f:
-        data = f.read()
+        try:  # mapped, not read: only the IFD pages are touched (a 50 MP DNG is 100 MB)
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            data = f.read()
     try:
         _walk_extents(p, data, size, max_ifds)
     except struct.error:
         raise InputError("truncated or corrupt TIFF/DNG: an IFD runs past the end", p) from None
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
 
 
 def _walk_extents(p: Path, data: bytes, size: int, max_ifds: int) -> None:
@@ -347,6 +354,7 @@ def _tiff_precheck(p: Path, size: int) -> dict[str, Any]:
                 info["payload_bytes"] = int(sum(cnts))
                 info["raw_pixels"] = _ifd_pixels(raw)
                 info["samples"] = int(_val(raw, T_SPP) or 1)
+                info["plain"] = is_dng and _plain_cfa(raw)
         return info
 
 
@@ -669,6 +677,8 @@ def open_raw(path: str | Path) -> RawImage:
             raise InputError(f"corrupt TIFF tags ({_one_line(e)})", p) from None
     is_dng = bool(tinfo.get("is_dng"))
 
+    if tinfo.get("plain"):
+        return _open_plain_dng(p, kind, tinfo)
     rp = _open_libraw(p)
     try:
         s = rp.sizes
@@ -750,6 +760,58 @@ def open_raw(path: str | Path) -> RawImage:
         is_dng=False,
         tags=tags,
     )
+
+
+def _plain_cfa(raw: tifffile.TiffPage) -> bool:
+    """An uncompressed 16-bit single-plane CFA raw IFD without a LinearizationTable: its stored
+    values are read as they are (tifffile), which is what LibRaw's raw_image holds for such a
+    file (measured equal on the GoPro DNGs and our own), without LibRaw's unpack and copy."""
+    bps = _val(raw, T_BPS)
+    bps = bps[0] if isinstance(bps, tuple) else bps
+    return (
+        int(_val(raw, T_COMPRESSION) or 1) == 1
+        and _val(raw, T_PHOTOMETRIC) == PHOTOMETRIC_CFA
+        and int(bps or 0) == 16
+        and int(_val(raw, T_SPP) or 1) == 1
+        and int(_val(raw, 284) or 1) == 1  # PlanarConfiguration
+        and _val(raw, _DNG_TAGS["LinearizationTable"]) is None
+    )
+
+
+def _open_plain_dng(p: Path, kind: str, tinfo: Mapping[str, Any]) -> RawImage:
+    """open_raw for a :func:`_plain_cfa` DNG: pixels and tags from tifffile alone."""
+    with _quiet_tifffile():
+        try:
+            tf = tifffile.TiffFile(p)
+        except Exception as e:
+            raise InputError(f"corrupt TIFF structure ({_one_line(e)})", p) from None
+    with tf:
+        pages = _walk_ifds(tf)
+        raw = _raw_ifd(pages, True)
+        if raw is None:
+            raise InputError("no raw image directory", p)
+        try:
+            raw_full = raw.asarray()
+        except Exception as e:
+            raise InputError(f"cannot read the raw pixels ({_one_line(e)})", p) from None
+        if raw_full.ndim != 2 or raw_full.dtype != np.uint16:
+            raise InputError(f"unexpected raw pixel layout {raw_full.shape} {raw_full.dtype}", p)
+        if not raw_full.any():
+            raise InputError("holds no image data (all pixels are zero: header-only file)", p)
+        previews = any(
+            pg is not raw and _val(pg, T_PHOTOMETRIC) in (2, 6) and _ifd_pixels(pg) > 0
+            for pg in pages
+        )
+        tags: dict[str, Any] = {"container": kind, "preview_available": previews}
+        try:
+            exif, xmp = _exif_tags(pages)
+            return _build_dng(p, pages, raw_full, _shot_info(exif, xmp), tags, tinfo)
+        except _TAG_ERRORS as e:
+            raise InputError(f"corrupt DNG tags ({_one_line(e)})", p) from None
+        except OneinchError as e:
+            if e.path is None:
+                raise type(e)(e.detail, p) from None
+            raise
 
 
 def _build_dng(
