@@ -84,3 +84,21 @@ def test_integer_output_rejects_other_dtypes(raw):
 
     with pytest.raises(OptionError, match="dtype"):
         develop(raw, Recipe(), dtype=np.int32)
+
+
+@pytest.mark.parametrize("pattern", ["RGGB", "GBRG"])
+@pytest.mark.parametrize("factor", [2, 4])
+def test_bin_stored_is_levels_gains_then_bin(pattern, factor):
+    from oneinch.develop import _bin, bin_stored
+    from oneinch.isp import levels, whitebalance
+    from oneinch.raw.image import CFAPattern, Levels
+
+    rng = np.random.default_rng(factor)
+    data = rng.integers(0, 16384, (64, 96)).astype(np.uint16)
+    lv = Levels(black=np.full((1, 1, 1), 512.0), white=np.array([15000.0]))
+    cfa = CFAPattern.bayer(pattern)
+    gains = np.array([2.1, 1.0, 1.6])
+    ref = _bin(whitebalance.apply_gains(levels.normalize(data, lv), gains, cfa), cfa, factor)
+    got = bin_stored(data, lv, gains, cfa, factor)
+    assert got.shape == ref.shape == (64 // factor, 96 // factor, 3)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
+from numba import njit
 
 from .errors import OneinchError, OptionError
 from .isp import geometry, levels, sharpen, spaces
@@ -207,6 +208,9 @@ def develop_strips(
     method = _auto_method(raw, r)
 
     def dem(m: np.ndarray) -> np.ndarray:
+        if front is not None and factor > 1 and m.dtype == np.uint16:
+            lv, g = front.keywords["lv"], front.keywords["gains"]
+            return bin_stored(m, lv, g, cfa, factor)  # levels, WB and binning in one pass
         if front is not None:
             m = front(m)
         if raw.is_linear:
@@ -436,6 +440,40 @@ def bin_bayer2x2(mosaic: np.ndarray) -> np.ndarray:
     out = (m[:, 0, :, :, 0, :] + m[:, 0, :, :, 1, :]) + (m[:, 1, :, :, 0, :] + m[:, 1, :, :, 1, :])
     out *= np.float32(0.25)
     return np.ascontiguousarray(out.reshape(h // 2, w // 2))
+
+
+def bin_stored(data: np.ndarray, lv, gains: np.ndarray, cfa, factor: int) -> np.ndarray:
+    """Stored Bayer values (uint16, uniform black, one white) -> binned white-balanced RGB:
+    ``bin(apply_gains(levels.normalize(data), gains), factor)`` in one pass (levels and gains
+    are affine per sample, so they commute with the averaging; equal to float rounding)."""
+    black = float(np.asarray(lv.black).flat[0])
+    scale = 1.0 / max(float(np.asarray(lv.white).flat[0]) - black, 1e-6)
+    colour = np.array(cfa.pattern, dtype=np.int64)
+    g = np.asarray(gains, dtype=np.float64).reshape(3) * scale
+    return _bin_stored_nb(data, np.float64(black), g, colour, int(factor))
+
+
+@njit(cache=True, nogil=True)
+def _bin_stored_nb(data, black, g, colour, factor):  # pragma: no cover - numba
+    h, w = data.shape[0] // factor, data.shape[1] // factor
+    out = np.empty((h, w, 3), np.float32)
+    acc = np.zeros(3)
+    cnt = np.zeros(3)
+    for c in range(3):
+        for dy in range(2):
+            for dx in range(2):
+                if colour[dy, dx] == c:
+                    cnt[c] += (factor // 2) * (factor // 2)
+    for y in range(h):
+        for x in range(w):
+            acc[:] = 0.0
+            for dy in range(factor):
+                row = data[y * factor + dy]
+                for dx in range(factor):
+                    acc[colour[dy & 1, dx & 1]] += row[x * factor + dx]
+            for c in range(3):
+                out[y, x, c] = (acc[c] / cnt[c] - black) * g[c]
+    return out
 
 
 def binned_noise(noise: np.ndarray | None, factor: int) -> np.ndarray | None:
