@@ -99,7 +99,9 @@ def develop(
         x = at("demosaic", x)
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
         noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
-        x = at("denoise", denoise(x, r.denoise, noise_profile=noise, iso=raw.shot.iso))
+        made_by = _made_by(raw, r)
+        x = at("denoise", denoise(x, r.denoise, noise_profile=noise, iso=raw.shot.iso,
+                                  demosaic_method=made_by))
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
         x = at("color", camera_colour(x, raw, neutral, r))
         x = at("exposure", _expose(x, raw, r))
@@ -219,10 +221,12 @@ def develop_strips(
             return _bin(m, cfa, factor)
         return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer)
 
+    made_by = _made_by(raw, r)
     noise = binned_noise(_noise_in_wb_units(raw, gains), factor)
     if noise is None and r.denoise.mode != "off":  # estimated once, on a central band
         mid = (mosaic.shape[0] // 2) & ~7
-        noise = estimate_noise_profile(dem(mosaic[max(0, mid - 512) : mid + 512]))
+        noise = estimate_noise_profile(dem(mosaic[max(0, mid - 512) : mid + 512]),
+                                       demosaic_method=made_by)
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
         # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
@@ -231,6 +235,7 @@ def develop_strips(
         with _threads(1):
             rgb = dem(m)
             return denoise(rgb, r.denoise, noise_profile=noise, iso=raw.shot.iso,
+                           demosaic_method=made_by,
                            row0=row // factor)
 
     margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
@@ -352,6 +357,14 @@ def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None)
         and r.look.grain <= 0
         and r.tone.curve == "filmic"
     )
+
+
+def _made_by(raw: RawImage, r: Recipe) -> str | None:
+    """The demosaic method whose noise spectrum denoise models: the one used, or None when
+    the RGB is not interpolated (binned previews, LinearRaw: white noise per site)."""
+    if raw.is_linear or _bin_factor(raw, r) > 1:
+        return None
+    return _auto_method(raw, r)
 
 
 def _auto_method(raw: RawImage, r: Recipe) -> str:
