@@ -6,8 +6,8 @@ reference (Monod, Delon, Veit, IPOL 2021 #336): align on the 2×2-binned grey im
 Gaussian pyramid with downsampling factors [1, 2, 4, 4] (fine → coarse), tiles [16, 16, 16, 8],
 search radius [1, 4, 4, 4], L1 distance at the finest level and L2 at coarser ones; each level
 starts from the best of three upsampled coarser displacements (the nearest coarse tile and its
-nearest neighbours across x and y, §4 "upsampling"), and the L2 cost surface gives a sub-pixel
-estimate by a separable parabola fit.
+nearest neighbours across x and y, §4 "upsampling"), and a 2-D quadratic fitted to the 3×3 L2
+cost surface around the best displacement gives a sub-pixel estimate (supplement).
 
 Tiles overlap by half (step = tile / 2). Displacements are in grey-image pixels (= 2 raw pixels,
 so the CFA phase is kept) and map the reference to the alternate frame: ``alt(p + d) ≈ ref(p)``.
@@ -32,7 +32,7 @@ class Alignment:
     """Per-tile displacement of one alternate frame on the finest tile grid.
 
     ``dy``/``dx`` (ny, nx) int32 are the integer displacements; ``fy``/``fx`` (ny, nx) float32
-    their sub-pixel parts in [-0.5, 0.5]; tile (i, j) covers grey pixels
+    their sub-pixel parts (within ±1, usually ±0.5); tile (i, j) covers grey pixels
     [i*step, i*step + tile) × [j*step, j*step + tile).
     """
 
@@ -205,16 +205,226 @@ def match(ref: np.ndarray, alt: np.ndarray, cand: np.ndarray, tile: int, radius:
     return _match_numpy(ref, alt, cand, tile, radius, l1)
 
 
-def subpixel(around: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Separable parabola through the 3×3 L2 costs: offsets in [-0.5, 0.5] (HDR+ §4)."""
-    c = around
-    out = []
-    for lo, mid, hi in ((c[..., 0, 1], c[..., 1, 1], c[..., 2, 1]),
-                        (c[..., 1, 0], c[..., 1, 1], c[..., 1, 2])):
-        den = lo - 2.0 * mid + hi
-        off = np.where(den > 1e-12, 0.5 * (lo - hi) / np.maximum(den, 1e-12), 0.0)
-        out.append(np.clip(off, -0.5, 0.5).astype(np.float32))
-    return out[0], out[1]
+def _quad_basis() -> np.ndarray:
+    """(6, 9) least-squares operator of q(y, x) = c + b·u + ½uᵀAu on the 3×3 offsets."""
+    yy, xx = np.mgrid[-1:2, -1:2].astype(np.float64)
+    y, x = yy.ravel(), xx.ravel()
+    basis = np.stack([np.ones(9), y, x, 0.5 * y * y, y * x, 0.5 * x * x], axis=1)
+    return np.linalg.pinv(basis)
+
+
+QUAD_LSQ = _quad_basis()
+SUBPIXEL_LIMIT = 1.0  # offsets beyond ±1 px mean the fit left its 3×3 support: clamp
+
+
+def _quad_solve(p: np.ndarray, limit: float) -> tuple[float, float]:
+    """Minimum of the fitted quadratic from its parameters [c, by, bx, Ayy, Axy, Axx]."""
+    ayy, axy, axx = p[3], p[4], p[5]
+    det = ayy * axx - axy * axy
+    if ayy <= 0.0 or axx <= 0.0 or det <= 1e-12 * (ayy * axx + 1e-300):
+        return 0.0, 0.0
+    uy = -(axx * p[1] - axy * p[2]) / det
+    ux = -(ayy * p[2] - axy * p[1]) / det
+    uy = min(max(uy, -limit), limit)
+    ux = min(max(ux, -limit), limit)
+    return uy, ux
+
+
+_quad_solve_numba = njit(cache=True)(_quad_solve)
+
+
+@njit(parallel=True, cache=True)
+def _subpixel_numba(around, lsq, limit):
+    ny, nx = around.shape[0], around.shape[1]
+    fy = np.zeros((ny, nx), np.float32)
+    fx = np.zeros((ny, nx), np.float32)
+    for t in prange(ny * nx):
+        i = t // nx
+        j = t % nx
+        p = np.zeros(6)
+        for k in range(6):
+            s = 0.0
+            for a in range(3):
+                for b in range(3):
+                    s += lsq[k, 3 * a + b] * around[i, j, a, b]
+            p[k] = s
+        uy, ux = _quad_solve_numba(p, limit)
+        fy[i, j] = uy
+        fx[i, j] = ux
+    return fy, fx
+
+
+def _subpixel_numpy(around: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-numpy reference of :func:`_subpixel_numba`."""
+    p = np.einsum("kn,...n->...k", QUAD_LSQ, around.reshape(*around.shape[:-2], 9))
+    ayy, axy, axx = p[..., 3], p[..., 4], p[..., 5]
+    det = ayy * axx - axy * axy
+    ok = (ayy > 0) & (axx > 0) & (det > 1e-12 * (ayy * axx + 1e-300))
+    safe = np.where(ok, det, 1.0)
+    uy = np.where(ok, -(axx * p[..., 1] - axy * p[..., 2]) / safe, 0.0)
+    ux = np.where(ok, -(ayy * p[..., 2] - axy * p[..., 1]) / safe, 0.0)
+    return (np.clip(uy, -limit, limit).astype(np.float32),
+            np.clip(ux, -limit, limit).astype(np.float32))
+
+
+def subpixel(around: np.ndarray, *, use_numba: bool = True,
+             limit: float = SUBPIXEL_LIMIT) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel offsets (fy, fx) of the minimum of the 3×3 L2 costs ``around`` (ny, nx, 3, 3).
+
+    Hasinoff et al. 2016, supplement "sub-pixel alignment": a 2-D quadratic
+    ½uᵀAu + bᵀu + c is least-squares fitted to the nine L2 distances around the best integer
+    displacement and its minimum u = −A⁻¹b taken (clamped to ±``limit``; 0 where A is not
+    positive definite, i.e. the cost surface has no minimum there: flat or edge-only tiles).
+    """
+    c = np.ascontiguousarray(around, np.float64)
+    if use_numba:
+        return _subpixel_numba(c, QUAD_LSQ, float(limit))
+    return _subpixel_numpy(c, float(limit))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lucas–Kanade refinement of the sub-pixel estimate: numba kernel and plain-numpy reference
+
+LK_ITERATIONS = 3
+
+
+@njit(cache=True, inline="always")
+def _bilinear(img, y, x):
+    h, w = img.shape
+    y = min(max(y, 0.0), h - 1.0)
+    x = min(max(x, 0.0), w - 1.0)
+    y0 = min(int(y), h - 2) if h > 1 else 0
+    x0 = min(int(x), w - 2) if w > 1 else 0
+    fy = y - y0
+    fx = x - x0
+    y1 = min(y0 + 1, h - 1)
+    x1 = min(x0 + 1, w - 1)
+    top = img[y0, x0] + fx * (img[y0, x1] - img[y0, x0])
+    bot = img[y1, x0] + fx * (img[y1, x1] - img[y1, x0])
+    return top + fy * (bot - top)
+
+
+@njit(parallel=True, cache=True)
+def _refine_numba(ref, alt, disp, tile, iters):
+    ny, nx = disp.shape[0], disp.shape[1]
+    rh, rw = ref.shape
+    step = tile // 2
+    out = disp.copy()
+    for t in prange(ny * nx):
+        i = t // nx
+        j = t % nx
+        y0 = i * step
+        x0 = j * step
+        hyy = 0.0
+        hyx = 0.0
+        hxx = 0.0
+        for a in range(tile):
+            ry = min(y0 + a, rh - 1)
+            ryp = min(ry + 1, rh - 1)
+            rym = max(ry - 1, 0)
+            for b in range(tile):
+                rx = min(x0 + b, rw - 1)
+                rxp = min(rx + 1, rw - 1)
+                rxm = max(rx - 1, 0)
+                gy = 0.5 * (ref[ryp, rx] - ref[rym, rx])
+                gx = 0.5 * (ref[ry, rxp] - ref[ry, rxm])
+                hyy += gy * gy
+                hyx += gy * gx
+                hxx += gx * gx
+        det = hyy * hxx - hyx * hyx
+        tr = hyy + hxx
+        if tr <= 0.0 or det <= 1e-3 * tr * tr:
+            continue  # flat or single-edge tile: translation not determined, keep the fit
+        dy = disp[i, j, 0]
+        dx = disp[i, j, 1]
+        for _ in range(iters):
+            by = 0.0
+            bx = 0.0
+            for a in range(tile):
+                ry = min(y0 + a, rh - 1)
+                ryp = min(ry + 1, rh - 1)
+                rym = max(ry - 1, 0)
+                for b in range(tile):
+                    rx = min(x0 + b, rw - 1)
+                    rxp = min(rx + 1, rw - 1)
+                    rxm = max(rx - 1, 0)
+                    gy = 0.5 * (ref[ryp, rx] - ref[rym, rx])
+                    gx = 0.5 * (ref[ry, rxp] - ref[ry, rxm])
+                    e = _bilinear(alt, y0 + a + dy, x0 + b + dx) - ref[ry, rx]
+                    by += gy * e
+                    bx += gx * e
+            ddy = (hxx * by - hyx * bx) / det
+            ddx = (hyy * bx - hyx * by) / det
+            dy -= ddy
+            dx -= ddx
+        if abs(dy - disp[i, j, 0]) <= 1.0 and abs(dx - disp[i, j, 1]) <= 1.0:
+            out[i, j, 0] = dy
+            out[i, j, 1] = dx
+    return out
+
+
+def _bilinear_numpy(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    h, w = img.shape
+    y = np.clip(y, 0.0, h - 1.0)
+    x = np.clip(x, 0.0, w - 1.0)
+    y0 = np.minimum(y.astype(np.int64), max(h - 2, 0))
+    x0 = np.minimum(x.astype(np.int64), max(w - 2, 0))
+    fy, fx = y - y0, x - x0
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    img = img.astype(np.float64)
+    top = img[y0, x0] + fx * (img[y0, x1] - img[y0, x0])
+    bot = img[y1, x0] + fx * (img[y1, x1] - img[y1, x0])
+    return top + fy * (bot - top)
+
+
+def _refine_numpy(ref: np.ndarray, alt: np.ndarray, disp: np.ndarray, tile: int,
+                  iters: int) -> np.ndarray:
+    """Plain-numpy reference of :func:`_refine_numba`."""
+    ny, nx = disp.shape[:2]
+    rh, rw = ref.shape
+    step = tile // 2
+    r = np.arange(tile)
+    ry = np.minimum((np.arange(ny) * step)[:, None, None, None] + r[None, None, :, None], rh - 1)
+    rx = np.minimum((np.arange(nx) * step)[None, :, None, None] + r[None, None, None, :], rw - 1)
+    ry, rx = np.broadcast_arrays(ry, rx)
+    ref64 = ref.astype(np.float64)
+    gy = 0.5 * (ref64[np.minimum(ry + 1, rh - 1), rx] - ref64[np.maximum(ry - 1, 0), rx])
+    gx = 0.5 * (ref64[ry, np.minimum(rx + 1, rw - 1)] - ref64[ry, np.maximum(rx - 1, 0)])
+    hyy, hyx, hxx = ((gy * gy).sum((2, 3)), (gy * gx).sum((2, 3)), (gx * gx).sum((2, 3)))
+    det = hyy * hxx - hyx * hyx
+    tr = hyy + hxx
+    ok = (tr > 0) & (det > 1e-3 * tr * tr)
+    safe = np.where(ok, det, 1.0)
+    d = disp.astype(np.float64).copy()
+    ys = (np.arange(ny) * step)[:, None, None, None] + r[None, None, :, None]
+    xs = (np.arange(nx) * step)[None, :, None, None] + r[None, None, None, :]
+    for _ in range(iters):
+        e = _bilinear_numpy(alt, ys + d[..., 0, None, None], xs + d[..., 1, None, None])
+        e = e - ref64[ry, rx]
+        by, bx = (gy * e).sum((2, 3)), (gx * e).sum((2, 3))
+        d[..., 0] -= np.where(ok, (hxx * by - hyx * bx) / safe, 0.0)
+        d[..., 1] -= np.where(ok, (hyy * bx - hyx * by) / safe, 0.0)
+    keep = ok & (np.abs(d - disp).max(axis=-1) <= 1.0)
+    return np.where(keep[..., None], d, disp).astype(disp.dtype)
+
+
+def refine(ref: np.ndarray, alt: np.ndarray, disp: np.ndarray, tile: int,
+           iterations: int = LK_ITERATIONS, *, use_numba: bool = True) -> np.ndarray:
+    """Gauss–Newton (Lucas–Kanade) refinement of per-tile translations (ny, nx, 2), float.
+
+    Lucas & Kanade 1981; inverse-compositional form (Baker & Matthews 2004, §3.2): the
+    reference tile's gradients and 2×2 Hessian are fixed, the alternate is sampled bilinearly at
+    the current displacement and the update subtracted. An addition to HDR+: the quadratic fit
+    of the cost surface is biased toward whole pixels ("pixel locking") on textured tiles, the
+    iteration is not. Tiles whose gradients do not fix both directions (flat, single edge) or
+    that move by more than 1 px keep their input displacement.
+    """
+    ref = np.ascontiguousarray(ref, np.float32)
+    alt = np.ascontiguousarray(alt, np.float32)
+    disp = np.ascontiguousarray(disp, np.float64)
+    if use_numba:
+        return _refine_numba(ref, alt, disp, tile, iterations)
+    return _refine_numpy(ref, alt, disp, tile, iterations)
 
 
 def _candidates(coarse: np.ndarray, coarse_tile: int, factor: int, ny: int, nx: int,
@@ -237,8 +447,12 @@ def _candidates(coarse: np.ndarray, coarse_tile: int, factor: int, ny: int, nx: 
 
 def align(ref_pyr: list[np.ndarray], alt_pyr: list[np.ndarray], *, use_numba: bool = True,
           tiles: tuple[int, ...] = TILES, radii: tuple[int, ...] = RADII,
-          factors: tuple[int, ...] = FACTORS) -> Alignment:
-    """Coarse-to-fine alignment of one alternate frame to the reference (both pyramids)."""
+          factors: tuple[int, ...] = FACTORS, lk_iterations: int = LK_ITERATIONS) -> Alignment:
+    """Coarse-to-fine alignment of one alternate frame to the reference (both pyramids).
+
+    At the finest level the quadratic sub-pixel estimate is refined by ``lk_iterations``
+    Lucas–Kanade steps (:func:`refine`; 0 keeps the HDR+ quadratic fit alone).
+    """
     n = len(ref_pyr)
     disp: np.ndarray | None = None
     for lev in range(n - 1, -1, -1):
@@ -250,18 +464,24 @@ def align(ref_pyr: list[np.ndarray], alt_pyr: list[np.ndarray], *, use_numba: bo
             cand = _candidates(disp, tiles[lev + 1], factors[lev + 1], ny, nx, tile)
         best, around = match(ref, alt, cand, tile, radii[lev], NORMS[lev] == "l1",
                              use_numba=use_numba)
-        fy, fx = subpixel(around)
+        fy, fx = subpixel(around, use_numba=use_numba)
         disp = best.astype(np.float32) + np.stack([fy, fx], axis=-1)
     assert disp is not None
+    if lk_iterations > 0:
+        disp = refine(ref_pyr[0], alt_pyr[0], disp, tiles[0], lk_iterations,
+                      use_numba=use_numba)
+        frac = np.clip(disp - best, -SUBPIXEL_LIMIT, SUBPIXEL_LIMIT).astype(np.float32)
+        fy, fx = frac[..., 0], frac[..., 1]
     return Alignment(dy=best[..., 0].copy(), dx=best[..., 1].copy(), fy=fy, fx=fx,
                      tile=tiles[0], step=tiles[0] // 2, cost=around[:, :, 1, 1].copy())
 
 
-def fit_global(a: Alignment, iterations: int = 4) -> np.ndarray:
+def fit_global(a: Alignment, iterations: int = 5) -> np.ndarray:
     """Robust affine fit of the displacement field: model (ny, nx, 2) in grey pixels.
 
-    Iteratively refit on tiles within 1 px of the previous fit (camera shake is nearly a
-    similarity transform; moving subjects and flat tiles are outliers).
+    Iteratively refit on tiles within 2, 1, 0.5, 0.25 px of the previous fit (camera shake is
+    nearly a similarity transform; moving subjects and flat tiles are outliers; the refined
+    sub-pixel estimates are good to a few hundredths of a pixel on textured tiles).
     """
     ny, nx = a.dy.shape
     yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
@@ -274,19 +494,20 @@ def fit_global(a: Alignment, iterations: int = 4) -> np.ndarray:
             break
         coef = np.linalg.lstsq(basis[keep], tot[keep], rcond=None)[0]
         res = np.abs(tot - basis @ coef).max(axis=1)
-        keep = res < (2.0 if it == 0 else 1.0)
+        keep = res < max(2.0 / 2**it, 0.25)
     return (basis @ coef).reshape(ny, nx, 2).astype(np.float32)
 
 
 def with_global_prior(a: Alignment, ref: np.ndarray, alt: np.ndarray, sigma2: np.ndarray,
-                      *, k: float = 3.0, use_numba: bool = True) -> Alignment:
+                      *, k: float = 3.0, own_subpixel: bool = True,
+                      use_numba: bool = True) -> Alignment:
     """Prefer the global (affine) displacement wherever it explains a tile as well as its own.
 
     An addition to HDR+: handheld shake is smooth, so where the tile's L2 cost at the global
     model is within ``k`` standard deviations of the noise-only cost fluctuation (std ≈
     √8·σ²·T for a T×T tile of grey noise variance σ²) of its own best cost, the tile takes the
     model's displacement and its exact sub-pixel part; tiles that really move keep their own
-    displacement (and sub-pixel 0, the noisy parabola estimate is not used for merging).
+    displacement and, with ``own_subpixel``, their own sub-pixel estimate (else 0).
     """
     if a.cost is None:
         return a
@@ -300,8 +521,8 @@ def with_global_prior(a: Alignment, ref: np.ndarray, alt: np.ndarray, sigma2: np
     return Alignment(
         dy=np.where(take, mint[..., 0], a.dy).astype(np.int32),
         dx=np.where(take, mint[..., 1], a.dx).astype(np.int32),
-        fy=np.where(take, frac[..., 0], 0.0).astype(np.float32),
-        fx=np.where(take, frac[..., 1], 0.0).astype(np.float32),
+        fy=np.where(take, frac[..., 0], a.fy if own_subpixel else 0.0).astype(np.float32),
+        fx=np.where(take, frac[..., 1], a.fx if own_subpixel else 0.0).astype(np.float32),
         tile=a.tile, step=a.step, cost=np.where(take, cost_model, a.cost),
     )
 
