@@ -87,3 +87,113 @@ def test_banded_highlight_masks_match_whole_image() -> None:
     size = (768 // 4, 1024 // 4)  # integer factor: the banded path
     ref = cv2.resize(near.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(highlights._area_mask(near, size, 4.0), ref)
+
+
+def _scene_mosaic(h: int, w: int, seed: int) -> np.ndarray:
+    """Edges, a zone plate, a clipped block and noise: every RCD branch gets exercised."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    m = 0.3 + 0.25 * np.sin(0.002 * (xx * xx + yy * yy)) + rng.normal(0, 0.02, (h, w))
+    m[h // 3 : h // 2, w // 4 : w // 2] = 1.4
+    m[:, (w * 2) // 3 :] *= 0.2
+    return m.astype(np.float32)
+
+
+def test_rcd_row_pipeline_matches_numpy_reference() -> None:
+    """The rolling-row RCD kernel against the float64 numpy reference (several column tiles
+    and row bands, an odd crop phase), on one thread and on the default thread count."""
+    import numba
+
+    from oneinch.isp import _demosaic_rcd as rcd
+
+    m = _scene_mosaic(96, 2 * rcd._TX + 130, 5)
+    ref = rcd.rcd_rggb_reference(m)
+    e = rcd._M
+    full = rcd.rcd_rggb(m)
+    assert np.abs(full[e:-e, e:-e] - ref[e:-e, e:-e]).max() < 1e-5
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = rcd.rcd_rggb(m, (11, 13, 70, 2 * rcd._TX + 100))
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(one, full[11:81, 13 : 13 + 2 * rcd._TX + 100])
+
+
+@pytest.mark.parametrize("name", ["RGGB", "BGGR", "GRBG", "GBRG"])
+def test_rcd_bayer_mirrors_and_fused_front_match_padded_path(name: str) -> None:
+    """rcd_bayer (reflect-101 borders by index, any phase) equals rcd_rggb on demosaic's
+    mirror-padded copy, and the fused uint16 front equals levels.normalize + apply_gains."""
+    from oneinch.isp import _demosaic_rcd as rcd
+    from oneinch.isp import demosaic as dm
+    from oneinch.isp import levels, whitebalance
+    from oneinch.raw.image import Levels
+
+    rng = np.random.default_rng(11)
+    pat = CFAPattern.bayer(name)
+    r_at = tuple(int(v[0]) for v in np.nonzero(pat.array() == 0))
+    gains = np.array([2.1, 1.0, 1.7], np.float32)
+    for h, w in ((61, 77), (40, rcd._TX + 31), (5, 7)):
+        u = (rng.integers(600, 15000, (h, w)) * (1 + (np.arange(w) % 9 == 0))).astype(np.uint16)
+        lv = Levels(black=np.full((1, 1, 1), 512.0), white=np.array([16383.0]))
+        f = whitebalance.apply_gains(levels.normalize(u, lv), gains, pat)
+        padded, crop = dm._bayer_pad(f, pat, 12)
+        ref = rcd.rcd_rggb(padded, crop)
+        np.testing.assert_array_equal(rcd.rcd_bayer(f, r_at), ref)
+        fused = rcd.rcd_bayer(u, r_at, black=512.0, scale=1.0 / (16383.0 - 512.0), gains=gains)
+        np.testing.assert_array_equal(fused, ref)
+
+
+@pytest.mark.parametrize("shape", [(37, 91), (64, 130)])
+def test_denoise_row_kernels_match_numpy_passes(shape: tuple[int, int]) -> None:
+    """The row-wise forward (GAT + opponent + 2x2 box) and backward (upsampling with the
+    fixed f = 2 pattern, inverse transforms) kernels against their numpy references, odd
+    sizes included (edge columns/rows clamp)."""
+    from oneinch.isp import denoise as dn
+
+    rng = np.random.default_rng(9)
+    x = (rng.random((*shape, 3)) * 0.8).astype(np.float32)
+    alpha, sigma2 = 2e-3, 1e-5
+    a32, c32, k32 = (np.float32(alpha), np.float32(0.375 * alpha * alpha + sigma2),
+                     np.float32(2.0 / alpha))
+    t = dn.OPPONENT.astype(np.float32)
+    h, w = shape
+    for f in (1, 2, 4):
+        hl, wl = -(-h // f), -(-w // f)
+        lum = np.empty((h, w), np.float32)
+        c1 = np.empty((hl, wl), np.float32)
+        c2 = np.empty((hl, wl), np.float32)
+        dn._forward_nb(x, a32, c32, k32, t, f, True, lum, c1, c2)
+        rl, r1, r2 = dn._forward_np(x, alpha, sigma2, f)
+        scale = float(np.abs(rl).max())
+        for got, ref in ((lum, rl), (c1, r1), (c2, r2)):
+            assert np.abs(got - ref).max() < 2e-6 * scale
+        d1 = rng.normal(0, 1.0, (hl, wl)).astype(np.float32)
+        d2 = rng.normal(0, 1.0, (hl, wl)).astype(np.float32)
+        yi0, yi1, yf = dn._up_coords(h, hl, f)
+        xi0, xi1, xf = dn._up_coords(w, wl, f)
+        for luma, unbiased in ((None, False), (lum, True), (None, True)):
+            out = np.empty_like(x)
+            dn._backward_nb(x, a32, c32, k32, t, lum if luma is None else luma,
+                            luma is not None, d1, d2, yi0, yi1, yf, xi0, xi1, xf, unbiased,
+                            a32, np.float32(sigma2 / alpha**2), out, f)
+            ref = dn._backward_np(x, alpha, sigma2, luma, d1, d2, f, unbiased)
+            assert np.abs(out - ref).max() < 1e-5
+
+
+def test_dct_denoise_scratch_reuse_across_shapes_and_threads() -> None:
+    """The per-thread weight buffer of dct_denoise is re-zeroed for every call: results after
+    a bigger call, and in another thread, equal the numpy reference."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oneinch.isp import denoise as dn
+
+    rng = np.random.default_rng(12)
+    big = rng.random((60, 70), dtype=np.float32)
+    small = rng.random((33, 41), dtype=np.float32)
+    ref = dn.dct_denoise(small, 0.1, 3, use_numba=False)
+    dn.dct_denoise(big, 0.1, 3)
+    assert np.abs(dn.dct_denoise(small, 0.1, 3) - ref).max() < 1e-5
+    with ThreadPoolExecutor(2) as pool:
+        outs = list(pool.map(lambda a: dn.dct_denoise(a, 0.1, 3), [big, small, small]))
+    assert np.abs(outs[2] - ref).max() < 1e-5

@@ -102,3 +102,24 @@ def test_bin_stored_is_levels_gains_then_bin(pattern, factor):
     got = bin_stored(data, lv, gains, cfa, factor)
     assert got.shape == ref.shape == (64 // factor, 96 // factor, 3)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pattern", ["RGGB", "GRBG", "BGGR"])
+def test_rcd_stored_is_levels_gains_then_rcd(pattern):
+    from oneinch.develop import rcd_stored
+    from oneinch.isp import levels, whitebalance
+    from oneinch.isp.demosaic import demosaic
+    from oneinch.raw.image import CFAPattern, Levels
+
+    rng = np.random.default_rng(7)
+    data = rng.integers(600, 16000, (40, 52)).astype(np.uint16)
+    lv = Levels(black=np.full((1, 1, 1), 600.0), white=np.array([15520.0]))
+    cfa = CFAPattern.bayer(pattern)
+    gains = np.array([1.95, 1.0, 1.34])
+    ref = demosaic(whitebalance.apply_gains(levels.normalize(data, lv), gains, cfa), cfa, "rcd")
+    np.testing.assert_allclose(rcd_stored(data, lv, gains, cfa), ref, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("method", ["rcd", "ri"])
+def test_tiled_matches_reference_per_demosaic(raw, method):
+    assert _max_diff(raw, Recipe().with_(demosaic={"method": method})) <= 1e-4

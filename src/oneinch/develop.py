@@ -210,9 +210,12 @@ def develop_strips(
     method = _auto_method(raw, r)
 
     def dem(m: np.ndarray) -> np.ndarray:
-        if front is not None and factor > 1 and m.dtype == np.uint16:
+        if front is not None and m.dtype == np.uint16:
             lv, g = front.keywords["lv"], front.keywords["gains"]
-            return bin_stored(m, lv, g, cfa, factor)  # levels, WB and binning in one pass
+            if factor > 1:
+                return bin_stored(m, lv, g, cfa, factor)  # levels, WB and binning: one pass
+            if method == "rcd":
+                return rcd_stored(m, lv, g, cfa)  # levels and WB read inside RCD
         if front is not None:
             m = front(m)
         if raw.is_linear:
@@ -453,6 +456,18 @@ def bin_bayer2x2(mosaic: np.ndarray) -> np.ndarray:
     out = (m[:, 0, :, :, 0, :] + m[:, 0, :, :, 1, :]) + (m[:, 1, :, :, 0, :] + m[:, 1, :, :, 1, :])
     out *= np.float32(0.25)
     return np.ascontiguousarray(out.reshape(h // 2, w // 2))
+
+
+def rcd_stored(data: np.ndarray, lv, gains: np.ndarray, cfa) -> np.ndarray:
+    """RCD of stored Bayer values with levels and white balance applied as samples are read:
+    ``demosaic(apply_gains(levels.normalize(data), gains), cfa, 'rcd')`` without the float
+    mosaic (the same constants as levels.normalize; equal to float rounding)."""
+    from .isp._demosaic_rcd import rcd_bayer
+
+    b = float(np.asarray(lv.black).flat[0])
+    s = float(np.float32(1.0 / max(float(np.asarray(lv.white).flat[0]) - b, 1e-6)))
+    ry, rx = (int(v[0]) for v in np.nonzero(cfa.array() == 0))
+    return rcd_bayer(data, (ry, rx), black=b, scale=s, gains=np.asarray(gains, np.float64))
 
 
 def bin_stored(data: np.ndarray, lv, gains: np.ndarray, cfa, factor: int) -> np.ndarray:

@@ -5,8 +5,10 @@ directional high-pass energy, refined by the neighbourhood where it is more deci
 (2) a 3x3 low-pass of the mosaic; (3) green at R/B as ratio-corrected (low-pass ratio)
 directional estimates, gradient-weighted per direction, then blended by (1); (4) R/B at B/R
 from diagonal colour differences, blended by a diagonal discrimination; (5) R/B at G from
-axial colour differences. Works on an RGGB mosaic with even size and a >= 12 px mirror margin;
-outputs within 10 px of the edge are not computed (the caller crops them).
+axial colour differences. ``rcd_rggb`` works on an RGGB mosaic with even size and a >= 12 px
+mirror margin (outputs within 10 px of the edge are not computed; the caller crops them);
+``rcd_bayer`` takes any Bayer phase and mirrors the borders itself. Both can apply the black
+level, white scale and white-balance gains while reading stored integer samples.
 """
 
 from __future__ import annotations
@@ -21,21 +23,37 @@ _M = 10  # rows/cols at each edge left uncomputed
 
 
 # --------------------------------------------------------------------------------------------
-# numba kernel: the image is cut into tiles of output pixels, processed in parallel; each tile
-# computes every intermediate (discriminations, low-pass, green, R/B) in small tile-local
-# buffers covering the tile plus the 9 px halo its dependencies need (cache resident, no
-# full-size temporaries). The arithmetic is the same as the numpy reference.
+# numba kernel: a rolling row pipeline. The output window is cut into column tiles (and, for
+# parallel whole-image calls, row bands); each tile is walked top to bottom, one mosaic row at
+# a time, and every RCD intermediate (directional energies, V/H and P/Q discriminations,
+# low-pass, green, the diagonal R/B estimate) lives in a ring of a few rows of tile width, so
+# each one is computed exactly once per pixel and stays in L2 cache (~0.6 MB per tile of
+# 2048 columns). With mosaic row L loaded, the stages run on rows L-2 (energies, low-pass),
+# L-3 (discriminations), L-4 (green), L-6 (R/B at B/R) and L-9 (R/B at G: the output row).
+# Every stage is evaluated at all pixels of its row (unit stride: SIMD) and the result at the
+# wrong CFA sites is discarded by a select; each row function indexes ``row[i + k]`` with
+# constant k >= 0 so that numba's wraparound checks fold away and the loops vectorise. The
+# arithmetic (operation order included) is that of the numpy reference, in float32.
+# The mosaic is read with reflect-101 borders by index (no padded copy), optionally as stored
+# integers with the black level, 1/(white - black) scale and per-CFA-colour gains applied as
+# they are read.
 
-_TY = 64  # tile rows
-_TX = 256  # tile columns
-_HALO = 9
+_TX = 2048  # tile columns
+_BAND = 256  # rows per parallel task (whole-image calls)
+_HALO = 9  # columns/rows of mosaic each side a tile reads
+_FM = {"nsz", "arcp", "afn"}
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
-def _energy(c, y, x, dy, dx):
-    g1 = c[y - dy, x - dx] - c[y + dy, x + dx]
-    g2 = c[y - 2 * dy, x - 2 * dx] - _F(2.0) * c[y, x] + c[y + 2 * dy, x + 2 * dx]
-    return g1 * g1 + _F(0.25) * g2 * g2
+@numba.njit(cache=True, inline="always", nogil=True)
+def _refl(i, n):  # reflect-101 (np.pad mode="reflect"), also for pads longer than n
+    if n == 1:
+        return 0
+    while i < 0 or i >= n:
+        if i < 0:
+            i = -i
+        if i >= n:
+            i = 2 * n - 2 - i
+    return i
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -43,226 +61,341 @@ def _pick(cen, nb):
     return nb if abs(_F(0.5) - cen) < abs(_F(0.5) - nb) else cen
 
 
-@numba.njit(cache=True, fastmath={"nsz", "arcp", "afn"}, nogil=True, error_model="numpy")
-def _rcd_tile(c, y0, y1, x0, x1, res, top, left):
-    """RCD for output pixels [y0, y1) x [x0, x1) (padded coordinates) into ``res``."""
-    oy = y0 - _HALO
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _load_row(m, sy, ox, n, front, black, scale, ge, go, dst):  # pragma: no cover - numba
+    """dst[i] = mosaic[sy, refl(ox + i)] (front: (v - black) * scale * gain of its colour;
+    ``ge``/``go``: gains at even/odd i)."""
+    w = m.shape[1]
+    src = m[sy]
+    if ox >= 0 and ox + n <= w:
+        s = src[ox : ox + n]
+        if front:
+            for i in range(n):
+                gg = ge if (i & 1) == 0 else go
+                dst[i] = ((_F(s[i]) - black) * scale) * gg
+        else:
+            for i in range(n):
+                dst[i] = _F(s[i])
+    else:
+        for i in range(n):
+            v = _F(src[_refl(ox + i, w)])
+            if front:
+                gg = ge if (i & 1) == 0 else go
+                v = ((v - black) * scale) * gg
+            dst[i] = v
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _energies_row(a2, a1, a0, b1, b2, n, ev, eh, ep, eq, lpf):  # pragma: no cover - numba
+    """Step 1 energies (V, H, P, Q) and step 2 low-pass at columns 2..n+2 of the centre row."""
+    for i in range(n):
+        c0 = a0[i + 2]
+        g1 = a1[i + 2] - b1[i + 2]
+        g2 = a2[i + 2] - _F(2.0) * c0 + b2[i + 2]
+        ev[i + 2] = g1 * g1 + _F(0.25) * g2 * g2
+        g1 = a0[i + 1] - a0[i + 3]
+        g2 = a0[i] - _F(2.0) * c0 + a0[i + 4]
+        eh[i + 2] = g1 * g1 + _F(0.25) * g2 * g2
+        g1 = a1[i + 1] - b1[i + 3]
+        g2 = a2[i] - _F(2.0) * c0 + b2[i + 4]
+        ep[i + 2] = g1 * g1 + _F(0.25) * g2 * g2
+        g1 = a1[i + 3] - b1[i + 1]
+        g2 = a2[i + 4] - _F(2.0) * c0 + b2[i]
+        eq[i + 2] = g1 * g1 + _F(0.25) * g2 * g2
+        lp = (
+            _F(0.25) * c0
+            + _F(0.125) * (a1[i + 2] + b1[i + 2] + a0[i + 1] + a0[i + 3])
+            + _F(0.0625) * (a1[i + 1] + a1[i + 3] + b1[i + 1] + b1[i + 3])
+        )
+        lpf[i + 2] = max(lp, _F(0.0))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _disc_row(evm, ev0, evp, eh0, epm, ep0, epp, eqm, eq0, eqp, n, vh, pq):  # pragma: no cover
+    """Step 1 V/H and P/Q discriminations at columns 3..n+3."""
+    for i in range(n):
+        v = evm[i + 3] + ev0[i + 3] + evp[i + 3] + EPS32
+        hh = eh0[i + 2] + eh0[i + 3] + eh0[i + 4] + EPS32
+        vh[i + 3] = v / (v + hh)
+        p = epm[i + 2] + ep0[i + 3] + epp[i + 4] + EPS32
+        q = eqm[i + 4] + eq0[i + 3] + eqp[i + 2] + EPS32
+        pq[i + 3] = p / (p + q)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _green_row(cm4, cm3, cm2, cm1, c0, cp1, cp2, cp3, cp4, lm2, l0r, lp2, vm, v0, vp, n, par,
+               g):  # pragma: no cover - numba
+    """Step 3: green at columns 4..n+4 (R/B sites: ratio-corrected estimate; G: the sample).
+    ``par``: column parity (of i) of the R/B sites."""
+    for i in range(n):
+        x = i + 4
+        ci = c0[x]
+        gn = (EPS32 + abs(cm1[x] - cp1[x]) + abs(ci - cm2[x]) + abs(cm1[x] - cm3[x])
+              + abs(cm2[x] - cm4[x]))
+        gs = (EPS32 + abs(cm1[x] - cp1[x]) + abs(ci - cp2[x]) + abs(cp1[x] - cp3[x])
+              + abs(cp2[x] - cp4[x]))
+        gw = (EPS32 + abs(c0[x - 1] - c0[x + 1]) + abs(ci - c0[x - 2])
+              + abs(c0[x - 1] - c0[x - 3]) + abs(c0[x - 2] - c0[x - 4]))
+        ge = (EPS32 + abs(c0[x - 1] - c0[x + 1]) + abs(ci - c0[x + 2])
+              + abs(c0[x + 1] - c0[x + 3]) + abs(c0[x + 2] - c0[x + 4]))
+        l0 = l0r[x]
+        l2 = _F(2.0) * l0 + EPS32
+        en = cm1[x] * l2 / (EPS32 + l0 + lm2[x])
+        es = cp1[x] * l2 / (EPS32 + l0 + lp2[x])
+        ew = c0[x - 1] * l2 / (EPS32 + l0 + l0r[x - 2])
+        ee = c0[x + 1] * l2 / (EPS32 + l0 + l0r[x + 2])
+        v_est = (gs * en + gn * es) / (gn + gs)
+        h_est = (ge * ew + gw * ee) / (gw + ge)
+        nb = _F(0.25) * (vm[x - 1] + vm[x + 1] + vp[x - 1] + vp[x + 1])
+        d = _pick(v0[x], nb)
+        est = v_est + d * (h_est - v_est)
+        g[x] = est if (i & 1) == par else ci
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _rb_row(cm3, cm1, c0, cp1, cp3, gm2, gm1, g0r, gp1, gp2, pm2, p0, pp2, n,
+            rb):  # pragma: no cover - numba
+    """Step 4: B at R and R at B sites from diagonal colour differences, columns 6..n+6
+    (computed at every column; only R/B sites are read)."""
+    for i in range(n):
+        x = i + 6
+        g0 = g0r[x]
+        # (sy, sx) = (-1, -1), (-1, 1), (1, -1), (1, 1), accumulated in that order
+        c1 = cm1[x - 1]
+        grad = EPS32 + abs(c1 - cp1[x + 1]) + abs(c1 - cm3[x - 3]) + abs(g0 - gm2[x - 2])
+        wgt = _F(1.0) / grad
+        acc_p = wgt * (c1 - gm1[x - 1])
+        wsum_p = wgt
+        c1 = cm1[x + 1]
+        grad = EPS32 + abs(c1 - cp1[x - 1]) + abs(c1 - cm3[x + 3]) + abs(g0 - gm2[x + 2])
+        wgt = _F(1.0) / grad
+        acc_q = wgt * (c1 - gm1[x + 1])
+        wsum_q = wgt
+        c1 = cp1[x - 1]
+        grad = EPS32 + abs(c1 - cm1[x + 1]) + abs(c1 - cp3[x - 3]) + abs(g0 - gp2[x - 2])
+        wgt = _F(1.0) / grad
+        acc_q += wgt * (c1 - gp1[x - 1])
+        wsum_q += wgt
+        c1 = cp1[x + 1]
+        grad = EPS32 + abs(c1 - cm1[x - 1]) + abs(c1 - cp3[x + 3]) + abs(g0 - gp2[x + 2])
+        wgt = _F(1.0) / grad
+        acc_p += wgt * (c1 - gp1[x + 1])
+        wsum_p += wgt
+        p_est = acc_p / wsum_p
+        q_est = acc_q / wsum_q
+        nb = _F(0.25) * (pm2[x - 2] + pm2[x + 2] + pp2[x - 2] + pp2[x + 2])
+        d = _pick(p0[x], nb)
+        rb[x] = g0 + p_est + d * (q_est - p_est)
+
+
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
+def _axial(g0, am3, am1, ap1, ap3, gm2, gm1, gp1, gp2, x):
+    """Step 5 colour-difference estimate along one axis (s = -1 then +1)."""
+    a1 = am1[x]
+    gv = EPS32 + abs(g0 - gm2[x]) + abs(a1 - ap1[x]) + abs(a1 - am3[x])
+    acc = (a1 - gm1[x]) / gv
+    wsum = _F(1.0) / gv
+    a1 = ap1[x]
+    gv = EPS32 + abs(g0 - gp2[x]) + abs(a1 - am1[x]) + abs(a1 - ap3[x])
+    acc += (a1 - gp1[x]) / gv
+    wsum += _F(1.0) / gv
+    return acc / wsum
+
+
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
+def _axial_h(g0, a, gr, x):
+    """_axial along the row ``a`` (green row ``gr``) at column x."""
+    a1 = a[x - 1]
+    gh = EPS32 + abs(g0 - gr[x - 2]) + abs(a1 - a[x + 1]) + abs(a1 - a[x - 3])
+    acc = (a1 - gr[x - 1]) / gh
+    wsum = _F(1.0) / gh
+    a1 = a[x + 1]
+    gh = EPS32 + abs(g0 - gr[x + 2]) + abs(a1 - a[x - 1]) + abs(a1 - a[x + 3])
+    acc += (a1 - gr[x + 1]) / gh
+    wsum += _F(1.0) / gh
+    return acc / wsum
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1, gp2,
+             vm, v0, vp, n, par, even, out):  # pragma: no cover - numba
+    """Step 5 and the output of columns 9..n+9: R/B sites take the sample (c) and the step-4
+    estimate (rb); G sites the axial estimates of R and B. ``even``: an R row, where R is
+    sampled along the row (horizontal source c, vertical rb) and B across it."""
+    # channel sampled along this row: H from c, V from rb; the other: H from rb, V from c
+    for i in range(n):
+        x = i + 9
+        g0 = g0r[x]
+        nb = _F(0.25) * (vm[x] + vp[x] + v0[x - 1] + v0[x + 1])
+        d = _pick(v0[x], nb)
+        # along-row channel (R in R rows, B in B rows)
+        v_est = _axial(g0, rm3, rm1, rp1, rp3, gm2, gm1, gp1, gp2, x)
+        h_est = _axial_h(g0, c0, g0r, x)
+        s_val = g0 + v_est + d * (h_est - v_est)
+        # across-row channel
+        v_est = _axial(g0, cm3, cm1, cp1, cp3, gm2, gm1, gp1, gp2, x)
+        h_est = _axial_h(g0, r0, g0r, x)
+        o_val = g0 + v_est + d * (h_est - v_est)
+        if (i & 1) == par:  # R/B site
+            s_val = c0[x]
+            o_val = r0[x]
+        if even:
+            out[3 * i] = s_val
+            out[3 * i + 2] = o_val
+        else:
+            out[3 * i] = o_val
+            out[3 * i + 2] = s_val
+        out[3 * i + 1] = g0
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0
+              ):  # pragma: no cover - numba
+    """RCD of mosaic rows [y0, y1) x cols [x0, x1) into res[y - ry0, x - rx0]; (ry, rx): the
+    position of an R sample; gt: (2, 2) front gains by (row, col) parity of the mosaic."""
+    h = m.shape[0]
+    nw = x1 - x0 + 2 * _HALO
     ox = x0 - _HALO
-    ny = y1 - y0 + 2 * _HALO
-    nx = x1 - x0 + 2 * _HALO
-    ev = np.empty((ny, nx), np.float32)
-    eh = np.empty((ny, nx), np.float32)
-    ep = np.empty((ny, nx), np.float32)
-    eq = np.empty((ny, nx), np.float32)
-    vh = np.empty((ny, nx), np.float32)
-    pq = np.empty((ny, nx), np.float32)
-    lpf = np.empty((ny, nx), np.float32)
-    g = np.empty((ny, nx), np.float32)
-    rb = np.empty((ny, nx), np.float32)  # the other of R/B at R/B sites
-    # step 1: directional energies (rows/cols +-7 around the tile)
-    for y in range(y0 - 7, y1 + 7):
-        ly = y - oy
-        for x in range(x0 - 7, x1 + 7):
-            lx = x - ox
-            ev[ly, lx] = _energy(c, y, x, 1, 0)
-            eh[ly, lx] = _energy(c, y, x, 0, 1)
-        for x in range(x0 - 6 + ((y + x0) & 1), x1 + 6, 2):  # R/B sites
-            lx = x - ox
-            ep[ly, lx] = _energy(c, y, x, 1, 1)
-            eq[ly, lx] = _energy(c, y, x, 1, -1)
-    # step 1, 2: discriminations (+-6) and low-pass at R/B sites (+-7)
-    for y in range(y0 - 6, y1 + 6):
-        ly = y - oy
-        for x in range(x0 - 6, x1 + 6):
-            lx = x - ox
-            v = ev[ly - 1, lx] + ev[ly, lx] + ev[ly + 1, lx] + EPS32
-            hh = eh[ly, lx - 1] + eh[ly, lx] + eh[ly, lx + 1] + EPS32
-            vh[ly, lx] = v / (v + hh)
-        for x in range(x0 - 5 + ((y + x0 + 1) & 1), x1 + 5, 2):  # R/B sites
-            lx = x - ox
-            p = ep[ly - 1, lx - 1] + ep[ly, lx] + ep[ly + 1, lx + 1] + EPS32
-            q = eq[ly - 1, lx + 1] + eq[ly, lx] + eq[ly + 1, lx - 1] + EPS32
-            pq[ly, lx] = p / (p + q)
-    for y in range(y0 - 7, y1 + 7):
-        ly = y - oy
-        for x in range(x0 - 7 + ((y + x0 + 1) & 1), x1 + 7, 2):  # R/B sites
-            lp = (
-                _F(0.25) * c[y, x]
-                + _F(0.125) * (c[y - 1, x] + c[y + 1, x] + c[y, x - 1] + c[y, x + 1])
-                + _F(0.0625)
-                * (c[y - 1, x - 1] + c[y - 1, x + 1] + c[y + 1, x - 1] + c[y + 1, x + 1])
-            )
-            lpf[ly, x - ox] = max(lp, _F(0.0))
-    # step 3: green (+-5)
-    for y in range(y0 - 5, y1 + 5):
-        ly = y - oy
-        for x in range(x0 - 5 + ((y + x0) & 1), x1 + 5, 2):  # G sites: the sample
-            g[ly, x - ox] = c[y, x]
-        for x in range(x0 - 5 + ((y + x0 + 1) & 1), x1 + 5, 2):  # R/B sites
-            ci = c[y, x]
-            lx = x - ox
-            gn = (
-                EPS32
-                + abs(c[y - 1, x] - c[y + 1, x])
-                + abs(ci - c[y - 2, x])
-                + abs(c[y - 1, x] - c[y - 3, x])
-                + abs(c[y - 2, x] - c[y - 4, x])
-            )
-            gs = (
-                EPS32
-                + abs(c[y - 1, x] - c[y + 1, x])
-                + abs(ci - c[y + 2, x])
-                + abs(c[y + 1, x] - c[y + 3, x])
-                + abs(c[y + 2, x] - c[y + 4, x])
-            )
-            gw = (
-                EPS32
-                + abs(c[y, x - 1] - c[y, x + 1])
-                + abs(ci - c[y, x - 2])
-                + abs(c[y, x - 1] - c[y, x - 3])
-                + abs(c[y, x - 2] - c[y, x - 4])
-            )
-            ge = (
-                EPS32
-                + abs(c[y, x - 1] - c[y, x + 1])
-                + abs(ci - c[y, x + 2])
-                + abs(c[y, x + 1] - c[y, x + 3])
-                + abs(c[y, x + 2] - c[y, x + 4])
-            )
-            l0 = lpf[ly, lx]
-            l2 = _F(2.0) * l0 + EPS32
-            en = c[y - 1, x] * l2 / (EPS32 + l0 + lpf[ly - 2, lx])
-            es = c[y + 1, x] * l2 / (EPS32 + l0 + lpf[ly + 2, lx])
-            ew = c[y, x - 1] * l2 / (EPS32 + l0 + lpf[ly, lx - 2])
-            ee = c[y, x + 1] * l2 / (EPS32 + l0 + lpf[ly, lx + 2])
-            v_est = (gs * en + gn * es) / (gn + gs)
-            h_est = (ge * ew + gw * ee) / (gw + ge)
-            nb = _F(0.25) * (
-                vh[ly - 1, lx - 1] + vh[ly - 1, lx + 1] + vh[ly + 1, lx - 1] + vh[ly + 1, lx + 1]
-            )
-            d = _pick(vh[ly, lx], nb)
-            g[ly, lx] = v_est + d * (h_est - v_est)
-    # step 4: B at R and R at B sites (+-3), diagonal colour differences
-    for y in range(y0 - 3, y1 + 3):
-        ly = y - oy
-        for x in range(x0 - 3 + ((y + x0 + 1) & 1), x1 + 3, 2):
-            lx = x - ox
-            g0 = g[ly, lx]
-            acc_p = _F(0.0)
-            acc_q = _F(0.0)
-            wsum_p = _F(0.0)
-            wsum_q = _F(0.0)
-            for sy in (-1, 1):
-                for sx in (-1, 1):
-                    c1 = c[y + sy, x + sx]
-                    grad = (
-                        EPS32
-                        + abs(c1 - c[y - sy, x - sx])
-                        + abs(c1 - c[y + 3 * sy, x + 3 * sx])
-                        + abs(g0 - g[ly + 2 * sy, lx + 2 * sx])
-                    )
-                    est = c1 - g[ly + sy, lx + sx]
-                    wgt = _F(1.0) / grad
-                    if sy == sx:  # P diagonal (NW-SE)
-                        acc_p += wgt * est
-                        wsum_p += wgt
-                    else:
-                        acc_q += wgt * est
-                        wsum_q += wgt
-            p_est = acc_p / wsum_p
-            q_est = acc_q / wsum_q
-            nb = _F(0.25) * (
-                pq[ly - 2, lx - 2] + pq[ly - 2, lx + 2] + pq[ly + 2, lx - 2] + pq[ly + 2, lx + 2]
-            )
-            d = _pick(pq[ly, lx], nb)
-            rb[ly, lx] = g0 + p_est + d * (q_est - p_est)
-    # step 5: R and B at G sites (the tile itself), and the output
-    for y in range(y0, y1):
-        ly = y - oy
-        ry = y - top
-        even = y % 2 == 0
-        for x in range(x0 + ((y + x0) & 1), x1, 2):  # R/B sites
-            lx = x - ox
-            rx = x - left
-            if even:
-                res[ry, rx, 0] = c[y, x]
-                res[ry, rx, 2] = rb[ly, lx]
-            else:
-                res[ry, rx, 0] = rb[ly, lx]
-                res[ry, rx, 2] = c[y, x]
-            res[ry, rx, 1] = g[ly, lx]
-        for x in range(x0 + ((y + x0 + 1) & 1), x1, 2):  # G sites
-            lx = x - ox
-            rx = x - left
-            g0 = g[ly, lx]
-            res[ry, rx, 1] = g0
-            nb = _F(0.25) * (vh[ly - 1, lx] + vh[ly + 1, lx] + vh[ly, lx - 1] + vh[ly, lx + 1])
-            d = _pick(vh[ly, lx], nb)
-            # at a G site in an R row R is left/right (sampled) and B up/down; the value of a
-            # channel at an R/B site is the sample (c) or the step-4 estimate (rb)
-            for ch in (0, 2):
-                h_is_c = (ch == 0) == even  # channel sampled along the row
-                accv = _F(0.0)
-                wv = _F(0.0)
-                acch = _F(0.0)
-                wh = _F(0.0)
-                for s in (-1, 1):
-                    if h_is_c:
-                        a1 = rb[ly + s, lx]
-                        a2 = rb[ly - s, lx]
-                        a3 = rb[ly + 3 * s, lx]
-                        b1 = c[y, x + s]
-                        b2 = c[y, x - s]
-                        b3 = c[y, x + 3 * s]
-                    else:
-                        a1 = c[y + s, x]
-                        a2 = c[y - s, x]
-                        a3 = c[y + 3 * s, x]
-                        b1 = rb[ly, lx + s]
-                        b2 = rb[ly, lx - s]
-                        b3 = rb[ly, lx + 3 * s]
-                    gv = EPS32 + abs(g0 - g[ly + 2 * s, lx]) + abs(a1 - a2) + abs(a1 - a3)
-                    accv += (a1 - g[ly + s, lx]) / gv
-                    wv += _F(1.0) / gv
-                    gh = EPS32 + abs(g0 - g[ly, lx + 2 * s]) + abs(b1 - b2) + abs(b1 - b3)
-                    acch += (b1 - g[ly, lx + s]) / gh
-                    wh += _F(1.0) / gh
-                v_est = accv / wv
-                h_est = acch / wh
-                res[ry, rx, ch] = g0 + v_est + d * (h_est - v_est)
+    oy = y0 - _HALO
+    cr = np.empty((16, nw), np.float32)
+    ev = np.empty((4, nw), np.float32)
+    eh = np.empty((4, nw), np.float32)
+    ep = np.empty((4, nw), np.float32)
+    eq = np.empty((4, nw), np.float32)
+    lp = np.empty((8, nw), np.float32)
+    vh = np.empty((8, nw), np.float32)
+    pq = np.empty((8, nw), np.float32)
+    gr = np.empty((8, nw), np.float32)
+    rb = np.empty((8, nw), np.float32)
+    # R/B sites: (y - ry) + (x - rx) even; column parity of i for stage offset k: (x0-9+k+i)
+    pb = (oy - ry + ox - rx) & 1  # parity of (j + lx) at R/B sites, j/lx local
+    n_rows = y1 - y0 + 2 * _HALO
+    for j in range(n_rows):
+        # load mosaic row j (local), then the stages lagging behind it
+        sy = _refl(oy + j, h)
+        _load_row(m, sy, ox, nw, front, black, scale, gt[sy & 1, ox & 1],
+                  gt[sy & 1, (ox + 1) & 1], cr[j & 15])
+        r = j - 2  # energies and low-pass
+        if r >= 2 and r < n_rows - 2:
+            _energies_row(cr[(r - 2) & 15], cr[(r - 1) & 15], cr[r & 15], cr[(r + 1) & 15],
+                          cr[(r + 2) & 15], nw - 4, ev[r & 3], eh[r & 3], ep[r & 3],
+                          eq[r & 3], lp[r & 7])
+        r = j - 3  # discriminations
+        if r >= 3 and r < n_rows - 3:
+            _disc_row(ev[(r - 1) & 3], ev[r & 3], ev[(r + 1) & 3], eh[r & 3], ep[(r - 1) & 3],
+                      ep[r & 3], ep[(r + 1) & 3], eq[(r - 1) & 3], eq[r & 3], eq[(r + 1) & 3],
+                      nw - 6, vh[r & 7], pq[r & 7])
+        r = j - 4  # green
+        if r >= 4 and r < n_rows - 4:
+            _green_row(cr[(r - 4) & 15], cr[(r - 3) & 15], cr[(r - 2) & 15],
+                       cr[(r - 1) & 15], cr[r & 15], cr[(r + 1) & 15], cr[(r + 2) & 15],
+                       cr[(r + 3) & 15], cr[(r + 4) & 15], lp[(r - 2) & 7], lp[r & 7],
+                       lp[(r + 2) & 7], vh[(r - 1) & 7], vh[r & 7], vh[(r + 1) & 7],
+                       nw - 8, (pb + r + 4) & 1, gr[r & 7])
+        r = j - 6  # R/B at B/R
+        if r >= 6 and r < n_rows - 6:
+            _rb_row(cr[(r - 3) & 15], cr[(r - 1) & 15], cr[r & 15], cr[(r + 1) & 15],
+                    cr[(r + 3) & 15], gr[(r - 2) & 7], gr[(r - 1) & 7], gr[r & 7],
+                    gr[(r + 1) & 7], gr[(r + 2) & 7], pq[(r - 2) & 7], pq[r & 7],
+                    pq[(r + 2) & 7], nw - 12, rb[r & 7])
+        r = j - 9  # output
+        if r >= 9 and r < n_rows - 9:
+            even = ((oy + r - ry) & 1) == 0
+            _out_row(cr[(r - 3) & 15], cr[(r - 1) & 15], cr[r & 15], cr[(r + 1) & 15],
+                     cr[(r + 3) & 15], rb[(r - 3) & 7], rb[(r - 1) & 7], rb[r & 7],
+                     rb[(r + 1) & 7], rb[(r + 3) & 7], gr[(r - 2) & 7], gr[(r - 1) & 7],
+                     gr[r & 7], gr[(r + 1) & 7], gr[(r + 2) & 7], vh[(r - 1) & 7], vh[r & 7],
+                     vh[(r + 1) & 7], x1 - x0, (pb + r + 9) & 1, even,
+                     res[oy + r - ry0].reshape(-1)[3 * (x0 - rx0) : 3 * (x1 - rx0)])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _rcd_numba(c, top, left, oh, ow):
+def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby):  # pragma: no cover
     res = np.empty((oh, ow, 3), np.float32)
-    nty = (oh + _TY - 1) // _TY
-    ntx = (ow + _TX - 1) // _TX
-    for t in numba.prange(nty * ntx):
-        ty = t // ntx
-        tx = t - ty * ntx
-        y0 = top + ty * _TY
-        x0 = left + tx * _TX
-        _rcd_tile(c, y0, min(y0 + _TY, top + oh), x0, min(x0 + _TX, left + ow), res, top, left)
+    nbx = (ow + _TX - 1) // _TX
+    nby = max(1, min(nby, (oh + _BAND - 1) // _BAND))
+    band = (oh + nby - 1) // nby
+    for t in numba.prange(nby * nbx):
+        by = t // nbx
+        bx = t - by * nbx
+        y0 = top + by * band
+        x0 = left + bx * _TX
+        y1 = min(y0 + band, top + oh)
+        if y1 > y0:
+            _rcd_task(m, ry, rx, y0, y1, x0, min(x0 + _TX, left + ow), front, black, scale,
+                      gt, res, top, left)
     return res
 
 
-def rcd_rggb(cfa: np.ndarray, crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def _bands() -> int:
+    """Row bands per call: one when numba runs one thread here (a strip of develop_strips)."""
+    return 1 if numba.get_num_threads() == 1 else 1 << 20
+
+
+def _front_args(black, scale, gains, ry: int, rx: int) -> tuple[bool, np.float32, np.float32,
+                                                              np.ndarray]:
+    front = black is not None or scale is not None or gains is not None
+    g = np.ones(3, np.float32) if gains is None else np.asarray(gains, np.float32).reshape(3)
+    gt = np.empty((2, 2), np.float32)
+    for py in (0, 1):
+        for px in (0, 1):
+            dy, dx = (py - ry) & 1, (px - rx) & 1
+            gt[py, px] = g[0] if dy == dx == 0 else g[2] if dy == dx == 1 else g[1]
+    return front, _F(0.0 if black is None else black), _F(1.0 if scale is None else scale), gt
+
+
+def rcd_rggb(
+    cfa: np.ndarray,
+    crop: tuple[int, int, int, int] | None = None,
+    *,
+    black: float | None = None,
+    scale: float | None = None,
+    gains: tuple[float, float, float] | np.ndarray | None = None,
+) -> np.ndarray:
     """RCD on an RGGB float32 mosaic (even size, mirror margin >= 12) -> (H, W, 3).
 
     ``crop`` = (top, left, height, width) returns only that window, which must stay >= 10 px
     inside the array. Without it the whole array comes back with a 10 px zero edge.
+    Fused front: with any of ``black``, ``scale``, ``gains`` the mosaic (stored integers, e.g.
+    uint16, or float) is read as ``(v - black) * scale * gains[colour]`` in float32, exactly
+    what ``levels.normalize`` + ``whitebalance.apply_gains`` compute.
     """
-    c = np.ascontiguousarray(cfa, np.float32)
+    c = np.ascontiguousarray(cfa)
+    if c.dtype not in (np.uint16, np.float32):
+        c = c.astype(np.float32)
     h, w = c.shape
+    fr = _front_args(black, scale, gains, 0, 0)
     if crop is not None:
         top, left, oh, ow = crop
         if top < _M or left < _M or top + oh > h - _M or left + ow > w - _M:
             raise ValueError(f"rcd crop {crop} too close to the edge of a {h}x{w} mosaic")
-        return _rcd_numba(c, top, left, oh, ow)
+        return _rcd_numba(c, 0, 0, top, left, oh, ow, *fr, _bands())
     out = np.zeros((h, w, 3), np.float32)
     if h > 2 * _M and w > 2 * _M:
-        out[_M:-_M, _M:-_M] = _rcd_numba(c, _M, _M, h - 2 * _M, w - 2 * _M)
+        out[_M:-_M, _M:-_M] = _rcd_numba(c, 0, 0, _M, _M, h - 2 * _M, w - 2 * _M, *fr, _bands())
     return out
+
+
+def rcd_bayer(
+    mosaic: np.ndarray,
+    r_at: tuple[int, int] = (0, 0),
+    *,
+    black: float | None = None,
+    scale: float | None = None,
+    gains: tuple[float, float, float] | np.ndarray | None = None,
+) -> np.ndarray:
+    """RCD of a whole Bayer mosaic (any phase: ``r_at`` = (row, col) of an R sample in its
+    first 2x2) -> (H, W, 3) float32, the borders mirrored (reflect-101) by index: the same as
+    ``rcd_rggb`` on the mirror-padded array (demosaic.py's ``_bayer_pad``), without the copy.
+    ``black``/``scale``/``gains``: the fused front of :func:`rcd_rggb` (uint16 input)."""
+    c = np.ascontiguousarray(mosaic)
+    if c.dtype not in (np.uint16, np.float32):
+        c = c.astype(np.float32)
+    if c.ndim != 2 or min(c.shape) < 2:
+        raise ValueError(f"rcd_bayer needs a 2-D mosaic of at least 2x2, got {c.shape}")
+    ry, rx = int(r_at[0]) & 1, int(r_at[1]) & 1
+    h, w = c.shape
+    return _rcd_numba(c, ry, rx, 0, 0, h, w, *_front_args(black, scale, gains, ry, rx), _bands())
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ the same rows as the whole image.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -368,6 +369,26 @@ def _dct_denoise_numpy(img: np.ndarray, sig: np.ndarray, step: int, pilot: np.nd
     return np.ascontiguousarray(out[-oy : -oy + h, p : p + w], np.float32)
 
 
+_TLS = threading.local()
+_SCRATCH_MAX = 1 << 23  # floats (32 MB): a strip's full-resolution plane at 50 MP
+
+
+def _scratch_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed float32 array from a per-thread buffer reused across calls (the weight sum of
+    :func:`dct_denoise`, never returned): refilling mapped pages is far cheaper than the page
+    faults of a fresh allocation per strip and pass."""
+    n = int(np.prod(shape))
+    if n > _SCRATCH_MAX:  # whole-image calls: do not keep a big buffer alive
+        return np.zeros(shape, np.float32)
+    buf = getattr(_TLS, "buf", None)
+    if buf is None or buf.size < n:
+        buf = np.empty(n, np.float32)
+        _TLS.buf = buf
+    out = buf[:n].reshape(shape)
+    out.fill(0.0)
+    return out
+
+
 def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
                 pilot: np.ndarray | None = None, *, use_numba: bool = True,
                 row0: int = 0) -> np.ndarray:
@@ -392,8 +413,8 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
     pil = None if pilot is None else np.ascontiguousarray(pilot, np.float32)
     if not use_numba or min(x.shape) <= _PATCH + step:
         return _dct_denoise_numpy(x, sig, step, pil, oy)
-    acc = np.zeros_like(x)
-    wacc = np.zeros_like(x)
+    acc = np.zeros(x.shape, np.float32)  # calloc: no separate zero-fill pass
+    wacc = _scratch_zeros(x.shape)
     s2 = np.ascontiguousarray(sig * sig, np.float32)
     thr = np.ascontiguousarray(np.float32(_HARD_LAMBDA) * sig, np.float32)
     _dct_pass_nb(x, x if pil is None else pil, pil is not None, thr, s2, int(step), int(oy),
@@ -445,34 +466,66 @@ def denoise_channel_half(img: np.ndarray, sigma_half: float | np.ndarray,
 # write of the image each, both cores. Plain numpy references: _forward_np, _backward_np.
 
 
+@njit(cache=True, fastmath=True, nogil=True)
+def _fwd_row(xr, a, c0, k, t0, t1, t2, lr, write, r1, r2):  # pragma: no cover - numba
+    """GAT + opponent transform of one row (flat (w*3,): a constant stride of 3 lets LLVM
+    vectorise, a 2-D row's runtime stride does not): luma into lr (when ``write``), chroma
+    added into r1, r2."""
+    t00, t01, t02 = t0[0], t0[1], t0[2]
+    t10, t11, t12 = t1[0], t1[1], t1[2]
+    t20, t21, t22 = t2[0], t2[1], t2[2]
+    z = np.float32(0.0)
+    for xx in range(r1.shape[0]):
+        g0 = k * math.sqrt(max(a * xr[3 * xx + 0] + c0, z))
+        g1 = k * math.sqrt(max(a * xr[3 * xx + 1] + c0, z))
+        g2 = k * math.sqrt(max(a * xr[3 * xx + 2] + c0, z))
+        r1[xx] += t10 * g0 + t11 * g1 + t12 * g2
+        r2[xx] += t20 * g0 + t21 * g1 + t22 * g2
+        if write:
+            lr[xx] = t00 * g0 + t01 * g1 + t02 * g2
+
+
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _forward_nb(x, a, c0, k, t, f, want_luma, lum, c1, c2):  # pragma: no cover - numba
     h, w = x.shape[0], x.shape[1]
     hl, wl = c1.shape
     inv = np.float32(1.0 / (f * f))
+    t0 = np.ascontiguousarray(t[0])
+    t1 = np.ascontiguousarray(t[1])
+    t2 = np.ascontiguousarray(t[2])
+    full = w // f  # low-res columns whose box lies inside the row
     for r in prange(hl):
         r1 = np.zeros(w, np.float32)
         r2 = np.zeros(w, np.float32)
         for dy in range(f):
             yy = min(r * f + dy, h - 1)
             write = want_luma and r * f + dy < h
-            for xx in range(w):
-                g0 = k * math.sqrt(max(a * x[yy, xx, 0] + c0, np.float32(0.0)))
-                g1 = k * math.sqrt(max(a * x[yy, xx, 1] + c0, np.float32(0.0)))
-                g2 = k * math.sqrt(max(a * x[yy, xx, 2] + c0, np.float32(0.0)))
-                if write:
-                    lum[yy, xx] = t[0, 0] * g0 + t[0, 1] * g1 + t[0, 2] * g2
-                r1[xx] += t[1, 0] * g0 + t[1, 1] * g1 + t[1, 2] * g2
-                r2[xx] += t[2, 0] * g0 + t[2, 1] * g1 + t[2, 2] * g2
-        for cl in range(wl):
+            lr = lum[yy] if write else lum[0]
+            _fwd_row(x[yy].reshape(3 * w), a, c0, k, t0, t1, t2, lr, write, r1, r2)
+        o1 = c1[r]
+        o2 = c2[r]
+        if f == 2:
+            for cl in range(full):
+                o1[cl] = (r1[2 * cl] + r1[2 * cl + 1]) * inv
+                o2[cl] = (r2[2 * cl] + r2[2 * cl + 1]) * inv
+        else:
+            for cl in range(full):
+                s1 = np.float32(0.0)
+                s2 = np.float32(0.0)
+                for dx in range(f):
+                    s1 += r1[cl * f + dx]
+                    s2 += r2[cl * f + dx]
+                o1[cl] = s1 * inv
+                o2[cl] = s2 * inv
+        for cl in range(full, wl):
             s1 = np.float32(0.0)
             s2 = np.float32(0.0)
             for dx in range(f):
                 xx = min(cl * f + dx, w - 1)
                 s1 += r1[xx]
                 s2 += r2[xx]
-            c1[r, cl] = s1 * inv
-            c2[r, cl] = s2 * inv
+            o1[cl] = s1 * inv
+            o2[cl] = s2 * inv
 
 
 def _up_coords(n: int, nl: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -484,53 +537,119 @@ def _up_coords(n: int, nl: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return i0, i1, (s - i0).astype(np.float32)
 
 
-@njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, xf,
-                 unbiased, alpha, sz2, out):  # pragma: no cover - numba
-    h, w = x.shape[0], x.shape[1]
+@njit(cache=True, fastmath=True, nogil=True)
+def _up_row(da, db, fy, xi0, xi1, xf, f, lo, e):  # pragma: no cover - numba
+    """One row of the bilinear upsampling: rows da, db blended by fy (at low resolution,
+    into ``lo``), then interpolated along x into ``e``. For f = 2 the interior columns
+    follow the fixed pattern of _up_coords (x = 2j+2: lo[j], lo[j+1] at 3/4; x = 2j+3:
+    lo[j+1], lo[j+2] at 1/4), without index gathers."""
+    for i in range(lo.shape[0]):
+        lo[i] = da[i] + fy * (db[i] - da[i])
+    w = e.shape[0]
+    n2 = 0
+    if f == 2:
+        n2 = max(0, min((w - 4) // 2, lo.shape[0] - 3) + 1)
+        q3 = np.float32(0.75)
+        q1 = np.float32(0.25)
+        for j in range(n2):
+            e[2 * j + 2] = lo[j] + q3 * (lo[j + 1] - lo[j])
+            e[2 * j + 3] = lo[j + 1] + q1 * (lo[j + 2] - lo[j + 1])
+    for xx in range(w):
+        if 2 <= xx < 2 * n2 + 2:
+            continue
+        va = lo[xi0[xx]]
+        e[xx] = va + xf[xx] * (lo[xi1[xx]] - va)
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _bwd_light_row(xr, a, c0, ia, t1, t2, e1, e2, p0, p1, p2, orow):  # pragma: no cover
+    # light tier (luma untouched, algebraic inverse): T is orthonormal, so
+    # T^T (T g - [0, e1, e2]) = g - e1 T[1] - e2 T[2], no opponent round trip;
+    # in the GAT's sqrt units (g * alpha/2) the inverse is (s^2 - c0) / a.
+    # Planar rows p0..p2 first (unit-stride stores: SIMD), then one interleaving copy.
+    t10, t11, t12 = t1[0] * ia, t1[1] * ia, t1[2] * ia
+    t20, t21, t22 = t2[0] * ia, t2[1] * ia, t2[2] * ia
+    z = np.float32(0.0)
+    ra = np.float32(1.0) / a
+    n = e1.shape[0]
+    for xx in range(n):
+        u1 = e1[xx]
+        u2 = e2[xx]
+        sq = math.sqrt(max(a * xr[3 * xx + 0] + c0, z)) - (t10 * u1 + t20 * u2)
+        p0[xx] = (sq * sq - c0) * ra
+        sq = math.sqrt(max(a * xr[3 * xx + 1] + c0, z)) - (t11 * u1 + t21 * u2)
+        p1[xx] = (sq * sq - c0) * ra
+        sq = math.sqrt(max(a * xr[3 * xx + 2] + c0, z)) - (t12 * u1 + t22 * u2)
+        p2[xx] = (sq * sq - c0) * ra
+    for xx in range(n):
+        orow[3 * xx + 0] = p0[xx]
+        orow[3 * xx + 1] = p1[xx]
+        orow[3 * xx + 2] = p2[xx]
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _bwd_row(xr, a, c0, k, t, lr, has_luma, e1, e2, unbiased, alpha, sz2,
+             orow):  # pragma: no cover - numba
+    """Medium/full tiers: replace luma (or keep it), subtract the chroma corrections, inverse
+    opponent transform and inverse GAT of one row (flat (w*3,) rows, see _fwd_row)."""
     s32 = math.sqrt(1.5)
     ia = np.float32(alpha * 0.5)
-    for y in prange(h):
-        ya, yb, fy = yi0[y], yi1[y], yf[y]
-        for xx in range(w):
-            xa, xb, fx = xi0[xx], xi1[xx], xf[xx]
-            top = d1[ya, xa] + fx * (d1[ya, xb] - d1[ya, xa])
-            bot = d1[yb, xa] + fx * (d1[yb, xb] - d1[yb, xa])
-            e1 = top + fy * (bot - top)
-            top = d2[ya, xa] + fx * (d2[ya, xb] - d2[ya, xa])
-            bot = d2[yb, xa] + fx * (d2[yb, xb] - d2[yb, xa])
-            e2 = top + fy * (bot - top)
-            if not has_luma and not unbiased:
-                # light tier (luma untouched, algebraic inverse): T is orthonormal, so
-                # T^T (T g - [0, e1, e2]) = g - e1 T[1] - e2 T[2], no opponent round trip;
-                # in the GAT's sqrt units (g * alpha/2) the inverse is (s^2 - c0) / a
-                for ch in range(3):
-                    sq = (math.sqrt(max(a * x[y, xx, ch] + c0, np.float32(0.0)))
-                          - ia * (t[1, ch] * e1 + t[2, ch] * e2))
-                    out[y, xx, ch] = (sq * sq - c0) / a
-                continue
-            g0 = k * math.sqrt(max(a * x[y, xx, 0] + c0, np.float32(0.0)))
-            g1 = k * math.sqrt(max(a * x[y, xx, 1] + c0, np.float32(0.0)))
-            g2 = k * math.sqrt(max(a * x[y, xx, 2] + c0, np.float32(0.0)))
-            if has_luma:
-                o0 = lum[y, xx]
+    z = np.float32(0.0)
+    t00, t01, t02 = t[0, 0], t[0, 1], t[0, 2]
+    t10, t11, t12 = t[1, 0], t[1, 1], t[1, 2]
+    t20, t21, t22 = t[2, 0], t[2, 1], t[2, 2]
+    for xx in range(e1.shape[0]):
+        g0 = k * math.sqrt(max(a * xr[3 * xx] + c0, z))
+        g1 = k * math.sqrt(max(a * xr[3 * xx + 1] + c0, z))
+        g2 = k * math.sqrt(max(a * xr[3 * xx + 2] + c0, z))
+        if has_luma:
+            o0 = lr[xx]
+        else:
+            o0 = t00 * g0 + t01 * g1 + t02 * g2
+        o1 = t10 * g0 + t11 * g1 + t12 * g2 - e1[xx]
+        o2 = t20 * g0 + t21 * g1 + t22 * g2 - e2[xx]
+        for ch in range(3):
+            if ch == 0:
+                dd = t00 * o0 + t10 * o1 + t20 * o2
+            elif ch == 1:
+                dd = t01 * o0 + t11 * o1 + t21 * o2
             else:
-                o0 = t[0, 0] * g0 + t[0, 1] * g1 + t[0, 2] * g2
-            o1 = t[1, 0] * g0 + t[1, 1] * g1 + t[1, 2] * g2 - e1
-            o2 = t[2, 0] * g0 + t[2, 1] * g1 + t[2, 2] * g2 - e2
-            for ch in range(3):
-                dd = t[0, ch] * o0 + t[1, ch] * o1 + t[2, ch] * o2
-                if unbiased:
-                    dd = max(dd, np.float32(1.0))
-                    iv = np.float32(1.0) / dd
-                    z = (np.float32(0.25) * dd * dd
-                         + iv * (np.float32(0.25 * s32)
-                                 + iv * (np.float32(-11.0 / 8.0) + iv * np.float32(0.625 * s32)))
-                         - np.float32(0.125) - sz2)
-                    out[y, xx, ch] = z * alpha
-                else:
-                    q = dd * ia
-                    out[y, xx, ch] = (q * q - c0) / a
+                dd = t02 * o0 + t12 * o1 + t22 * o2
+            if unbiased:
+                dd = max(dd, np.float32(1.0))
+                iv = np.float32(1.0) / dd
+                zz = (np.float32(0.25) * dd * dd
+                      + iv * (np.float32(0.25 * s32)
+                              + iv * (np.float32(-11.0 / 8.0) + iv * np.float32(0.625 * s32)))
+                      - np.float32(0.125) - sz2)
+                orow[3 * xx + ch] = zz * alpha
+            else:
+                q = dd * ia
+                orow[3 * xx + ch] = (q * q - c0) / a
+
+
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, xf,
+                 unbiased, alpha, sz2, out, f):  # pragma: no cover - numba
+    h, w = x.shape[0], x.shape[1]
+    wl = d1.shape[1]
+    ia = np.float32(alpha * 0.5)
+    t1 = np.ascontiguousarray(t[1])
+    t2 = np.ascontiguousarray(t[2])
+    light = not has_luma and not unbiased
+    for y in prange(h):
+        lo = np.empty(wl, np.float32)
+        e1 = np.empty(w, np.float32)
+        e2 = np.empty(w, np.float32)
+        p = np.empty((3, w), np.float32)
+        _up_row(d1[yi0[y]], d1[yi1[y]], yf[y], xi0, xi1, xf, f, lo, e1)
+        _up_row(d2[yi0[y]], d2[yi1[y]], yf[y], xi0, xi1, xf, f, lo, e2)
+        if light:
+            _bwd_light_row(x[y].reshape(3 * w), a, c0, ia, t1, t2, e1, e2, p[0], p[1], p[2],
+                           out[y].reshape(3 * w))
+        else:
+            _bwd_row(x[y].reshape(3 * w), a, c0, k, t, lum[y] if has_luma else lum[0],
+                     has_luma, e1, e2, unbiased, alpha, sz2, out[y].reshape(3 * w))
 
 
 def _forward_np(x: np.ndarray, alpha: float, sigma2: float, f: int
@@ -935,7 +1054,7 @@ def denoise(
         xi0, xi1, xf = _up_coords(w, rem[0].shape[1], f)
         _backward_nb(x, a32, c32, k32, topp, lum_d if unbiased else lum, unbiased,
                      rem[0], rem[1], yi0, yi1, yf, xi0, xi1, xf, unbiased, np.float32(alpha),
-                     np.float32(sigma2 / (alpha * alpha)), out)
+                     np.float32(sigma2 / (alpha * alpha)), out, f)
     else:
         out = _backward_np(x, alpha, sigma2, lum_d, rem[0], rem[1], f, unbiased)
     if k_al:
