@@ -13,10 +13,12 @@ $(PY):
 
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -q -e .
+	$(PY) -m oneinch.warm
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PIP) install -q -e ".[dev]"
+	$(PY) -m oneinch.warm
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
