@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 
@@ -189,3 +190,37 @@ def test_fast_paths_match_numpy_references():
 def test_unknown_mode():
     with pytest.raises(OptionError):
         highlights.reconstruct(np.zeros((4, 4, 3), np.float32), np.ones(3), "magic")
+
+
+def test_sparse_clip_paths_match_whole_image_masks():
+    """The row-skipping paths (one numba read pass, masks only in bands near a clip) give the
+    whole-image masks exactly, and nothing near a clip leaves the image untouched."""
+    rng = np.random.default_rng(7)
+    h, w = 1024, 768
+    rgb = (rng.random((h, w, 3)) * 0.8).astype(np.float32)
+    clip = np.array([1.9, 1.0, 1.45], np.float32)
+    out = highlights.reconstruct(rgb, clip)
+    assert np.array_equal(out, rgb) and out is not rgb
+    assert not highlights._row_hits(rgb, clip, highlights.SOFT_LO).any()
+    rgb[100:104, 50:60] *= 2.5  # two clipped spots, far apart
+    rgb[700, 700, 1] = 0.9  # exactly at SOFT_LO of green: counts
+    hits = highlights._row_hits(rgb, clip, highlights.SOFT_LO)
+    whole = highlights._clip_mask(rgb, clip, highlights.SOFT_LO)
+    assert np.array_equal(hits, whole.any(axis=1))
+    near = highlights._near_mask(rgb, clip, hits)
+    assert np.array_equal(near, highlights._near_mask(rgb, clip))
+    rows = highlights._grow_rows(hits, highlights.SPREAD)
+    ys, xs = highlights._nonzero_rows(near, rows)
+    ys0, xs0 = np.nonzero(near)
+    assert np.array_equal(ys, ys0) and np.array_equal(xs, xs0)
+    size = (w // 8, h // 8)
+    np.testing.assert_array_equal(highlights._area_mask(near, size, 8.0, rows),
+                                  highlights._area_mask(near, size, 8.0))
+    full = np.zeros((h, w), np.float32)
+    full[ys, xs] = 1.0
+    ref = cv2.resize(full, size, interpolation=cv2.INTER_AREA) > 0
+    assert np.array_equal(highlights._pixels_area(h, w, size, 8.0, ys, xs) > 0, ref)
+    out = highlights.reconstruct(rgb, clip)
+    far = ~cv2.dilate(near.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert np.array_equal(out[far], rgb[far])  # only pixels near a clip change
+    assert np.all(out[101, 52] >= rgb[101, 52])

@@ -136,3 +136,100 @@ def test_cli_export_preset_lut_matches_render(tmp_path):
     assert de.mean() < 0.5
     assert CliRunner().invoke(app, ["export", "vibrant", str(tmp_path / "v.cube"),
                                     "--size", "40"]).exit_code != 0
+
+
+# ----------------------------------------------------------------------------- fused display
+
+
+def _scene(h: int = 72, w: int = 120, seed: int = 2) -> np.ndarray:
+    """Scene-linear test strip: 14 stops left to right, colour modulation, noise, a black
+    patch, a negative value and highlights far above white."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 0.001 * 2 ** (14 * xx / w)
+    x = np.stack([base * (1 + 0.6 * np.sin(yy / 5)), base, base * (1 + 0.6 * np.cos(xx / 7))], -1)
+    x = x * (1 + 0.2 * rng.standard_normal(x.shape))
+    x[5:10, 5:10] = 0.0
+    x[12, 12] = -0.01
+    return x.astype(np.float32)
+
+
+_CAM = np.array([[1.6, -0.5, -0.1], [-0.2, 1.4, -0.2], [0.0, -0.4, 1.4]], np.float32)
+FUSED_RECIPES = {
+    "default": Recipe(),
+    "authentic": preset("authentic"),
+    "vibrant": preset("vibrant"),
+    "bw-natural": Recipe().with_(look={"style": "bw-natural"}),
+    "bw-hc-vibrant": preset("vibrant").with_(look={"style": "bw-hc", "style_strength": 0.7}),
+    "natural-p3": Recipe().with_(look={"style": "natural"}, output={"space": "p3"}),
+    "vivid-rec2020": preset("authentic").with_(look={"style": "vivid"},
+                                               output={"space": "rec2020"}),
+    "prophoto-threshold": Recipe().with_(output={"space": "prophoto"},
+                                         sharpen={"threshold": 0.01, "radius": 1.6}),
+    "no-sharpen": Recipe().with_(sharpen={"amount": 0.0}),
+}
+
+
+@pytest.mark.parametrize("name", list(FUSED_RECIPES))
+def test_fused_display_matches_reference_chain(name):
+    from oneinch.looks import _fused
+    from oneinch.looks.tone import local_setup
+
+    r = FUSED_RECIPES[name]
+    assert _fused.supports(r)
+    x = _scene()
+    space = r.output.space
+    # camera RGB in, colour matrix and exposure gain in the fused pass
+    ref = _fused.reference_chain(x, r, local_setup(x @ _CAM.T * 1.3, r.tone, space),
+                                 matrix=_CAM, gain=1.3)
+    got = _fused.display_strip(x, r, local_setup(x, r.tone, space, matrix=_CAM, gain=1.3),
+                               matrix=_CAM, gain=1.3)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    assert np.abs(got - ref).max() < 1e-4
+    # already in the output space, no matrix; 8-bit codes as output.encode.quantize rounds
+    ref = _fused.reference_chain(x, r)
+    got = _fused.display_strip(x, r, out_dtype=np.uint8)
+    codes = np.rint(ref.astype(np.float64) * 255)
+    assert np.abs(got - codes).max() <= 1 and np.mean(got == codes) > 0.999
+
+
+def test_fused_strips_join_exactly_like_the_whole_image():
+    """develop_strips' use: strips with margins, whole-image local grids, in place."""
+    from oneinch.isp import tiles
+    from oneinch.looks import _fused
+    from oneinch.looks.tone import local_setup
+
+    r = preset("vibrant")
+    x = _scene(150, 90, seed=4)
+    local = local_setup(x, r.tone)
+    ref = _fused.reference_chain(x, r, local)
+    h, margin = x.shape[0], 6
+
+    def display(s, row):
+        a = 0 if row == 0 else row + margin  # the strip's own first row (map_rows)
+        return _fused.display_strip(s, r, local, row, h, out=s, keep=(a - row, a - row + 32))
+
+    buf = x.copy()  # in place, as develop_strips (map_rows then copies each strip's input)
+    got = tiles.map_rows(buf, display, out=buf, margin=margin, rows=32, workers=2)
+    assert np.abs(got - ref).max() < 1e-4
+    whole = _fused.display_strip(x, r, local, out_dtype=np.uint16, threads=3)
+    assert np.abs(whole / 65535.0 - ref).max() < 1e-4
+
+
+def test_fused_covers_and_refuses():
+    from oneinch.looks import _fused
+
+    assert not _fused.supports(Recipe().with_(look={"grain": 0.3}))
+    assert not _fused.supports(Recipe().with_(look={"lut": "x.cube"}))
+    assert not _fused.supports(Recipe().with_(tone={"curve": "linear"}))
+    with pytest.raises(ValueError):
+        _fused.display_strip(_scene(16, 16), Recipe().with_(look={"grain": 0.3}))
+    with pytest.raises(OptionError):
+        _fused.display_strip(_scene(16, 16), Recipe().with_(look={"saturation": 5.0}))
+    x = _scene(16, 16)
+    before = x.copy()
+    _fused.display_strip(x, Recipe())
+    assert np.array_equal(x, before)  # input not mutated without out=
+    x[3, 4, 1], x[5, 5, 0], x[6, 6] = np.nan, np.inf, 1e30
+    got = _fused.display_strip(x, Recipe())  # garbage in: still encoded values in [0, 1]
+    assert np.isfinite(got).all() and got.min() >= 0 and got.max() <= 1

@@ -126,3 +126,20 @@ def test_detail_raises_local_contrast():
     a = tone_map(x, Tone())[..., 1]
     b = tone_map(x, Tone(detail=0.6))[..., 1]
     assert np.std(np.log2(b)) > 1.2 * np.std(np.log2(a))
+
+
+def test_local_setup_of_unconverted_camera_rgb():
+    """local_setup(matrix=, gain=) on camera RGB gives the state of the converted image (the
+    fused display pass converts per strip; the grids come from the area-resized image)."""
+    from oneinch.looks.tone import local_setup
+
+    rng = np.random.default_rng(3)
+    cam = (0.18 * 2.0 ** rng.uniform(-6, 3, (900, 700, 3))).astype(np.float32)
+    m = np.array([[1.7, -0.6, -0.1], [-0.25, 1.45, -0.2], [0.02, -0.5, 1.48]], np.float32)
+    tone = Tone(local=0.6, detail=0.4)
+    ref = local_setup(np.ascontiguousarray((cam @ m.T) * np.float32(1.4)), tone)
+    got = local_setup(cam, tone, matrix=m, gain=1.4)
+    assert got[0] and got[4:] == ref[4:]
+    for a, b in zip(got[1:3], ref[1:3], strict=True):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
+    assert abs(got[3] - ref[3]) < 1e-4

@@ -201,6 +201,7 @@ def develop_strips(
     from .isp.demosaic import demosaic
     from .isp.denoise import denoise, estimate_noise_profile
     from .isp.denoise import margin as denoise_margin
+    from .looks import _fused
     from .looks.looks import apply_look
     from .looks.tone import local_setup, tone_map
 
@@ -255,11 +256,16 @@ def develop_strips(
         c = camera_colour(s, raw, neutral, r)
         return c if gain == 1.0 else c * gain
 
-    tiles.map_rows(x, _one_thread(scene), out=x, rows=PIXEL_STRIP_ROWS)
+    # the fused display pass (looks._fused) converts colour itself when the profile is a
+    # matrix: no separate scene pass over the full-size buffer
+    fused = _fused.supports(r)
+    mat = _colour_matrix(raw, neutral, r) if fused else None
+    if mat is None:
+        tiles.map_rows(x, _one_thread(scene), out=x, rows=PIXEL_STRIP_ROWS)
     crop = _box_div(raw.default_crop, factor)
     x = geometry.orient(geometry.crop(x, crop), raw.shot.orientation)  # (a view when upright)
-    x = geometry.resize_long_edge(x, r.output.size)
-    local = local_setup(x, r.tone, space)
+    x = geometry.resize_long_edge(x, r.output.size)  # (linear: commutes with the matrix)
+    local = local_setup(x, r.tone, space, matrix=mat, gain=gain if mat is not None else 1.0)
     h = x.shape[0]
     s_amount, s_radius, s_thr = r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold
     transfer = spaces.SPACES[space].transfer
@@ -281,7 +287,22 @@ def develop_strips(
     elif not x.flags.c_contiguous:  # cropped view: write compacted into the same memory
         out = x.base.reshape(-1)[: x.size].reshape(x.shape) if x.base is not None else None
     s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
-    res = tiles.map_rows(x, _one_thread(display), out=out, margin=s_margin,
+    if fused:  # colour, exposure, tone, look, sharpen, encode (, quantise): one pass a strip
+        if s_margin >= PIXEL_STRIP_ROWS:
+            raise OptionError(f"sharpen radius {s_radius} is too large")
+        odt = np.float32 if bits is None else (np.uint8 if bits == 8 else np.uint16)
+        in_place = bits is None and out is not None  # map_rows hands each strip a copy
+
+        def fused_display(s: np.ndarray, row: int) -> np.ndarray:
+            a = row if row == 0 else row + s_margin  # the strip's own first row
+            keep = (a - row, min(h, a + PIXEL_STRIP_ROWS) - row)
+            return _fused.display_strip(s, r, local, row, h, odt, matrix=mat, gain=gain,
+                                        out=s if in_place else None, keep=keep)
+
+        run = fused_display
+    else:
+        run = _one_thread(display)
+    res = tiles.map_rows(x, run, out=out, margin=s_margin,
                          rows=PIXEL_STRIP_ROWS, consumed=consumed)
     if consumed is not None:
         consumed(x.shape[0])
@@ -563,16 +584,7 @@ def camera_colour(rgb: np.ndarray, raw: RawImage, neutral: np.ndarray, r: Recipe
     from .isp import color, dcp
 
     space = r.output.space
-    prof, cc = None, raw.color
-    if r.profile.dcp == "embedded" and raw.tags.get("profile"):
-        prof = dcp.from_tags(raw.tags["profile"], raw.path)  # its matrices are raw.color's
-    elif r.profile.dcp not in ("embedded", "matrix"):
-        prof = dcp.read_dcp(r.profile.dcp)
-        if prof.color_matrix1 is not None:
-            cc = prof.camera_color(raw.color)
-    tables = prof is not None and any(
-        m is not None for m in (prof.hue_sat_map1, prof.hue_sat_map2, prof.look_table)
-    )
+    prof, cc, tables = _profile(raw, r)
     if not tables:
         return color.apply_matrix(rgb, color.camera_to_output(cc, neutral, space))
     to_pp = spaces.xyz_d50_to_rgb("prophoto") @ color.camera_to_xyz_d50(cc, neutral)
@@ -584,6 +596,31 @@ def camera_colour(rgb: np.ndarray, raw: RawImage, neutral: np.ndarray, r: Recipe
     if prof.look_table is not None:
         pp = dcp.apply_hue_sat_map(pp, prof.look_table)
     return color.apply_matrix(pp, spaces.xyz_d50_to_rgb(space) @ spaces.rgb_to_xyz_d50("prophoto"))
+
+
+def _profile(raw: RawImage, r: Recipe) -> tuple:
+    """(DCP profile or None, CameraColor, whether the profile has HueSatMap/LookTable)."""
+    from .isp import dcp
+
+    prof, cc = None, raw.color
+    if r.profile.dcp == "embedded" and raw.tags.get("profile"):
+        prof = dcp.from_tags(raw.tags["profile"], raw.path)  # its matrices are raw.color's
+    elif r.profile.dcp not in ("embedded", "matrix"):
+        prof = dcp.read_dcp(r.profile.dcp)
+        if prof.color_matrix1 is not None:
+            cc = prof.camera_color(raw.color)
+    tables = prof is not None and any(
+        m is not None for m in (prof.hue_sat_map1, prof.hue_sat_map2, prof.look_table)
+    )
+    return prof, cc, tables
+
+
+def _colour_matrix(raw: RawImage, neutral: np.ndarray, r: Recipe) -> np.ndarray | None:
+    """camera_colour's 3x3 matrix when the profile is only a matrix (None: it has tables)."""
+    from .isp import color
+
+    _, cc, tables = _profile(raw, r)
+    return None if tables else color.camera_to_output(cc, neutral, r.output.space)
 
 
 def auto_demosaic(pixels: int) -> str:

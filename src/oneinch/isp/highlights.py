@@ -34,7 +34,9 @@ above its nominal clip: it is still clipped, and a clipped value is only ever ra
    blended with the partial estimate by the trust of the last unclipped channel (no seam).
 
 Only pixels near a clip are touched; the field is computed at reduced size and sampled at those
-pixels, and clip confidence is computed in bands, so memory stays bounded at 50 MP. Measured
+pixels, and clip confidence is computed in bands, so memory stays bounded at 50 MP. One numba
+read pass first finds the rows with a value near a clip: with none (the common case) that is
+all the work; otherwise masks are built only in bands of rows near those. Measured
 against rawpy's Clip / Blend / Reconstruct modes in bench/quality_highlights.py.
 
 No estimate can turn magenta by itself: magenta needs green far below red and blue, and a
@@ -46,6 +48,7 @@ clipped green is only ever raised while unclipped red and blue are kept.
 from __future__ import annotations
 
 import cv2
+import numba
 import numpy as np
 
 from ..errors import OptionError
@@ -97,6 +100,36 @@ def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _row_hits_kernel(rgb, t0, t1, t2, hits):  # pragma: no cover - numba
+    h, w = rgb.shape[0], rgb.shape[1]
+    for i in numba.prange(h):
+        hit = False
+        for j in range(w):
+            hit |= (rgb[i, j, 0] >= t0) | (rgb[i, j, 1] >= t1) | (rgb[i, j, 2] >= t2)
+        hits[i] = hit
+
+
+def _row_hits(rgb: np.ndarray, clip: np.ndarray, frac: float) -> np.ndarray:
+    """(H,) bool: rows where ``_clip_mask(rgb, clip, frac)`` has a pixel. One numba read pass
+    (releases the GIL); the thresholds are ``_clip_mask``'s, compared exactly (float64)."""
+    thr = [float(clip[c] * frac) for c in range(3)]
+    hits = np.empty(rgb.shape[0], np.bool_)
+    _row_hits_kernel(rgb, thr[0], thr[1], thr[2], hits)
+    return hits
+
+
+def _grow_rows(rows: np.ndarray, r: int) -> np.ndarray:
+    """Row flags grown by ``r`` rows each way (a 1-D dilation)."""
+    if r <= 0 or not rows.any():
+        return rows.copy()
+    idx = np.flatnonzero(rows)
+    out = np.zeros_like(rows)
+    for d in range(-r, r + 1):
+        out[np.clip(idx + d, 0, rows.size - 1)] = True
+    return out
+
+
 def _clip_mask(rgb: np.ndarray, clip: np.ndarray, frac: float) -> np.ndarray:
     m = rgb[..., 0] >= clip[0] * frac
     m |= rgb[..., 1] >= clip[1] * frac
@@ -104,16 +137,18 @@ def _clip_mask(rgb: np.ndarray, clip: np.ndarray, frac: float) -> np.ndarray:
     return m
 
 
-def chroma_field(rgb: np.ndarray, clip: np.ndarray, near: np.ndarray) -> tuple[np.ndarray, float]:
+def chroma_field(rgb: np.ndarray, clip: np.ndarray, near: np.ndarray,
+                 rows: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Brightness-weighted chromaticity of pixels outside ``near``, push-pulled everywhere.
 
     Returns the field (h', w', 3) at reduced resolution and the scale factor to it.
+    ``rows``: (H,) bool, the rows where ``near`` may be set (None: any).
     """
     h, w = near.shape
     f = max(1.0, max(h, w) / FIELD_EDGE)
     size = (max(1, round(w / f)), max(1, round(h / f)))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if f > 1 else rgb
-    bad = _area_mask(near, size, f)
+    bad = _area_mask(near, size, f, rows)
     total = np.maximum(small, 0).sum(axis=2)
     chroma = np.maximum(small, 0) / np.maximum(total, 1e-9)[..., None]
     weight = np.clip(total / float(clip.sum()), 0.0, 1.0) ** BRIGHT_POWER
@@ -121,12 +156,14 @@ def chroma_field(rgb: np.ndarray, clip: np.ndarray, near: np.ndarray) -> tuple[n
     return _push_pull(chroma.astype(np.float32), weight), f
 
 
-def _area_mask(near: np.ndarray, size: tuple[int, int], f: float) -> np.ndarray:
+def _area_mask(near: np.ndarray, size: tuple[int, int], f: float,
+               rows: np.ndarray | None = None) -> np.ndarray:
     """The ``near`` mask grown by ``BORDER`` px, as float32, area-resized to ``size``.
 
     With an integer factor that divides the image (8192 x 6144 -> 1024 x 768) the area resize
     is a plain block mean, computed here in bands of rows (identical values; no full-size
-    float32 copy of the mask); otherwise the whole mask is converted at once."""
+    float32 copy of the mask), skipping bands without a flag in ``rows`` ((H,) bool, rows where
+    ``near`` may be set; None: all); otherwise the whole mask is converted at once."""
     h, w = near.shape
     kernel = np.ones((2 * BORDER + 1,) * 2, np.uint8)
     fi = round(f)
@@ -140,6 +177,9 @@ def _area_mask(near: np.ndarray, size: tuple[int, int], f: float) -> np.ndarray:
     for a in range(0, h, band):
         b = min(h, a + band)
         lo, hi = max(0, a - BORDER), min(h, b + BORDER)
+        if rows is not None and not rows[lo:hi].any():
+            out[a // fi : b // fi] = 0.0  # the block mean of an all-false band
+            continue
         grown = cv2.dilate(near[lo:hi].view(np.uint8), kernel)[a - lo : a - lo + b - a]
         out[a // fi : b // fi] = cv2.resize(
             grown.astype(np.float32), (size[0], (b - a) // fi), interpolation=cv2.INTER_AREA
@@ -147,21 +187,39 @@ def _area_mask(near: np.ndarray, size: tuple[int, int], f: float) -> np.ndarray:
     return out
 
 
-def _near_mask(rgb: np.ndarray, clip: np.ndarray) -> np.ndarray:
+def _near_mask(rgb: np.ndarray, clip: np.ndarray, hits: np.ndarray | None = None) -> np.ndarray:
     """``_clip_mask(rgb, clip, SOFT_LO)`` dilated by ``SPREAD`` px (bool), built in bands of
-    rows with ``SPREAD`` rows of context: the same mask without full-size temporaries."""
+    rows with ``SPREAD`` rows of context: the same mask without full-size temporaries.
+    ``hits``: :func:`_row_hits` of the same threshold; bands without one are left all false
+    (the zero pages of ``np.zeros`` are never touched)."""
     h = rgb.shape[0]
-    near = np.empty(rgb.shape[:2], np.bool_)
+    near = np.empty(rgb.shape[:2], np.bool_) if hits is None else np.zeros(rgb.shape[:2], bool)
     kernel = np.ones((2 * SPREAD + 1,) * 2, np.uint8)
     band = 256
     for a in range(0, h, band):
         b = min(h, a + band)
         lo, hi = max(0, a - SPREAD), min(h, b + SPREAD)
+        if hits is not None and not hits[lo:hi].any():
+            continue
         m = _clip_mask(rgb[lo:hi], clip, SOFT_LO)
         if SPREAD > 0:
             m = cv2.dilate(m.view(np.uint8), kernel).view(np.bool_)
         near[a:b] = m[a - lo : a - lo + b - a]
     return near
+
+
+def _nonzero_rows(mask: np.ndarray, rows: np.ndarray, band: int = 256
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(mask)`` (row-major order) reading only bands of rows with a flag in
+    ``rows``."""
+    ys, xs = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+    for a in range(0, mask.shape[0], band):
+        b = min(mask.shape[0], a + band)
+        if rows[a:b].any():
+            y, x = np.nonzero(mask[a:b])
+            ys.append(y + a)
+            xs.append(x)
+    return np.concatenate(ys), np.concatenate(xs)
 
 
 def _sample(field: np.ndarray, f: float, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -196,8 +254,10 @@ def clip_confidence(rgb: np.ndarray, clip: np.ndarray) -> np.ndarray:
 def _clip_confidence_at(rgb: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray
                         ) -> np.ndarray:
     """clip_confidence at the pixels (ys, xs) only, computed per bounding box of 128-row bands
-    (bounded memory). ``ys`` ascending (np.nonzero's row-major order): each band's pixels are
-    one slice, found by binary search."""
+    (bounded memory; the box spans only the columns of the band's pixels, with ``SPREAD`` of
+    context: the dilation's border outside the box never wins, so values are exact). ``ys``
+    ascending (np.nonzero's row-major order): each band's pixels are one slice, found by
+    binary search."""
     out = np.empty((ys.size, 3), np.float32)
     h = rgb.shape[0]
     band = 128
@@ -213,8 +273,10 @@ def _clip_confidence_at(rgb: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: n
             if not sel.any():
                 continue
         a, b = max(0, y0 - SPREAD), min(h, y0 + band + SPREAD)
-        conf = clip_confidence(rgb[a:b], clip)
-        out[sel] = conf[ys[sel] - a, xs[sel]]
+        xb = xs[sel]  # only the columns of these pixels and their SPREAD neighbours
+        c0, c1 = max(0, int(xb.min()) - SPREAD), min(rgb.shape[1], int(xb.max()) + SPREAD + 1)
+        conf = clip_confidence(rgb[a:b, c0:c1], clip)
+        out[sel] = conf[ys[sel] - a, xb - c0]
     return out
 
 
@@ -275,15 +337,17 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
     if mode != "reconstruct":
         raise OptionError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
     rgb = np.asarray(rgb, dtype=np.float32)
-    near = _near_mask(rgb, clip)  # (grown by SPREAD: empty exactly when nothing is near)
+    hits = _row_hits(rgb, clip, SOFT_LO)  # one read pass: rows with a value near a clip
     if out is None:
         out = rgb.copy()
     elif out is not rgb:
         out[...] = rgb
-    if not near.any():
+    if not hits.any():  # nothing near a clip: nothing to rebuild
         return out
-    field, f = chroma_field(rgb, clip, near)
-    ys, xs = np.nonzero(near)
+    near = _near_mask(rgb, clip, hits)  # (grown by SPREAD)
+    rows = _grow_rows(hits, SPREAD)  # rows where ``near`` can be set
+    field, f = chroma_field(rgb, clip, near, rows)
+    ys, xs = _nonzero_rows(near, rows)
     del near
     p = _clip_confidence_at(rgb, clip, ys, xs)  # all of it before ``out`` (maybe rgb) changes
     full = (1.0 - p).max(axis=1) < 0.25  # step 4 reached: bring the brightness in, too
@@ -304,6 +368,21 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
     return out
 
 
+def _pixels_area(h: int, w: int, size: tuple[int, int], f: float, ys: np.ndarray,
+                 xs: np.ndarray) -> np.ndarray:
+    """A mask of the pixels (ys, xs) of an (h, w) image, area-resized to ``size`` (by ``f``);
+    used only as ``> 0``. With an integer factor that divides the image, the block mean is
+    > 0 exactly on the blocks that hold a pixel: marked directly, with no full-size mask."""
+    fi = round(f)
+    if f > 1 and fi == f and h == size[1] * fi and w == size[0] * fi:
+        bad = np.zeros(size[1] * size[0], np.float32)
+        bad[(ys // fi) * size[0] + xs // fi] = 1.0
+        return bad.reshape(size[1], size[0])
+    full = np.zeros((h, w), np.float32)
+    full[ys, xs] = 1.0
+    return cv2.resize(full, size, interpolation=cv2.INTER_AREA) if f > 1 else full
+
+
 def _level_field(out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray
                  ) -> np.ndarray:
     """Brightness (R+G+B) of the reconstructed surroundings of fully clipped pixels (ys, xs),
@@ -312,10 +391,8 @@ def _level_field(out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarr
     h, w = out.shape[:2]
     f = max(1.0, max(h, w) / FIELD_EDGE)
     size = (max(1, round(w / f)), max(1, round(h / f)))
-    full = np.zeros((h, w), np.float32)
-    full[ys, xs] = 1.0
     small = cv2.resize(out, size, interpolation=cv2.INTER_AREA) if f > 1 else out
-    bad = cv2.resize(full, size, interpolation=cv2.INTER_AREA) if f > 1 else full
+    bad = _pixels_area(h, w, size, f, ys, xs)
     level = np.maximum(small, 0).sum(axis=2)
     weight = np.clip(level / float(clip.sum()), 0.0, 4.0) ** (2 * BRIGHT_POWER)
     weight = (weight * (bad <= 0)).astype(np.float32)

@@ -105,13 +105,20 @@ def _weights(space: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- local operator
 
 
-def local_grids(rgb: np.ndarray, space: str = "srgb") -> tuple[np.ndarray, np.ndarray, float]:
+def local_grids(rgb: np.ndarray, space: str = "srgb", *, matrix: np.ndarray | None = None,
+                gain: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Low-resolution guided-filter coefficients (mean_a, mean_b) of log2 luminance, and the
-    median log2 luminance (the anchor of the range compression). He, Sun & Tang 2013, Alg. 1."""
+    median log2 luminance (the anchor of the range compression). He, Sun & Tang 2013, Alg. 1.
+
+    ``matrix``/``gain``: the grids of ``gain * matrix @ rgb`` (camera RGB not yet converted:
+    the area resize is linear, so the conversion is applied to the small image only)."""
     h, w = rgb.shape[:2]
     scale = min(1.0, LOCAL_LONG_EDGE / max(h, w))
     hs, ws = max(1, round(h * scale)), max(1, round(w * scale))
     small = cv2.resize(rgb, (ws, hs), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    if matrix is not None:
+        m = np.asarray(matrix, np.float32) * np.float32(gain)
+        small = np.ascontiguousarray(small, np.float32).reshape(-1, 3) @ m.T
     y = small.reshape(-1, 3) @ _weights(space)
     lum = np.log2(np.maximum(y, 1e-6)).reshape(hs, ws).astype(np.float32)
     r = max(1, round(LOCAL_RADIUS * max(hs, ws)))
@@ -237,10 +244,11 @@ def _check(rgb: np.ndarray, tone: Tone) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
-def _local_setup(rgb: np.ndarray, tone: Tone, space: str):
+def _local_setup(rgb: np.ndarray, tone: Tone, space: str, matrix: np.ndarray | None = None,
+                 gain: float = 1.0):
     detail = float(getattr(tone, "detail", 0.0))
     if tone.local > 0 or detail != 0:
-        ga, gb, lmed = local_grids(rgb, space)
+        ga, gb, lmed = local_grids(rgb, space, matrix=matrix, gain=gain)
         return True, ga, gb, lmed, LOCAL_COMPRESSION * float(tone.local), detail
     z = np.zeros((1, 1), np.float32)
     return False, z, z, 0.0, 0.0, 0.0
@@ -271,11 +279,16 @@ def tone_map(rgb: np.ndarray, tone: Tone, space: str = "srgb", *,
     return out
 
 
-def local_setup(rgb: np.ndarray, tone: Tone, space: str = "srgb") -> tuple:
-    """The local operator's whole-image state (grids, median) for :func:`tone_map` on strips."""
+def local_setup(rgb: np.ndarray, tone: Tone, space: str = "srgb", *,
+                matrix: np.ndarray | None = None, gain: float = 1.0) -> tuple:
+    """The local operator's whole-image state (grids, median) for :func:`tone_map` on strips.
+
+    ``matrix``/``gain``: ``rgb`` is camera RGB that the strips convert themselves
+    (``looks._fused.display_strip(..., matrix=, gain=)``); the state is that of
+    ``gain * matrix @ rgb`` (within float rounding)."""
     if tone.curve != "filmic":
         return _local_setup(np.zeros((1, 1, 3), np.float32), Tone(local=0.0, detail=0.0), space)
-    return _local_setup(rgb, tone, space)
+    return _local_setup(rgb, tone, space, matrix, gain)
 
 
 # ----------------------------------------------------------------------------- numpy reference
