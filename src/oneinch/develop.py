@@ -201,6 +201,7 @@ def develop_strips(
     from .isp.demosaic import demosaic
     from .isp.denoise import denoise, estimate_noise_profile
     from .isp.denoise import margin as denoise_margin
+    from .isp.denoise import prepare as denoise_prepare
     from .looks import _fused
     from .looks.looks import apply_look
     from .looks.tone import local_setup, tone_map
@@ -242,9 +243,13 @@ def develop_strips(
                            demosaic_method=made_by,
                            row0=row // factor)
 
+    denoise_prepare(r.denoise, noise, made_by)
     margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
+    rows_out = round(mosaic.shape[0] / factor)
+    width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
     x = tiles.map_rows(
-        mosaic, sensor, margin=margin * factor, align=8, scale=1.0 / factor
+        mosaic, sensor, margin=margin * factor, align=8, scale=1.0 / factor,
+        out=tiles.empty((rows_out, width_out, 3)),
     )
     del mosaic
     reconstruct(x, clip_levels(gains), r.highlights.mode, out=x)

@@ -954,6 +954,30 @@ def _check_profile(noise_profile: np.ndarray) -> np.ndarray:
     return np.maximum(prof, 0.0)
 
 
+def _gat_params(prof: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(alpha, sigma^2) of the shared generalised Anscombe transform, and each channel's
+    residual relative variance after it, at mid-grey."""
+    alpha = max(float(prof[:, 0].mean()), 1e-12)
+    sigma2 = float(prof[:, 1].mean())
+    if float(prof[:, 0].max()) < 1e-9:  # pure Gaussian noise: make the GAT an affine map
+        alpha = math.sqrt(max(sigma2, 1e-20)) * 1e-3
+    xm = 0.18
+    rel = (prof[:, 0] * xm + prof[:, 1]) / (alpha * xm + sigma2)
+    return alpha, sigma2, rel
+
+
+def prepare(settings: Denoise | None, noise_profile: np.ndarray | None,
+            demosaic_method: str | None = "auto") -> None:
+    """Compute (and cache) what every strip of one image shares — the noise spectrum after
+    demosaicing — once, before strips run in parallel threads (which would each compute it)."""
+    s = settings or Denoise()
+    if s.mode == "off" or noise_profile is None:
+        return
+    prof = _check_profile(noise_profile)
+    if np.any(prof > 0):
+        noise_psd(demosaic_method, _gat_params(prof)[2])
+
+
 def denoise(
     rgb: np.ndarray,
     settings: Denoise | None = None,
@@ -1012,13 +1036,7 @@ def denoise(
         k_al = 0
     r0 = int(row0) - k_al
 
-    alpha = max(float(prof[:, 0].mean()), 1e-12)
-    sigma2 = float(prof[:, 1].mean())
-    if float(prof[:, 0].max()) < 1e-9:  # pure Gaussian noise: make the GAT an affine map
-        alpha = math.sqrt(max(sigma2, 1e-20)) * 1e-3
-    # Residual per-channel variance after the shared GAT, evaluated at mid-grey.
-    xm = 0.18
-    rel = (prof[:, 0] * xm + prof[:, 1]) / (alpha * xm + sigma2)
+    alpha, sigma2, rel = _gat_params(prof)
     psd = noise_psd(demosaic_method, rel)
     level = {1: 0, 2: 1, 4: 2}[f]
 

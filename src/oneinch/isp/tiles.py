@@ -66,13 +66,20 @@ def map_rows(
     if in_place and margin > bounds[0][1] - bounds[0][0] and len(bounds) > 1:
         raise ValueError(f"strips of {rows} rows cannot carry a margin of {margin} in place")
 
-    def job(a: int, b: int, inp: np.ndarray, top: int) -> tuple[int, int, np.ndarray]:
+    direct = out is not None and not in_place  # each worker writes its own rows
+
+    def job(a: int, b: int, inp: np.ndarray, top: int) -> tuple[int, int, np.ndarray | None]:
         res = fn(inp, a - top)
         o0, o1 = round(top * scale), round((top + b - a) * scale)
+        if direct:  # disjoint rows: copies (and first-touch page faults) on both cores
+            out[round(a * scale) : round(a * scale) + o1 - o0] = res[o0:o1]
+            return a, b, None
         return a, b, res[o0:o1]
 
-    def write(a: int, b: int, res: np.ndarray) -> None:
+    def write(a: int, b: int, res: np.ndarray | None) -> None:
         nonlocal out
+        if res is None:
+            return
         if out is None:
             shape = (round(h * scale), *res.shape[1:])
             out = empty(shape, res.dtype)  # its own map: callers may release() pages
