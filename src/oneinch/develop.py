@@ -249,6 +249,7 @@ def develop_strips(
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
     x = tiles.map_rows(
         mosaic, sensor, margin=margin * factor, align=8, scale=1.0 / factor,
+        rows=tiles.ROWS * factor,  # binned previews: strips of ROWS output rows, too
         out=tiles.empty((rows_out, width_out, 3)),
     )
     del mosaic
