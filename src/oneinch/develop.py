@@ -28,6 +28,9 @@ AUTO_IRI_MAX_PIXELS = 4_000_000
 AUTO_RI_MAX_PIXELS = 16_000_000
 TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
 DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, RCD: fewer)
+# methods whose result at a pixel depends on rows far away (iri's iterations, stopped by a
+# criterion over the whole image): developed whole, never in strips
+NONLOCAL = ("iri", "iri-lr")
 PIXEL_STRIP_ROWS = 96  # per-pixel passes: short strips keep numpy temporaries in cache and small
 
 STAGES = (
@@ -379,8 +382,10 @@ def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None)
     if tiled is None and raw.height * raw.width < TILE_MIN_PIXELS:
         return False
     sx, sy = (float(v) for v in raw.default_scale)
+    local = raw.is_linear or _bin_factor(raw, r) > 1 or _auto_method(raw, r) not in NONLOCAL
     return (
-        (raw.is_linear or (raw.cfa is not None and raw.cfa.kind == "bayer"))
+        local
+        and (raw.is_linear or (raw.cfa is not None and raw.cfa.kind == "bayer"))
         and not (r.opcodes.apply and raw.opcodes.get(3))
         and (raw.is_dng or r.lens.mode != "auto")
         and abs(sx - sy) < 1e-6
