@@ -2,6 +2,8 @@
 
 Protocol (REFERENCES.md): RGGB mosaic of the 8-bit images / 255 treated as linear, CPSNR over
 R, G, B, 10-px border crop, mean of the per-image CPSNR. Time is mean seconds per image.
+Rows are every oneinch method in ``METHODS`` (``iri-lr``: iri + the learned correction trained by
+scripts/train_demosaic.py on neither set) and colour-demosaicing's peers.
 
     .venv/bin/python bench/quality_demosaic.py [--quick]
 """

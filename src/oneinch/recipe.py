@@ -38,7 +38,8 @@ class WhiteBalance:
 
 @dataclass(frozen=True)
 class Demosaic:
-    """method: 'auto' (by image size), 'bilinear', 'malvar', 'rcd', 'ri', 'iri'."""
+    """method: 'auto' (by image size), 'bilinear', 'malvar', 'rcd', 'ri', 'iri', 'iri-lr'
+    (iri with a learned correction)."""
 
     method: str = "auto"
     quad_bayer: str = "remosaic"  # 'remosaic' | 'bin'

@@ -22,7 +22,7 @@ def warm() -> float:
 
     t0 = time.perf_counter()
     raw, _ = unprocess(demo_scene(96, 128), linear_input=True, iso=400, seed=1)
-    for method in ("rcd", "ri", "iri"):
+    for method in ("rcd", "ri", "iri", "iri-lr"):
         r = Recipe().with_(demosaic={"method": method})
         develop(raw, r, tiled=True, dtype=np.uint8)
         develop(raw, r, tiled=False)

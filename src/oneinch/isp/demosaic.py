@@ -14,6 +14,10 @@ Bayer methods (any phase; every method works internally on RGGB, reached by mirr
 - ``iri``: iterated directional residual interpolation of green (Kiku et al. 2013 RI along
   rows/columns, iterated as in Ye & Ma 2015, combined with GBTF weights) and green-guided
   residual interpolation of R/B with an edge-directed residual fill (``_demosaic_iri``).
+- ``iri-lr``: ``iri`` (without its colour-difference refinement) plus a learned, RAISR-style
+  per-bucket linear correction of the missing colours (Romano et al. 2017; weights trained by
+  scripts/train_demosaic.py on images that are neither Kodak nor McMaster,
+  ``_demosaic_learned``).
 - ``auto``: the default, currently ``ri`` (see ``AUTO_METHOD``).
 
 Other CFAs: X-Trans 6x6 (``CFAPattern.xtrans()``) and Quad-Bayer (``CFAPattern.quad_bayer()``,
@@ -28,7 +32,7 @@ import numpy as np
 from oneinch.errors import InputError, OptionError
 from oneinch.raw.image import CFAPattern, as_pattern
 
-METHODS: tuple[str, ...] = ("auto", "bilinear", "malvar", "rcd", "ri", "iri")
+METHODS: tuple[str, ...] = ("auto", "bilinear", "malvar", "rcd", "ri", "iri", "iri-lr")
 QUAD_MODES: tuple[str, ...] = ("remosaic", "bin")
 AUTO_METHOD = "ri"
 
@@ -164,22 +168,30 @@ def _iri_rggb(cfa: np.ndarray) -> np.ndarray:
     return iri_rggb(cfa)
 
 
+def _iri_lr_rggb(cfa: np.ndarray) -> np.ndarray:
+    from oneinch.isp._demosaic_learned import iri_lr_rggb
+
+    return iri_lr_rggb(cfa)
+
+
 _BAYER = {  # name -> (RGGB kernel, margin it needs)
     "bilinear": (_bilinear_rggb, 2),
     "malvar": (_malvar_rggb, 4),
     "rcd": (_rcd_rggb, 12),
     "ri": (_ri_rggb, 16),
     "iri": (_iri_rggb, 24),
+    "iri-lr": (_iri_lr_rggb, 32),
 }
 
 
 def _demosaic_bayer(mosaic: np.ndarray, pattern: CFAPattern, method: str) -> np.ndarray:
     fn, margin = _BAYER[method]
-    padded, crop = _bayer_pad(mosaic, pattern, margin)
-    if method == "rcd":
-        from oneinch.isp._demosaic_rcd import rcd_rggb
+    if method == "rcd":  # any phase, borders mirrored by index: no padded copy
+        from oneinch.isp._demosaic_rcd import rcd_bayer
 
-        return rcd_rggb(padded, crop)
+        ry, rx = (int(v[0]) for v in np.nonzero(pattern.array() == 0))
+        return rcd_bayer(mosaic, (ry, rx))
+    padded, crop = _bayer_pad(mosaic, pattern, margin)
     rgb = fn(padded)
     return _unpad(rgb, crop)
 
