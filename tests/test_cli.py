@@ -253,3 +253,12 @@ def test_peers_open_our_synthetic_dng(small_dng, tmp_path, peer):
     with Image.open(out) as im:
         a = np.asarray(im.convert("RGB"), np.float32)
     assert a.shape[0] >= 500 and 20 < a.mean() < 235 and a.std() > 10
+
+
+def test_reuse_freed_memory_sets_glibc_threshold():
+    """The command asks glibc to reuse freed large blocks (mallopt accepted on glibc Linux)."""
+    import sys
+
+    from oneinch.cli import reuse_freed_memory
+
+    assert reuse_freed_memory() is sys.platform.startswith("linux")

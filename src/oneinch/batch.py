@@ -207,6 +207,9 @@ def _worker_init() -> None:
         import cv2
 
         cv2.setNumThreads(1)
+    from .cli import reuse_freed_memory
+
+    reuse_freed_memory()
 
 
 def _ray_develop_job(src: str, dst: str, recipe_toml: str) -> tuple[str, str | None, str | None]:
