@@ -224,3 +224,160 @@ def test_sparse_clip_paths_match_whole_image_masks():
     far = ~cv2.dilate(near.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert np.array_equal(out[far], rgb[far])  # only pixels near a clip change
     assert np.all(out[101, 52] >= rgb[101, 52])
+
+
+def _wb_clipped_scene(scale: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The Kodak/lights scene as white-balanced camera RGB clipped at the WB'd sensor white
+    (and softened by a 3x3 blur as a demosaic would), optionally upsampled ``scale`` x."""
+    gains = np.asarray(DAYLIGHT_GAINS, np.float32)
+    clip = highlights.clip_levels(gains)
+    cam = _camera_truth(_scene()) * gains
+    if scale > 1:
+        cam = cv2.resize(cam, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    obs = cv2.blur(np.minimum(cam, clip).astype(np.float32), (3, 3))
+    return np.ascontiguousarray(obs, np.float32), clip
+
+
+@pytest.mark.parametrize("edge", [1024, 128, 100])  # no reduction; factor 4 (blocks); 4.8
+def test_reconstruct_matches_numpy_reference(monkeypatch, edge):
+    """The numba path of reconstruct (one scan pass, boxes around the clips, per-pixel
+    kernels, block means of the changed blocks) equals the plain numpy/OpenCV reference."""
+    monkeypatch.setattr(highlights, "FIELD_EDGE", edge)
+    rgb, clip = _wb_clipped_scene()  # 384 x 640: factor 5 (not integer-aligned) at 128
+    if edge == 128:
+        rgb = np.ascontiguousarray(rgb[:, :512])  # 384 x 512: factor 4 divides it
+    assert highlights._block_factor(*rgb.shape[:2]) == (4 if edge == 128 else 0)
+    ref = highlights._reconstruct_reference(rgb, clip)
+    full = (highlights._clip_confidence_at(rgb, clip, *np.nonzero(np.ones(rgb.shape[:2])))
+            > 0.999).all(axis=1)
+    assert 0.01 < full.mean() and (ref != rgb).any(axis=2).mean() > 0.05  # both steps run
+    before = rgb.copy()
+    got = highlights.reconstruct(rgb, clip)
+    assert np.array_equal(rgb, before)
+    assert np.abs(got - ref).max() <= 1e-5
+    inplace = highlights.reconstruct(rgb, clip, out=rgb)  # in place, as develop calls it
+    assert inplace is rgb and np.abs(rgb - ref).max() <= 1e-5
+    for make in (_partial_scene, _all_clipped_scene):  # the unit tests' images
+        img, c = make()
+        assert np.abs(highlights.reconstruct(img, c)
+                      - highlights._reconstruct_reference(img, c)).max() <= 1e-5
+
+
+def _partial_scene():
+    yy, xx = np.mgrid[0:96, 0:96].astype(np.float32)
+    level = 0.4 + 1.4 * np.exp(-((yy - 48) ** 2 + (xx - 48) ** 2) / (2 * 15.0**2))
+    clip = highlights.clip_levels(np.array([2.0, 1.0, 1.5]))
+    return np.minimum(level[..., None] * np.array([1.0, 0.8, 0.6], np.float32), clip), clip
+
+
+def _all_clipped_scene():
+    clip = highlights.clip_levels(np.array([2.05, 1.0, 1.55]))
+    rgb = np.full((40, 40, 3), 0.3, np.float32)
+    rgb[10:30, 10:30] = clip
+    return rgb, clip
+
+
+def test_numba_kernels_match_numpy_references():
+    rng = np.random.default_rng(3)
+    clip = highlights.clip_levels(np.array([2.05, 1.0, 1.55]))
+    n = 20000
+    px = (rng.random((n, 3)) * 1.3 * clip).astype(np.float32)
+    px[: n // 4] = np.maximum(px[: n // 4], clip)  # fully clipped
+    px[n // 4 : n // 2, 1] = clip[1]  # green clipped only
+    chroma = rng.random((n, 3)).astype(np.float32)
+    p = highlights._smoothstep(px / clip, highlights.SOFT_LO, highlights.SOFT_HI)
+    p = np.maximum(p, rng.random((n, 3)).astype(np.float32) * (rng.random((n, 1)) < 0.3))
+    p = p.astype(np.float32)
+    level = (rng.random(n) * 6).astype(np.float32)
+    for kw in ({}, {"p": p}, {"p": p, "level": level}, {"p": p, "full_saturation": 0.5}):
+        ref = highlights.rebuild_pixels(px, clip, chroma, **kw)
+        assert np.abs(highlights.rebuild_pixels_numba(px, clip, chroma, **kw) - ref).max() \
+            <= 1e-6 * np.abs(ref).max()
+    # the partial estimate reused on a selection, with a level, as reconstruct does
+    part = np.empty_like(px)
+    highlights.rebuild_pixels_numba(px, clip, chroma, p=p, part=part)
+    sel = np.flatnonzero(rng.random(n) < 0.5)
+    got = highlights.rebuild_pixels_numba(px, clip, chroma, p=p, level=level[sel], part=part,
+                                          have_part=True, sel=sel)
+    ref = highlights.rebuild_pixels(px[sel], clip, chroma[sel], p=p[sel], level=level[sel])
+    assert np.abs(got - ref).max() <= 1e-6 * np.abs(ref).max()
+    # clip confidence at pixels (and the pixels themselves)
+    rgb = (rng.random((300, 200, 3)) * 1.1 * clip).astype(np.float32)
+    rgb[100:150, 50:90] = clip
+    ys, xs = np.nonzero(rng.random((300, 200)) < 0.2)
+    got_px, got_p = highlights._clip_confidence_px(rgb, clip, ys, xs)
+    assert np.array_equal(got_px, rgb[ys, xs])
+    assert np.array_equal(got_p, highlights._clip_confidence_at(rgb, clip, ys, xs))
+    # push-pull: 3 and 1 channels, with holes and an empty weight
+    v = rng.random((96, 130, 3)).astype(np.float32)
+    w = (rng.random((96, 130)) ** 2).astype(np.float32)
+    w[20:70, 30:100] = 0.0
+    for vals in (v, v[..., :1].copy()):
+        ref = highlights._push_pull(vals, w)
+        got = highlights._push_pull_numba(vals * w[..., None], w)
+        assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-6
+    zero = np.zeros_like(w)
+    assert np.array_equal(highlights._push_pull_numba(v * 0, zero), highlights._push_pull(v, zero))
+
+
+def test_scan_matches_masks_and_area_resize():
+    rng = np.random.default_rng(5)
+    clip = np.array([1.9, 1.0, 1.45], np.float32)
+    rgb = (rng.random((96, 160, 3)) * 0.85 * clip).astype(np.float32)
+    rgb[10:13, 20:30, 0] = clip[0]
+    rgb[50, 7, 1] = np.float32(clip[1] * np.float32(highlights.SOFT_LO))  # exactly at it
+    rgb[50, 150, 2] = 5.0
+    whole = highlights._clip_mask(rgb, clip, highlights.SOFT_LO)
+    for fi in (0, 4, 8):
+        first, last, small = highlights._scan(rgb, clip, fi)
+        cols = np.where(whole, np.arange(160), -1)
+        assert np.array_equal(last, cols.max(axis=1))
+        assert np.array_equal(first[whole.any(axis=1)],
+                              np.where(whole, np.arange(160), 999).min(axis=1)[whole.any(1)])
+        assert np.all(first[~whole.any(axis=1)] == -1)
+        if fi:
+            ref = cv2.resize(rgb, (160 // fi, 96 // fi), interpolation=cv2.INTER_AREA)
+            assert np.abs(small - ref).max() <= 1e-6
+            out = rgb.copy()
+            out[40:60, 30:50] += 1.0
+            part = small.copy()
+            highlights._block_means_kernel(out, fi, np.arange(small.shape[0] * small.shape[1]),
+                                           part)
+            ref = cv2.resize(out, (160 // fi, 96 // fi), interpolation=cv2.INTER_AREA)
+            assert np.abs(part - ref).max() <= 1e-6
+        ys, xs = highlights._near_pixels(rgb, clip, first, last, band=16)
+        y0, x0 = np.nonzero(highlights._near_mask(rgb, clip))
+        assert np.array_equal(ys, y0) and np.array_equal(xs, x0)
+    # the block means are made only once a hit is seen: one hit in the last row (all the
+    # block rows before it summed afterwards), and none at all (no means needed)
+    late = (rng.random((96, 160, 3)) * 0.85 * clip).astype(np.float32)
+    assert highlights._scan(late, clip, 8)[2] is None
+    late[95, 3, 0] = 3.0
+    first, last, small = highlights._scan(late, clip, 8)
+    assert last[95] == first[95] == 3 and np.all(last[:95] == -1)
+    ref = cv2.resize(late, (20, 12), interpolation=cv2.INTER_AREA)
+    assert np.abs(small - ref).max() <= 1e-6
+
+
+def test_prescan_from_strips_gives_the_same_result(monkeypatch):
+    monkeypatch.setattr(highlights, "FIELD_EDGE", 128)
+    rgb, clip = _wb_clipped_scene()
+    rgb = np.ascontiguousarray(rgb[:, :512])  # factor 4 divides 384 x 512
+    ref = highlights.reconstruct(rgb, clip)
+    pre = highlights.Prescan(rgb.shape, clip)
+    starts = list(range(0, 384, 64))
+    for a in reversed(starts):  # any order (strips run in threads)
+        pre.add(rgb[a : a + 64], a)
+    assert pre.result(rgb, clip) is not None
+    assert np.array_equal(pre.result(rgb, clip)[2], highlights._scan(rgb, clip, 4)[2])
+    assert np.array_equal(highlights.reconstruct(rgb, clip, prescan=pre), ref)
+    # not usable (rows missing, strips off the block grid, other clip): reconstruct scans
+    partial = highlights.Prescan(rgb.shape, clip)
+    partial.add(rgb[:64], 0)
+    off = highlights.Prescan(rgb.shape, clip)
+    off.add(rgb[:6], 0)
+    off.add(rgb[6:], 6)
+    for bad in (partial, off):
+        assert bad.result(rgb, clip) is None
+        assert np.array_equal(highlights.reconstruct(rgb, clip, prescan=bad), ref)
+    assert pre.result(rgb, clip * 1.01) is None

@@ -34,10 +34,16 @@ above its nominal clip: it is still clipped, and a clipped value is only ever ra
    blended with the partial estimate by the trust of the last unclipped channel (no seam).
 
 Only pixels near a clip are touched; the field is computed at reduced size and sampled at those
-pixels, and clip confidence is computed in bands, so memory stays bounded at 50 MP. One numba
-read pass first finds the rows with a value near a clip: with none (the common case) that is
-all the work; otherwise masks are built only in bands of rows near those. Measured
-against rawpy's Clip / Blend / Reconstruct modes in bench/quality_highlights.py.
+pixels, so memory stays bounded at 50 MP. One parallel numba read pass finds, per row, the
+columns with a value near a clip and (when the field's factor divides the image: 8 at 50 MP)
+the block means that are the field's INTER_AREA reduction: with no value near a clip (the
+common case) that is all the work; otherwise the near-clip mask is built only in a box around
+the clips of each band of rows, and the clip confidence and steps 3-4 run per pixel in numba
+kernels (one thread each pixel, no temporaries). The reduction of the rebuilt image for the
+brightness field is that of the input except in the blocks that changed, recomputed alone.
+:class:`Prescan` lets the pass run strip by strip where the strips are made.
+``_reconstruct_reference`` is the same algorithm in plain numpy/OpenCV (tests: within 1e-5).
+Measured against rawpy's Clip / Blend / Reconstruct modes in bench/quality_highlights.py.
 
 No estimate can turn magenta by itself: magenta needs green far below red and blue, and a
 clipped green is only ever raised while unclipped red and blue are kept.
@@ -137,18 +143,36 @@ def _clip_mask(rgb: np.ndarray, clip: np.ndarray, frac: float) -> np.ndarray:
     return m
 
 
-def chroma_field(rgb: np.ndarray, clip: np.ndarray, near: np.ndarray,
-                 rows: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def _field_size(h: int, w: int) -> tuple[float, tuple[int, int]]:
+    """Scale factor to the reduced fields and their (width, height)."""
+    f = max(1.0, max(h, w) / FIELD_EDGE)
+    return f, (max(1, round(w / f)), max(1, round(h / f)))
+
+
+def _block_factor(h: int, w: int) -> int:
+    """The integer factor of the reduced fields when it divides the image (8192 x 6144 ->
+    1024 x 768: INTER_AREA is then a plain block mean, computed by :func:`_scan`), else 0."""
+    f, size = _field_size(h, w)
+    fi = round(f)
+    return fi if f > 1 and fi == f and h == size[1] * fi and w == size[0] * fi else 0
+
+
+def chroma_field(rgb: np.ndarray, clip: np.ndarray, near: np.ndarray | None,
+                 rows: np.ndarray | None = None, *, small: np.ndarray | None = None,
+                 bad: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Brightness-weighted chromaticity of pixels outside ``near``, push-pulled everywhere.
 
     Returns the field (h', w', 3) at reduced resolution and the scale factor to it.
-    ``rows``: (H,) bool, the rows where ``near`` may be set (None: any).
+    ``rows``: (H,) bool, the rows where ``near`` may be set (None: any). ``small``: the
+    INTER_AREA reduction of ``rgb`` if already known; ``bad``: a reduced mask, > 0 where a
+    block holds a pixel of ``near`` (then ``near`` may be None).
     """
-    h, w = near.shape
-    f = max(1.0, max(h, w) / FIELD_EDGE)
-    size = (max(1, round(w / f)), max(1, round(h / f)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if f > 1 else rgb
-    bad = _area_mask(near, size, f, rows)
+    h, w = rgb.shape[:2]
+    f, size = _field_size(h, w)
+    if small is None:
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if f > 1 else rgb
+    if bad is None:
+        bad = _area_mask(near, size, f, rows)
     total = np.maximum(small, 0).sum(axis=2)
     chroma = np.maximum(small, 0) / np.maximum(total, 1e-9)[..., None]
     weight = np.clip(total / float(clip.sum()), 0.0, 1.0) ** BRIGHT_POWER
@@ -321,14 +345,9 @@ def rebuild_pixels(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
     return rebuilt.astype(np.float32)
 
 
-def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
-                out: np.ndarray | None = None) -> np.ndarray:
-    """Rebuild (or neutrally clip) saturated channels of white-balanced camera RGB.
-
-    mode 'clip': every channel limited to the smallest clip (white, never a cast).
-    mode 'reconstruct': see the module docstring. Returns a new float32 array, or ``out``
-    (which may be ``rgb`` itself: every pixel is read before any is written).
-    """
+def _reconstruct_reference(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
+                           out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`reconstruct` in plain numpy / OpenCV (the reference its numba paths match)."""
     clip = np.asarray(clip, dtype=np.float32).reshape(3)
     if mode == "clip":
         if out is not None:
@@ -368,6 +387,12 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _mark_blocks(ys, xs, fi, bad):  # pragma: no cover - numba
+    for k in range(ys.size):
+        bad[ys[k] // fi, xs[k] // fi] = 1.0
+
+
 def _pixels_area(h: int, w: int, size: tuple[int, int], f: float, ys: np.ndarray,
                  xs: np.ndarray) -> np.ndarray:
     """A mask of the pixels (ys, xs) of an (h, w) image, area-resized to ``size`` (by ``f``);
@@ -375,26 +400,499 @@ def _pixels_area(h: int, w: int, size: tuple[int, int], f: float, ys: np.ndarray
     > 0 exactly on the blocks that hold a pixel: marked directly, with no full-size mask."""
     fi = round(f)
     if f > 1 and fi == f and h == size[1] * fi and w == size[0] * fi:
-        bad = np.zeros(size[1] * size[0], np.float32)
-        bad[(ys // fi) * size[0] + xs // fi] = 1.0
-        return bad.reshape(size[1], size[0])
+        bad = np.zeros((size[1], size[0]), np.float32)
+        _mark_blocks(ys, xs, fi, bad)
+        return bad
     full = np.zeros((h, w), np.float32)
     full[ys, xs] = 1.0
     return cv2.resize(full, size, interpolation=cv2.INTER_AREA) if f > 1 else full
 
 
-def _level_field(out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray
-                 ) -> np.ndarray:
+def _level_field(out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                 small: np.ndarray | None = None) -> np.ndarray:
     """Brightness (R+G+B) of the reconstructed surroundings of fully clipped pixels (ys, xs),
     bright pixels weighted most, push-pulled into them: a blown area is at least as bright as
-    its rebuilt rim, so it never sits as a grey hole inside a brighter halo."""
+    its rebuilt rim, so it never sits as a grey hole inside a brighter halo. ``small``: the
+    INTER_AREA reduction of ``out`` if already known."""
     h, w = out.shape[:2]
-    f = max(1.0, max(h, w) / FIELD_EDGE)
-    size = (max(1, round(w / f)), max(1, round(h / f)))
-    small = cv2.resize(out, size, interpolation=cv2.INTER_AREA) if f > 1 else out
+    f, size = _field_size(h, w)
+    if small is None:
+        small = cv2.resize(out, size, interpolation=cv2.INTER_AREA) if f > 1 else out
     bad = _pixels_area(h, w, size, f, ys, xs)
     level = np.maximum(small, 0).sum(axis=2)
     weight = np.clip(level / float(clip.sum()), 0.0, 4.0) ** (2 * BRIGHT_POWER)
     weight = (weight * (bad <= 0)).astype(np.float32)
     filled = _push_pull(level[..., None].astype(np.float32), weight)
     return _sample(filled[..., 0], f, ys, xs)[:, 0]
+
+
+# --- numba paths of reconstruct (references: the numpy functions above) ----------------------
+
+_F0, _F1 = np.float32(0.0), np.float32(1.0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _block_row_means(rgb, bi, fi, col, small):  # pragma: no cover - numba
+    """Block means of block row ``bi`` from its column sums ``col`` (float32, summed row by
+    row in order), in float64."""
+    inv = 1.0 / (fi * fi)
+    for bj in range(rgb.shape[1] // fi):
+        for c in range(3):
+            acc = 0.0
+            for j in range(bj * fi, bj * fi + fi):
+                acc += col[3 * j + c]
+            small[bi, bj, c] = np.float32(acc * inv)
+
+
+def _scan_rows(rgb, thr, fi, first, last, small, seen, summed):  # pragma: no cover - numba
+    # block rows in parallel; the block sums are made only once a hit was seen (``seen[0]``,
+    # shared: a stale read only defers a block row to _sum_rows, with the same arithmetic),
+    # so an image with nothing near a clip costs one compare per value
+    h, w = rgb.shape[0], rgb.shape[1]
+    unit = max(fi, 1)
+    for bi in numba.prange(h // unit):
+        sums = fi > 0 and seen[0]
+        col = np.zeros(w * 3 if fi > 0 else 0, np.float32)  # column sums of the band's rows
+        hit = False
+        for i in range(bi * unit, bi * unit + unit):
+            row = rgb[i].reshape(-1)
+            n = np.int32(0)  # branch-free count in the same (vectorised) loop as the sums
+            if sums:
+                for k in range(w * 3):
+                    v = row[k]
+                    n += np.int32(v >= thr[k])
+                    col[k] += v
+            else:
+                for k in range(w * 3):
+                    n += np.int32(row[k] >= thr[k])
+            lo, hi = -1, -1
+            if n > 0:  # the extents only in rows with a hit
+                hit = True
+                for j in range(w):
+                    if (row[3 * j] >= thr[0]) | (row[3 * j + 1] >= thr[1]) | (
+                            row[3 * j + 2] >= thr[2]):
+                        if lo < 0:
+                            lo = j
+                        hi = j
+            first[i] = lo
+            last[i] = hi
+        if fi > 0 and hit and not sums:  # the first hit here: sum these rows (still cached)
+            seen[0] = True
+            for i in range(bi * unit, bi * unit + unit):
+                row = rgb[i].reshape(-1)
+                for k in range(w * 3):
+                    col[k] += row[k]
+            sums = True
+        if sums:
+            _block_row_means(rgb, bi, fi, col, small)
+        if fi > 0:
+            summed[bi] = sums
+
+
+_scan_kernel = numba.njit(parallel=True, cache=True, nogil=True)(_scan_rows)
+_scan_kernel_serial = numba.njit(cache=True, nogil=True)(_scan_rows)  # for threads of strips
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _sum_rows(rgb, fi, todo, small):  # pragma: no cover - numba
+    """The block means of the block rows ``todo`` (as _scan_rows makes them)."""
+    w = rgb.shape[1]
+    for t in numba.prange(todo.size):
+        bi = todo[t]
+        col = np.zeros(w * 3, np.float32)
+        for i in range(bi * fi, bi * fi + fi):
+            row = rgb[i].reshape(-1)
+            for k in range(w * 3):
+                col[k] += row[k]
+        _block_row_means(rgb, bi, fi, col, small)
+
+
+def _scan(rgb: np.ndarray, clip: np.ndarray, fi: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One parallel read pass: per row the first and last column of ``_clip_mask(rgb, clip,
+    SOFT_LO)`` (-1: none; the same float32 thresholds) and, with a block factor ``fi`` > 0
+    (:func:`_block_factor`) and a value near a clip anywhere (else None), the block means of
+    ``rgb`` (= its INTER_AREA reduction; float32 column sums of ``fi`` rows, float64 block
+    sums; block rows read before the first hit was seen are summed after, in a second parallel
+    pass)."""
+    h, w = rgb.shape[:2]
+    thr = np.tile((clip * np.float32(SOFT_LO)).astype(np.float32), w)  # per row element
+    first, last = np.empty(h, np.int64), np.empty(h, np.int64)
+    small = np.empty((h // fi, w // fi, 3) if fi else (0, 0, 3), np.float32)
+    summed = np.zeros(small.shape[0], np.bool_)
+    _scan_kernel(rgb, thr, fi, first, last, small, np.zeros(1, np.bool_), summed)
+    if not fi or not (last >= 0).any():
+        return first, last, None  # (no block means needed: nothing to rebuild)
+    if not summed.all():  # block rows read before the first hit was seen
+        _sum_rows(rgb, fi, np.flatnonzero(~summed), small)
+    return first, last, small
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_means_kernel(img, fi, blocks, small):  # pragma: no cover - numba
+    bw = small.shape[1]
+    inv = 1.0 / (fi * fi)
+    for k in range(blocks.size):
+        bi, bj = blocks[k] // bw, blocks[k] % bw
+        a0, a1, a2 = 0.0, 0.0, 0.0
+        for i in range(bi * fi, bi * fi + fi):
+            s0, s1, s2 = 0.0, 0.0, 0.0
+            for j in range(bj * fi, bj * fi + fi):
+                s0 += img[i, j, 0]
+                s1 += img[i, j, 1]
+                s2 += img[i, j, 2]
+            a0 += s0
+            a1 += s1
+            a2 += s2
+        small[bi, bj, 0] = np.float32(a0 * inv)
+        small[bi, bj, 1] = np.float32(a1 * inv)
+        small[bi, bj, 2] = np.float32(a2 * inv)
+
+
+def _near_pixels(rgb: np.ndarray, clip: np.ndarray, first: np.ndarray, last: np.ndarray,
+                 band: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(_near_mask(rgb, clip))`` (row-major) from :func:`_scan`'s column extents:
+    the mask is built only in the box of each band of rows that spans its hits, with
+    ``SPREAD`` px of context (no hit lies outside the box, so the dilation is exact)."""
+    h, w = rgb.shape[:2]
+    kernel = np.ones((2 * SPREAD + 1,) * 2, np.uint8)
+    ys, xs = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+    for a in range(0, h, band):
+        b = min(h, a + band)
+        lo, hi = max(0, a - SPREAD), min(h, b + SPREAD)
+        hit = last[lo:hi] >= 0
+        if not hit.any():
+            continue
+        c0 = max(0, int(first[lo:hi][hit].min()) - SPREAD)
+        c1 = min(w, int(last[lo:hi][hit].max()) + SPREAD + 1)
+        m = _clip_mask(rgb[lo:hi, c0:c1], clip, SOFT_LO)
+        if SPREAD > 0:
+            m = cv2.dilate(m.view(np.uint8), kernel).view(np.bool_)
+        y, x = np.nonzero(m[a - lo : a - lo + b - a])
+        ys.append(y + a)
+        xs.append(x + c0)
+    return np.concatenate(ys), np.concatenate(xs)
+
+
+@numba.njit(cache=True, nogil=True)
+def _confidence_kernel(rgb, ys, xs, clip, lo, span, spread, px, p):  # pragma: no cover
+    h, w = rgb.shape[0], rgb.shape[1]
+    two, three = np.float32(2.0), np.float32(3.0)
+    for k in range(ys.size):
+        y, x = ys[k], xs[k]
+        for c in range(3):
+            px[k, c] = rgb[y, x, c]
+            t = min(max((rgb[y, x, c] / clip[c] - lo) / span, _F0), _F1)
+            if t == _F1:  # fully clipped: no neighbour can be more (smoothstep <= 1)
+                p[k, c] = _F1
+                continue
+            best = np.float32(-np.inf)
+            for i in range(max(0, y - spread), min(h, y + spread + 1)):
+                for j in range(max(0, x - spread), min(w, x + spread + 1)):
+                    t = (rgb[i, j, c] / clip[c] - lo) / span
+                    t = min(max(t, _F0), _F1)
+                    t = t * t * (three - two * t)
+                    best = max(best, t)
+            p[k, c] = best
+
+
+def _clip_confidence_px(rgb: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``rgb[ys, xs]`` and :func:`_clip_confidence_at` (the smoothstep's float32 arithmetic,
+    dilated by ``SPREAD``) in one numba pass over the pixels (n, 3 each)."""
+    px, p = np.empty((ys.size, 3), np.float32), np.empty((ys.size, 3), np.float32)
+    _confidence_kernel(rgb, ys, xs, clip.astype(np.float32), np.float32(SOFT_LO),
+                       np.float32(SOFT_HI - SOFT_LO), SPREAD, px, p)
+    return px, p
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _rebuild_kernel(px, chroma, p, level, sel, mix, mix_u, mix_prior, s_full, u_full, gmax,
+                    part, have_part, res):  # pragma: no cover - numba
+    eps4, tiny, four = np.float32(1e-4), np.float32(1e-12), np.float32(4.0)
+    has_level = level.size > 0
+    for q in numba.prange(sel.size):
+        i = sel[q]
+        x0, x1, x2 = px[i, 0], px[i, 1], px[i, 2]
+        p0, p1, p2 = p[i, 0], p[i, 1], p[i, 2]
+        c0 = min(max(chroma[i, 0], eps4), _F1)
+        c1 = min(max(chroma[i, 1], eps4), _F1)
+        c2 = min(max(chroma[i, 2], eps4), _F1)
+        cs = c0 + c1 + c2
+        c0, c1, c2 = c0 / cs, c1 / cs, c2 / cs
+        r0, r1, r2 = _F1 - p0, _F1 - p1, _F1 - p2
+        norm = x0 * x0 + x1 * x1 + x2 * x2 + tiny
+        best = np.float32(np.inf)
+        e0, e1, e2 = _F0, _F0, _F0
+        if have_part:  # the partial estimate of an earlier call (it does not depend on level)
+            e0, e1, e2 = part[i, 0], part[i, 1], part[i, 2]
+        # all channels clipped: the partial estimate gets weight 0 (any finite value will do)
+        skip = have_part or max(max(r0, r1), r2) <= _F0
+        for m in range(0 if skip else mix.size):
+            t, u = mix[m], mix_u[m]
+            h0, h1, h2 = t * c0 + u, t * c1 + u, t * c2 + u
+            num = r0 * x0 * h0 + r1 * x1 * h1 + r2 * x2 * h2
+            den = r0 * h0 * h0 + r1 * h1 * h1 + r2 * h2 * h2
+            k = num / max(den, tiny)
+            k = max(k, max(max(p0 * x0 / h0, p1 * x1 / h1), p2 * x2 / h2))
+            s0, s1, s2 = k * h0, k * h1, k * h2
+            d0, d1, d2 = x0 - s0, x1 - s1, x2 - s2
+            v0, v1, v2 = max(d0, _F0), max(d1, _F0), max(d2, _F0)
+            miss = (r0 * (d0 * d0) + p0 * (v0 * v0)) + (r1 * (d1 * d1) + p1 * (v1 * v1))
+            miss = miss + (r2 * (d2 * d2) + p2 * (v2 * v2))
+            err = miss / norm + mix_prior[m]
+            if err < best:
+                best = err
+                e0, e1, e2 = s0, s1, s2
+        if not have_part and part.shape[0] > 0:
+            part[i, 0], part[i, 1], part[i, 2] = e0, e1, e2
+        f0, f1, f2 = s_full * c0 + u_full, s_full * c1 + u_full, s_full * c2 + u_full
+        kf = max(max(x0 / f0, x1 / f1), x2 / f2)
+        if has_level:
+            kf = max(kf, level[q])
+        a = min(max(max(max(r0, r1), r2) * four, _F0), _F1)
+        b = _F1 - a
+        q0 = min(a * e0 + b * (kf * f0), gmax)
+        q1 = min(a * e1 + b * (kf * f1), gmax)
+        q2 = min(a * e2 + b * (kf * f2), gmax)
+        res[q, 0] = x0 + p0 * max(q0 - x0, _F0)
+        res[q, 1] = x1 + p1 * max(q1 - x1, _F0)
+        res[q, 2] = x2 + p2 * max(q2 - x2, _F0)
+
+
+def rebuild_pixels_numba(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
+                         full_saturation: float | None = None, p: np.ndarray | None = None,
+                         level: np.ndarray | None = None, part: np.ndarray | None = None,
+                         have_part: bool = False, sel: np.ndarray | None = None
+                         ) -> np.ndarray:
+    """:func:`rebuild_pixels` as one numba pass over the pixels (its float32 arithmetic, no
+    temporaries); the per-step constants are computed by numpy exactly as there. ``part``
+    (n, 3): filled with the partial estimate (step 3), or with ``have_part`` taken from it
+    (it depends on neither ``level`` nor ``full_saturation``). ``sel``: rebuild only these
+    pixels (indices; ``level`` and the result are then per index)."""
+    px = np.ascontiguousarray(px, np.float32)
+    if p is None:
+        p = _smoothstep(px / clip, SOFT_LO, SOFT_HI)
+    s = FULL_SATURATION if full_saturation is None else full_saturation
+    mix_u = np.array([(1.0 - t) / 3.0 for t in MIX_STEPS], np.float32)
+    prior = np.array([MIX_PRIOR * (1.0 - t) ** 2 for t in MIX_STEPS], np.float32)
+    u_full = np.float32((1.0 - s) / 3.0)  # Python scalars meet float32 arrays as float32
+    gmax = np.float32(MAX_GAIN * float(np.max(clip)))
+    sel = np.arange(px.shape[0]) if sel is None else np.asarray(sel, np.intp)
+    res = np.empty((sel.size, 3), np.float32)
+    lev = np.zeros(0, np.float32) if level is None else np.ascontiguousarray(level, np.float32)
+    if part is None:
+        part, have_part = np.zeros((0, 3), np.float32), False
+    _rebuild_kernel(px, np.ascontiguousarray(chroma, np.float32),
+                    np.ascontiguousarray(p, np.float32), lev, sel, MIX_STEPS, mix_u, prior,
+                    np.float32(s), u_full, gmax, part, have_part, res)
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_kernel(out, ys, xs, sel, vals):  # pragma: no cover - numba
+    for k in range(sel.size):
+        for c in range(3):
+            out[ys[sel[k]], xs[sel[k]], c] = vals[k, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def _full_flags(p, lim):  # pragma: no cover - numba
+    full = np.empty(p.shape[0], np.bool_)
+    for k in range(p.shape[0]):
+        full[k] = max(max(_F1 - p[k, 0], _F1 - p[k, 1]), _F1 - p[k, 2]) < lim
+    return full
+
+
+@numba.njit(cache=True, nogil=True)
+def _pp_blend_kernel(v, w, up, out):  # pragma: no cover - numba
+    four, tiny = np.float32(4.0), np.float32(1e-8)
+    for i in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            a = min(max(w[i, j] * four, _F0), _F1)
+            iw = max(w[i, j], tiny)
+            b = _F1 - a
+            for c in range(v.shape[2]):
+                out[i, j, c] = a * (v[i, j, c] / iw) + b * up[i, j, c]
+
+
+def _push_pull_numba(vw: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """:func:`_push_pull` of ``values`` given ``vw = values * weight[..., None]`` (h, w, c),
+    with each level's blend in one numba pass (numpy's float32 arithmetic, no broadcasting
+    temporaries); the pyramids are OpenCV's, as there."""
+    levels = [(vw, weight)]
+    while min(levels[-1][1].shape) > 4:
+        v, w = levels[-1]
+        vd = cv2.pyrDown(v)
+        levels.append((vd if vd.ndim == 3 else vd[..., None], cv2.pyrDown(w)))
+    v, w = levels[-1]
+    if not np.any(w > 1e-8):
+        return np.full_like(vw, 1.0 / vw.shape[-1])
+    total = w.sum()
+    mean = (v.reshape(-1, v.shape[-1]).sum(0) / total).astype(np.float32)
+    coarse = np.where(w[..., None] > 1e-8, v / np.maximum(w, 1e-8)[..., None], mean)
+    for v, w in reversed(levels[:-1]):
+        up = cv2.pyrUp(coarse, dstsize=(w.shape[1], w.shape[0]))
+        if up.ndim == 2:
+            up = up[..., None]
+        coarse = np.empty(v.shape, np.float32)
+        _pp_blend_kernel(v, w, up, coarse)
+    return coarse.astype(np.float32, copy=False)
+
+
+@numba.njit(cache=True, nogil=True)
+def _field_inputs_kernel(small, bad, csum, level_mode, vw, weight):  # pragma: no cover
+    tiny9, tiny4, four = np.float32(1e-9), np.float32(1e-4), np.float32(4.0)
+    power = np.float32(2 * BRIGHT_POWER)
+    for i in range(small.shape[0]):
+        for j in range(small.shape[1]):
+            m0, m1 = max(small[i, j, 0], _F0), max(small[i, j, 1], _F0)
+            m2 = max(small[i, j, 2], _F0)
+            tot = m0 + m1 + m2
+            ok = bad[i, j] <= 0
+            if level_mode:  # _level_field: brightness, weighted by its (clipped) 4th power
+                t = min(max(tot / csum, _F0), four)
+                wt = (t ** power) * (_F1 if ok else _F0)
+                weight[i, j] = wt
+                vw[i, j, 0] = tot * wt
+            else:  # chroma_field: chromaticity, weighted by squared brightness
+                d = max(tot, tiny9)
+                t = min(max(tot / csum, _F0), _F1)
+                wt = t * t * (_F1 if ok else _F0) * (_F1 if tot > tiny4 else _F0)
+                weight[i, j] = wt
+                vw[i, j, 0] = (m0 / d) * wt
+                vw[i, j, 1] = (m1 / d) * wt
+                vw[i, j, 2] = (m2 / d) * wt
+
+
+def _chroma_field_numba(small: np.ndarray, bad: np.ndarray, clip: np.ndarray) -> np.ndarray:
+    """:func:`chroma_field` from the reduced image ``small`` and mask ``bad`` (numba)."""
+    assert BRIGHT_POWER == 2.0  # the kernel squares, as numpy's ``** 2.0`` does
+    vw = np.empty((*small.shape[:2], 3), np.float32)
+    weight = np.empty(small.shape[:2], np.float32)
+    _field_inputs_kernel(np.ascontiguousarray(small, np.float32), bad, np.float32(clip.sum()),
+                         False, vw, weight)
+    return _push_pull_numba(vw, weight)
+
+
+def _level_field_numba(small_out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                       f: float, bad: np.ndarray) -> np.ndarray:
+    """:func:`_level_field` from the reduced ``out`` and ``bad`` = :func:`_pixels_area` of
+    (ys, xs) (numba)."""
+    vw = np.empty((*small_out.shape[:2], 1), np.float32)
+    weight = np.empty(small_out.shape[:2], np.float32)
+    _field_inputs_kernel(np.ascontiguousarray(small_out, np.float32), bad,
+                         np.float32(clip.sum()), True, vw, weight)
+    return _sample(_push_pull_numba(vw, weight)[..., 0], f, ys, xs)[:, 0]
+
+
+class Prescan:
+    """The one read pass of :func:`reconstruct` (per row, the extent of the values near a
+    clip; the block means of the field's reduction), filled strip by strip where the strips
+    are made (hot in cache, in their own threads: ``add`` is serial numba, nogil), so that
+    ``reconstruct(x, clip, prescan=...)`` need not read the whole image again. Strips must
+    start and end on multiples of the block factor (8 at 8192 x 6144); if they do not, or
+    some rows were never added, reconstruct simply scans the image itself (same result)."""
+
+    def __init__(self, shape: tuple[int, ...], clip: np.ndarray) -> None:
+        self.h, self.w = int(shape[0]), int(shape[1])
+        self.clip = np.asarray(clip, dtype=np.float32).reshape(3).copy()
+        self.fi = _block_factor(self.h, self.w)
+        self.first = np.full(self.h, -1, np.int64)
+        self.last = np.full(self.h, -1, np.int64)
+        shape_small = (self.h // self.fi, self.w // self.fi, 3) if self.fi else (0, 0, 3)
+        self.small = np.zeros(shape_small, np.float32)
+        self.done = np.zeros(self.h, np.bool_)
+        self.aligned = True
+        self._thr = np.tile(self.clip * np.float32(SOFT_LO), self.w).astype(np.float32)
+
+    def add(self, strip: np.ndarray, row0: int) -> None:
+        """Scan rows ``row0 : row0 + len(strip)`` (float32 (n, W, 3), as they will be passed
+        to reconstruct)."""
+        n, fi = strip.shape[0], self.fi
+        if strip.shape[1] != self.w or row0 < 0 or row0 + n > self.h:
+            self.aligned = False
+            return
+        if fi and (row0 % fi or n % fi):
+            self.aligned = False
+            return
+        strip = np.ascontiguousarray(strip, dtype=np.float32)
+        small = self.small[row0 // fi : (row0 + n) // fi] if fi else self.small
+        _scan_kernel_serial(strip, self._thr, fi, self.first[row0 : row0 + n],
+                            self.last[row0 : row0 + n], small, np.ones(1, np.bool_),
+                            np.zeros(small.shape[0], np.bool_))  # (the sums always)
+        self.done[row0 : row0 + n] = True
+
+    def result(self, rgb: np.ndarray, clip: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(first, last, small) as :func:`_scan` gives them for ``rgb``, or None when this
+        scan does not cover it (other shape or clip, rows missing, strips not aligned)."""
+        if (not self.aligned or rgb.shape[:2] != (self.h, self.w)
+                or not np.array_equal(np.asarray(clip, np.float32).reshape(3), self.clip)
+                or not self.done.all()):
+            return None
+        return self.first, self.last, (self.small if self.fi else None)
+
+
+def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
+                out: np.ndarray | None = None, prescan: Prescan | None = None) -> np.ndarray:
+    """Rebuild (or neutrally clip) saturated channels of white-balanced camera RGB.
+
+    mode 'clip': every channel limited to the smallest clip (white, never a cast).
+    mode 'reconstruct': see the module docstring. Returns a new float32 array, or ``out``
+    (which may be ``rgb`` itself: every pixel is read before any is written).
+
+    Same result as :func:`_reconstruct_reference` (within float rounding) with one parallel
+    numba read pass over the image (clip extents per row and, when the field's factor divides
+    the image, its block means), masks only in boxes around the clips, and per-pixel numba
+    kernels for the clip confidence and the rebuild. ``prescan``: that read pass, already
+    made strip by strip (:class:`Prescan`; ignored when it does not cover ``rgb``).
+    """
+    clip = np.asarray(clip, dtype=np.float32).reshape(3)
+    if mode == "clip":
+        if out is not None:
+            return np.minimum(rgb, clip.min(), out=out)
+        return np.minimum(rgb, clip.min()).astype(np.float32)
+    if mode != "reconstruct":
+        raise OptionError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
+    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+    h, w = rgb.shape[:2]
+    fi = _block_factor(h, w)
+    scanned = None if prescan is None else prescan.result(rgb, clip)
+    first, last, small = _scan(rgb, clip, fi) if scanned is None else scanned
+    if out is None:
+        out = rgb.copy()
+    elif out is not rgb:
+        out[...] = rgb
+    if not (last >= 0).any():  # nothing near a clip: nothing to rebuild
+        return out
+    ys, xs = _near_pixels(rgb, clip, first, last)
+    f, size = _field_size(h, w)
+    if BORDER == 0:
+        bad = _pixels_area(h, w, size, f, ys, xs)
+    else:
+        near = np.zeros((h, w), np.bool_)
+        near[ys, xs] = True
+        bad = _area_mask(near, size, f)
+    if small is None:
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if f > 1 else rgb
+    field = _chroma_field_numba(small, bad, clip)
+    px, p = _clip_confidence_px(rgb, clip, ys, xs)  # all read before ``out`` changes
+    full = _full_flags(p, np.float32(0.25))  # step 4 reached: bring the brightness in, too
+    chroma = _sample(field, f, ys, xs)
+    part = np.empty((ys.size, 3), np.float32)
+    every = np.arange(ys.size)
+    _scatter_kernel(out, ys, xs, every, rebuild_pixels_numba(px, clip, chroma, p=p, part=part))
+    if full.any():
+        sel = np.flatnonzero(full)
+        fy, fx = ys[sel], xs[sel]
+        if fi:  # the reduction of ``out``: that of ``rgb`` but in the blocks that changed
+            small_out = small.copy()  # (``bad`` > 0 marks exactly the blocks of (ys, xs))
+            _block_means_kernel(out, fi, np.flatnonzero(bad > 0), small_out)
+        else:
+            small_out = cv2.resize(out, size, interpolation=cv2.INTER_AREA) if f > 1 else out
+        level = _level_field_numba(small_out, clip, fy, fx, f,
+                                   _pixels_area(h, w, size, f, fy, fx))
+        _scatter_kernel(out, ys, xs, sel, rebuild_pixels_numba(
+            px, clip, chroma, p=p, level=level, part=part, have_part=True, sel=sel))
+    return out
