@@ -23,6 +23,7 @@ Choices:
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -284,6 +285,7 @@ def _encode_tiff(
         compression="zlib",
         compressionargs={"level": 3},  # as small as level 6 with the predictor, 2x faster
         predictor=2,
+        maxworkers=min(2, os.cpu_count() or 1),  # strips compressed on both cores
         iccprofile=icc,
         software=software,
         datetime=shot.datetime.strftime("%Y:%m:%d %H:%M:%S") if shot.datetime else None,
