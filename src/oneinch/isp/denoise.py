@@ -60,6 +60,7 @@ from numba import njit, prange
 from ..errors import InputError, OptionError
 from ..raw.image import CFAPattern
 from ..recipe import Denoise
+from ._demosaic_rcd import _refl  # reflect-101 index (numba, inlined)
 
 _BAYER = CFAPattern.bayer("RGGB")
 
@@ -145,16 +146,6 @@ def _grid_start(row0: int, step: int) -> int:
     return -_PATCH + ((-row0) % step)
 
 
-@njit(cache=True, inline="always", nogil=True)
-def _refl(i, n):  # pragma: no cover - numba
-    if n == 1:
-        return 0
-    while i < 0 or i >= n:
-        if i < 0:
-            i = -i
-        if i >= n:
-            i = 2 * n - 2 - i
-    return i
 
 
 _C = [math.cos(j * math.pi / 16) for j in range(8)]

@@ -79,19 +79,27 @@ def clip_levels(gains: np.ndarray, white: float = 1.0) -> np.ndarray:
     return (np.asarray(gains, dtype=np.float32) * np.float32(white)).astype(np.float32)
 
 
-def _push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Fill where weight == 0 with a smooth extension of weighted values (values: (h, w, c))."""
-    levels = [(values * weight[..., None], weight)]
+def _pull(vw: np.ndarray, weight: np.ndarray) -> tuple[list, np.ndarray | None]:
+    """The pull half of push-pull: pyramids of weighted values and weights down to 4 px, and
+    the coarsest level's normalised values (holes: the global mean); None if all weight is 0."""
+    levels = [(vw, weight)]
     while min(levels[-1][1].shape) > 4:
         v, w = levels[-1]
         vd = cv2.pyrDown(v)
         levels.append((vd if vd.ndim == 3 else vd[..., None], cv2.pyrDown(w)))
     v, w = levels[-1]
     if not np.any(w > 1e-8):
-        return np.full_like(values, 1.0 / values.shape[-1])
+        return levels, None
     total = w.sum()
     mean = (v.reshape(-1, v.shape[-1]).sum(0) / total).astype(np.float32)
-    coarse = np.where(w[..., None] > 1e-8, v / np.maximum(w, 1e-8)[..., None], mean)
+    return levels, np.where(w[..., None] > 1e-8, v / np.maximum(w, 1e-8)[..., None], mean)
+
+
+def _push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Fill where weight == 0 with a smooth extension of weighted values (values: (h, w, c))."""
+    levels, coarse = _pull(values * weight[..., None], weight)
+    if coarse is None:
+        return np.full_like(values, 1.0 / values.shape[-1])
     for v, w in reversed(levels[:-1]):
         up = cv2.pyrUp(coarse, dstsize=(w.shape[1], w.shape[0]))
         if up.ndim == 2:
@@ -720,17 +728,9 @@ def _push_pull_numba(vw: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """:func:`_push_pull` of ``values`` given ``vw = values * weight[..., None]`` (h, w, c),
     with each level's blend in one numba pass (numpy's float32 arithmetic, no broadcasting
     temporaries); the pyramids are OpenCV's, as there."""
-    levels = [(vw, weight)]
-    while min(levels[-1][1].shape) > 4:
-        v, w = levels[-1]
-        vd = cv2.pyrDown(v)
-        levels.append((vd if vd.ndim == 3 else vd[..., None], cv2.pyrDown(w)))
-    v, w = levels[-1]
-    if not np.any(w > 1e-8):
+    levels, coarse = _pull(vw, weight)
+    if coarse is None:
         return np.full_like(vw, 1.0 / vw.shape[-1])
-    total = w.sum()
-    mean = (v.reshape(-1, v.shape[-1]).sum(0) / total).astype(np.float32)
-    coarse = np.where(w[..., None] > 1e-8, v / np.maximum(w, 1e-8)[..., None], mean)
     for v, w in reversed(levels[:-1]):
         up = cv2.pyrUp(coarse, dstsize=(w.shape[1], w.shape[0]))
         if up.ndim == 2:

@@ -299,13 +299,17 @@ def _raw_ifd(pages: list[tifffile.TiffPage], is_dng: bool) -> tifffile.TiffPage 
     return max(pages, key=_ifd_pixels)
 
 
+def _tiff_file(p: Path) -> tifffile.TiffFile:
+    try:
+        return tifffile.TiffFile(p)
+    except Exception as e:
+        raise InputError(f"corrupt TIFF structure ({_one_line(e)})", p) from None
+
+
 def _tiff_precheck(p: Path, size: int) -> dict[str, Any]:
     """Read the TIFF structure; refuse huge, truncated or VC-5 files before decoding."""
     with _quiet_tifffile():
-        try:
-            tf = tifffile.TiffFile(p)
-        except Exception as e:
-            raise InputError(f"corrupt TIFF structure ({_one_line(e)})", p) from None
+        tf = _tiff_file(p)
         with tf:
             pages = _walk_ifds(tf)
             if not pages:
@@ -781,10 +785,7 @@ def _plain_cfa(raw: tifffile.TiffPage) -> bool:
 def _open_plain_dng(p: Path, kind: str, tinfo: Mapping[str, Any]) -> RawImage:
     """open_raw for a :func:`_plain_cfa` DNG: pixels and tags from tifffile alone."""
     with _quiet_tifffile():
-        try:
-            tf = tifffile.TiffFile(p)
-        except Exception as e:
-            raise InputError(f"corrupt TIFF structure ({_one_line(e)})", p) from None
+        tf = _tiff_file(p)
     with tf:
         pages = _walk_ifds(tf)
         raw = _raw_ifd(pages, True)
