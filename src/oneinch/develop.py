@@ -16,7 +16,7 @@ from numba import njit
 
 from .errors import OneinchError, OptionError
 from .isp import geometry, levels, sharpen, spaces
-from .isp.highlights import clip_levels, reconstruct
+from .isp.highlights import Prescan, clip_levels, reconstruct
 from .photo import Photo
 from .raw.image import RawImage
 from .recipe import Recipe
@@ -250,13 +250,17 @@ def develop_strips(
     margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
     rows_out = round(mosaic.shape[0] / factor)
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
+    clip = clip_levels(gains)
+    # highlight reconstruction's read pass, made per strip while the strip is in cache
+    pre = Prescan((rows_out, width_out), clip) if r.highlights.mode == "reconstruct" else None
     x = tiles.map_rows(
         mosaic, sensor, margin=margin * factor, align=8, scale=1.0 / factor,
         rows=tiles.ROWS * factor,  # binned previews: strips of ROWS output rows, too
         out=tiles.empty((rows_out, width_out, 3)),
+        kept=None if pre is None else (lambda rows, first: pre.add(rows, first)),
     )
     del mosaic
-    reconstruct(x, clip_levels(gains), r.highlights.mode, out=x)
+    reconstruct(x, clip, r.highlights.mode, out=x, prescan=pre)
     step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))  # auto_exposure_ev's sample
     sample = camera_colour(np.ascontiguousarray(x[::step, ::step]), raw, neutral, r)
     gain = np.float32(2.0 ** exposure_ev(raw, r, sample))

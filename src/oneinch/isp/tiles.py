@@ -46,6 +46,7 @@ def map_rows(
     scale: float = 1.0,
     workers: int | None = None,
     consumed: Callable[[int], None] | None = None,
+    kept: Callable[[np.ndarray, int], None] | None = None,
 ) -> np.ndarray:
     """``fn(rows, first_row)`` applied to overlapping strips of ``src``'s rows; returns ``out``
     (allocated when None, with ``scale`` x the rows of ``src`` and the trailing shape of
@@ -56,7 +57,9 @@ def map_rows(
     ``src`` (in place, or a compacted alias of a cropped view whose row i starts no later than
     src's row i): strip inputs are then copied before neighbouring outputs are written.
     ``consumed(row)``: called (in place only) once no strip will read ``src`` rows < row
-    again — the caller may hand their memory back (:func:`release`).
+    again — the caller may hand their memory back (:func:`release`). ``kept(rows, first)``:
+    called in the worker with each strip's kept output rows and the index of the first (a
+    place to gather statistics while the rows are hot in cache).
     """
     h = src.shape[0]
     rows = ROWS if rows is None else rows  # read at call time (tests shrink ROWS)
@@ -72,6 +75,8 @@ def map_rows(
     def job(a: int, b: int, inp: np.ndarray, top: int) -> tuple[int, int, np.ndarray | None]:
         res = fn(inp, a - top)
         o0, o1 = round(top * scale), round((top + b - a) * scale)
+        if kept is not None:
+            kept(res[o0:o1], round(a * scale))
         if direct:  # disjoint rows: copies (and first-touch page faults) on both cores
             out[round(a * scale) : round(a * scale) + o1 - o0] = res[o0:o1]
             return a, b, None
