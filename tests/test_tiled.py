@@ -149,3 +149,17 @@ def test_nonlocal_demosaic_is_developed_whole(raw):
     a = develop(raw, r, tiled=False).rgb
     b = develop(raw, r, tiled=True).rgb
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("orientation", [6, 3])
+def test_integer_output_rotated_and_cropped(raw, orientation):
+    """Rotated (a new buffer, not the strip engine's map) and cropped views: the 8-bit strips
+    are still the quantised float strips."""
+    from oneinch.output.encode import quantize
+
+    r = replace(raw, default_crop=(6, 10, 210, 270),
+                shot=replace(raw.shot, orientation=orientation))
+    recipe = Recipe().with_(demosaic={"method": "rcd"})
+    ref = quantize(develop(r, recipe, tiled=True).rgb, 8)
+    got = develop(r, recipe, tiled=True, dtype=np.uint8).rgb
+    assert got.shape == ref.shape and np.array_equal(got, ref)
