@@ -6,14 +6,17 @@ four directions with weights 1 / (sum of directional gradients)^2.
 R/B: Kiku, Monno, Tanaka, Okutomi 2013, "Residual interpolation for color image demosaicking"
 (ICIP), sec. 3: a guided filter (He, Sun, Tang 2010, box-filter form) on the full green guide
 fitted only where R (B) is sampled gives a tentative R; the residual R - tentative, known at the
-samples, is interpolated bilinearly and added back. All with OpenCV box filters, on an RGGB
-mosaic with a mirror margin.
+samples, is interpolated bilinearly and added back. On an RGGB mosaic with a mirror margin.
+
+``ri_rggb`` is the numba form (running-sum box filters, nogil, one thread per strip);
+``ri_rggb_reference`` the OpenCV box-filter form it is tested against (same float32 steps).
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from numba import njit
 
 _B = cv2.BORDER_REFLECT_101
 
@@ -107,9 +110,284 @@ def rb_residual(
     return out[0], out[1]
 
 
-def ri_rggb(cfa: np.ndarray) -> np.ndarray:
-    """GBTF green + residual-interpolated R/B on an RGGB mosaic (mirror margin >= 16)."""
+def ri_rggb_reference(cfa: np.ndarray) -> np.ndarray:
+    """Plain OpenCV/numpy form of :func:`ri_rggb` (the reference the numba path is tested on)."""
     c = np.ascontiguousarray(cfa, np.float32)
     g = green_gbtf(c)
     r, b = rb_residual(c, g)
     return np.ascontiguousarray(np.stack([r, g, b], axis=-1))
+
+
+# --------------------------------------------------------------------------------------------
+# numba path: the same arithmetic (float32 steps, float64 box sums as OpenCV keeps them), with
+# the box filters as running sums (O(1) per pixel) and the steps of each row fused. Only pixels
+# whose whole support lies inside the array are computed; ri_rggb's caller crops a mirror margin
+# of >= 16 px, which covers the reach (GBTF 8 + two 7x7 boxes + the 3x3 residual kernel = 15).
+
+_GM = 8  # rows/cols of the green plane's border copied from the mosaic (GBTF reach is 7)
+
+
+@njit(cache=True, nogil=True)
+def _green_nb(
+    c: np.ndarray,
+    f0: float,
+    f1: float,
+    f2: float,
+    f3: float,
+    g: np.ndarray,
+    out: np.ndarray,
+    dh: np.ndarray,
+    dv: np.ndarray,
+    wh: np.ndarray,
+    wv: np.ndarray,
+) -> None:
+    """GBTF green (as :func:`green_gbtf`) of an RGGB mosaic into g and out[..., 1]; a border of
+    _GM px keeps the mosaic value. dh, dv, wh, wv: (H, W) float32 scratch (any content)."""
+    h, w = c.shape
+    q, hf = np.float32(0.25), np.float32(0.5)
+    k0, k1 = np.float64(np.float32(f0)), np.float64(np.float32(f1))
+    k2, k3 = np.float64(np.float32(f2)), np.float64(np.float32(f3))
+    eps = np.float32(1e-10)
+    one = np.float32(1.0)
+    for y in range(h):
+        for x in (0, 1, w - 2, w - 1):
+            dh[y, x] = 0.0
+        cr = c[y]  # row views, offsets >= 0: no negative-index handling, the loop vectorises
+        dr = dh[y, 2:]
+        for i in range(w - 4):  # x = i + 2
+            s = hf * cr[i + 1] - q * cr[i]  # OpenCV's tap order (products exact)
+            s = s + hf * cr[i + 2] + hf * cr[i + 3] - q * cr[i + 4]
+            dr[i] = (cr[i + 2] - s) * np.float32(((y + i) & 1) * 2 - 1)  # + at G
+    for y in (0, 1, h - 2, h - 1):
+        for x in range(w):
+            dv[y, x] = 0.0
+    for y in range(2, h - 2):
+        r0, r1, r2, r3, r4 = c[y - 2], c[y - 1], c[y], c[y + 1], c[y + 2]
+        dr = dv[y]
+        for x in range(w):
+            s = hf * r1[x] - q * r0[x]
+            s = s + hf * r2[x] + hf * r3[x] - q * r4[x]
+            dr[x] = (r2[x] - s) * np.float32(((y + x) & 1) * 2 - 1)
+    # weights 1 / (5x5 sum of |d(dh)/dx| or |d(dv)/dy|)^2 at the R/B sites (the only ones
+    # read), the sums as float64 running column sums rounded to float32 (as OpenCV's box)
+    colh = np.zeros(w, np.float64)
+    colv = np.zeros(w, np.float64)
+    y0 = 5
+    for yy in range(y0 - 2, y0 + 3):
+        for x in range(1, w - 1):
+            colh[x] += abs(dh[yy, x + 1] - dh[yy, x - 1])
+            colv[x] += abs(dv[yy + 1, x] - dv[yy - 1, x])
+    for y in range(y0, h - y0):
+        if y > y0:
+            yn, yo = y + 2, y - 3
+            hn, ho, ch1 = dh[yn], dh[yo], colh[1:]
+            vn1, vn0, vo1, vo0 = dv[yn + 1], dv[yn - 1], dv[yo + 1], dv[yo - 1]
+            for i in range(w - 2):  # x = i + 1
+                ch1[i] += abs(hn[i + 2] - hn[i]) - np.float64(abs(ho[i + 2] - ho[i]))
+            for x in range(w):
+                colv[x] += abs(vn1[x] - vn0[x]) - np.float64(abs(vo1[x] - vo0[x]))
+        for x in range(6 - (y & 1), w - 5, 2):
+            v = np.float32(colh[x - 2] + colh[x - 1] + colh[x] + colh[x + 1] + colh[x + 2])
+            wh[y, x] = one / (v * v + eps)
+            v = np.float32(colv[x - 2] + colv[x - 1] + colv[x] + colv[x + 1] + colv[x + 2])
+            wv[y, x] = one / (v * v + eps)
+    for y in range(h):
+        if y < _GM or y >= h - _GM:
+            for x in range(w):
+                g[y, x] = c[y, x]
+                out[y, x, 1] = c[y, x]
+            continue
+        for x in range(w):
+            g[y, x] = c[y, x]
+        for x in range(_GM + (y & 1), w - _GM, 2):  # R/B sites only (_GM even)
+            wn = wv[y - 2, x]
+            ws = wv[y + 2, x]
+            ww = wh[y, x - 2]
+            we = wh[y, x + 2]
+            # the taper sums as OpenCV's filter2D forms them: fused multiply-adds in the
+            # kernel's tap order (a float64 product of two float32 is exact: one rounding)
+            en = np.float32(k3 * dv[y - 3, x])
+            en = np.float32(k2 * dv[y - 2, x] + en)
+            en = np.float32(k1 * dv[y - 1, x] + en)
+            en = np.float32(k0 * dv[y, x] + en)
+            es = np.float32(k0 * dv[y, x])
+            es = np.float32(k1 * dv[y + 1, x] + es)
+            es = np.float32(k2 * dv[y + 2, x] + es)
+            es = np.float32(k3 * dv[y + 3, x] + es)
+            ew = np.float32(k3 * dh[y, x - 3])
+            ew = np.float32(k2 * dh[y, x - 2] + ew)
+            ew = np.float32(k1 * dh[y, x - 1] + ew)
+            ew = np.float32(k0 * dh[y, x] + ew)
+            ee = np.float32(k0 * dh[y, x])
+            ee = np.float32(k1 * dh[y, x + 1] + ee)
+            ee = np.float32(k2 * dh[y, x + 2] + ee)
+            ee = np.float32(k3 * dh[y, x + 3] + ee)
+            num = wn * en + ws * es + ww * ew + we * ee
+            g[y, x] = c[y, x] + num / (wn + ws + ww + we)
+        for x in range(w):
+            out[y, x, 1] = g[y, x]
+
+
+@njit(cache=True, nogil=True)
+def _rb_nb(
+    c: np.ndarray,
+    g: np.ndarray,
+    out: np.ndarray,
+    ch: int,
+    p: int,
+    eps: float,
+    av: np.ndarray,
+    bv: np.ndarray,
+    tent: np.ndarray,
+) -> None:
+    """Residual interpolation (as :func:`rb_residual`, r = 3) of the colour sampled at
+    (p, p) mod 2 into out[..., ch]: sparse guided filter fit, 7x7 mean of (a, b), tentative
+    plane, bilinear residual. Box sums are float64 running sums rounded to float32.
+    av, bv, tent: (H, W) float32 scratch (any content)."""
+    h, w = c.shape
+    r = 3
+    for y in range(h):  # the ring the passes below do not write, zeroed
+        if y < r or y >= h - r:
+            for x in range(w):
+                av[y, x] = 0.0
+                bv[y, x] = 0.0
+                tent[y, x] = 0.0
+        else:
+            for x in list(range(0, r)) + list(range(w - r, w)):
+                av[y, x] = 0.0
+                bv[y, x] = 0.0
+                tent[y, x] = 0.0
+    e32 = np.float32(eps)
+    tiny = np.float32(1e-12)
+    nn = np.float32(49.0)
+    # --- a, b of the sparse fit (rows/cols r .. size-r-1)
+    cn = np.zeros(w, np.float64)
+    cg = np.zeros(w, np.float64)
+    ct = np.zeros(w, np.float64)
+    cgt = np.zeros(w, np.float64)
+    cgg = np.zeros(w, np.float64)
+    for y in range(0, 2 * r + 1):  # column sums for the window of row r
+        if (y & 1) == p:
+            for x in range(p, w, 2):
+                gv = g[y, x]
+                tv = c[y, x]
+                cn[x] += 1.0
+                cg[x] += gv
+                ct[x] += tv
+                cgt[x] += gv * tv
+                cgg[x] += gv * gv
+    for y in range(r, h - r):
+        if y > r:
+            yn, yo = y + r, y - r - 1
+            # 2r + 1 is odd: exactly one of the entering / leaving rows holds samples
+            sgn, ys = (1.0, yn) if (yn & 1) == p else (-1.0, yo)
+            for x in range(p, w, 2):
+                gv = g[ys, x]
+                tv = c[ys, x]
+                cn[x] += sgn
+                cg[x] += sgn * gv
+                ct[x] += sgn * tv
+                cgt[x] += sgn * (gv * tv)
+                cgg[x] += sgn * (gv * gv)
+        sn = 0.0
+        sg = 0.0
+        st = 0.0
+        sgt = 0.0
+        sgg = 0.0
+        for x in range(0, 2 * r):
+            sn += cn[x]
+            sg += cg[x]
+            st += ct[x]
+            sgt += cgt[x]
+            sgg += cgg[x]
+        ar, br = av[y, r:], bv[y, r:]
+        for i in range(w - 2 * r):  # x = i + r; offsets >= 0 (no negative-index handling)
+            xn = i + 2 * r
+            sn += cn[xn]
+            sg += cg[xn]
+            st += ct[xn]
+            sgt += cgt[xn]
+            sgg += cgg[xn]
+            n = np.float32(sn) + tiny
+            mi = np.float32(sg) / n
+            mp = np.float32(st) / n
+            cov = np.float32(sgt) / n - mi * mp
+            var = np.float32(sgg) / n - mi * mi
+            a = cov / (var + e32)
+            ar[i] = a
+            br[i] = mp - a * mi
+            xo = i
+            sn -= cn[xo]
+            sg -= cg[xo]
+            st -= ct[xo]
+            sgt -= cgt[xo]
+            sgg -= cgg[xo]
+    # --- tentative plane = mean(a) * G + mean(b) (rows/cols 2r .. size-2r-1)
+    ca = np.zeros(w, np.float64)
+    cb = np.zeros(w, np.float64)
+    for y in range(0, 2 * r + 1):
+        for x in range(w):
+            ca[x] += av[y, x]
+            cb[x] += bv[y, x]
+    for y in range(r, h - r):
+        if y > r:
+            an, ao, bn, bo = av[y + r], av[y - r - 1], bv[y + r], bv[y - r - 1]
+            for x in range(w):
+                ca[x] += an[x] - np.float64(ao[x])
+                cb[x] += bn[x] - np.float64(bo[x])
+        sa = 0.0
+        sb = 0.0
+        for x in range(0, 2 * r):
+            sa += ca[x]
+            sb += cb[x]
+        tr, gr = tent[y, r:], g[y, r:]
+        for i in range(w - 2 * r):  # x = i + r
+            sa += ca[i + 2 * r]
+            sb += cb[i + 2 * r]
+            tr[i] = (np.float32(sa) / nn) * gr[i] + np.float32(sb) / nn
+            sa -= ca[i]
+            sb -= cb[i]
+    # --- residual (zero off the samples) through the bilinear [1 2 1]^T [1 2 1] / 4 kernel,
+    # added back; rows of the residual held in two buffers, branch-free
+    hf = np.float32(0.5)
+    prev = np.zeros(w, np.float32)
+    cur = np.zeros(w, np.float32)
+    vs = np.zeros(w, np.float32)
+    for ys in range(p, h, 2):
+        prev, cur = cur, prev
+        for x in range(p, w, 2):
+            cur[x] = c[ys, x] - tent[ys, x]
+        if 1 <= ys <= h - 2:
+            o, t = out[ys, 1:, ch], tent[ys, 1:]
+            for i in range(w - 2):  # x = i + 1
+                o[i] = t[i] + (cur[i + 1] + hf * (cur[i] + cur[i + 2]))
+        y = ys - 1
+        if 1 <= y <= h - 2:
+            for x in range(w):
+                vs[x] = hf * (prev[x] + cur[x])
+            o, t = out[y, 1:, ch], tent[y, 1:]
+            for i in range(w - 2):
+                o[i] = t[i] + (vs[i + 1] + hf * (vs[i] + vs[i + 2]))
+    for y in range(h):  # outermost ring: defined (0) but, like the margin, not meaningful
+        out[y, 0, ch] = 0.0
+        out[y, w - 1, ch] = 0.0
+    for x in range(w):
+        out[0, x, ch] = 0.0
+        out[h - 1, x, ch] = 0.0
+
+
+def ri_rggb(cfa: np.ndarray) -> np.ndarray:
+    """GBTF green + residual-interpolated R/B on an RGGB mosaic (mirror margin >= 16).
+
+    numba form of :func:`ri_rggb_reference` (equal to it within 1e-5 beyond 16 px of the
+    border; nearer the border the values are not meaningful, as for the reference).
+    """
+    c = np.ascontiguousarray(cfa, np.float32)
+    out = np.empty((*c.shape, 3), np.float32)
+    # scratch planes from numpy (its large allocations take huge pages: first touch is ~3x
+    # cheaper than numba's), shared by the green and the R/B passes
+    g, s0, s1, s2, s3 = (np.empty_like(c) for _ in range(5))
+    _green_nb(c, 0.56, 0.35, 0.08, 0.01, g, out, s0, s1, s2, s3)
+    _rb_nb(c, g, out, 0, 0, 1e-5, s0, s1, s2)
+    _rb_nb(c, g, out, 2, 1, 1e-5, s0, s1, s2)
+    return out
