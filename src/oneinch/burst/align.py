@@ -318,6 +318,8 @@ def _refine_numba(ref, alt, disp, tile, iters):
         hyy = 0.0
         hyx = 0.0
         hxx = 0.0
+        gys = np.empty((tile, tile))  # the tile's gradients, once for all iterations
+        gxs = np.empty((tile, tile))
         for a in range(tile):
             ry = min(y0 + a, rh - 1)
             ryp = min(ry + 1, rh - 1)
@@ -328,6 +330,8 @@ def _refine_numba(ref, alt, disp, tile, iters):
                 rxm = max(rx - 1, 0)
                 gy = 0.5 * (ref[ryp, rx] - ref[rym, rx])
                 gx = 0.5 * (ref[ry, rxp] - ref[ry, rxm])
+                gys[a, b] = gy
+                gxs[a, b] = gx
                 hyy += gy * gy
                 hyx += gy * gx
                 hxx += gx * gx
@@ -342,17 +346,11 @@ def _refine_numba(ref, alt, disp, tile, iters):
             bx = 0.0
             for a in range(tile):
                 ry = min(y0 + a, rh - 1)
-                ryp = min(ry + 1, rh - 1)
-                rym = max(ry - 1, 0)
                 for b in range(tile):
                     rx = min(x0 + b, rw - 1)
-                    rxp = min(rx + 1, rw - 1)
-                    rxm = max(rx - 1, 0)
-                    gy = 0.5 * (ref[ryp, rx] - ref[rym, rx])
-                    gx = 0.5 * (ref[ry, rxp] - ref[ry, rxm])
                     e = _bilinear(alt, y0 + a + dy, x0 + b + dx) - ref[ry, rx]
-                    by += gy * e
-                    bx += gx * e
+                    by += gys[a, b] * e
+                    bx += gxs[a, b] * e
             ddy = (hxx * by - hyx * bx) / det
             ddx = (hyy * bx - hyx * by) / det
             dy -= ddy

@@ -353,16 +353,23 @@ def rebuild_pixels(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
     return rebuilt.astype(np.float32)
 
 
+def _clip_mode(rgb: np.ndarray, clip: np.ndarray, mode: str,
+               out: np.ndarray | None) -> np.ndarray:
+    """mode 'clip' (every channel limited to the smallest clip); any other non-'reconstruct'
+    mode is an OptionError."""
+    if mode != "clip":
+        raise OptionError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
+    if out is not None:
+        return np.minimum(rgb, clip.min(), out=out)
+    return np.minimum(rgb, clip.min()).astype(np.float32)
+
+
 def _reconstruct_reference(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
                            out: np.ndarray | None = None) -> np.ndarray:
     """:func:`reconstruct` in plain numpy / OpenCV (the reference its numba paths match)."""
     clip = np.asarray(clip, dtype=np.float32).reshape(3)
-    if mode == "clip":
-        if out is not None:
-            return np.minimum(rgb, clip.min(), out=out)
-        return np.minimum(rgb, clip.min()).astype(np.float32)
     if mode != "reconstruct":
-        raise OptionError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
+        return _clip_mode(rgb, clip, mode, out)
     rgb = np.asarray(rgb, dtype=np.float32)
     hits = _row_hits(rgb, clip, SOFT_LO)  # one read pass: rows with a value near a clip
     if out is None:
@@ -849,12 +856,8 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
     made strip by strip (:class:`Prescan`; ignored when it does not cover ``rgb``).
     """
     clip = np.asarray(clip, dtype=np.float32).reshape(3)
-    if mode == "clip":
-        if out is not None:
-            return np.minimum(rgb, clip.min(), out=out)
-        return np.minimum(rgb, clip.min()).astype(np.float32)
     if mode != "reconstruct":
-        raise OptionError(f"unknown highlight mode {mode!r} (one of {', '.join(MODES)})")
+        return _clip_mode(rgb, clip, mode, out)
     rgb = np.ascontiguousarray(rgb, dtype=np.float32)
     h, w = rgb.shape[:2]
     fi = _block_factor(h, w)

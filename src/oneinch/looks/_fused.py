@@ -42,6 +42,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from ..errors import OptionError
+from ..isp._transfer import f32_bits
 from ..isp.spaces import SPACES, luminance_weights
 from ..recipe import Look, Recipe, Tone
 from . import tone as _tone
@@ -57,20 +58,8 @@ _TRANSFERS = ("srgb", "bt709", "romm")
 
 
 @intrinsic
-def _bits(typingctx, x):  # pragma: no cover - numba
-    """The IEEE-754 bit pattern of a float32, as int32 (a bitcast, no memory round trip)."""
-    if not (isinstance(x, types.Float) and x.bitwidth == 32):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
 def _from_bits(typingctx, x):  # pragma: no cover - numba
-    """The float32 with the bit pattern of an int32 (the inverse of :func:`_bits`)."""
+    """The float32 with the bit pattern of an int32 (the inverse of :func:`f32_bits`)."""
     if not (isinstance(x, types.Integer) and x.bitwidth == 32):
         return None
 
@@ -95,7 +84,7 @@ def _lk(tab, base, v):  # pragma: no cover - numba
     linearly interpolated; clamped to the first node below the table and to the last above it
     (NaN too). Branch-free int32 arithmetic, so row loops vectorise (gathers)."""
     n = np.int32(tab.shape[0] - 1)
-    b = _bits(v)
+    b = f32_bits(v)
     k = (b >> np.int32(SHIFT)) - base
     t = np.float32(b & np.int32(_MASK)) * np.float32(_INV)
     t = np.float32(0.0) if k < np.int32(0) else t
@@ -215,7 +204,7 @@ def _row_in(src, a, rr, gg, bb, fp, mat, use_mat):  # pragma: no cover - numba
 @njit(cache=True, inline="always")
 def _log2p(v, lc):  # pragma: no cover - numba
     """log2 of a positive normal float32: exponent bits + polynomial of the mantissa."""
-    bits = _bits(v)
+    bits = f32_bits(v)
     e = np.float32((bits >> np.int32(23)) - np.int32(127))
     m = _from_bits(np.int32((bits & np.int32(0x7FFFFF)) | np.int32(0x3F800000))) \
         - np.float32(1.5)
@@ -262,7 +251,7 @@ def _row_tone(rr, gg, bb, fp, tone_y, tone_t, tbase):  # pragma: no cover - numb
     for j in range(w):
         r, g, b = rr[j], gg[j], bb[j]
         nrm = max(r, g, b)
-        bits = _bits(nrm)  # one table segment for both curves
+        bits = f32_bits(nrm)  # one table segment for both curves
         k = (bits >> np.int32(SHIFT)) - tbase
         t = np.float32(bits & np.int32(_MASK)) * np.float32(_INV)
         t = zero if k < np.int32(0) else t

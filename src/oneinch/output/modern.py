@@ -743,12 +743,12 @@ def _read_avif(data: bytes) -> Decoded:
 
     a = np.asarray(imagecodecs.avif_decode(data))[..., :3]
     icc = exif = None
-    try:
+    try:  # metadata through Pillow when it reads AVIF; without it the pixels still decode
         with Image.open(io.BytesIO(data)) as im:
             icc = im.info.get("icc_profile")
             exif = im.info.get("exif")
     except OSError:
-        pass
+        icc = exif = None
     if a.dtype == np.uint8:
         bits, rgb = 8, a.astype(np.float32) / 255.0
     else:
