@@ -163,3 +163,18 @@ def test_integer_output_rotated_and_cropped(raw, orientation):
     ref = quantize(develop(r, recipe, tiled=True).rgb, 8)
     got = develop(r, recipe, tiled=True, dtype=np.uint8).rgb
     assert got.shape == ref.shape and np.array_equal(got, ref)
+
+
+def test_tiled_matches_reference_with_a_dcp_huesatmap(raw, tmp_path):
+    """A profile with tables takes the separate scene pass (not the fused one), its DCP
+    resolved once for all strips."""
+    from oneinch.isp import dcp
+
+    rng = np.random.default_rng(3)
+    hsm = (rng.normal(size=(2, 6, 4, 3)) * 0.1 + [0.0, 1.0, 1.0]).astype(np.float32)
+    path = tmp_path / "t.dcp"
+    dcp.write_dcp(path, dcp.DCP(
+        unique_camera_model="oneinch Synthetic Sensor", profile_name="tables",
+        color_matrix1=np.asarray(raw.color.color_matrix1), illuminant1=21,
+        hue_sat_map1=dcp.HueSatMap(hsm)))
+    assert _max_diff(raw, Recipe().with_(profile={"dcp": str(path)})) <= 1e-4

@@ -262,17 +262,18 @@ def develop_strips(
     del mosaic
     reconstruct(x, clip, r.highlights.mode, out=x, prescan=pre)
     step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))  # auto_exposure_ev's sample
-    sample = camera_colour(np.ascontiguousarray(x[::step, ::step]), raw, neutral, r)
+    profile = _profile(raw, r)  # resolved once for every strip
+    sample = camera_colour(np.ascontiguousarray(x[::step, ::step]), raw, neutral, r, profile)
     gain = np.float32(2.0 ** exposure_ev(raw, r, sample))
 
     def scene(s: np.ndarray, _row: int) -> np.ndarray:  # color, exposure
-        c = camera_colour(s, raw, neutral, r)
+        c = camera_colour(s, raw, neutral, r, profile)
         return c if gain == 1.0 else c * gain
 
     # the fused display pass (looks._fused) converts colour itself when the profile is a
     # matrix: no separate scene pass over the full-size buffer
     fused = _fused.supports(r)
-    mat = _colour_matrix(raw, neutral, r) if fused else None
+    mat = _colour_matrix(raw, neutral, r, profile) if fused else None
     if mat is None:
         tiles.map_rows(x, _one_thread(scene), out=x, rows=PIXEL_STRIP_ROWS)
     crop = _box_div(raw.default_crop, factor)
@@ -592,14 +593,16 @@ def lens_corrections(rgb: np.ndarray, raw: RawImage, recipe: Recipe) -> np.ndarr
     return rgb if out is None else out
 
 
-def camera_colour(rgb: np.ndarray, raw: RawImage, neutral: np.ndarray, r: Recipe) -> np.ndarray:
+def camera_colour(rgb: np.ndarray, raw: RawImage, neutral: np.ndarray, r: Recipe,
+                  profile: tuple | None = None) -> np.ndarray:
     """White-balanced camera RGB -> linear output space through the camera profile (DNG 1.6
     ch. 6): matrices, then the HueSatMap (interpolated between the calibration illuminants) and
-    LookTable in linear ProPhoto when the profile has them."""
+    LookTable in linear ProPhoto when the profile has them. ``profile``: ``_profile(raw, r)``
+    resolved once by a caller that converts many strips (no DCP parsed per strip)."""
     from .isp import color, dcp
 
     space = r.output.space
-    prof, cc, tables = _profile(raw, r)
+    prof, cc, tables = profile or _profile(raw, r)
     if not tables:
         return color.apply_matrix(rgb, color.camera_to_output(cc, neutral, space))
     to_pp = spaces.xyz_d50_to_rgb("prophoto") @ color.camera_to_xyz_d50(cc, neutral)
@@ -630,11 +633,12 @@ def _profile(raw: RawImage, r: Recipe) -> tuple:
     return prof, cc, tables
 
 
-def _colour_matrix(raw: RawImage, neutral: np.ndarray, r: Recipe) -> np.ndarray | None:
+def _colour_matrix(raw: RawImage, neutral: np.ndarray, r: Recipe,
+                   profile: tuple) -> np.ndarray | None:
     """camera_colour's 3x3 matrix when the profile is only a matrix (None: it has tables)."""
     from .isp import color
 
-    _, cc, tables = _profile(raw, r)
+    _, cc, tables = profile
     return None if tables else color.camera_to_output(cc, neutral, r.output.space)
 
 
