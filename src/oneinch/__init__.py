@@ -6,6 +6,9 @@ first use so that ``import oneinch`` stays fast.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .errors import OneinchError
@@ -18,6 +21,36 @@ if TYPE_CHECKING:
     from .develop import develop
     from .output.encode import write
     from .raw.reader import open_raw
+
+
+class _DeferredNumpyTools(importlib.abc.MetaPathFinder):
+    """Load ``numpy.f2py`` and ``numpy.testing`` lazily (their code runs on first attribute
+    access).
+
+    Numba's first kernel call imports scipy.linalg (its BLAS check), whose array-API shim does
+    ``from numpy import *``, and numpy 2 lists ``f2py`` and ``testing`` in ``__all__``: every
+    process that develops a photo used to import the Fortran wrapper generator (and, through
+    it, charset_normalizer) and unittest, ~0.12 s of a cold start that a develop never uses.
+    """
+
+    NAMES = ("numpy.f2py", "numpy.testing")
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in self.NAMES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = importlib.util.LazyLoader(spec.loader)
+                return spec
+        return None
+
+
+if not any(isinstance(f, _DeferredNumpyTools) for f in sys.meta_path):
+    sys.meta_path.insert(0, _DeferredNumpyTools())
 
 
 def __getattr__(name: str) -> Any:
