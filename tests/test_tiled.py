@@ -64,6 +64,43 @@ def test_map_rows_in_place_with_margin():
     np.testing.assert_array_equal(half, src[::2][: half.shape[0]])
 
 
+def test_map_rows_integer_output_over_its_float_input():
+    """An 8-bit image written over the start of the float image it is made from: strips read
+    the float rows themselves once the output is behind them (no copies), copies before that;
+    ``mutates`` makes every strip a copy. Same result as out of place, every layout."""
+    rng = np.random.default_rng(1)
+    h, w = 517, 40
+    ref_src = rng.random((h, w, 3)).astype(np.float32)
+
+    def enc(s: np.ndarray, _row: int) -> np.ndarray:  # a 7-row neighbourhood, to 8 bits
+        p = np.pad(s, ((3, 3), (0, 0), (0, 0)), mode="reflect")
+        m = sum(p[k : k + s.shape[0]] for k in range(7)) / np.float32(7)
+        return np.round(m * 255).astype(np.uint8)
+
+    def enc_mutating(s: np.ndarray, row: int) -> np.ndarray:
+        res = enc(s, row)
+        s[:] = -1.0  # scribbles over what it was given
+        return res
+
+    ref = enc(ref_src, 0)
+    for fn, mutates in ((enc, False), (enc_mutating, True)):
+        for rows in (16, 48, 200):
+            x = tiles.empty((h, w, 3))
+            x[:] = ref_src
+            out = tiles.alias(x, (h, w, 3), np.uint8)
+            got = tiles.map_rows(x, fn, out=out, margin=3, rows=rows, workers=2,
+                                 mutates=mutates)
+            np.testing.assert_array_equal(got, ref)
+    # a cropped view written compacted over its own memory (rows not contiguous): copies
+    x = tiles.empty((h, w + 4, 3))
+    x[:, 2:-2] = ref_src
+    view = x[:, 2:-2]
+    flat = tiles.alias(x, (h, w, 3), np.float32)
+    got = tiles.map_rows(view, lambda s, r: enc(s, r).astype(np.float32), out=flat, margin=3,
+                         rows=32, workers=2)
+    np.testing.assert_array_equal(got, ref)
+
+
 @pytest.mark.parametrize("iso", [100, 3200, 12800])
 def test_tiled_matches_reference_at_every_denoise_tier(iso):
     """Strips start on rows that are no multiple of the denoiser's patch step: row0 aligns it."""
@@ -178,3 +215,26 @@ def test_tiled_matches_reference_with_a_dcp_huesatmap(raw, tmp_path):
         color_matrix1=np.asarray(raw.color.color_matrix1), illuminant1=21,
         hue_sat_map1=dcp.HueSatMap(hsm)))
     assert _max_diff(raw, Recipe().with_(profile={"dcp": str(path)})) <= 1e-4
+
+
+def test_prefault_maps_the_pages_and_keeps_what_is_written():
+    """The background prefault of a fresh strip buffer: afterwards writing the whole buffer
+    takes (almost) no page faults, and rows written before or during it are not touched."""
+    import resource
+    import sys
+
+    x = tiles.empty((1024, 2048, 3))  # 24 MB
+    x[:7] = 0.5
+    t = tiles.prefault(x)
+    if t is None:
+        assert not sys.platform.startswith("linux")
+        return
+    x[-3:] = 0.25  # written while the other thread populates
+    t.join()
+    if not t.populated:
+        pytest.skip("this kernel has no MADV_POPULATE_WRITE (Linux < 5.14)")
+    assert np.all(x[:7] == 0.5) and np.all(x[-3:] == 0.25) and not np.any(x[7:-3])
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    x[7:-3] = 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0 < 64  # 6000 pages
+    assert tiles.prefault(np.zeros((1024, 2048, 3), np.float32)) is None  # not an empty() map

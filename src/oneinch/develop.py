@@ -229,6 +229,10 @@ def develop_strips(
             return _bin(m, cfa, factor)
         return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer)
 
+    rows_out = round(mosaic.shape[0] / factor)
+    width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
+    x = tiles.empty((rows_out, width_out, 3))  # the sensor pass's output
+    tiles.prefault(x)  # its pages, faulted in on the other core while kernels load
     made_by = _made_by(raw, r)
     noise = binned_noise(_noise_in_wb_units(raw, gains), factor)
     if noise is None and r.denoise.mode != "off":  # estimated once, on a central band
@@ -248,15 +252,13 @@ def develop_strips(
 
     denoise_prepare(r.denoise, noise, made_by)
     margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
-    rows_out = round(mosaic.shape[0] / factor)
-    width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
     clip = clip_levels(gains)
     # highlight reconstruction's read pass, made per strip while the strip is in cache
     pre = Prescan((rows_out, width_out), clip) if r.highlights.mode == "reconstruct" else None
     x = tiles.map_rows(
         mosaic, sensor, margin=margin * factor, align=8, scale=1.0 / factor,
         rows=tiles.ROWS * factor,  # binned previews: strips of ROWS output rows, too
-        out=tiles.empty((rows_out, width_out, 3)),
+        out=x,
         kept=None if pre is None else (lambda rows, first: pre.add(rows, first)),
     )
     del mosaic
@@ -316,8 +318,8 @@ def develop_strips(
         run = fused_display
     else:
         run = _one_thread(display)
-    res = tiles.map_rows(x, run, out=out, margin=s_margin,
-                         rows=PIXEL_STRIP_ROWS, consumed=consumed)
+    res = tiles.map_rows(x, run, out=out, margin=s_margin, rows=PIXEL_STRIP_ROWS,
+                         consumed=consumed, mutates=bits is None)  # float: tone in place
     if consumed is not None:
         consumed(x.shape[0])
     return res
