@@ -117,7 +117,7 @@ def quantize(
     top = 255.0 if bits == 8 else 65535.0
     if rgb.dtype in (np.uint8, np.uint16):  # quantised by develop(dtype=...)
         if rgb.dtype == dtype and convert is None and dither is None:
-            return np.ascontiguousarray(rgb[..., ::-1]) if bgr else rgb
+            return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if bgr else rgb  # SIMD channel swap
         rgb = rgb.astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)
     out = np.empty((h, w, c), dtype=dtype)
     rows = max(1, _BLOCK_VALUES // max(1, w * c))

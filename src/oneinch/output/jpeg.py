@@ -80,7 +80,8 @@ def encode_jpeg(
         params += [cv2.IMWRITE_JPEG_RST_INTERVAL, -(-w // mcu_w)]  # one interval per MCU row
 
     def enc(part: np.ndarray) -> bytes:  # OpenCV wants BGR: reversed per band, in its thread
-        part = np.ascontiguousarray(part if bgr else part[..., ::-1])
+        # (cvtColor's SIMD swap: ~10x faster than numpy's copy through a reversed view)
+        part = np.ascontiguousarray(part) if bgr else cv2.cvtColor(part, cv2.COLOR_RGB2BGR)
         ok, buf = cv2.imencode(".jpg", part, params)
         if not ok:
             raise OutputError("the JPEG encoder failed")
