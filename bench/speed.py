@@ -167,6 +167,9 @@ def main() -> None:
         f"write alone {work * 1000:.0f} ms in a warm process -> per-file overhead "
         f"{((twenty - one) / 19 - work) * 1000:.0f} ms"
     )
+    print(f"cold start: {one - work:.2f} s (a 0.4 MP develop in a new process less its own "
+          f"work): interpreter, imports, numba's first-call set-up and kernel loads - a floor "
+          f"under every whole-process time below")
     print(f"cores: {os.cpu_count()}; times are the min of {args.repeat} run(s)")
     header = (
         f"{'size':>6} {'ISO':>5} {'case':<22} {'wall s':>7} {'cpu s':>7} {'RSS MB':>7}"
