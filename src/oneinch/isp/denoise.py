@@ -31,11 +31,12 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
 
     tier    luma        chroma               ISO100  ISO800  ISO3200  ISO12800  ms/MP
     noisy   -           -                    39.32   30.05   23.63    17.07     -
-    light   untouched   1/2 res, step 4      39.56   30.75   24.41    17.83     ~20-55
-    medium  step 4      1/2 res, step 3      39.61   31.78   26.75    21.62     ~65-150
-    full    step 2      1/2 res, step 2      39.74   32.00   27.05    21.88     ~160-215
+    light   untouched   1/2 res, step 4      39.56   30.75   24.41    17.83     ~10-21
+    medium  step 4      1/2 res, step 3      39.61   31.78   26.75    21.62     ~24-56
+    full    step 2      1/2 res, step 2      39.74   32.00   27.05    21.88     ~51-100
     auto    picks light / medium / full / full: 39.56 / 31.78 / 27.05 / 21.88
-    (before the numba kernels the full method took ~2100-3500 ms/MP)
+    (before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
+    ran across patches in SIMD: ~20-55 / 65-150 / 160-215)
 
 The pointwise stages (GAT, opponent transform, chroma box-downsampling; and back, with the
 bilinear upsampling of the removed chroma noise and the inverse GAT) are two fused numba
@@ -54,6 +55,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -122,8 +124,14 @@ def gat_inverse(d: np.ndarray, alpha: float, sigma2: float) -> np.ndarray:
 # its shrinkage, 8 inverse horizontal DCTs, and an accumulation into a band buffer that is still
 # in the vertical-frequency domain (the inverse vertical DCT is linear, so it is applied once per
 # band after all its patches). The 8-point DCTs use the even/odd split (32 multiply-adds instead
-# of 64). Bands in one parallel batch are >= 8 rows apart, so no two threads write the same row.
-# Borders are reflected by index (no padded copy). Reference: the BLAS/numpy path below.
+# of 64). The per-patch work runs across patches, not within one: the band's columns are stored
+# as ``step`` residue planes (column jj*step + m at m*nj + jj), where sample k of patch j is at
+# a fixed offset plus j, so the horizontal DCTs, shrinkage, weights, inverse DCTs and the
+# accumulation are unit-stride loops over a block of patches that LLVM turns into SIMD (8-16
+# patches per instruction); the residue <-> image-column interleave is spelt out for steps 2-4
+# so that it vectorises too. Bands in one parallel batch are >= 8 rows apart, so no two threads
+# write the same row. Borders are reflected by index (no padded copy). Reference: the BLAS/numpy
+# path below.
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -184,108 +192,286 @@ def _idct8(y0, y1, y2, y3, y4, y5, y6, y7):  # pragma: no cover - numba
     return e0 + o0, e1 + o1, e2 + o2, e3 + o3, e3 - o3, e2 - o2, e1 - o1, e0 - o0
 
 
+_JB = 128  # patches per block (measured: 32-128 within a few %; 128 slightly best)
+
+
 @njit(cache=True, inline="always", fastmath=True, nogil=True)
-def _vdct_band(img, rows, cols, w, r, dst):  # pragma: no cover - numba
-    """Vertical DCT of the 8 (reflected) rows ``rows`` of ``img`` into dst (8, wb)."""
-    wb = dst.shape[1]
+def _res_span(s, nj, w):  # pragma: no cover - numba
+    """Residue columns jj in [jlo, jhi) whose s band columns jj*s .. jj*s+s-1 are all image
+    columns (band column xi = image column xi - 8)."""
+    jlo = (8 + s - 1) // s
+    jhi = max(jlo, min((w + 8) // s, nj))
+    return jlo, jhi
+
+
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
+def _to_res(row, pcols, s, nj, w, dst):  # pragma: no cover - numba
+    """Gather one image row into residue order (dst[m*nj + jj] = band column jj*s + m).
+    Steps 2-4 spell the interleave out with a constant stride, which LLVM vectorises."""
+    jlo, jhi = _res_span(s, nj, w)
+    for m in range(s):
+        for jj in range(jlo):
+            dst[m * nj + jj] = row[pcols[m * nj + jj]]
+        for jj in range(jhi, nj):
+            dst[m * nj + jj] = row[pcols[m * nj + jj]]
+    n = jhi - jlo
+    src = row[jlo * s - 8:]
+    if s == 4:
+        d0, d1, d2, d3 = dst[jlo:], dst[nj + jlo:], dst[2 * nj + jlo:], dst[3 * nj + jlo:]
+        for k in range(n):
+            d0[k], d1[k], d2[k], d3[k] = src[4 * k], src[4 * k + 1], src[4 * k + 2], src[4 * k + 3]
+    elif s == 3:
+        d0, d1, d2 = dst[jlo:], dst[nj + jlo:], dst[2 * nj + jlo:]
+        for k in range(n):
+            d0[k], d1[k], d2[k] = src[3 * k], src[3 * k + 1], src[3 * k + 2]
+    elif s == 2:
+        d0, d1 = dst[jlo:], dst[nj + jlo:]
+        for k in range(n):
+            d0[k], d1[k] = src[2 * k], src[2 * k + 1]
+    else:
+        for m in range(s):
+            dm = dst[m * nj + jlo:]
+            for k in range(n):
+                dm[k] = src[s * k + m]
+
+
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
+def _add_from_res(src, s, nj, w, dst):  # pragma: no cover - numba
+    """dst[x] += the residue-order band value of band column x + 8, for x in [0, w)."""
+    jlo, jhi = _res_span(s, nj, w)
+    for xx in range(min(jlo * s - 8, w)):
+        xi = xx + 8
+        dst[xx] += src[(xi % s) * nj + xi // s]
+    for xx in range(max(jhi * s - 8, 0), w):
+        xi = xx + 8
+        dst[xx] += src[(xi % s) * nj + xi // s]
+    n = jhi - jlo
+    d = dst[jlo * s - 8:]
+    if s == 4:
+        s0, s1, s2, s3 = src[jlo:], src[nj + jlo:], src[2 * nj + jlo:], src[3 * nj + jlo:]
+        for k in range(n):
+            d[4 * k] += s0[k]
+            d[4 * k + 1] += s1[k]
+            d[4 * k + 2] += s2[k]
+            d[4 * k + 3] += s3[k]
+    elif s == 3:
+        s0, s1, s2 = src[jlo:], src[nj + jlo:], src[2 * nj + jlo:]
+        for k in range(n):
+            d[3 * k] += s0[k]
+            d[3 * k + 1] += s1[k]
+            d[3 * k + 2] += s2[k]
+    elif s == 2:
+        s0, s1 = src[jlo:], src[nj + jlo:]
+        for k in range(n):
+            d[2 * k] += s0[k]
+            d[2 * k + 1] += s1[k]
+    else:
+        for m in range(s):
+            sm = src[m * nj + jlo:]
+            for k in range(n):
+                d[s * k + m] += sm[k]
+
+
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
+def _vdct_band(img, rows, pcols, s, nj, r, dst):  # pragma: no cover - numba
+    """Vertical DCT of the 8 (reflected) rows ``rows`` of ``img``, columns in residue order
+    (see _to_res), into dst (8, s*nj)."""
+    n = dst.shape[1]
+    w = img.shape[1]
     for a in range(8):
-        ra = img[rows[a]]
-        for xi in range(wb):
-            r[a, xi] = ra[cols[xi]]
-    for xi in range(wb):
-        t = _fdct8(r[0, xi], r[1, xi], r[2, xi], r[3, xi], r[4, xi], r[5, xi], r[6, xi],
-                   r[7, xi])
-        for q in range(8):
-            dst[q, xi] = t[q]
+        _to_res(img[rows[a]], pcols, s, nj, w, r[a])
+    r0, r1, r2, r3, r4, r5, r6, r7 = r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+    d0, d1, d2, d3, d4, d5, d6, d7 = (dst[0], dst[1], dst[2], dst[3], dst[4], dst[5], dst[6],
+                                      dst[7])
+    for p in range(n):
+        t = _fdct8(r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p])
+        d0[p], d1[p], d2[p], d3[p] = t[0], t[1], t[2], t[3]
+        d4[p], d5[p], d6[p], d7[p] = t[4], t[5], t[6], t[7]
 
 
 @njit(cache=True, inline="always", fastmath=True, nogil=True)
-def _hdct_patch(v, x0, cd):  # pragma: no cover - numba
+def _hdct_hard(v, offs, j0, nb, thr, cb, cnt):  # pragma: no cover - numba
+    """Horizontal DCTs of patches j0 .. j0+nb-1 into cb (64, _JB), hard-thresholded, and the
+    number of kept coefficients per patch (DC always kept) into cnt. Sample k of patch j is
+    v[kv, offs[k] + j] for every vertical frequency kv: unit stride in j."""
+    z = np.float32(0.0)
+    one = np.float32(1.0)
+    for jl in range(nb):
+        cnt[jl] = z
     for kv in range(8):
-        t = _fdct8(v[kv, x0], v[kv, x0 + 1], v[kv, x0 + 2], v[kv, x0 + 3], v[kv, x0 + 4],
-                   v[kv, x0 + 5], v[kv, x0 + 6], v[kv, x0 + 7])
-        for q in range(8):
-            cd[kv * 8 + q] = t[q]
+        vk = v[kv]
+        x0, x1, x2, x3 = (vk[offs[0] + j0:], vk[offs[1] + j0:], vk[offs[2] + j0:],
+                          vk[offs[3] + j0:])
+        x4, x5, x6, x7 = (vk[offs[4] + j0:], vk[offs[5] + j0:], vk[offs[6] + j0:],
+                          vk[offs[7] + j0:])
+        b = kv * 8
+        c0, c1, c2, c3 = cb[b], cb[b + 1], cb[b + 2], cb[b + 3]
+        c4, c5, c6, c7 = cb[b + 4], cb[b + 5], cb[b + 6], cb[b + 7]
+        h0 = thr[b] if kv > 0 else np.float32(-1.0)
+        h1, h2, h3, h4, h5, h6, h7 = (thr[b + 1], thr[b + 2], thr[b + 3], thr[b + 4],
+                                      thr[b + 5], thr[b + 6], thr[b + 7])
+        for jl in range(nb):
+            t = _fdct8(x0[jl], x1[jl], x2[jl], x3[jl], x4[jl], x5[jl], x6[jl], x7[jl])
+            k0, k1, k2, k3 = abs(t[0]) >= h0, abs(t[1]) >= h1, abs(t[2]) >= h2, abs(t[3]) >= h3
+            k4, k5, k6, k7 = abs(t[4]) >= h4, abs(t[5]) >= h5, abs(t[6]) >= h6, abs(t[7]) >= h7
+            c0[jl], c1[jl] = (t[0] if k0 else z), (t[1] if k1 else z)
+            c2[jl], c3[jl] = (t[2] if k2 else z), (t[3] if k3 else z)
+            c4[jl], c5[jl] = (t[4] if k4 else z), (t[5] if k5 else z)
+            c6[jl], c7[jl] = (t[6] if k6 else z), (t[7] if k7 else z)
+            cnt[jl] += (((one if k0 else z) + (one if k1 else z))
+                        + ((one if k2 else z) + (one if k3 else z))
+                        + ((one if k4 else z) + (one if k5 else z))
+                        + ((one if k6 else z) + (one if k7 else z)))
+
+
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
+def _hdct_block(v, offs, j0, nb, cb):  # pragma: no cover - numba
+    """As _hdct_hard without shrinkage (the Wiener pass shrinks in a separate loop: fused
+    with the pilot's DCT it measured slower)."""
+    for kv in range(8):
+        vk = v[kv]
+        x0, x1, x2, x3 = (vk[offs[0] + j0:], vk[offs[1] + j0:], vk[offs[2] + j0:],
+                          vk[offs[3] + j0:])
+        x4, x5, x6, x7 = (vk[offs[4] + j0:], vk[offs[5] + j0:], vk[offs[6] + j0:],
+                          vk[offs[7] + j0:])
+        b = kv * 8
+        c0, c1, c2, c3 = cb[b], cb[b + 1], cb[b + 2], cb[b + 3]
+        c4, c5, c6, c7 = cb[b + 4], cb[b + 5], cb[b + 6], cb[b + 7]
+        for jl in range(nb):
+            t = _fdct8(x0[jl], x1[jl], x2[jl], x3[jl], x4[jl], x5[jl], x6[jl], x7[jl])
+            c0[jl], c1[jl], c2[jl], c3[jl] = t[0], t[1], t[2], t[3]
+            c4[jl], c5[jl], c6[jl], c7[jl] = t[4], t[5], t[6], t[7]
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wacc):  # pragma: no cover
+def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wband, nchunk):  # pragma: no cover
+    """One pass of the sliding-window DCT filter over every patch (see dct_denoise), adding
+    weighted patches into acc; band i's aggregation weight per column goes to wband[i] (the
+    8 rows of a band share it; _normalize_nb sums the bands that cover a row).
+
+    A band of 8 rows is kept in residue planes: band column xi = jj*step + m is stored at
+    m*nj + jj, so sample k of patch j sits at offs[k] + j with offs[k] = (k % step)*nj +
+    k // step. Every per-patch operation (horizontal DCT, shrinkage, weights, inverse DCT,
+    accumulation) is then a unit-stride loop over a block of patches, which LLVM vectorises.
+    """
     h, w = x.shape
-    n_rows = (h - 1 - oy) // step + 1
-    n_cols = (w - 1 + 8) // step + 1
-    wb = (n_cols - 1) * step + 8
-    groups = (8 + step - 1) // step
-    cols = np.empty(wb, np.int64)
-    for xi in range(wb):
-        cols[xi] = _refl(xi - 8, w)
+    s = step
+    n_rows = (h - 1 - oy) // s + 1
+    n_cols = (w - 1 + 8) // s + 1
+    wb = (n_cols - 1) * s + 8
+    nj = n_cols + 7 // s
+    npl = s * nj
+    groups = (8 + s - 1) // s
+    pcols = np.empty(npl, np.int64)  # residue order -> reflected image column
+    for m in range(s):
+        for jj in range(nj):
+            pcols[m * nj + jj] = _refl(min(jj * s + m, wb - 1) - 8, w)
+    offs = np.empty(8, np.int64)
+    for k in range(8):
+        offs[k] = (k % s) * nj + k // s
+    eps = np.float32(1e-20)
     for g in range(groups):
         n_g = (n_rows - g + groups - 1) // groups
-        for k in prange(n_g):
-            i = g + k * groups
-            y0 = oy + i * step
+        nch = max(1, min(n_g, nchunk))
+        for ci in prange(nch):
             rows = np.empty(8, np.int64)
-            for a in range(8):
-                rows[a] = _refl(y0 + a, h)
-            r = np.empty((8, wb), np.float32)
-            v = np.empty((8, wb), np.float32)
-            pv = np.empty((8, wb) if has_pilot else (1, 1), np.float32)
-            band = np.zeros((8, wb), np.float32)
-            wrow = np.zeros(wb, np.float32)
-            c = np.empty(64, np.float32)
-            pc = np.empty(64, np.float32)
-            _vdct_band(x, rows, cols, w, r, v)
-            if has_pilot:
-                _vdct_band(pil, rows, cols, w, r, pv)
-            for j in range(n_cols):
-                x0 = j * step
-                _hdct_patch(v, x0, c)
-                if has_pilot:
-                    _hdct_patch(pv, x0, pc)
-                    wsum = np.float32(0.0)
-                    for q in range(64):
-                        p2 = pc[q] * pc[q]
-                        sh = p2 / (p2 + s2[q] + np.float32(1e-20))
-                        c[q] *= sh
-                        wsum += sh * sh
-                    wt = np.float32(1.0) / max(wsum, np.float32(1e-3))
-                else:
-                    cnt = np.float32(1.0)
-                    for q in range(1, 64):
-                        keep = abs(c[q]) >= thr[q]
-                        cnt += np.float32(1.0) if keep else np.float32(0.0)
-                        c[q] = c[q] if keep else np.float32(0.0)
-                    wt = np.float32(1.0) / cnt
-                for kv in range(8):
-                    b = kv * 8
-                    t = _idct8(c[b], c[b + 1], c[b + 2], c[b + 3], c[b + 4], c[b + 5],
-                               c[b + 6], c[b + 7])
-                    for u in range(8):
-                        band[kv, x0 + u] += wt * t[u]
-                for u in range(8):
-                    wrow[x0 + u] += wt
-            # inverse vertical DCT of the band, added to the image rows it covers
-            for xi in range(8, min(wb, w + 8)):
-                t = _idct8(band[0, xi], band[1, xi], band[2, xi], band[3, xi], band[4, xi],
-                           band[5, xi], band[6, xi], band[7, xi])
+            r = np.empty((8, npl), np.float32)
+            v = np.empty((8, npl), np.float32)
+            pv = np.empty((8, npl) if has_pilot else (1, 1), np.float32)
+            band = np.empty((8, npl), np.float32)
+            wrow = np.empty(npl, np.float32)
+            cb = np.empty((64, _JB), np.float32)
+            tb = np.empty((8, _JB), np.float32)
+            pb = np.empty((64, _JB) if has_pilot else (1, 1), np.float32)
+            wt = np.empty(_JB, np.float32)
+            for k in range(ci * n_g // nch, (ci + 1) * n_g // nch):
+                i = g + k * groups
+                y0 = oy + i * s
                 for a in range(8):
-                    r[a, xi] = t[a]
-            for a in range(8):
-                yy = y0 + a
-                if 0 <= yy < h:
-                    ay = acc[yy]
-                    wy = wacc[yy]
-                    ra = r[a]
-                    for xx in range(min(w, wb - 8)):
-                        ay[xx] += ra[xx + 8]
-                        wy[xx] += wrow[xx + 8]
+                    rows[a] = _refl(y0 + a, h)
+                band[:] = 0.0
+                wrow[:] = 0.0
+                _vdct_band(x, rows, pcols, s, nj, r, v)
+                if has_pilot:
+                    _vdct_band(pil, rows, pcols, s, nj, r, pv)
+                for j0 in range(0, n_cols, _JB):
+                    nb = min(_JB, n_cols - j0)
+                    if has_pilot:
+                        _hdct_block(v, offs, j0, nb, cb)
+                        _hdct_block(pv, offs, j0, nb, pb)
+                        for jl in range(nb):
+                            wt[jl] = 0.0
+                        for q in range(64):
+                            cq = cb[q]
+                            pq = pb[q]
+                            sq = s2[q] + eps
+                            for jl in range(nb):
+                                p2 = pq[jl] * pq[jl]
+                                sh = p2 / (p2 + sq)
+                                cq[jl] *= sh
+                                wt[jl] += sh * sh
+                        for jl in range(nb):
+                            wt[jl] = np.float32(1.0) / max(wt[jl], np.float32(1e-3))
+                    else:
+                        _hdct_hard(v, offs, j0, nb, thr, cb, wt)
+                        for jl in range(nb):
+                            wt[jl] = np.float32(1.0) / wt[jl]
+                    t0, t1, t2, t3 = tb[0], tb[1], tb[2], tb[3]
+                    t4, t5, t6, t7 = tb[4], tb[5], tb[6], tb[7]
+                    for kv in range(8):
+                        b = kv * 8
+                        c0, c1, c2, c3 = cb[b], cb[b + 1], cb[b + 2], cb[b + 3]
+                        c4, c5, c6, c7 = cb[b + 4], cb[b + 5], cb[b + 6], cb[b + 7]
+                        for jl in range(nb):
+                            ww = wt[jl]
+                            t = _idct8(c0[jl], c1[jl], c2[jl], c3[jl], c4[jl], c5[jl],
+                                       c6[jl], c7[jl])
+                            t0[jl], t1[jl], t2[jl], t3[jl] = (ww * t[0], ww * t[1], ww * t[2],
+                                                              ww * t[3])
+                            t4[jl], t5[jl], t6[jl], t7[jl] = (ww * t[4], ww * t[5], ww * t[6],
+                                                              ww * t[7])
+                        bk = band[kv]
+                        for u in range(8):
+                            dst = bk[offs[u] + j0:]
+                            tu = tb[u]
+                            for jl in range(nb):
+                                dst[jl] += tu[jl]
+                    for u in range(8):
+                        dst = wrow[offs[u] + j0:]
+                        for jl in range(nb):
+                            dst[jl] += wt[jl]
+                # inverse vertical DCT of the band (residue order), added to its image rows
+                b0, b1, b2, b3 = band[0], band[1], band[2], band[3]
+                b4, b5, b6, b7 = band[4], band[5], band[6], band[7]
+                r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
+                r4, r5, r6, r7 = r[4], r[5], r[6], r[7]
+                for p in range(npl):
+                    t = _idct8(b0[p], b1[p], b2[p], b3[p], b4[p], b5[p], b6[p], b7[p])
+                    r0[p], r1[p], r2[p], r3[p] = t[0], t[1], t[2], t[3]
+                    r4[p], r5[p], r6[p], r7[p] = t[4], t[5], t[6], t[7]
+                wi = wband[i]
+                wi[:] = 0.0
+                _add_from_res(wrow, s, nj, w, wi)
+                for a in range(8):
+                    yy = y0 + a
+                    if 0 <= yy < h:
+                        _add_from_res(r[a], s, nj, w, acc[yy])
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def _normalize_nb(acc, wacc):  # pragma: no cover - numba
+def _normalize_nb(acc, wband, oy, step):  # pragma: no cover - numba
+    """acc /= the summed weights of the bands (rows oy + i*step .. +7) covering each row."""
     h, w = acc.shape
+    n_rows = wband.shape[0]
     for y in prange(h):
+        ws = np.zeros(w, np.float32)
+        for i in range(max(0, -((oy + 7 - y) // step)), min(n_rows, (y - oy) // step + 1)):
+            wi = wband[i]
+            for x in range(w):
+                ws[x] += wi[x]
+        ay = acc[y]
         for x in range(w):
-            acc[y, x] = acc[y, x] / max(wacc[y, x], np.float32(1e-12))
+            ay[x] = ay[x] / max(ws[x], np.float32(1e-12))
     return acc
 
 
@@ -365,7 +551,7 @@ _SCRATCH_MAX = 1 << 23  # floats (32 MB): a strip's full-resolution plane at 50 
 
 
 def _scratch_zeros(shape: tuple[int, ...]) -> np.ndarray:
-    """A zeroed float32 array from a per-thread buffer reused across calls (the weight sum of
+    """A zeroed float32 array from a per-thread buffer reused across calls (the band weights of
     :func:`dct_denoise`, never returned): refilling mapped pages is far cheaper than the page
     faults of a fresh allocation per strip and pass."""
     n = int(np.prod(shape))
@@ -405,12 +591,12 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
     if not use_numba or min(x.shape) <= _PATCH + step:
         return _dct_denoise_numpy(x, sig, step, pil, oy)
     acc = np.zeros(x.shape, np.float32)  # calloc: no separate zero-fill pass
-    wacc = _scratch_zeros(x.shape)
+    wband = _scratch_zeros(((x.shape[0] - 1 - oy) // step + 1, x.shape[1]))
     s2 = np.ascontiguousarray(sig * sig, np.float32)
     thr = np.ascontiguousarray(np.float32(_HARD_LAMBDA) * sig, np.float32)
     _dct_pass_nb(x, x if pil is None else pil, pil is not None, thr, s2, int(step), int(oy),
-                 acc, wacc)
-    return _normalize_nb(acc, wacc)
+                 acc, wband, 4 * numba.get_num_threads())
+    return _normalize_nb(acc, wband, int(oy), int(step))
 
 
 def _down2(img: np.ndarray) -> np.ndarray:
