@@ -28,7 +28,7 @@ FLOORS = {
     "rcd": (37.6, 31.65),
     "ri": (40.0, 32.05),
     "iri": (40.45, 32.14),  # measured 40.58 / 32.24
-    "iri-lr": (41.0, 32.42),  # measured 41.10 / 32.52
+    "iri-lr": (41.65, 32.6),  # measured 41.79 / 32.72
     "auto": (40.0, 32.05),
 }
 
@@ -110,7 +110,7 @@ def test_all_bayer_phases_same_quality(images, method: str) -> None:
     rgb = images[0][0][100:356, 200:456]
     phases = ("RGGB", "BGGR", "GRBG", "GBRG")
     scores = [_cpsnr(rgb, dm.demosaic(_mosaic(rgb, p), p, method)) for p in phases]
-    # measured spreads: malvar 0.018, rcd 0.011, ri 0.20, iri 0.29, iri-lr 0.19 dB
+    # measured spreads: malvar 0.018, rcd 0.011, ri 0.20, iri 0.29, iri-lr 0.11 dB
     spread = {"ri": 0.25, "iri": 0.35, "iri-lr": 0.3}.get(method, 0.05)
     assert max(scores) - min(scores) < spread, scores
     # the same samples seen through a shifted phase give the same pixels (exact equivalence)
@@ -240,4 +240,4 @@ def test_iri_lr_beats_iri_on_mcmaster(images) -> None:
         - _cpsnr(i, dm.demosaic(_mosaic(i), "RGGB", "iri"))
         for i in images[1]
     ]
-    assert np.mean(gains) > 0.2, gains  # measured +0.27 dB
+    assert np.mean(gains) > 0.35, gains  # measured +0.48 dB
