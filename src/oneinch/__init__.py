@@ -6,8 +6,6 @@ first use so that ``import oneinch`` stays fast.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +21,7 @@ if TYPE_CHECKING:
     from .raw.reader import open_raw
 
 
-class _DeferredNumpyTools(importlib.abc.MetaPathFinder):
+class _DeferredNumpyTools:  # a sys.meta_path finder (importlib.abc would cost 30 ms)
     """Load ``numpy.f2py`` and ``numpy.testing`` lazily (their code runs on first attribute
     access).
 
@@ -38,6 +36,8 @@ class _DeferredNumpyTools(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name not in self.NAMES:
             return None
+        import importlib.util
+
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
