@@ -50,7 +50,7 @@ def map_rows(
     workers: int | None = None,
     consumed: Callable[[int], None] | None = None,
     kept: Callable[[np.ndarray, int], None] | None = None,
-    mutates: bool = False,
+    mutates: bool = True,
 ) -> np.ndarray:
     """``fn(rows, first_row)`` applied to overlapping strips of ``src``'s rows; returns ``out``
     (allocated when None, with ``scale`` x the rows of ``src`` and the trailing shape of
@@ -63,9 +63,9 @@ def map_rows(
     ``consumed(row)``: called (in place only) once no strip will read ``src`` rows < row
     again — the caller may hand their memory back (:func:`release`). ``kept(rows, first)``:
     called in the worker with each strip's kept output rows and the index of the first (a
-    place to gather statistics while the rows are hot in cache). In place, a strip reads
-    ``src`` itself unless outputs already written may reach its rows, or ``mutates`` says
-    that ``fn`` writes into the array it is given: then it gets a copy.
+    place to gather statistics while the rows are hot in cache). In place, each strip gets a
+    copy of its input rows; with ``mutates=False`` (``fn`` never writes into the array it is
+    given) a strip reads ``src`` itself unless outputs already written may reach its rows.
     """
     h = src.shape[0]
     rows = ROWS if rows is None else rows  # read at call time (tests shrink ROWS)
