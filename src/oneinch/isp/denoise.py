@@ -289,6 +289,20 @@ def _vdct_band(img, rows, pcols, s, nj, r, dst):  # pragma: no cover - numba
         d4[p], d5[p], d6[p], d7[p] = t[4], t[5], t[6], t[7]
 
 
+@njit(cache=True, inline="always", nogil=True)
+def _rows8(a, b):  # pragma: no cover - numba
+    """Rows b .. b+7 of a 2-D array, as eight views."""
+    return a[b], a[b + 1], a[b + 2], a[b + 3], a[b + 4], a[b + 5], a[b + 6], a[b + 7]
+
+
+@njit(cache=True, inline="always", nogil=True)
+def _taps8(vk, offs, j0):  # pragma: no cover - numba
+    """The eight samples of patches j0, j0+1, ... of one band row in residue order: sample k
+    of patch j0 + jl is the jl-th element of the k-th view."""
+    return (vk[offs[0] + j0:], vk[offs[1] + j0:], vk[offs[2] + j0:], vk[offs[3] + j0:],
+            vk[offs[4] + j0:], vk[offs[5] + j0:], vk[offs[6] + j0:], vk[offs[7] + j0:])
+
+
 @njit(cache=True, inline="always", fastmath=True, nogil=True)
 def _hdct_hard(v, offs, j0, nb, thr, cb, cnt):  # pragma: no cover - numba
     """Horizontal DCTs of patches j0 .. j0+nb-1 into cb (64, _JB), hard-thresholded, and the
@@ -299,14 +313,9 @@ def _hdct_hard(v, offs, j0, nb, thr, cb, cnt):  # pragma: no cover - numba
     for jl in range(nb):
         cnt[jl] = z
     for kv in range(8):
-        vk = v[kv]
-        x0, x1, x2, x3 = (vk[offs[0] + j0:], vk[offs[1] + j0:], vk[offs[2] + j0:],
-                          vk[offs[3] + j0:])
-        x4, x5, x6, x7 = (vk[offs[4] + j0:], vk[offs[5] + j0:], vk[offs[6] + j0:],
-                          vk[offs[7] + j0:])
+        x0, x1, x2, x3, x4, x5, x6, x7 = _taps8(v[kv], offs, j0)
         b = kv * 8
-        c0, c1, c2, c3 = cb[b], cb[b + 1], cb[b + 2], cb[b + 3]
-        c4, c5, c6, c7 = cb[b + 4], cb[b + 5], cb[b + 6], cb[b + 7]
+        c0, c1, c2, c3, c4, c5, c6, c7 = _rows8(cb, b)
         h0 = thr[b] if kv > 0 else np.float32(-1.0)
         h1, h2, h3, h4, h5, h6, h7 = (thr[b + 1], thr[b + 2], thr[b + 3], thr[b + 4],
                                       thr[b + 5], thr[b + 6], thr[b + 7])
@@ -329,14 +338,9 @@ def _hdct_block(v, offs, j0, nb, cb):  # pragma: no cover - numba
     """As _hdct_hard without shrinkage (the Wiener pass shrinks in a separate loop: fused
     with the pilot's DCT it measured slower)."""
     for kv in range(8):
-        vk = v[kv]
-        x0, x1, x2, x3 = (vk[offs[0] + j0:], vk[offs[1] + j0:], vk[offs[2] + j0:],
-                          vk[offs[3] + j0:])
-        x4, x5, x6, x7 = (vk[offs[4] + j0:], vk[offs[5] + j0:], vk[offs[6] + j0:],
-                          vk[offs[7] + j0:])
+        x0, x1, x2, x3, x4, x5, x6, x7 = _taps8(v[kv], offs, j0)
         b = kv * 8
-        c0, c1, c2, c3 = cb[b], cb[b + 1], cb[b + 2], cb[b + 3]
-        c4, c5, c6, c7 = cb[b + 4], cb[b + 5], cb[b + 6], cb[b + 7]
+        c0, c1, c2, c3, c4, c5, c6, c7 = _rows8(cb, b)
         for jl in range(nb):
             t = _fdct8(x0[jl], x1[jl], x2[jl], x3[jl], x4[jl], x5[jl], x6[jl], x7[jl])
             c0[jl], c1[jl], c2[jl], c3[jl] = t[0], t[1], t[2], t[3]
@@ -416,12 +420,9 @@ def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wband, nchunk):  # p
                         _hdct_hard(v, offs, j0, nb, thr, cb, wt)
                         for jl in range(nb):
                             wt[jl] = np.float32(1.0) / wt[jl]
-                    t0, t1, t2, t3 = tb[0], tb[1], tb[2], tb[3]
-                    t4, t5, t6, t7 = tb[4], tb[5], tb[6], tb[7]
+                    t0, t1, t2, t3, t4, t5, t6, t7 = _rows8(tb, 0)
                     for kv in range(8):
-                        b = kv * 8
-                        c0, c1, c2, c3 = cb[b], cb[b + 1], cb[b + 2], cb[b + 3]
-                        c4, c5, c6, c7 = cb[b + 4], cb[b + 5], cb[b + 6], cb[b + 7]
+                        c0, c1, c2, c3, c4, c5, c6, c7 = _rows8(cb, kv * 8)
                         for jl in range(nb):
                             ww = wt[jl]
                             t = _idct8(c0[jl], c1[jl], c2[jl], c3[jl], c4[jl], c5[jl],
@@ -441,10 +442,8 @@ def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wband, nchunk):  # p
                         for jl in range(nb):
                             dst[jl] += wt[jl]
                 # inverse vertical DCT of the band (residue order), added to its image rows
-                b0, b1, b2, b3 = band[0], band[1], band[2], band[3]
-                b4, b5, b6, b7 = band[4], band[5], band[6], band[7]
-                r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
-                r4, r5, r6, r7 = r[4], r[5], r[6], r[7]
+                b0, b1, b2, b3, b4, b5, b6, b7 = _rows8(band, 0)
+                r0, r1, r2, r3, r4, r5, r6, r7 = _rows8(r, 0)
                 for p in range(npl):
                     t = _idct8(b0[p], b1[p], b2[p], b3[p], b4[p], b5[p], b6[p], b7[p])
                     r0[p], r1[p], r2[p], r3[p] = t[0], t[1], t[2], t[3]
