@@ -30,18 +30,17 @@ import argparse
 
 import numpy as np
 
+from oneinch.isp import spaces
 from oneinch.isp.demosaic import demosaic
 from quality_demosaic import cpsnr, load_set, mosaic_of
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return spaces.decode(x, "srgb")
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(np.asarray(x, np.float64), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+    return spaces.encode(x, "srgb")
 
 
 def run(method: str, images: list, domain: str) -> tuple[float, float]:
