@@ -5,20 +5,22 @@ themselves, i.e. gamma-encoded values. A raw develop demosaics linear light inst
 Kodak-24 / McMaster-18 image is linearised with the sRGB EOTF (IEC 61966-2-1), mosaicked
 (RGGB) and demosaiced two ways:
 
-- ``linear``: demosaic the linear mosaic (what ``develop`` does today);
-- ``gamma``:  sRGB-encode the mosaic samples (a pointwise map, valid on a mosaic), demosaic,
-  decode back to linear. Colour-difference interpolation assumes smooth G-R, G-B; in linear
-  light a constant hue is a constant *ratio* (Cok 1987's hue model; Lukac & Plataniotis 2004,
-  normalised colour-ratio model), which a log-like encoding turns into a constant difference.
+- ``linear``: demosaic the linear mosaic (``demosaic(..., domain='linear')``);
+- ``srgb``: ``domain='srgb'``, develop's default since session 4: the mosaic samples are
+  encoded with the odd-extended sRGB transfer (a pointwise map, valid on a mosaic),
+  demosaiced, decoded back to linear (isp._domain). Colour-difference interpolation assumes
+  smooth G-R, G-B; in linear light a constant hue is a constant *ratio* (Cok 1987's hue model;
+  Lukac & Plataniotis 2004, normalised colour-ratio model), which a log-like encoding turns
+  into a near-constant difference.
 
 Scores: CPSNR (10-px border, mean over images) of the displayed sRGB result against the 8-bit
 source, and of the linear result against the linearised source.
 
 ``--noisy``: the whole front of ``develop`` instead, on synthetic raws with shot/read noise
 (synthetic.unprocess at ISO 100, 800, 3200; 8 Kodak + 6 McMaster images): levels, white
-balance, demosaic (linear, or wrapped in an odd-extended sRGB encode/decode), denoise 'auto'
-(its noise spectrum still modelled for the linear demosaic), highlights, colour; displayed-sRGB
-CPSNR against the unprocessed truth (one exposure scale fitted per image).
+balance, demosaic (the recipe's ``demosaic.domain`` linear or srgb), denoise 'auto' (its noise
+spectrum modelled for the linear demosaic), highlights, colour; displayed-sRGB CPSNR against
+the unprocessed truth (one exposure scale fitted per image).
 
     NUMBA_NUM_THREADS=1 .venv/bin/python bench/quality_demosaic_domain.py [--methods ri,iri,iri-lr]
     .venv/bin/python bench/quality_demosaic_domain.py --noisy [--methods rcd,iri]
@@ -49,64 +51,36 @@ def run(method: str, images: list, domain: str) -> tuple[float, float]:
     for _, rgb in images:
         lin = srgb_to_linear(rgb)
         m = mosaic_of(lin)
-        if domain == "gamma":
-            out = srgb_to_linear(np.clip(demosaic(linear_to_srgb(m), "RGGB", method), 0, 1))
-        else:
-            out = np.asarray(demosaic(m, "RGGB", method), np.float32)
+        out = np.asarray(demosaic(m, "RGGB", method, domain=domain), np.float32)
         disp.append(cpsnr(rgb, linear_to_srgb(out)))
         lin_scores.append(cpsnr(lin, out))
     return float(np.mean(disp)), float(np.mean(lin_scores))
 
 
-def _odd_encode(x: np.ndarray) -> np.ndarray:
-    """sRGB encoding extended to negatives (odd) and above 1 (the same power law)."""
-    x = np.asarray(x, np.float64)
-    a = np.abs(x)
-    return (np.sign(x) * np.where(a <= 0.0031308, 12.92 * a, 1.055 * a ** (1 / 2.4) - 0.055)
-            ).astype(np.float32)
-
-
-def _odd_decode(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, np.float64)
-    a = np.abs(y)
-    return (np.sign(y) * np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4)
-            ).astype(np.float32)
-
-
 def noisy_table(methods: list[str]) -> None:
     """Displayed-sRGB CPSNR of develop's front (until 'color') vs the truth, per ISO."""
-    import oneinch.isp.demosaic as dm_module
     from oneinch import synthetic
     from oneinch.develop import develop
     from oneinch.recipe import Recipe
 
-    linear_dm = dm_module.demosaic
-
-    def gamma_dm(m: np.ndarray, cfa, method: str = "auto", **kw) -> np.ndarray:
-        return _odd_decode(linear_dm(_odd_encode(m), cfa, method, **kw))
-
     images = load_set("kodak24")[:8] + load_set("mcmaster18")[:6]
     print("develop front (demosaic, denoise auto, highlights, colour) on noisy synthetic raws:")
-    print(f"{'ISO':>5} {'method':<8} {'linear':>7} {'gamma':>7} {'gain':>6}")
-    try:
-        for iso in (100, 800, 3200):
-            for method in methods:
-                res = {}
-                for domain, fn in (("linear", linear_dm), ("gamma", gamma_dm)):
-                    dm_module.demosaic = fn  # develop() imports it at each call
-                    scores = []
-                    for i, (_, im) in enumerate(images):
-                        raw, truth = synthetic.unprocess(im, iso=iso, seed=i)
-                        rec = Recipe().with_(demosaic={"method": method})
-                        out = develop(raw, rec, until="color", tiled=False)
-                        ref = truth.linear_srgb
-                        scale = float(np.sum(out * ref) / np.sum(out * out))
-                        scores.append(cpsnr(linear_to_srgb(ref), linear_to_srgb(out * scale)))
-                    res[domain] = float(np.mean(scores))
-                print(f"{iso:>5} {method:<8} {res['linear']:7.2f} {res['gamma']:7.2f}"
-                      f" {res['gamma'] - res['linear']:+6.2f}", flush=True)
-    finally:
-        dm_module.demosaic = linear_dm
+    print(f"{'ISO':>5} {'method':<8} {'linear':>7} {'srgb':>7} {'gain':>6}")
+    for iso in (100, 800, 3200):
+        for method in methods:
+            res = {}
+            for domain in ("linear", "srgb"):
+                scores = []
+                for i, (_, im) in enumerate(images):
+                    raw, truth = synthetic.unprocess(im, iso=iso, seed=i)
+                    rec = Recipe().with_(demosaic={"method": method, "domain": domain})
+                    out = develop(raw, rec, until="color", tiled=False)
+                    ref = truth.linear_srgb
+                    scale = float(np.sum(out * ref) / np.sum(out * out))
+                    scores.append(cpsnr(linear_to_srgb(ref), linear_to_srgb(out * scale)))
+                res[domain] = float(np.mean(scores))
+            print(f"{iso:>5} {method:<8} {res['linear']:7.2f} {res['srgb']:7.2f}"
+                  f" {res['srgb'] - res['linear']:+6.2f}", flush=True)
 
 
 def main() -> None:
@@ -122,7 +96,7 @@ def main() -> None:
     print("CPSNR dB of linear-light mosaics: displayed sRGB / linear")
     print(f"{'method':<8} {'domain':<7} {'Kodak-24':>15} {'McMaster-18':>15}")
     for method in args.methods.split(","):
-        for domain in ("linear", "gamma"):
+        for domain in ("linear", "srgb"):
             k = run(method, sets["kodak24"], domain)
             m = run(method, sets["mcmaster18"], domain)
             print(f"{method:<8} {domain:<7} {k[0]:7.2f} /{k[1]:6.2f} {m[0]:7.2f} /{m[1]:6.2f}",

@@ -219,15 +219,16 @@ def develop_strips(
             lv, g = front.keywords["lv"], front.keywords["gains"]
             if factor > 1:
                 return bin_stored(m, lv, g, cfa, factor)  # levels, WB and binning: one pass
-            if method == "rcd":
-                return rcd_stored(m, lv, g, cfa)  # levels and WB read inside RCD
+            if method == "rcd":  # levels, WB (and the encoding) read inside RCD
+                return rcd_stored(m, lv, g, cfa, domain=r.demosaic.domain)
         if front is not None:
             m = front(m)
         if raw.is_linear:
             return m
         if factor > 1:
             return _bin(m, cfa, factor)
-        return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer)
+        return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer,
+                        domain=r.demosaic.domain)
 
     rows_out = round(mosaic.shape[0] / factor)
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
@@ -438,9 +439,9 @@ def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic) -> tuple:
     factor = _bin_factor(raw, r)
     if factor > 1:
         return _bin(x, raw.cfa, factor), _box_div(raw.default_crop, factor)
-    return demosaic(x, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer), (
-        raw.default_crop
-    )
+    rgb = demosaic(x, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer,
+                   domain=r.demosaic.domain)
+    return rgb, raw.default_crop
 
 
 def _opcodes1(raw: RawImage, ops1: tuple) -> np.ndarray:
@@ -497,16 +498,20 @@ def bin_bayer2x2(mosaic: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.reshape(h // 2, w // 2))
 
 
-def rcd_stored(data: np.ndarray, lv, gains: np.ndarray, cfa) -> np.ndarray:
+def rcd_stored(data: np.ndarray, lv, gains: np.ndarray, cfa, domain: str = "linear"
+               ) -> np.ndarray:
     """RCD of stored Bayer values with levels and white balance applied as samples are read:
-    ``demosaic(apply_gains(levels.normalize(data), gains), cfa, 'rcd')`` without the float
-    mosaic (the same constants as levels.normalize; equal to float rounding)."""
+    ``demosaic(apply_gains(levels.normalize(data), gains), cfa, 'rcd', domain=domain)``
+    without the float mosaic (the same constants as levels.normalize; equal to float
+    rounding). 'srgb': uint16 samples are encoded through a table per colour, and the
+    interpolated values decoded as they are written."""
     from .isp._demosaic_rcd import rcd_bayer
 
     b = float(np.asarray(lv.black).flat[0])
     s = float(np.float32(1.0 / max(float(np.asarray(lv.white).flat[0]) - b, 1e-6)))
     ry, rx = (int(v[0]) for v in np.nonzero(cfa.array() == 0))
-    return rcd_bayer(data, (ry, rx), black=b, scale=s, gains=np.asarray(gains, np.float64))
+    return rcd_bayer(data, (ry, rx), black=b, scale=s, gains=np.asarray(gains, np.float64),
+                     encoded=domain == "srgb")
 
 
 def bin_stored(data: np.ndarray, lv, gains: np.ndarray, cfa, factor: int) -> np.ndarray:

@@ -39,10 +39,16 @@ class WhiteBalance:
 @dataclass(frozen=True)
 class Demosaic:
     """method: 'auto' (by image size), 'bilinear', 'malvar', 'rcd', 'ri', 'iri', 'iri-lr'
-    (iri with a learned correction)."""
+    (iri with a learned correction). domain: 'srgb' interpolates the sRGB-encoded samples
+    (better colour differences, isp.demosaic), 'linear' the linear ones."""
 
     method: str = "auto"
     quad_bayer: str = "remosaic"  # 'remosaic' | 'bin'
+    domain: str = "srgb"  # 'srgb' | 'linear'
+
+    def __post_init__(self) -> None:
+        if self.domain not in ("srgb", "linear"):
+            raise OptionError(f"unknown demosaic domain {self.domain!r} (srgb, linear)")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._domain import dec1
+
 EPS = 1e-5
 EPS32 = np.float32(EPS)  # the kernel computes in float32 (the reference in float64)
 _F = np.float32
@@ -62,14 +64,22 @@ def _pick(cen, nb):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
-def _load_row(m, sy, ox, n, front, black, scale, ge, go, dst):  # pragma: no cover - numba
+def _load_row(m, sy, ox, n, front, black, scale, ge, go, dst, enc, te, to, lin
+              ):  # pragma: no cover - numba
     """dst[i] = mosaic[sy, refl(ox + i)] (front: (v - black) * scale * gain of its colour;
-    ``ge``/``go``: gains at even/odd i)."""
+    ``ge``/``go``: gains at even/odd i). ``enc`` (uint16 samples): dst takes the encoded
+    value from the colour's table (``te``/``to`` at even/odd i), ``lin`` the linear one."""
     w = m.shape[1]
     src = m[sy]
     if ox >= 0 and ox + n <= w:
         s = src[ox : ox + n]
-        if front:
+        if enc:
+            for i in range(n):
+                gg = ge if (i & 1) == 0 else go
+                lin[i] = ((_F(s[i]) - black) * scale) * gg
+                k = int(s[i])
+                dst[i] = te[k] if (i & 1) == 0 else to[k]
+        elif front:
             for i in range(n):
                 gg = ge if (i & 1) == 0 else go
                 dst[i] = ((_F(s[i]) - black) * scale) * gg
@@ -78,11 +88,16 @@ def _load_row(m, sy, ox, n, front, black, scale, ge, go, dst):  # pragma: no cov
                 dst[i] = _F(s[i])
     else:
         for i in range(n):
-            v = _F(src[_refl(ox + i, w)])
+            raw = src[_refl(ox + i, w)]
+            v = _F(raw)
             if front:
                 gg = ge if (i & 1) == 0 else go
                 v = ((v - black) * scale) * gg
-            dst[i] = v
+            if enc:
+                lin[i] = v
+                dst[i] = te[int(raw)] if (i & 1) == 0 else to[int(raw)]
+            else:
+                dst[i] = v
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
@@ -218,10 +233,12 @@ def _axial_h(g0, a, gr, x):
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
 def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1, gp2,
-             vm, v0, vp, n, par, even, out):  # pragma: no cover - numba
+             vm, v0, vp, n, par, even, out, enc, c0l, dtab, dbase):  # pragma: no cover - numba
     """Step 5 and the output of columns 9..n+9: R/B sites take the sample (c) and the step-4
     estimate (rb); G sites the axial estimates of R and B. ``even``: an R row, where R is
-    sampled along the row (horizontal source c, vertical rb) and B across it."""
+    sampled along the row (horizontal source c, vertical rb) and B across it. ``enc``: the
+    rows hold encoded values; estimates are decoded as written, samples taken from the
+    linear row ``c0l``."""
     # channel sampled along this row: H from c, V from rb; the other: H from rb, V from c
     for i in range(n):
         x = i + 9
@@ -246,18 +263,27 @@ def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1,
             out[3 * i] = o_val
             out[3 * i + 2] = s_val
         out[3 * i + 1] = g0
+    if enc:  # decode the row (one unit-stride loop), then put the linear samples back
+        for j in range(3 * n):
+            out[j] = dec1(out[j], dtab, dbase)
+        cs = 0 if even else 2
+        for i in range(n):
+            out[3 * i + (cs if (i & 1) == par else 1)] = c0l[i + 9]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
-def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0
-              ):  # pragma: no cover - numba
+def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0, enc, ct,
+              tabs, dtab, dbase):  # pragma: no cover - numba
     """RCD of mosaic rows [y0, y1) x cols [x0, x1) into res[y - ry0, x - rx0]; (ry, rx): the
-    position of an R sample; gt: (2, 2) front gains by (row, col) parity of the mosaic."""
+    position of an R sample; gt: (2, 2) front gains by (row, col) parity of the mosaic.
+    ``enc``: work on encoded samples (``tabs[ct[row parity, col parity]]``: the colour's
+    uint16 -> encoded table), decode the output (``dtab``, ``dbase``)."""
     h = m.shape[0]
     nw = x1 - x0 + 2 * _HALO
     ox = x0 - _HALO
     oy = y0 - _HALO
     cr = np.empty((16, nw), np.float32)
+    cl = np.empty((16 if enc else 1, nw), np.float32)  # linear samples (enc)
     ev = np.empty((4, nw), np.float32)
     eh = np.empty((4, nw), np.float32)
     ep = np.empty((4, nw), np.float32)
@@ -274,7 +300,8 @@ def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0
         # load mosaic row j (local), then the stages lagging behind it
         sy = _refl(oy + j, h)
         _load_row(m, sy, ox, nw, front, black, scale, gt[sy & 1, ox & 1],
-                  gt[sy & 1, (ox + 1) & 1], cr[j & 15])
+                  gt[sy & 1, (ox + 1) & 1], cr[j & 15], enc, tabs[ct[sy & 1, ox & 1]],
+                  tabs[ct[sy & 1, (ox + 1) & 1]], cl[(j & 15) if enc else 0])
         r = j - 2  # energies and low-pass
         if r >= 2 and r < n_rows - 2:
             _energies_row(cr[(r - 2) & 15], cr[(r - 1) & 15], cr[r & 15], cr[(r + 1) & 15],
@@ -306,11 +333,13 @@ def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0
                      rb[(r + 1) & 7], rb[(r + 3) & 7], gr[(r - 2) & 7], gr[(r - 1) & 7],
                      gr[r & 7], gr[(r + 1) & 7], gr[(r + 2) & 7], vh[(r - 1) & 7], vh[r & 7],
                      vh[(r + 1) & 7], x1 - x0, (pb + r + 9) & 1, even,
-                     res[oy + r - ry0].reshape(-1)[3 * (x0 - rx0) : 3 * (x1 - rx0)])
+                     res[oy + r - ry0].reshape(-1)[3 * (x0 - rx0) : 3 * (x1 - rx0)], enc,
+                     cl[(r & 15) if enc else 0], dtab, dbase)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby):  # pragma: no cover
+def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby, enc, ct, tabs,
+               dtab, dbase):  # pragma: no cover
     res = np.empty((oh, ow, 3), np.float32)
     nbx = (ow + _TX - 1) // _TX
     nby = max(1, min(nby, (oh + _BAND - 1) // _BAND))
@@ -323,7 +352,7 @@ def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby):  # p
         y1 = min(y0 + band, top + oh)
         if y1 > y0:
             _rcd_task(m, ry, rx, y0, y1, x0, min(x0 + _TX, left + ow), front, black, scale,
-                      gt, res, top, left)
+                      gt, res, top, left, enc, ct, tabs, dtab, dbase)
     return res
 
 
@@ -342,6 +371,28 @@ def _front_args(black, scale, gains, ry: int, rx: int) -> tuple[bool, np.float32
             dy, dx = (py - ry) & 1, (px - rx) & 1
             gt[py, px] = g[0] if dy == dx == 0 else g[2] if dy == dx == 1 else g[1]
     return front, _F(0.0 if black is None else black), _F(1.0 if scale is None else scale), gt
+
+
+_NO_TAB = np.zeros((3, 1), np.float32)
+
+
+def _enc_args(encoded: bool, c: np.ndarray, black, scale, gains, ry: int, rx: int) -> tuple:
+    """(enc, colour by parity, uint16 -> encoded tables, decode table, 1/step) for the kernel."""
+    from . import _domain
+
+    ct = np.empty((2, 2), np.int64)
+    for py in (0, 1):
+        for px in (0, 1):
+            dy, dx = (py - ry) & 1, (px - rx) & 1
+            ct[py, px] = 0 if dy == dx == 0 else 2 if dy == dx == 1 else 1
+    if not encoded:
+        return False, ct, _NO_TAB, _NO_TAB[0], np.int32(0)
+    if c.dtype != np.uint16:
+        raise ValueError("rcd in the encoded domain reads stored uint16 samples")
+    g = np.ones(3) if gains is None else np.asarray(gains, np.float64)
+    tabs = _domain.stored_tables(0.0 if black is None else black,
+                                 1.0 if scale is None else scale, g)
+    return (True, ct, tabs, *_domain.decode_table())
 
 
 def rcd_rggb(
@@ -365,14 +416,16 @@ def rcd_rggb(
         c = c.astype(np.float32)
     h, w = c.shape
     fr = _front_args(black, scale, gains, 0, 0)
+    en = _enc_args(False, c, black, scale, gains, 0, 0)
     if crop is not None:
         top, left, oh, ow = crop
         if top < _M or left < _M or top + oh > h - _M or left + ow > w - _M:
             raise ValueError(f"rcd crop {crop} too close to the edge of a {h}x{w} mosaic")
-        return _rcd_numba(c, 0, 0, top, left, oh, ow, *fr, _bands())
+        return _rcd_numba(c, 0, 0, top, left, oh, ow, *fr, _bands(), *en)
     out = np.zeros((h, w, 3), np.float32)
     if h > 2 * _M and w > 2 * _M:
-        out[_M:-_M, _M:-_M] = _rcd_numba(c, 0, 0, _M, _M, h - 2 * _M, w - 2 * _M, *fr, _bands())
+        out[_M:-_M, _M:-_M] = _rcd_numba(c, 0, 0, _M, _M, h - 2 * _M, w - 2 * _M, *fr,
+                                         _bands(), *en)
     return out
 
 
@@ -383,11 +436,16 @@ def rcd_bayer(
     black: float | None = None,
     scale: float | None = None,
     gains: tuple[float, float, float] | np.ndarray | None = None,
+    encoded: bool = False,
 ) -> np.ndarray:
     """RCD of a whole Bayer mosaic (any phase: ``r_at`` = (row, col) of an R sample in its
     first 2x2) -> (H, W, 3) float32, the borders mirrored (reflect-101) by index: the same as
     ``rcd_rggb`` on the mirror-padded array (demosaic.py's ``_bayer_pad``), without the copy.
-    ``black``/``scale``/``gains``: the fused front of :func:`rcd_rggb` (uint16 input)."""
+    ``black``/``scale``/``gains``: the fused front of :func:`rcd_rggb` (uint16 input).
+    ``encoded`` (uint16 input): interpolate the odd-extended sRGB encoding of the samples
+    (``_domain``; a table per colour on the stored values) and decode the interpolated values
+    as they are written; samples come back linear and exact: ``demosaic(..., 'rcd',
+    domain='srgb')`` of the levelled, white-balanced mosaic."""
     c = np.ascontiguousarray(mosaic)
     if c.dtype not in (np.uint16, np.float32):
         c = c.astype(np.float32)
@@ -395,7 +453,8 @@ def rcd_bayer(
         raise ValueError(f"rcd_bayer needs a 2-D mosaic of at least 2x2, got {c.shape}")
     ry, rx = int(r_at[0]) & 1, int(r_at[1]) & 1
     h, w = c.shape
-    return _rcd_numba(c, ry, rx, 0, 0, h, w, *_front_args(black, scale, gains, ry, rx), _bands())
+    return _rcd_numba(c, ry, rx, 0, 0, h, w, *_front_args(black, scale, gains, ry, rx), _bands(),
+                      *_enc_args(encoded, c, black, scale, gains, ry, rx))
 
 
 # --------------------------------------------------------------------------------------------

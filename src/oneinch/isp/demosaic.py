@@ -22,6 +22,12 @@ Bayer methods (any phase; every method works internally on RGGB, reached by mirr
 
 Other CFAs: X-Trans 6x6 (``CFAPattern.xtrans()``) and Quad-Bayer (``CFAPattern.quad_bayer()``,
 ``quad_mode='remosaic'`` or ``'bin'``).
+
+``domain``: 'linear' interpolates the linear samples; 'srgb' (develop's default) interpolates
+their odd-extended sRGB encoding and decodes the result (``_domain``: in linear light a constant
+hue is a constant channel ratio, which the encoding makes a near-constant colour difference,
+the model every colour-difference method assumes; 2-3.6 dB better displayed CPSNR on linear
+mosaics, bench/quality_demosaic_domain.py). Sampled values come back exact either way.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from oneinch.raw.image import CFAPattern, as_pattern
 
 METHODS: tuple[str, ...] = ("auto", "bilinear", "malvar", "rcd", "ri", "iri", "iri-lr")
 QUAD_MODES: tuple[str, ...] = ("remosaic", "bin")
+DOMAINS: tuple[str, ...] = ("linear", "srgb")
 AUTO_METHOD = "ri"
 
 _BORDER = cv2.BORDER_REFLECT_101
@@ -250,17 +257,21 @@ def demosaic(
     pattern: CFAPattern | str,
     method: str = "auto",
     quad_mode: str = "remosaic",
+    domain: str = "linear",
 ) -> np.ndarray:
     """Demosaic a linear CFA mosaic into float32 RGB (H, W, 3), C-contiguous.
 
     ``pattern`` is a CFAPattern or a Bayer name. ``method`` is one of ``METHODS`` (Bayer
     methods; X-Trans uses its own directional method whatever the name). For Quad-Bayer,
     ``quad_mode='remosaic'`` keeps the size, ``'bin'`` returns a half-size image.
+    ``domain``: 'linear' or 'srgb' (interpolate the encoded samples; see the module notes).
     """
     if method not in METHODS:
         raise OptionError(f"unknown demosaic method {method!r}; valid: {', '.join(METHODS)}")
     if quad_mode not in QUAD_MODES:
         raise OptionError(f"unknown quad_mode {quad_mode!r}; valid: {', '.join(QUAD_MODES)}")
+    if domain not in DOMAINS:
+        raise OptionError(f"unknown demosaic domain {domain!r}; valid: {', '.join(DOMAINS)}")
     try:
         pat = as_pattern(pattern)
     except ValueError as err:
@@ -273,6 +284,14 @@ def demosaic(
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     name = AUTO_METHOD if method == "auto" else method
 
+    if domain == "srgb":
+        from oneinch.isp import _domain
+
+        if pat.kind == "quad" and quad_mode == "bin":  # bin the linear samples, then demosaic
+            binned, bayer = _quad_bin(arr, pat)
+            return demosaic(binned, bayer, method, domain=domain)
+        rgb = demosaic(_domain.encode(arr), pat, method, quad_mode)
+        return _restore_samples(_domain.decode(rgb, out=rgb), arr, pat)
     if pat.kind == "quad":
         if quad_mode == "bin":
             binned, bayer = _quad_bin(arr, pat)
