@@ -356,9 +356,9 @@ def test_resample_alternate_puts_a_shifted_frame_on_the_reference_grid() -> None
 def test_textured_scene_gain_with_subpixel_merge(textured_burst, pattern) -> None:
     """kodim01 (fine texture everywhere), N = 8, ISO 3200, on this crop: whole-grey-pixel tile
     merging gains +4.0 dB, the sub-pixel remosaic merge +8.0 dB (bound 0.8·10·log10 8 = 7.2);
-    the other CFA phases and odd sizes measured +7.8..8.0 dB with a linear-domain demosaic.
-    Develop's sRGB-domain demosaic (the default) lifts the single frame more than the merge
-    (GBRG-odd: single 24.60 -> 25.13 dB, merged 32.45 -> 32.62): +7.5 there."""
+    the other CFA phases and odd sizes measured +7.8..8.0 dB. With demosaicing in the
+    sRGB-encoded domain (develop's default, and the merge's resampling): RGGB +8.01, GBRG-odd
+    +7.91 (single frame 25.13 dB; a linear-domain resampling merged 0.42 dB lower, +7.49)."""
     if pattern == "RGGB":
         raws, truth = textured_burst
     else:  # another CFA phase and an odd size: the resampling keeps each site's colour
@@ -370,7 +370,7 @@ def test_textured_scene_gain_with_subpixel_merge(textured_burst, pattern) -> Non
     gain = synthetic.psnr(_dev(merged), clean, border=BORDER) - p_ref
     tiled, _ = mg.merge_raws(raws, reference=0, resample="tile")
     gain_tile = synthetic.psnr(_dev(tiled), clean, border=BORDER) - p_ref
-    assert gain >= 7.3, (gain, gain_tile)
+    assert gain >= 7.7, (gain, gain_tile)
     assert gain >= gain_tile + 3.0, (gain, gain_tile)
 
 
