@@ -38,7 +38,8 @@ _M = 10  # rows/cols at each edge left uncomputed
 # arithmetic (operation order included) is that of the numpy reference, in float32.
 # The mosaic is read with reflect-101 borders by index (no padded copy), optionally as stored
 # integers with the black level, 1/(white - black) scale and per-CFA-colour gains applied as
-# they are read.
+# they are read, and optionally (``encoded``) in the sRGB-encoded domain of ``_domain``: each
+# uint16 sample looked up in its colour's table, the output rows decoded.
 
 _TX = 2048  # tile columns
 _BAND = 256  # rows per parallel task (whole-image calls)
@@ -237,8 +238,9 @@ def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1,
     """Step 5 and the output of columns 9..n+9: R/B sites take the sample (c) and the step-4
     estimate (rb); G sites the axial estimates of R and B. ``even``: an R row, where R is
     sampled along the row (horizontal source c, vertical rb) and B across it. ``enc``: the
-    rows hold encoded values; estimates are decoded as written, samples taken from the
-    linear row ``c0l``."""
+    rows hold encoded values; the finished row is decoded in one unit-stride loop (decoding
+    inside the loop above cost 1.5x as much), then its samples are put back from the linear
+    row ``c0l``."""
     # channel sampled along this row: H from c, V from rb; the other: H from rb, V from c
     for i in range(n):
         x = i + 9
