@@ -297,7 +297,8 @@ def demosaic(
             binned, bayer = _quad_bin(arr, pat)
             return demosaic(binned, bayer, method)
         bayer_mosaic, bayer = _quad_remosaic(arr, pat)
-        return demosaic(bayer_mosaic, bayer, method)
+        # the Quad samples the Bayer target moved (R/B: 3 of 4, G: half) go back as well
+        return _restore_samples(demosaic(bayer_mosaic, bayer, method), arr, pat)
     if pat.kind == "xtrans":
         from oneinch.isp._demosaic_xtrans import xtrans_demosaic
 
