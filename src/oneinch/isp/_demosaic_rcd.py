@@ -234,7 +234,7 @@ def _axial_h(g0, a, gr, x):
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
 def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1, gp2,
-             vm, v0, vp, n, par, even, out, enc, c0l, dtab, dbase):  # pragma: no cover - numba
+             vm, v0, vp, n, par, even, out, enc, c0l):  # pragma: no cover - numba
     """Step 5 and the output of columns 9..n+9: R/B sites take the sample (c) and the step-4
     estimate (rb); G sites the axial estimates of R and B. ``even``: an R row, where R is
     sampled along the row (horizontal source c, vertical rb) and B across it. ``enc``: the
@@ -265,21 +265,28 @@ def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1,
             out[3 * i] = o_val
             out[3 * i + 2] = s_val
         out[3 * i + 1] = g0
-    if enc:  # decode the row (one unit-stride loop), then put the linear samples back
-        for j in range(3 * n):
-            out[j] = dec1(out[j], dtab, dbase)
-        cs = 0 if even else 2
-        for i in range(n):
-            out[3 * i + (cs if (i & 1) == par else 1)] = c0l[i + 9]
+    if enc:
+        _decode_row(out, n, even, par, c0l)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _decode_row(out, n, even, par, c0l):  # pragma: no cover - numba
+    """Decode an output row of ``_out_row`` (one unit-stride loop), then put its linear
+    samples back from ``c0l``."""
+    for j in range(3 * n):
+        out[j] = dec1(out[j])
+    cs = 0 if even else 2
+    for i in range(n):
+        out[3 * i + (cs if (i & 1) == par else 1)] = c0l[i + 9]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
 def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0, enc, ct,
-              tabs, dtab, dbase):  # pragma: no cover - numba
+              tabs):  # pragma: no cover - numba
     """RCD of mosaic rows [y0, y1) x cols [x0, x1) into res[y - ry0, x - rx0]; (ry, rx): the
     position of an R sample; gt: (2, 2) front gains by (row, col) parity of the mosaic.
     ``enc``: work on encoded samples (``tabs[ct[row parity, col parity]]``: the colour's
-    uint16 -> encoded table), decode the output (``dtab``, ``dbase``)."""
+    uint16 -> encoded table), decode the output."""
     h = m.shape[0]
     nw = x1 - x0 + 2 * _HALO
     ox = x0 - _HALO
@@ -336,12 +343,12 @@ def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0,
                      gr[r & 7], gr[(r + 1) & 7], gr[(r + 2) & 7], vh[(r - 1) & 7], vh[r & 7],
                      vh[(r + 1) & 7], x1 - x0, (pb + r + 9) & 1, even,
                      res[oy + r - ry0].reshape(-1)[3 * (x0 - rx0) : 3 * (x1 - rx0)], enc,
-                     cl[(r & 15) if enc else 0], dtab, dbase)
+                     cl[(r & 15) if enc else 0])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby, enc, ct, tabs,
-               dtab, dbase):  # pragma: no cover
+def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby, enc, ct,
+               tabs):  # pragma: no cover
     res = np.empty((oh, ow, 3), np.float32)
     nbx = (ow + _TX - 1) // _TX
     nby = max(1, min(nby, (oh + _BAND - 1) // _BAND))
@@ -354,7 +361,7 @@ def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby, enc, 
         y1 = min(y0 + band, top + oh)
         if y1 > y0:
             _rcd_task(m, ry, rx, y0, y1, x0, min(x0 + _TX, left + ow), front, black, scale,
-                      gt, res, top, left, enc, ct, tabs, dtab, dbase)
+                      gt, res, top, left, enc, ct, tabs)
     return res
 
 
@@ -379,7 +386,7 @@ _NO_TAB = np.zeros((3, 1), np.float32)
 
 
 def _enc_args(encoded: bool, c: np.ndarray, black, scale, gains, ry: int, rx: int) -> tuple:
-    """(enc, colour by parity, uint16 -> encoded tables, decode table, 1/step) for the kernel."""
+    """(enc, colour by parity, uint16 -> encoded tables) for the kernel."""
     from . import _domain
 
     ct = np.empty((2, 2), np.int64)
@@ -388,13 +395,13 @@ def _enc_args(encoded: bool, c: np.ndarray, black, scale, gains, ry: int, rx: in
             dy, dx = (py - ry) & 1, (px - rx) & 1
             ct[py, px] = 0 if dy == dx == 0 else 2 if dy == dx == 1 else 1
     if not encoded:
-        return False, ct, _NO_TAB, _NO_TAB[0], np.int32(0)
+        return False, ct, _NO_TAB
     if c.dtype != np.uint16:
         raise ValueError("rcd in the encoded domain reads stored uint16 samples")
     g = np.ones(3) if gains is None else np.asarray(gains, np.float64)
     tabs = _domain.stored_tables(0.0 if black is None else black,
                                  1.0 if scale is None else scale, g)
-    return (True, ct, tabs, *_domain.decode_table())
+    return True, ct, tabs
 
 
 def rcd_rggb(
