@@ -17,7 +17,7 @@ Scores: CPSNR (10-px border, mean over images) of the displayed sRGB result agai
 source, and of the linear result against the linearised source.
 
 ``--noisy``: the whole front of ``develop`` instead, on synthetic raws with shot/read noise
-(synthetic.unprocess at ISO 100, 800, 3200; 8 Kodak + 6 McMaster images): levels, white
+(synthetic.unprocess at ISO 100, 800, 3200, 12800 (``--isos``); 8 Kodak + 6 McMaster images): levels, white
 balance, demosaic (the recipe's ``demosaic.domain`` linear or srgb), denoise 'auto' (its noise
 spectrum modelled for the linear demosaic), highlights, colour; displayed-sRGB CPSNR against
 the unprocessed truth (one exposure scale fitted per image).
@@ -57,7 +57,7 @@ def run(method: str, images: list, domain: str) -> tuple[float, float]:
     return float(np.mean(disp)), float(np.mean(lin_scores))
 
 
-def noisy_table(methods: list[str]) -> None:
+def noisy_table(methods: list[str], isos: tuple[int, ...] = (100, 800, 3200, 12800)) -> None:
     """Displayed-sRGB CPSNR of develop's front (until 'color') vs the truth, per ISO."""
     from oneinch import synthetic
     from oneinch.develop import develop
@@ -66,7 +66,7 @@ def noisy_table(methods: list[str]) -> None:
     images = load_set("kodak24")[:8] + load_set("mcmaster18")[:6]
     print("develop front (demosaic, denoise auto, highlights, colour) on noisy synthetic raws:")
     print(f"{'ISO':>5} {'method':<8} {'linear':>7} {'srgb':>7} {'gain':>6}")
-    for iso in (100, 800, 3200):
+    for iso in isos:
         for method in methods:
             res = {}
             for domain in ("linear", "srgb"):
@@ -87,9 +87,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", default=None)
     ap.add_argument("--noisy", action="store_true")
+    ap.add_argument("--isos", default="100,800,3200,12800")
     args = ap.parse_args()
     if args.noisy:
-        noisy_table((args.methods or "rcd,iri").split(","))
+        noisy_table((args.methods or "rcd,iri").split(","),
+                    tuple(int(v) for v in args.isos.split(",")))
         return
     args.methods = args.methods or "rcd,ri,iri,iri-lr"
     sets = {k: load_set(k) for k in ("kodak24", "mcmaster18")}

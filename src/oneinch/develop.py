@@ -26,6 +26,12 @@ from .recipe import Recipe
 # RCD (~0.03 s/MP) above.
 AUTO_IRI_MAX_PIXELS = 4_000_000
 AUTO_RI_MAX_PIXELS = 16_000_000
+# 'auto' demosaic domain (bench/quality_demosaic_domain.py --noisy, displayed CPSNR against the
+# truth through develop's front): the sRGB-encoded domain gains +1.3..2.3 dB at ISO 100 and
+# +0.2..0.5 at 3200 (noise level 0.14); it gives 0..0.4 dB back at 6400 (0.21) and 0.2..0.9 at
+# 12800 (0.33), where noise dominates the shadows and the encoding's curvature turns it into
+# bias. Linear above ~ISO 4000 of the synthetic sensor:
+DOMAIN_SRGB_MAX_NOISE = 0.16
 TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
 DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, RCD: fewer)
 # methods whose result at a pixel depends on rows far away (iri's iterations, stopped by a
@@ -98,11 +104,13 @@ def develop(
             held, x = [x], None  # develop_strips drops the mosaic once it is demosaiced
             rgb = develop_strips(held, raw, r, neutral, gains, bits=bits)
             return _photo(rgb, raw, r, neutral)
-        x, crop = _demosaic(x, raw, r, demosaic)
+        made_by = _made_by(raw, r)
+        noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
+        if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
+            noise = _estimate_noise(x, raw, r, made_by)
+        x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise))
         x = at("demosaic", x)
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
-        noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
-        made_by = _made_by(raw, r)
         x = at("denoise", denoise(x, r.denoise, noise_profile=noise, iso=raw.shot.iso,
                                   demosaic_method=made_by))
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
@@ -202,7 +210,7 @@ def develop_strips(
     """
     from .isp import tiles
     from .isp.demosaic import demosaic
-    from .isp.denoise import denoise, estimate_noise_profile
+    from .isp.denoise import denoise
     from .isp.denoise import margin as denoise_margin
     from .isp.denoise import prepare as denoise_prepare
     from .looks import _fused
@@ -214,32 +222,31 @@ def develop_strips(
     factor = _bin_factor(raw, r)
     method = _auto_method(raw, r)
 
+    made_by = _made_by(raw, r)
+    noise = binned_noise(_noise_in_wb_units(raw, gains), factor)
+    if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
+        noise = _estimate_noise(mosaic, raw, r, made_by, front)
+    domain = demosaic_domain(r, noise)
+
     def dem(m: np.ndarray) -> np.ndarray:
         if front is not None and m.dtype == np.uint16:
             lv, g = front.keywords["lv"], front.keywords["gains"]
             if factor > 1:
                 return bin_stored(m, lv, g, cfa, factor)  # levels, WB and binning: one pass
             if method == "rcd":  # levels, WB (and the encoding) read inside RCD
-                return rcd_stored(m, lv, g, cfa, domain=r.demosaic.domain)
+                return rcd_stored(m, lv, g, cfa, domain=domain)
         if front is not None:
             m = front(m)
         if raw.is_linear:
             return m
         if factor > 1:
             return _bin(m, cfa, factor)
-        return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer,
-                        domain=r.demosaic.domain)
+        return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer, domain=domain)
 
     rows_out = round(mosaic.shape[0] / factor)
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
     x = tiles.empty((rows_out, width_out, 3))  # the sensor pass's output
     tiles.prefault(x)  # its pages, faulted in on the other core while kernels load
-    made_by = _made_by(raw, r)
-    noise = binned_noise(_noise_in_wb_units(raw, gains), factor)
-    if noise is None and r.denoise.mode != "off":  # estimated once, on a central band
-        mid = (mosaic.shape[0] // 2) & ~7
-        noise = estimate_noise_profile(dem(mosaic[max(0, mid - 512) : mid + 512]),
-                                       demosaic_method=made_by)
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
         # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
@@ -432,7 +439,7 @@ class _Stage:
         return x
 
 
-def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic) -> tuple:
+def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic, domain: str) -> tuple:
     """Demosaic (or bin for small outputs); returns (rgb, default crop in its pixels)."""
     if raw.is_linear:
         return x, raw.default_crop
@@ -440,8 +447,49 @@ def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic) -> tuple:
     if factor > 1:
         return _bin(x, raw.cfa, factor), _box_div(raw.default_crop, factor)
     rgb = demosaic(x, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer,
-                   domain=r.demosaic.domain)
+                   domain=domain)
     return rgb, raw.default_crop
+
+
+def demosaic_domain(r: Recipe, noise: np.ndarray | None) -> str:
+    """The domain demosaicing works in: the recipe's, or for 'auto' 'srgb' unless the noise
+    level at middle grey (isp.denoise.noise_level of the (3, 2) profile in white-balanced
+    units) is above ``DOMAIN_SRGB_MAX_NOISE``; 'srgb' when the noise is unknown."""
+    if r.demosaic.domain != "auto":
+        return r.demosaic.domain
+    if noise is None:
+        return "srgb"
+    from .isp.denoise import noise_level
+
+    return "srgb" if noise_level(noise) <= DOMAIN_SRGB_MAX_NOISE else "linear"
+
+
+def _needs_noise(raw: RawImage, r: Recipe) -> bool:
+    """Whether a raw without a noise profile needs one estimated: for denoise, or to choose
+    the 'auto' demosaic domain."""
+    return r.denoise.mode != "off" or (r.demosaic.domain == "auto" and _made_by(raw, r)
+                                         is not None)
+
+
+def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str | None,
+                    front=None) -> np.ndarray:
+    """(3, 2) noise profile estimated on a central band of 1024 rows, demosaiced (or binned)
+    in the linear domain, for which the estimator is calibrated (isp.denoise)."""
+    from .isp.demosaic import demosaic
+    from .isp.denoise import estimate_noise_profile
+
+    mid = (mosaic.shape[0] // 2) & ~7
+    band = mosaic[max(0, mid - 512) : mid + 512]
+    if front is not None:
+        band = front(band)
+    factor = _bin_factor(raw, r)
+    if raw.is_linear:
+        rgb = band
+    elif factor > 1:
+        rgb = _bin(band, raw.cfa, factor)
+    else:
+        rgb = demosaic(band, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer)
+    return estimate_noise_profile(rgb, demosaic_method=made_by)
 
 
 def _opcodes1(raw: RawImage, ops1: tuple) -> np.ndarray:

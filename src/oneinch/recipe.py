@@ -40,15 +40,16 @@ class WhiteBalance:
 class Demosaic:
     """method: 'auto' (by image size), 'bilinear', 'malvar', 'rcd', 'ri', 'iri', 'iri-lr'
     (iri with a learned correction). domain: 'srgb' interpolates the sRGB-encoded samples
-    (better colour differences, isp.demosaic), 'linear' the linear ones."""
+    (better colour differences, isp.demosaic), 'linear' the linear ones, 'auto' (default)
+    'srgb' unless the image is very noisy (develop.demosaic_domain)."""
 
     method: str = "auto"
     quad_bayer: str = "remosaic"  # 'remosaic' | 'bin'
-    domain: str = "srgb"  # 'srgb' | 'linear'
+    domain: str = "auto"  # 'auto' | 'srgb' | 'linear'
 
     def __post_init__(self) -> None:
-        if self.domain not in ("srgb", "linear"):
-            raise OptionError(f"unknown demosaic domain {self.domain!r} (srgb, linear)")
+        if self.domain not in ("auto", "srgb", "linear"):
+            raise OptionError(f"unknown demosaic domain {self.domain!r} (auto, srgb, linear)")
 
 
 @dataclass(frozen=True)
