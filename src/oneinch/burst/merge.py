@@ -369,8 +369,26 @@ def _zero_alignment(a: al.Alignment) -> al.Alignment:
                         tile=a.tile, step=a.step, cost=a.cost)
 
 
+def resample_domain(ref_raw: RawImage, noise: np.ndarray) -> str:
+    """The demosaic domain alternates are resampled in: develop's rule for 'auto'
+    (develop.demosaic_domain) on the reference's noise in white-balanced units. The textured
+    kodim01 burst (N = 8) merges +0.30 dB better in the sRGB domain at ISO 3200 and 0.45 dB
+    worse at ISO 12800."""
+    from ..develop import demosaic_domain
+    from ..recipe import Recipe
+    from . import warp
+
+    g = warp.wb_gains(ref_raw.color.as_shot_neutral).astype(np.float64)
+    assert ref_raw.cfa is not None
+    gc = g[ref_raw.cfa.array().ravel()[:4]]  # per plane, as plane_noise orders them
+    wb = np.stack([noise[:, 0] * gc, noise[:, 1] * gc * gc], axis=1)
+    per_colour = np.stack([wb[ref_raw.cfa.array().ravel()[:4] == c].mean(axis=0)
+                           for c in range(3)])
+    return demosaic_domain(Recipe(), per_colour)
+
+
 def _resampled_planes(raw: RawImage, a: al.Alignment, ref_raw: RawImage,
-                      method: str) -> np.ndarray:
+                      method: str, domain: str) -> np.ndarray:
     """Padded Bayer planes of an alternate resampled at its sub-pixel displacements."""
     from . import warp
 
@@ -379,7 +397,8 @@ def _resampled_planes(raw: RawImage, a: al.Alignment, ref_raw: RawImage,
     field = warp.dense_field(warp.tile_displacements(a), h // 2, w // 2, PAD, a.tile)
     assert raw.cfa is not None
     mos = warp.resample_alternate(m[:h, :w], raw.cfa, field,
-                                  warp.wb_gains(ref_raw.color.as_shot_neutral), method=method)
+                                  warp.wb_gains(ref_raw.color.as_shot_neutral), method=method,
+                                  domain=domain)
     return pad_planes(al.bayer_planes(mos))
 
 
@@ -441,7 +460,8 @@ def merge_raws(
         if resample == "remosaic":
             j = i if i < ref_i else i + 1
             fallback.append((o, a))
-            others[i] = _resampled_planes(raws[j], a, ref_raw, resample_demosaic)
+            others[i] = _resampled_planes(raws[j], a, ref_raw, resample_demosaic,
+                                          resample_domain(ref_raw, noise))
             a = _zero_alignment(a)
         aligns.append(a)
         if progress is not None:

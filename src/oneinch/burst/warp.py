@@ -67,6 +67,7 @@ def resample_alternate(
     gains: np.ndarray | None = None,
     *,
     method: str = DEMOSAIC,
+    domain: str = "srgb",
 ) -> np.ndarray:
     """The alternate's normalised Bayer ``mosaic`` (H, W even) seen from the reference grid.
 
@@ -74,15 +75,14 @@ def resample_alternate(
     alt(p + d) ≈ ref(p)). Every CFA site (y, x) of colour c gets the alternate's colour c at raw
     position (y, x) + 2·d, cubic-interpolated from the demosaicked (white-balanced) alternate.
     Returns a float32 (H, W) mosaic in the same CFA phase; the input is not modified.
+    ``domain``: the demosaic's (isp.demosaic; merge.py picks it from the noise level).
     """
     m = np.asarray(mosaic, np.float32)
     h, w = m.shape
     g = wb_gains(None) if gains is None else np.asarray(gains, np.float32)
     cols = np.asarray(pattern.array())[:2, :2].astype(int)
     gmap = np.tile(g[cols], (h // 2, w // 2))
-    # interpolated in the sRGB-encoded domain (isp.demosaic): on the textured kodim01 burst
-    # (tests/test_burst.py) the merge gains +0.4 dB over the linear-domain resampling
-    rgb = demosaic(m * gmap, pattern, method, domain="srgb")
+    rgb = demosaic(m * gmap, pattern, method, domain=domain)
     h2, w2 = h // 2, w // 2
     yy = np.arange(h2, dtype=np.float32)[:, None] * 2.0
     xx = np.arange(w2, dtype=np.float32)[None, :] * 2.0
