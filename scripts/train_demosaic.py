@@ -1,10 +1,11 @@
 """Train the learned residual correction of the ``iri`` demosaic (``iri-lr``).
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/train_demosaic.py \
-        --extra DIR [--out src/oneinch/data/demosaic_iri_lr.npz]
+        --extra DIR --extra DIR2 --cascade [--out src/oneinch/data/demosaic_iri_lr.npz]
 
-(about 17 min on one loaded core, 5 of them screening the photos against the test sets; 96
-images, 58.6 MP). Training set (neither Kodak nor McMaster is used: they are
+(about 46 min on one heavily loaded core: 10 screening the photos against the test sets, 15
+per stage; 132 images, 67.2 MP; ``--stage1 NPZ`` takes the first stage from a model and fits
+only the second). Training set (neither Kodak nor McMaster is used: they are
 the test sets):
 
 - the real camera mosaics of ../shared/data: dng/decodable (GoPro HERO6 4000x3000, HERO7
@@ -21,7 +22,7 @@ the test sets):
   demosaicing fade out), rounded to 8 bits. Files named kodim/kodak/mcm, and files that look
   like a test image in any of the 8 orientations, cropped or pasted into a larger frame
   (``test_set_similarity``: 64x48 thumbnail correlation, ORB matches under one homography),
-  are refused. The shipped weights used 46 colour photographs (nothing drawn or rendered, no
+  are refused. The shipped weights used 80 colour photographs (nothing drawn or rendered, no
   near-monochrome image), all from packages (licence in brackets):
 
   - PyPI wheels (``pip download --no-deps NAME==VER`` then ``unzip -j``): scikit-image 0.26.0
@@ -48,8 +49,25 @@ the test sets):
     largest file) for BytheWater, ColorfulCups, EveningGlow, FallenLeaf, Kite, OneStandsOut,
     Path, Volna, summer_1am [GPL-2+].
 
-  The folder used holds these 46 files (names prefixed by their package, e.g.
-  ``mate-backgrounds__Dune.jpg``); it is not part of the repository.
+  The first folder used holds these 46 files (names prefixed by their package, e.g.
+  ``mate-backgrounds__Dune.jpg``); it is not part of the repository. A second folder (same
+  naming) adds 34 photographs, from Debian 12 packages: kphotoalbum 5.9.1-1
+  usr/share/kphotoalbum/demo/ anne_helene, bar55, bar55_2, blackie, cold_water, donna,
+  donna_2, grand_canyon_1, grand_canyon_2, grand_canyon_3, jesper, jesper_2, new_wave_1,
+  new_wave_2, pool, pool_2, qt-logo, skagen, skagen_2, snow, spiff, spiff_2, sunset, wayne
+  (.jpg, 800 px) [GPL-2+]; palapeli-data 4:22.12.3-1 usr/share/palapeli/collection/
+  castle-maintenon [GFDL], cincinnati-bridge, citrus-fruits, european-honey-bee [public
+  domain], panther-chameleon-female [GFDL] (.jpg; licence in each .desktop); digikam-data
+  4:7.9.0-1 usr/share/digikam/about/images/body-background.jpg [GPL-2+]; sddm-theme-maldives
+  0.19.0-5 usr/share/sddm/themes/maldives/background.jpg [CC-BY-3.0, Nevit Dilmen];
+  qtdeclarative5-examples 5.15.8+dfsg-3
+  usr/lib/x86_64-linux-gnu/qt5/examples/quick/customitems/scrollbar/pics/niagara_falls.jpg
+  [BSD-3-clause]; hugin-data 2022.0.0+dfsg-2 usr/share/hugin/xrc/data/help_en_EN/CA_tCA00.jpg
+  [GPL-2+]; and from PyPI: scipy 1.9.3 (wheel) scipy/misc/face.dat, the 1024x768 raccoon
+  (bz2 of uint8 RGB, saved as PNG) [BSD-3; the photograph public domain]. None was refused by
+  the screen. Looked at and left out (drawn, rendered, screenshots, near-monochrome or too
+  small): stellarium-data, gcompris-qt-data, fotoxx-common, sddm-theme-maui, the other Qt
+  examples, scikit-image 0.18.3's retina.jpg (one hue) and hubble_deep_field.jpg.
 
 Each image is seen in the 8 orientations of the square (flips and transposes; the RGGB mosaic is
 taken of the transformed image, so the CFA phase meets the scene differently each time), with
@@ -59,16 +77,23 @@ both test sets). The first pass is ``iri`` without its colour-difference refinem
 (``_demosaic_learned.bucket_map``) the normal equations of the two missing colours' residual
 regressions are accumulated in float64 per fold (scenes alternate between two folds) and solved
 with a ridge term (RAISR, Romano et al. 2017, sec. III-A) chosen per bucket by the held-out
-error of the other fold (``solve_cv``). Prints the fit on the training set (first pass vs
-corrected CPSNR of each image as given).
+error of the other fold (``solve_cv``). ``--cascade``: a second stage of the same form is
+fitted to the residual the first stage (as saved, float16) leaves on every training image, its
+buckets and thresholds computed on the first stage's output (``_demosaic_learned.stages``;
+``--cascade-first``: its filters also see the first pass, 6 channels). Prints the fit on the
+training set (CPSNR of each image as given: first pass, then after each stage).
 
 Measured (bench/quality_demosaic.py, Kodak-24 / McMaster-18 CPSNR): camera mosaics and the
 first 11 photos (scikit-image ... mahotas), iri-lr 40.37 / 36.59 dB; with all 46 photos,
-40.94 / 37.24 dB (``iri``: 40.20 / 36.23). In one run at edge 1500 alone (41.05 / 37.20):
-finer buckets (``--angles 24`` and/or ``--strengths 8``) no better on either set (41.03-41.04 /
-37.15-37.18); camera mosaics left out: Kodak +0.06, McMaster -0.06 dB. (These with the 50
-photos, the 4 left out included.) 7x7 filters (``--patch 7``) on all 50, 2 orientations: 40.87 / 37.15 vs 40.88 / 37.17 for 5x5 in the same
-run (and 40.97 / 37.23 with 8 orientations).
+40.94 / 37.24 dB (``iri``: 40.20 / 36.23); the 46 and their first stage plus a second stage
+(``--stage1``), 40.96 / 37.29 (``--cascade-first``: 40.97 / 37.29, not kept); with the 80
+photos, one stage 41.05 / 37.27, both stages 41.09 / 37.32 (shipped; train mean 40.88 ->
+41.96 -> 42.01 dB; the second stage corrects 791 of 1728 buckets). In one run at edge 1500
+alone (41.05 / 37.20): finer buckets (``--angles 24`` and/or ``--strengths 8``) no better on
+either set (41.03-41.04 / 37.15-37.18); camera mosaics left out: Kodak +0.06, McMaster -0.06
+dB. (These with the 50 photos, the 4 left out included.) 7x7 filters (``--patch 7``) on all
+50, 2 orientations: 40.87 / 37.15 vs 40.88 / 37.17 for 5x5 in the same run (and 40.97 / 37.23
+with 8 orientations).
 """
 
 from __future__ import annotations
@@ -385,6 +410,62 @@ def solve_cv(
     return weights, chosen
 
 
+def thresholds(firsts: list, strengths: int, chroma: int, rng: np.random.Generator) -> dict:
+    """Bucket thresholds (``bucket_map``) at equal-count quantiles of the structure strength,
+    coherence and chroma ratio of the given (stage-input) images."""
+    st, co, ko = [], [], []
+    for _, f in firsts:
+        _, s, c = lr.structure_tensor(f[..., 1], SIGMA)
+        k = lr.chroma_ratio(f)
+        pick = rng.integers(0, s.size, 200_000)
+        st.append(s.ravel()[pick])
+        co.append(c.ravel()[pick])
+        ko.append(k.ravel()[pick])
+    return {
+        "s_thr": np.quantile(np.concatenate(st), np.arange(1, strengths) / strengths),
+        "c_thr": np.quantile(np.concatenate(co), C_QUANT),
+        "k_thr": np.quantile(np.concatenate(ko), np.linspace(0, 1, chroma + 1)[1:-1]),
+    }
+
+
+def fit_stage(images, firsts, model, args, rng, t0, prep=None, nch=3) -> np.ndarray:
+    """Accumulate (every image, ``args.orient`` orientations) and solve one stage's filters
+    (nb, 2, nch, P, P) for the bucketing of ``model``; ``prep`` maps a first pass to the
+    stage's input (the identity for the first stage, the first stage's output for the second)."""
+    ns, nc, nk = (len(model[k]) + 1 for k in ("s_thr", "c_thr", "k_thr"))
+    nb = 4 * int(model["n_angle"]) * ns * nc * nk
+    p = args.patch
+    nf = nch * p * p
+    ata = np.zeros((2, nb, nf, nf))  # per fold (scenes alternate between the two folds)
+    aty = np.zeros((2, nb, nf, 2))
+    count = np.zeros((2, nb), np.int64)
+    scenes = sorted({n.split(" /")[0] for n, _ in images})
+    for i, (name, rgb) in enumerate(images):
+        fold = scenes.index(name.split(" /")[0]) % 2
+        for k, truth in enumerate(orientations(rgb)[: args.orient]):
+            if args.noise > 0:  # grain: i.i.d. noise in the 8-bit truth, re-quantised
+                truth = truth + rng.normal(0, args.noise / 255, truth.shape).astype(np.float32)
+                truth = np.round(np.clip(truth, 0, 1) * 255).astype(np.float32) / 255
+            first = (
+                firsts[i][1]
+                if k == 0 and args.noise == 0
+                else lr.first_pass(mosaic_rggb(truth), args.refine, args.stack)
+            )
+            x = first if prep is None else prep(first)
+            _accumulate(truth, x, model, p, args.frac, rng, ata[fold], aty[fold], count[fold])
+        print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"accumulated: {time.perf_counter() - t0:.0f} s, {count.sum() / 1e6:.1f} M samples")
+    if args.normal:
+        np.savez(args.normal, ata=ata, aty=aty, count=count, **model)
+    weights, chosen = solve_cv(ata, aty, count, RIDGES)
+    print(
+        "ridge chosen per bucket (0 = no correction):",
+        {float(r): int((chosen == r).sum()) for r in np.unique(chosen)},
+        f"{(chosen > 0).sum()}/{nb} buckets corrected",
+    )
+    return weights.reshape(nb, 2, nch, p, p).astype(np.float16)  # halves the file; ~1e-3 rel.
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--extra", type=Path, action="append", default=[])
@@ -406,6 +487,11 @@ def main() -> None:
     ap.add_argument("--stack", action="store_true", help="filters see iri with and without refine")
     ap.add_argument("--frac", type=float, default=1.0, help="fraction of pixels used")
     ap.add_argument("--orient", type=int, default=8, help="orientations used (1..8)")
+    ap.add_argument("--cascade", action="store_true", help="also train a second stage")
+    ap.add_argument(
+        "--cascade-first", action="store_true", help="second stage also sees the first pass"
+    )
+    ap.add_argument("--stage1", type=Path, help="take the first stage from this npz (no refit)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     images = []
@@ -421,73 +507,57 @@ def main() -> None:
         t = orientations(rgb)[0]
         firsts.append((t, lr.first_pass(mosaic_rggb(t), args.refine, args.stack)))
 
-    # bucket thresholds from the training distribution of the structure tensor
-    s_quant = np.arange(1, args.strengths) / args.strengths
-    st, co, ko = [], [], []
     rng = np.random.default_rng(0)
-    for _, f in firsts:
-        _, s, c = lr.structure_tensor(f[..., 1], SIGMA)
-        k = lr.chroma_ratio(f)
-        pick = rng.integers(0, s.size, 200_000)
-        st.append(s.ravel()[pick])
-        co.append(c.ravel()[pick])
-        ko.append(k.ravel()[pick])
-    model = {
-        "n_angle": np.int32(args.angles),
-        "s_thr": np.quantile(np.concatenate(st), s_quant).astype(np.float32),
-        "c_thr": np.quantile(np.concatenate(co), C_QUANT).astype(np.float32),
-        "k_thr": np.quantile(np.concatenate(ko), np.linspace(0, 1, args.chroma + 1)[1:-1]).astype(
-            np.float32
-        ),
-        "sigma": np.float32(SIGMA),
-        "refine": np.int32(args.refine),
-    }
-    ns, nc, nk = (len(model[k]) + 1 for k in ("s_thr", "c_thr", "k_thr"))
-    nb = 4 * args.angles * ns * nc * nk
-    p = args.patch
-    nf = (6 if args.stack else 3) * p * p
-    ata = np.zeros((2, nb, nf, nf))  # per fold (scenes alternate between the two folds)
-    aty = np.zeros((2, nb, nf, 2))
-    count = np.zeros((2, nb), np.int64)
-    scenes = sorted({n.split(" /")[0] for n, _ in images})
-    for i, (name, rgb) in enumerate(images):
-        fold = scenes.index(name.split(" /")[0]) % 2
-        for k, truth in enumerate(orientations(rgb)[: args.orient]):
-            if args.noise > 0:  # grain: i.i.d. noise in the 8-bit truth, re-quantised
-                truth = truth + rng.normal(0, args.noise / 255, truth.shape).astype(np.float32)
-                truth = np.round(np.clip(truth, 0, 1) * 255).astype(np.float32) / 255
-            first = (
-                firsts[i][1]
-                if k == 0 and args.noise == 0
-                else lr.first_pass(mosaic_rggb(truth), args.refine, args.stack)
-            )
-            _accumulate(truth, first, model, p, args.frac, rng, ata[fold], aty[fold], count[fold])
-        print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    print(f"accumulated: {time.perf_counter() - t0:.0f} s, {count.sum() / 1e6:.1f} M samples")
-    if args.normal:
-        np.savez(args.normal, ata=ata, aty=aty, count=count, **model)
-    weights, chosen = solve_cv(ata, aty, count, RIDGES)
-    print(
-        "ridge chosen per bucket (0 = no correction):",
-        {float(r): int((chosen == r).sum()) for r in np.unique(chosen)},
-    )
-    weights = weights.reshape(nb, 2, -1, p, p)
-    model["weights"] = weights.astype(np.float16)  # halves the file; ~1e-3 relative
+    if args.stage1:
+        with np.load(args.stage1) as z:
+            model = {k: z[k] for k in z.files if not k.endswith("2")}
+        args.patch = model["weights"].shape[-1]
+        print(f"stage 1 from {args.stage1}")
+    else:
+        # bucket thresholds from the training distribution of the structure tensor
+        thr = thresholds(firsts, args.strengths, args.chroma, rng)
+        model = {
+            "n_angle": np.int32(args.angles),
+            **{k: v.astype(np.float32) for k, v in thr.items()},
+            "sigma": np.float32(SIGMA),
+            "refine": np.int32(args.refine),
+        }
+        nch = 6 if args.stack else 3
+        model["weights"] = fit_stage(images, firsts, model, args, rng, t0, nch=nch)
+    if args.cascade:
+        # second stage: buckets and filters over the first stage's output (its filters as
+        # shipped, float16), fitted to the residual it leaves on every training image
+        stage1 = dict(model)
+
+        nch2 = 6 if args.cascade_first else 3
+        dummy = {"weights": np.zeros((1, 2, nch2, 1, 1))}
+
+        def prep(first: np.ndarray) -> np.ndarray:
+            return lr.stage_input(lr.apply_correction(first, stage1), first, dummy)
+
+        outs = [(t, prep(f)) for t, f in firsts]
+        thr = thresholds(outs, args.strengths, args.chroma, rng)
+        model2 = {**model, **{k: v.astype(np.float32) for k, v in thr.items()}}
+        w2 = fit_stage(images, firsts, model2, args, rng, t0, prep=prep, nch=nch2)
+        model.update({f"{k}2": model2[k] for k in thr} | {"weights2": w2})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **model)
     print(
         f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), "
-        f"{(chosen > 0).sum()}/{nb} buckets corrected, {time.perf_counter() - t0:.0f} s"
+        f"{time.perf_counter() - t0:.0f} s"
     )
 
     # training-set fit (identity orientation of each image)
     rows = []
+    steps = lr.stages(model)
     for (name, _), (truth, first) in zip(images, firsts, strict=True):
-        out = lr.apply_correction(first, model)
-        rows.append((cpsnr(truth, first[..., :3]), cpsnr(truth, out)))
-        print(f"  train {name:<48} first pass {rows[-1][0]:6.2f}  corrected {rows[-1][1]:6.2f}")
+        outs = [first[..., :3], lr.apply_correction(first, steps[0])]
+        for m in steps[1:]:
+            outs.append(lr.apply_correction(lr.stage_input(outs[-1], first, m), m))
+        rows.append([cpsnr(truth, o) for o in outs])
+        print(f"  train {name:<48} " + "  ".join(f"{v:6.2f}" for v in rows[-1]))
     a = np.mean(rows, axis=0)
-    print(f"train mean: first pass {a[0]:.2f} dB  corrected {a[1]:.2f} dB")
+    print("train mean (first pass, then each stage): " + " ".join(f"{v:.2f}" for v in a) + " dB")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ FLOORS = {
     "rcd": (37.6, 31.65),
     "ri": (40.0, 32.05),
     "iri": (40.45, 32.14),  # measured 40.58 / 32.24
-    "iri-lr": (41.65, 32.6),  # measured 41.79 / 32.72
+    "iri-lr": (41.85, 32.68),  # measured 41.96 / 32.79
     "auto": (40.0, 32.05),
 }
 
@@ -212,25 +212,31 @@ def test_iri_numba_kernels_match_numpy(images) -> None:
 
 
 def test_iri_lr_numba_matches_numpy_and_model(images) -> None:
-    """The learned correction: numba kernel == numpy reference; the shipped model is small."""
+    """The learned correction, each stage of it (the second, when the model has one, runs on
+    the first's output): numba kernel == numpy reference; the shipped model is small."""
     from oneinch.isp import _demosaic_learned as lr
 
     model = lr.load_model()
-    w = model["weights"]
-    levels = [len(model[k]) + 1 for k in ("s_thr", "c_thr", "k_thr")]
-    nb = 4 * int(model["n_angle"]) * int(np.prod(levels))
-    stack = w.shape[2] == 6
-    assert w.shape == (nb, 2, w.shape[2], lr.PATCH, lr.PATCH) and np.isfinite(w).all()
+    stack = model["weights"].shape[2] == 6
     ref = lr.resources.files("oneinch") / "data" / lr.WEIGHTS_FILE
     assert ref.stat().st_size < 2_000_000
     rgb = images[1][2][:70, :90]
     mos, _ = dm._bayer_pad(_mosaic(rgb), CFAPattern.bayer("RGGB"), 24)
     first = lr.first_pass_rggb(mos, bool(model.get("refine", 1)), stack)
-    a = lr.apply_correction(first, model)
-    b = lr.apply_correction_reference(first, model)
-    assert np.abs(a - b).max() < 1e-5
-    assert np.abs(a - first[..., :3]).max() > 1e-3  # the correction does something here
-    np.testing.assert_array_equal(a[0::2, 0::2, 0], mos[0::2, 0::2])  # samples kept
+    x = first
+    for i, m in enumerate(lr.stages(model)):
+        x = lr.stage_input(x, first, m) if i else x
+        w = m["weights"]
+        levels = [len(m[k]) + 1 for k in ("s_thr", "c_thr", "k_thr")]
+        nb = 4 * int(m["n_angle"]) * int(np.prod(levels))
+        assert w.shape == (nb, 2, x.shape[2], lr.PATCH, lr.PATCH) and np.isfinite(w).all()
+        a = lr.apply_correction(x, m)
+        b = lr.apply_correction_reference(x, m)
+        assert np.abs(a - b).max() < 1e-5, i
+        assert np.abs(a - x[..., :3]).max() > 1e-3, i  # the correction does something here
+        np.testing.assert_array_equal(a[0::2, 0::2, 0], mos[0::2, 0::2])  # samples kept
+        np.testing.assert_array_equal(a[1::2, 1::2, 2], mos[1::2, 1::2])
+        x = a
 
 
 def test_iri_lr_beats_iri_on_mcmaster(images) -> None:
@@ -240,4 +246,4 @@ def test_iri_lr_beats_iri_on_mcmaster(images) -> None:
         - _cpsnr(i, dm.demosaic(_mosaic(i), "RGGB", "iri"))
         for i in images[1]
     ]
-    assert np.mean(gains) > 0.35, gains  # measured +0.48 dB
+    assert np.mean(gains) > 0.42, gains  # measured +0.55 dB
