@@ -180,3 +180,27 @@ def test_unknown_domain_is_refused() -> None:
         Recipe().with_(demosaic={"domain": "log"})
     with pytest.raises(OptionError, match="domain"):
         demosaic(np.zeros((8, 8), np.float32), "RGGB", "rcd", domain="log")
+
+
+@needs_data
+def test_noise_estimate_of_an_xtrans_raw_without_profile() -> None:
+    """A raw without a NoiseProfile has its noise estimated on a central band: on X-Trans the
+    band must start on the 6-row period (it started on a multiple of 8: colours mixed, S 4x too
+    high) and the estimator's calibration must push noise through the X-Trans method, not a
+    Bayer one (S was 2.5-5x too low). Now X-Trans is estimated as well as Bayer."""
+    from oneinch.develop import _estimate_noise, _made_by, _noise_in_wb_units
+    from oneinch.isp import levels, whitebalance
+
+    img = np.concatenate([_load(KODAK[1])] * 4, 0)[:2000]
+    r = Recipe()
+    got = {}
+    for pat in (CFAPattern.xtrans(), CFAPattern.bayer("GRBG")):
+        raw, _ = synthetic.unprocess(img, pattern=pat, iso=800, seed=2)
+        g = whitebalance.gains(whitebalance.neutral(raw.color, r.white_balance, None, raw.cfa))
+        true = _noise_in_wb_units(raw, g)
+        x = whitebalance.apply_gains(levels.normalize(raw.data, raw.levels), g, raw.cfa)
+        est = _estimate_noise(x, raw, r, _made_by(raw, r))
+        ratio = est[:, 0] / true[:, 0]
+        assert np.all((ratio > 0.45) & (ratio < 1.6)), (pat.kind, ratio)
+        got[pat.kind] = est[:, 0]
+    np.testing.assert_allclose(got["xtrans"], got["bayer"], rtol=0.25)

@@ -8,6 +8,7 @@ browser preview use it instead of private shortcuts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import partial
 
@@ -414,6 +415,8 @@ def _made_by(raw: RawImage, r: Recipe) -> str | None:
     the RGB is not interpolated (binned previews, LinearRaw: white noise per site)."""
     if raw.is_linear or _bin_factor(raw, r) > 1:
         return None
+    if raw.cfa is not None and raw.cfa.kind == "xtrans":
+        return "xtrans"  # its own method whatever the name (isp.denoise models it as such)
     return _auto_method(raw, r)
 
 
@@ -478,8 +481,10 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str |
     from .isp.demosaic import demosaic
     from .isp.denoise import estimate_noise_profile
 
-    mid = (mosaic.shape[0] // 2) & ~7
-    band = mosaic[max(0, mid - 512) : mid + 512]
+    # rows start on a multiple of the CFA's period (X-Trans: 6) and of 8 (4x4 binning)
+    step = math.lcm(8, raw.cfa.shape[0] if raw.cfa is not None else 1)
+    mid, half = (mosaic.shape[0] // 2) // step * step, 512 // step * step
+    band = mosaic[max(0, mid - half) : mid + half]
     if front is not None:
         band = front(band)
     factor = _bin_factor(raw, r)

@@ -866,10 +866,17 @@ def _backward_np(x: np.ndarray, alpha: float, sigma2: float, lum: np.ndarray | N
 # Noise spectrum after demosaicing
 
 
+def _cfa_of(method: str) -> tuple[CFAPattern, str]:
+    """(CFA, demosaic method) a ``demosaic_method`` name stands for: 'xtrans' is the X-Trans
+    directional method (isp.demosaic), any other name a Bayer method on RGGB."""
+    return (CFAPattern.xtrans(), "auto") if method == "xtrans" else (_BAYER, method)
+
+
 def _psd_field(method: str | None, rel: tuple[float, float, float], n: int, seed: int,
                levels: tuple[int, ...]) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    grid = _BAYER.masks(n, n)
+    cfa, name = _cfa_of(method) if method is not None else (_BAYER, "")
+    grid = cfa.masks(n, n)
     amp = 0.01
     std = sum(math.sqrt(rel[c]) * grid[c] for c in range(3)).astype(np.float32) * amp
     z = rng.standard_normal((n, n)).astype(np.float32) * std
@@ -880,7 +887,7 @@ def _psd_field(method: str | None, rel: tuple[float, float, float], n: int, seed
         from .demosaic import demosaic as _demosaic
 
         base = np.full((n, n), 0.25, np.float32)
-        noise = _demosaic(base + z, _BAYER, method) - _demosaic(base, _BAYER, method)
+        noise = _demosaic(base + z, cfa, name) - _demosaic(base, cfa, name)
     o = (noise / amp) @ OPPONENT.T.astype(np.float32)
     out = np.zeros((len(levels), 3, _PATCH * _PATCH), np.float32)
     for li, lev in enumerate(levels):
@@ -988,8 +995,9 @@ def _estimator_gain(method: str | None) -> np.ndarray:
     else:
         from .demosaic import demosaic as _demosaic
 
+        cfa, name = _cfa_of(method)
         base = np.full((n, n), 0.25, np.float32)
-        noise = _demosaic(base + z, _BAYER, method) - _demosaic(base, _BAYER, method)
+        noise = _demosaic(base + z, cfa, name) - _demosaic(base, cfa, name)
     g = np.array([np.quantile(_block_stats(noise[8:-8, 8:-8, c] / amp)[1], _EST_Q)
                   for c in range(3)])
     if method is not None:
