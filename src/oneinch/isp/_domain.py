@@ -9,7 +9,9 @@ constant difference. Measured (bench/quality_demosaic_domain.py): on linear mosa
 linearised Kodak-24 / McMaster-18 sets, demosaicing the encoded mosaic and decoding the result
 gains 1.9-3.6 dB of displayed CPSNR for every colour-difference method (iri 37.20 -> 40.36 dB on
 Kodak), and through develop's front on noisy synthetic raws iri gains +2.3 / +1.5 / +0.5 dB
-at ISO 100 / 800 / 3200, rcd +1.3 / +0.8 / +0.3.
+at ISO 100 / 800 / 3200, rcd +1.3 / +0.8 / +0.3. Very noisy raws lose (ISO 12800: -0.2..-0.9
+dB: shadow noise through the curvature becomes bias), so develop's 'auto' domain falls back to
+linear above a noise level (develop.demosaic_domain).
 
 The encoding is the sRGB OETF (IEC 61966-2-1:1999, sec. 5) on [0, 1], the same power law past
 1 (white-balanced samples of a clipped channel reach the largest gain) and odd below 0 (noise
@@ -36,8 +38,6 @@ from ._transfer import f32_bits
 _F = np.float32
 ENC_MAX = 4.0  # linear values tabulated for encoding: [0, ENC_MAX]
 ENC_N = 1 << 16
-DEC_MAX = 4.0  # encoded values tabulated for decoding: [0, DEC_MAX]
-DEC_N = 1 << 14
 _THR_E, _THR_D = 0.0031308, 0.04045
 
 
