@@ -487,13 +487,7 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str |
     band = mosaic[max(0, mid - half) : mid + half]
     if front is not None:
         band = front(band)
-    factor = _bin_factor(raw, r)
-    if raw.is_linear:
-        rgb = band
-    elif factor > 1:
-        rgb = _bin(band, raw.cfa, factor)
-    else:
-        rgb = demosaic(band, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer)
+    rgb, _ = _demosaic(band, raw, r, demosaic, "linear")
     return estimate_noise_profile(rgb, demosaic_method=made_by)
 
 
@@ -747,10 +741,16 @@ def _noise_in_wb_units(raw: RawImage, gains: np.ndarray) -> np.ndarray | None:
     if prof is None or len(prof) == 0:
         return None
     p = np.asarray(prof, dtype=np.float64).reshape(-1, 2)
-    if p.shape[0] != 3:  # one pair for all planes (DNG), or a count that fits no plane layout
-        p = np.repeat(p[:1], 3, axis=0)
     if not (np.isfinite(p).all() and (p >= 0).all()):
         return None  # a corrupt profile: denoise estimates the noise from the image instead
-    p = p[:3]
+    return profile_in_wb_units(p, gains)
+
+
+def profile_in_wb_units(profile: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """(3, 2) [g*S, g^2*O] per colour of a per-colour [S, O] profile (one pair, or another
+    count that fits no plane layout: the first pair for all three)."""
+    p = np.asarray(profile, dtype=np.float64).reshape(-1, 2)
+    if p.shape[0] != 3:  # one pair for all planes (DNG), or a count that fits no plane layout
+        p = np.repeat(p[:1], 3, axis=0)
     g = np.asarray(gains, dtype=np.float64).reshape(3)
     return np.stack([g * p[:, 0], g * g * p[:, 1]], axis=1)
