@@ -29,6 +29,7 @@ test-deps:
 	@bash scripts/test-deps.sh
 
 demo: install
+	@$(PY) -m oneinch.warm --if-stale
 	@mkdir -p out/demo
 	$(PY) -m oneinch develop $(SAMPLE) -o out/demo/
 	$(PY) -m oneinch develop $(SAMPLE) -o out/demo/authentic_classic_frame.jpg --look authentic --frame classic
@@ -37,6 +38,7 @@ demo: install
 	@echo "demo photos written to:"; ls -1 $(CURDIR)/out/demo/*.jpg
 
 test: dev test-deps
+	$(PY) -m oneinch.warm --if-stale
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: dev

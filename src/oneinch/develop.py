@@ -15,6 +15,7 @@ from functools import partial
 import numpy as np
 from numba import njit
 
+from . import _aot as aot
 from .errors import OneinchError, OptionError
 from .isp import geometry, levels, sharpen, spaces
 from .isp.highlights import Prescan, clip_levels, reconstruct
@@ -373,10 +374,13 @@ class _threads:
     def __init__(self, n: int) -> None:
         self.n = n
         self.old = 0
+        self.serial = aot.serial() if n == 1 else None  # compiled-ahead kernels may serve
 
     def __enter__(self) -> None:
         from .isp import tiles
 
+        if self.serial is not None:
+            self.serial.__enter__()
         if tiles.WORKERS > 1:
             import numba
 
@@ -388,6 +392,8 @@ class _threads:
             import numba
 
             numba.set_num_threads(self.old)
+        if self.serial is not None:
+            self.serial.__exit__(*exc)
 
 
 def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None) -> bool:
@@ -572,6 +578,7 @@ def bin_stored(data: np.ndarray, lv, gains: np.ndarray, cfa, factor: int) -> np.
     return _bin_stored_nb(data, np.float64(black), g, colour, int(factor))
 
 
+@aot.entry
 @njit(cache=True, nogil=True)
 def _bin_stored_nb(data, black, g, colour, factor):  # pragma: no cover - numba
     h, w = data.shape[0] // factor, data.shape[1] // factor

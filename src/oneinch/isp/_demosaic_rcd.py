@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .. import _aot as aot
 from ._domain import dec1
 
 EPS = 1e-5
@@ -346,6 +347,7 @@ def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0,
                      cl[(r & 15) if enc else 0])
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby, enc, ct,
                tabs):  # pragma: no cover

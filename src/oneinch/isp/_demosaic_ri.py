@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from .. import _aot as aot
+
 _B = cv2.BORDER_REFLECT_101
 
 
@@ -127,6 +129,7 @@ def ri_rggb_reference(cfa: np.ndarray) -> np.ndarray:
 _GM = 8  # rows/cols of the green plane's border copied from the mosaic (GBTF reach is 7)
 
 
+@aot.entry
 @njit(cache=True, nogil=True)
 def _green_nb(
     c: np.ndarray,
@@ -228,6 +231,7 @@ def _green_nb(
             out[y, x, 1] = g[y, x]
 
 
+@aot.entry
 @njit(cache=True, nogil=True)
 def _rb_nb(
     c: np.ndarray,

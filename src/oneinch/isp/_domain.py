@@ -33,6 +33,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from .. import _aot as aot
 from ._transfer import f32_bits
 
 _F = np.float32
@@ -137,6 +138,7 @@ def dec1(y):  # pragma: no cover - numba
     return y if y != y else v
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _encode_flat(src, dst, tab, inv_h):  # pragma: no cover - numba
     n = src.size
@@ -146,6 +148,7 @@ def _encode_flat(src, dst, tab, inv_h):  # pragma: no cover - numba
             dst[i] = enc1(src[i], tab, inv_h)
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy",
             fastmath={"nsz", "arcp", "afn"})  # as _demosaic_rcd: the same rounding
 def _decode_flat(src, dst):  # pragma: no cover - numba

@@ -21,6 +21,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from .. import _aot as aot
+
 SHIFT = 13  # float32 mantissa bits dropped: 10 left -> 1024 table steps per octave
 _MASK = (1 << SHIFT) - 1
 _INV = 1.0 / (1 << SHIFT)
@@ -75,6 +77,7 @@ _CACHE: dict[str, tuple] = {}
 
 
 # no nnan/ninf: NaN must stay NaN
+@aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath={"nsz", "arcp", "contract", "afn"})
 def _apply_flat(src, dst, thr, slope, strict, lo, base, table):  # pragma: no cover - numba
     n = src.size

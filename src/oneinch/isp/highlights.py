@@ -57,6 +57,7 @@ import cv2
 import numba
 import numpy as np
 
+from .. import _aot as aot
 from ..errors import OptionError
 
 MODES = ("reconstruct", "clip")
@@ -114,6 +115,7 @@ def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _row_hits_kernel(rgb, t0, t1, t2, hits):  # pragma: no cover - numba
     h, w = rgb.shape[0], rgb.shape[1]
@@ -402,6 +404,7 @@ def _reconstruct_reference(rgb: np.ndarray, clip: np.ndarray, mode: str = "recon
     return out
 
 
+@aot.entry
 @numba.njit(cache=True, nogil=True)
 def _mark_blocks(ys, xs, fi, bad):  # pragma: no cover - numba
     for k in range(ys.size):
@@ -504,10 +507,13 @@ def _scan_rows(rgb, thr, fi, first, last, small, seen, summed):  # pragma: no co
             summed[bi] = sums
 
 
-_scan_kernel = numba.njit(parallel=True, cache=True, nogil=True)(_scan_rows)
-_scan_kernel_serial = numba.njit(cache=True, nogil=True)(_scan_rows)  # for threads of strips
+_scan_kernel = aot.entry(numba.njit(parallel=True, cache=True, nogil=True)(_scan_rows),
+                         f"{__name__}._scan_kernel")
+_scan_kernel_serial = aot.entry(numba.njit(cache=True, nogil=True)(_scan_rows),  # strips' threads
+                                f"{__name__}._scan_kernel_serial")
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _sum_rows(rgb, fi, todo, small):  # pragma: no cover - numba
     """The block means of the block rows ``todo`` (as _scan_rows makes them)."""
@@ -543,6 +549,7 @@ def _scan(rgb: np.ndarray, clip: np.ndarray, fi: int
     return first, last, small
 
 
+@aot.entry
 @numba.njit(cache=True, nogil=True)
 def _block_means_kernel(img, fi, blocks, small):  # pragma: no cover - numba
     bw = small.shape[1]
@@ -589,6 +596,7 @@ def _near_pixels(rgb: np.ndarray, clip: np.ndarray, first: np.ndarray, last: np.
     return np.concatenate(ys), np.concatenate(xs)
 
 
+@aot.entry
 @numba.njit(cache=True, nogil=True)
 def _confidence_kernel(rgb, ys, xs, clip, lo, span, spread, px, p):  # pragma: no cover
     h, w = rgb.shape[0], rgb.shape[1]
@@ -621,6 +629,7 @@ def _clip_confidence_px(rgb: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: n
     return px, p
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _rebuild_kernel(px, chroma, p, level, sel, mix, mix_u, mix_prior, s_full, u_full, gmax,
                     part, have_part, res):  # pragma: no cover - numba
@@ -704,6 +713,7 @@ def rebuild_pixels_numba(px: np.ndarray, clip: np.ndarray, chroma: np.ndarray,
     return res
 
 
+@aot.entry
 @numba.njit(cache=True, nogil=True)
 def _scatter_kernel(out, ys, xs, sel, vals):  # pragma: no cover - numba
     for k in range(sel.size):
@@ -711,6 +721,7 @@ def _scatter_kernel(out, ys, xs, sel, vals):  # pragma: no cover - numba
             out[ys[sel[k]], xs[sel[k]], c] = vals[k, c]
 
 
+@aot.entry
 @numba.njit(cache=True, nogil=True)
 def _full_flags(p, lim):  # pragma: no cover - numba
     full = np.empty(p.shape[0], np.bool_)
@@ -719,6 +730,7 @@ def _full_flags(p, lim):  # pragma: no cover - numba
     return full
 
 
+@aot.entry
 @numba.njit(cache=True, nogil=True)
 def _pp_blend_kernel(v, w, up, out):  # pragma: no cover - numba
     four, tiny = np.float32(4.0), np.float32(1e-8)
@@ -747,6 +759,7 @@ def _push_pull_numba(vw: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return coarse.astype(np.float32, copy=False)
 
 
+@aot.entry
 @numba.njit(cache=True, nogil=True)
 def _field_inputs_kernel(small, bad, csum, level_mode, vw, weight):  # pragma: no cover
     tiny9, tiny4, four = np.float32(1e-9), np.float32(1e-4), np.float32(4.0)

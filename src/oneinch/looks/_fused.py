@@ -41,6 +41,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .. import _aot as aot
 from ..errors import OptionError
 from ..isp._transfer import f32_bits
 from ..isp.spaces import SPACES, luminance_weights
@@ -449,6 +450,7 @@ def _row_store(i, er, eg, eb, dst, dst8, dst16, qtop):  # pragma: no cover - num
             row[3 * j + 2] = eb[j]
 
 
+@aot.entry
 @njit(cache=True, nogil=True)
 def _rows(src, dst, dst8, dst16, r_lo, r_hi, fp, mat, use_mat, tone_y, tone_t, tbase, use_local,
           ga, gb, row0, full_h, n_looks, lprm, ltabs, lbases, tints, kern, tc, lc, ec,

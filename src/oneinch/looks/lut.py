@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 from numba import njit, prange
 
+from .. import _aot as aot
 from ..errors import InputError, OptionError
 from ..isp.spaces import SPACES, decode, encode, rgb_to_xyz_d50, xyz_d50_to_rgb
 from ..output.atomic import atomic_write_bytes
@@ -347,6 +348,7 @@ def identity_grid(n: int, lo=(0.0, 0.0, 0.0), hi=(1.0, 1.0, 1.0)) -> np.ndarray:
     return np.stack([r, g, b], axis=-1).astype(np.float32)
 
 
+@aot.entry
 @njit(parallel=True, cache=True)
 def _tetra_kernel(x, out, table, lo, hi):  # pragma: no cover - numba
     n = table.shape[0]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from .. import _aot as aot
 from ..errors import OptionError
 from ..isp.spaces import SPACES, luminance_weights
 
@@ -165,6 +166,7 @@ def _style_pixel(r, g, b, prm, tints):
     return min(max(r, 0.0), 1.0), min(max(g, 0.0), 1.0), min(max(b, 0.0), 1.0)
 
 
+@aot.entry
 @njit(parallel=True, cache=True)
 def _style_kernel(rgb, out, prm, tints, strength):  # pragma: no cover - numba
     h, w = rgb.shape[0], rgb.shape[1]

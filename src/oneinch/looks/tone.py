@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 from numba import njit, prange
 
+from .. import _aot as aot
 from ..errors import OptionError
 from ..isp.spaces import SPACES, luminance_weights
 from ..recipe import Tone
@@ -196,6 +197,7 @@ def _curve(n: float, c: float, u: float, k: float, white: float, black: float, s
     return min(y, 1.0), ev
 
 
+@aot.entry
 @njit(parallel=True, cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _tone_kernel(rgb, out, wts, c, u, k, white, black, shadows, highlights, white_ev,
                  use_local, ga, gb, lmed, compress, detail, row0, full_h):  # pragma: no cover
