@@ -262,3 +262,31 @@ def test_reuse_freed_memory_sets_glibc_threshold():
     from oneinch.cli import reuse_freed_memory
 
     assert reuse_freed_memory() is sys.platform.startswith("linux")
+
+
+def test_develop_imports_only_its_own_command():
+    """`oneinch develop` does not import the other commands' modules (web app, frames,
+    burst...); `oneinch --help` still lists every command."""
+    code = (
+        "import sys\n"
+        "from oneinch.cli import main\n"
+        "rc = main(['develop', 'no-such-file.dng'])\n"
+        "print(rc, sorted(m for m in sys.modules if m.startswith('oneinch.commands.')))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
+                       timeout=300)
+    assert p.stdout.strip() == "2 []", p.stdout + p.stderr
+    h = run("--help")
+    assert h.returncode == 0
+    for name in ("develop", "inspect", "looks", "frame", "burst", "profile", "batch", "serve"):
+        assert name in h.stdout, name
+
+
+def test_command_exit_code_survives_the_exit_path(small_dng, tmp_path):
+    """entry() freezes the garbage collector before exiting: the exit code and the written
+    file are the command's (0 and a whole JPEG; 2 for a missing input)."""
+    out = tmp_path / "x.jpg"
+    p = run("develop", str(small_dng), "-o", str(out), "--size", "256")
+    assert p.returncode == 0, p.stderr
+    assert out.read_bytes()[-2:] == b"\xff\xd9"
+    assert run("develop", str(tmp_path / "missing.dng")).returncode == 2
