@@ -178,6 +178,7 @@ for name, r in (("rcd", Recipe().with_(demosaic={"method": "rcd"})),
     res[name] = develop(raw, r, tiled=True, dtype=np.uint8).rgb
 out["jit_started"] = _aot.jit_started()
 out["numba_target_loaded"] = "numba.np.arraymath" in sys.modules
+out["numba_imported"] = "numba" in sys.modules
 _aot.set_enabled(False)
 diff = 0
 for name, r in (("rcd", Recipe().with_(demosaic={"method": "rcd"})),
@@ -201,4 +202,53 @@ def test_develop_in_a_new_process_never_starts_the_jit() -> None:
     assert out["available"], "no ahead-of-time module for these sources: python -m oneinch.warm"
     assert not out["jit_started"]
     assert not out["numba_target_loaded"]
+    assert not out["numba_imported"]  # (oneinch._jit: numba is imported when first needed)
     assert out["max_code_diff"] <= 1
+
+
+LAZY_SCRIPT = r"""
+import sys
+import numpy as np
+from oneinch._jit import njit, numba, prange, intrinsic, types, ir, loaded
+
+@intrinsic
+def _bits(typingctx, x):
+    if not (isinstance(x, types.Float) and x.bitwidth == 32):
+        return None
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+@njit(inline="always")
+def _half(v):
+    return v * np.float32(0.5)
+
+@njit(parallel=True)
+def kernel(x, out):
+    for i in numba.prange(x.size):
+        out[i] = _half(x[i]) + np.float32(_bits(x[i]) & 1)
+    s = 0.0
+    for i in prange(x.size):
+        s += out[i]
+    return s
+
+before = ("numba" in sys.modules, loaded(), type(kernel).__name__)
+x = np.arange(1000, dtype=np.float32)
+out = np.empty_like(x)
+s = kernel(x, out)
+ref = x * 0.5 + (x.view(np.int32) & 1)
+print(before, loaded(), type(globals()["kernel"]).__name__, type(globals()["prange"]).__name__,
+      bool(np.array_equal(out, ref)), abs(s - float(ref.sum())) < 1e-3)
+"""
+
+
+def test_lazy_numba_loads_and_rebinds_on_first_use() -> None:
+    """Kernels written against oneinch._jit (njit, numba.prange, prange, intrinsic, types,
+    ir; one calling another) do not import numba until called; then numba is loaded, every
+    stand-in global becomes the real object, and the kernel compiles and computes as with
+    plain numba."""
+    p = subprocess.run([sys.executable, "-c", LAZY_SCRIPT], capture_output=True, text=True,
+                       timeout=300, cwd=os.path.dirname(__file__))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["(False,", "False,", "'LazyDispatcher')", "True", "CPUDispatcher",
+                                "type", "True", "True"], p.stdout

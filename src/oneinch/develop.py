@@ -13,9 +13,10 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
-from numba import njit
 
 from . import _aot as aot
+from . import _jit
+from ._jit import njit
 from .errors import OneinchError, OptionError
 from .isp import geometry, levels, sharpen, spaces
 from .isp.highlights import Prescan, clip_levels, reconstruct
@@ -381,7 +382,7 @@ class _threads:
 
         if self.serial is not None:
             self.serial.__enter__()
-        if tiles.WORKERS > 1:
+        if tiles.WORKERS > 1 and _jit.loaded():  # (not loaded: no JIT kernel runs in here)
             import numba
 
             self.old = numba.get_num_threads()

@@ -13,10 +13,11 @@ level, white scale and white-balance gains while reading stored integer samples.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .. import _aot as aot
+from .. import _jit
+from .._jit import numba
 from ._domain import dec1
 
 EPS = 1e-5
@@ -369,7 +370,7 @@ def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby, enc, 
 
 def _bands() -> int:
     """Row bands per call: one when numba runs one thread here (a strip of develop_strips)."""
-    return 1 if numba.get_num_threads() == 1 else 1 << 20
+    return 1 if _jit.threads() == 1 else 1 << 20
 
 
 def _front_args(black, scale, gains, ry: int, rx: int) -> tuple[bool, np.float32, np.float32,

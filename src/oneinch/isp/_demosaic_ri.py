@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from numba import njit
 
 from .. import _aot as aot
+from .._jit import njit
 
 _B = cv2.BORDER_REFLECT_101
 

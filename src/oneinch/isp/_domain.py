@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from .. import _aot as aot
+from .._jit import intrinsic, ir, numba, types
 from ._transfer import f32_bits
 
 _F = np.float32

@@ -15,13 +15,10 @@ numpy's five full-size temporaries and a ``powf`` per value.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from .. import _aot as aot
+from .._jit import intrinsic, ir, numba, types
 
 SHIFT = 13  # float32 mantissa bits dropped: 10 left -> 1024 table steps per octave
 _MASK = (1 << SHIFT) - 1

@@ -55,11 +55,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
-import numba
 import numpy as np
-from numba import njit, prange
 
 from .. import _aot as aot
+from .. import _jit
+from .._jit import njit, prange
 from ..errors import InputError, OptionError
 from ..raw.image import CFAPattern
 from ..recipe import Denoise
@@ -597,7 +597,7 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
     s2 = np.ascontiguousarray(sig * sig, np.float32)
     thr = np.ascontiguousarray(np.float32(_HARD_LAMBDA) * sig, np.float32)
     _dct_pass_nb(x, x if pil is None else pil, pil is not None, thr, s2, int(step), int(oy),
-                 acc, wband, 4 * numba.get_num_threads())
+                 acc, wband, 4 * _jit.threads())
     return _normalize_nb(acc, wband, int(oy), int(step))
 
 

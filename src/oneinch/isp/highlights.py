@@ -54,10 +54,10 @@ clipped green is only ever raised while unclipped red and blue are kept.
 from __future__ import annotations
 
 import cv2
-import numba
 import numpy as np
 
 from .. import _aot as aot
+from .._jit import numba
 from ..errors import OptionError
 
 MODES = ("reconstruct", "clip")

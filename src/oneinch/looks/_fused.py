@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
 
 from .. import _aot as aot
+from .._jit import intrinsic, ir, njit, types
 from ..errors import OptionError
 from ..isp._transfer import f32_bits
 from ..isp.spaces import SPACES, luminance_weights

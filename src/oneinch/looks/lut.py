@@ -30,9 +30,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from numba import njit, prange
 
 from .. import _aot as aot
+from .._jit import njit, prange
 from ..errors import InputError, OptionError
 from ..isp.spaces import SPACES, decode, encode, rgb_to_xyz_d50, xyz_d50_to_rgb
 from ..output.atomic import atomic_write_bytes

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
 
 from .. import _aot as aot
+from .._jit import njit, prange
 from ..errors import OptionError
 from ..isp.spaces import SPACES, luminance_weights
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from numba import njit, prange
 
 from .. import _aot as aot
+from .._jit import njit, prange
 from ..errors import OptionError
 from ..isp.spaces import SPACES, luminance_weights
 from ..recipe import Tone
