@@ -249,7 +249,9 @@ def develop_strips(
     rows_out = round(mosaic.shape[0] / factor)
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
     x = tiles.empty((rows_out, width_out, 3))  # the sensor pass's output
-    tiles.prefault(x)  # its pages, faulted in on the other core while kernels load
+    if not aot.available():  # its pages, faulted in on the other core while the JIT loads
+        tiles.prefault(x)  # (with compiled-ahead kernels nothing loads: the strips fault
+        # them in as they write, on both cores; prefaulting then only competes, +0.2 s)
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
         # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
