@@ -4,7 +4,8 @@ Makes 12.5, 24 and 50.3 MP 14-bit synthetic DNGs (noise at ISO 100, and ISO 3200
 then times, one process per run: `oneinch develop` (JPEG defaults, --size 2048 preview, 16-bit
 TIFF), rawpy postprocess (AHD and LINEAR, 8-bit sRGB, JPEG written by Pillow), and darktable-cli
 / rawtherapee-cli when installed. Reports wall, CPU (user+sys) and peak RSS of each process and
-the ratio of wall to rawpy AHD's measured in the same run.
+the ratio of wall to rawpy AHD's measured in the same run. 'oneinch jpeg, JIT' is the default
+develop with the ahead-of-time kernels off (ONEINCH_AOT=0: numba imported and its JIT started).
 
     .venv/bin/python bench/speed.py [--sizes 12.5,24,50] [--repeat 1]      (make bench-speed)
 """
@@ -110,6 +111,8 @@ def cases(dng: Path, out: Path) -> list[tuple[str, list[str]]]:
         ("rawpy AHD", [PY, "-c", RAWPY_SCRIPT, str(dng), str(out / "rawpy_ahd.jpg"), "AHD"]),
         ("rawpy LINEAR", [PY, "-c", RAWPY_SCRIPT, str(dng), str(out / "rawpy_lin.jpg"), "LINEAR"]),
         ("oneinch jpeg", [*cli, "-o", str(out / "oi.jpg")]),
+        # the same with the ahead-of-time kernels off: numba imported, JIT started (oneinch._aot)
+        ("oneinch jpeg, JIT", ["env", "ONEINCH_AOT=0", *cli, "-o", str(out / "oi_jit.jpg")]),
         ("oneinch --size 2048", [*cli, "-o", str(out / "oi_prev.jpg"), "--size", "2048"]),
         ("oneinch tiff16", [*cli, "-o", str(out / "oi.tif"), "--format", "tiff"]),
     ]
@@ -173,6 +176,10 @@ def main() -> None:
           f"less the same develop in a warm one): interpreter, imports, numba's first-call "
           f"set-up and kernel loads (auto picks iri at this size: more kernels than the strip "
           f"path; the 'warm' lines below give the cold start of the large files)")
+    from oneinch import _aot
+
+    print(f"ahead-of-time kernels: {'available' if _aot.available() else 'MISSING or stale'}"
+          " (python -m oneinch.warm builds them; 'JIT' rows run with ONEINCH_AOT=0)")
     print(f"cores: {os.cpu_count()}; times are the min of {args.repeat} run(s)")
     header = (
         f"{'size':>6} {'ISO':>5} {'case':<22} {'wall s':>7} {'cpu s':>7} {'RSS MB':>7}"
@@ -189,7 +196,8 @@ def main() -> None:
                 make_dng(dng, SIZES[key], iso)
                 ahd = None
                 for name, cmd in cases(dng, tmpd):
-                    if iso != 100 and name not in ("rawpy AHD", "oneinch jpeg"):
+                    if iso != 100 and name not in ("rawpy AHD", "oneinch jpeg",
+                                                   "oneinch jpeg, JIT"):
                         continue  # ISO 3200: the default develop only, against AHD
                     runs = [timed(cmd) for _ in range(args.repeat)]
                     wall = min(r[0] for r in runs)  # shared machine: the least disturbed run
