@@ -179,7 +179,17 @@ for name, r in (("rcd", Recipe().with_(demosaic={"method": "rcd"})),
 out["jit_started"] = _aot.jit_started()
 out["numba_target_loaded"] = "numba.np.arraymath" in sys.modules
 out["numba_imported"] = "numba" in sys.modules
+from oneinch.isp import _domain  # compiled with noalias: in place must still be exact
+y = (np.random.default_rng(3).random(200_003, dtype=np.float32) * 1.4 - 0.2).astype(np.float32)
+a = y.copy()
+out["decode_served"] = _aot._compiled(_domain._decode_flat, (a, a)) is not None
+_domain._decode_flat(a, a)
 _aot.set_enabled(False)
+j = y.copy()
+_domain._decode_flat(j, j)
+out["decode_in_place_equal"] = bool(np.array_equal(a, j))
+out["decode_error"] = float(np.max(np.abs(a - _domain.decode_exact(y)) /
+                                   np.maximum(np.abs(_domain.decode_exact(y)), 1e-6)))
 diff = 0
 for name, r in (("rcd", Recipe().with_(demosaic={"method": "rcd"})),
                 ("ri", Recipe().with_(demosaic={"method": "ri"})),
@@ -204,6 +214,8 @@ def test_develop_in_a_new_process_never_starts_the_jit() -> None:
     assert not out["numba_target_loaded"]
     assert not out["numba_imported"]  # (oneinch._jit: numba is imported when first needed)
     assert out["max_code_diff"] <= 1
+    assert out["decode_served"] and out["decode_in_place_equal"]
+    assert out["decode_error"] < 2e-6
 
 
 LAZY_SCRIPT = r"""
@@ -252,3 +264,4 @@ def test_lazy_numba_loads_and_rebinds_on_first_use() -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["(False,", "False,", "'LazyDispatcher')", "True", "CPUDispatcher",
                                 "type", "True", "True"], p.stdout
+

@@ -135,7 +135,7 @@ def dec1(y):  # pragma: no cover - numba
     return y if y != y else v
 
 
-@aot.entry
+@aot.entry(noalias=True)  # element-wise: in place at the same index only
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _encode_flat(src, dst, tab, inv_h):  # pragma: no cover - numba
     n = src.size
@@ -145,7 +145,7 @@ def _encode_flat(src, dst, tab, inv_h):  # pragma: no cover - numba
             dst[i] = enc1(src[i], tab, inv_h)
 
 
-@aot.entry
+@aot.entry(noalias=True)  # element-wise: in place at the same index only
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy",
             fastmath={"nsz", "arcp", "afn"})  # as _demosaic_rcd: the same rounding
 def _decode_flat(src, dst):  # pragma: no cover - numba

@@ -74,7 +74,7 @@ _CACHE: dict[str, tuple] = {}
 
 
 # no nnan/ninf: NaN must stay NaN
-@aot.entry
+@aot.entry(noalias=True)  # element-wise: in place at the same index only
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath={"nsz", "arcp", "contract", "afn"})
 def _apply_flat(src, dst, thr, slope, strict, lo, base, table):  # pragma: no cover - numba
     n = src.size
