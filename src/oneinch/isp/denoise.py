@@ -348,7 +348,7 @@ def _hdct_block(v, offs, j0, nb, cb):  # pragma: no cover - numba
             c4[jl], c5[jl], c6[jl], c7[jl] = t[4], t[5], t[6], t[7]
 
 
-@aot.entry
+@aot.entry(noalias=True)  # writes only acc and wband (fresh); x and pil (may be x) are read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wband, nchunk):  # pragma: no cover
     """One pass of the sliding-window DCT filter over every patch (see dct_denoise), adding
@@ -459,7 +459,7 @@ def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wband, nchunk):  # p
                         _add_from_res(r[a], s, nj, w, acc[yy])
 
 
-@aot.entry
+@aot.entry(noalias=True)  # acc in place; wband is read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _normalize_nb(acc, wband, oy, step):  # pragma: no cover - numba
     """acc /= the summed weights of the bands (rows oy + i*step .. +7) covering each row."""
@@ -664,7 +664,7 @@ def _fwd_row(xr, a, c0, k, t0, t1, t2, lr, write, r1, r2):  # pragma: no cover -
             lr[xx] = t00 * g0 + t01 * g1 + t02 * g2
 
 
-@aot.entry
+@aot.entry(noalias=True)  # writes only lum, c1, c2 (fresh); x is read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _forward_nb(x, a, c0, k, t, f, want_luma, lum, c1, c2):  # pragma: no cover - numba
     h, w = x.shape[0], x.shape[1]
@@ -808,7 +808,7 @@ def _bwd_row(xr, a, c0, k, t, lr, has_luma, e1, e2, unbiased, alpha, sz2,
                 orow[3 * xx + ch] = (q * q - c0) / a
 
 
-@aot.entry
+@aot.entry(noalias=True)  # writes only out (fresh); the rest is read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, xf,
                  unbiased, alpha, sz2, out, f):  # pragma: no cover - numba
