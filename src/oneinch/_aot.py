@@ -7,9 +7,10 @@ The source of truth stays the ``@numba.njit`` function: :func:`entry` wraps its 
 ``python -m oneinch.warm`` runs the common paths under the JIT (every entry collects the
 signatures it is called with), then :func:`build` compiles exactly those signatures with
 numba's ahead-of-time compiler (``numba.pycc``: the same typing and lowering, the decorator's
-options — fastmath, error model, nogil — and the JIT's instruction set for this CPU;
-``parallel`` loops run serially, which is how the strip engine calls them: one thread per
-strip, two strips at once).
+options — fastmath, error model, nogil — and the JIT's instruction set for this CPU).
+``parallel`` kernels go through numba's parallel passes and have their prange loops lowered
+sequentially: the code the JIT runs on one thread, which is how the strip engine calls them
+(one thread per strip, two strips at once).
 
 At run time an entry calls the compiled variant whose argument types match its arguments
 exactly (dtype, dimensions, layout, read-only, alignment, as numba's ``typeof`` would type
