@@ -266,16 +266,18 @@ def test_reuse_freed_memory_sets_glibc_threshold():
 
 def test_develop_imports_only_its_own_command():
     """`oneinch develop` does not import the other commands' modules (web app, frames,
-    burst...); `oneinch --help` still lists every command."""
+    burst...) nor, for one file, the progress bar's library; `oneinch --help` still lists
+    every command."""
     code = (
         "import sys\n"
         "from oneinch.cli import main\n"
         "rc = main(['develop', 'no-such-file.dng'])\n"
-        "print(rc, sorted(m for m in sys.modules if m.startswith('oneinch.commands.')))\n"
+        "print(rc, sorted(m for m in sys.modules if m.startswith('oneinch.commands.')),\n"
+        "      'rich' in sys.modules)\n"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
                        timeout=300)
-    assert p.stdout.strip() == "2 []", p.stdout + p.stderr
+    assert p.stdout.strip() == "2 [] False", p.stdout + p.stderr  # (one file: no bar, no rich)
     h = run("--help")
     assert h.returncode == 0
     for name in ("develop", "inspect", "looks", "frame", "burst", "profile", "batch", "serve"):
