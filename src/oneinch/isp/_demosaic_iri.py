@@ -27,9 +27,10 @@ All filters are OpenCV box/linear filters on an RGGB mosaic with a mirror margin
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from .. import _aot as aot
+from .._jit import numba
 from ._demosaic_ri import _box, _f, _masks  # shared filter helpers (one source)
 
 GREEN_RADIUS = 11  # half-length of the 1-D guided-filter window (pixels)
@@ -124,6 +125,7 @@ _AXIAL = ((-1, 0), (1, 0), (0, -1), (0, 1))
 _DIAG = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True)
 def _wfill_numba(dp, gp, diag, eps):
     p = 3
@@ -377,6 +379,7 @@ def _interp_row(v, m, out):
         )
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True)
 def _dir_diff_rows(cfa, r, iters, eps, clen, ceps):
     h, w = cfa.shape

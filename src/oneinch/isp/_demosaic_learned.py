@@ -53,8 +53,10 @@ import functools
 from importlib import resources
 
 import cv2
-import numba
 import numpy as np
+
+from .. import _aot as aot
+from .._jit import numba
 
 PATCH = 5  # filter size (pixels); odd (7 measured no better, also with 50 photos)
 # colours each CFA phase lacks: phase = 2 * (y % 2) + (x % 2) on RGGB
@@ -146,6 +148,7 @@ def load_model() -> dict:
         return {k: z[k] for k in z.files}
 
 
+@aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _apply_numba(fp, buckets, weights, out):
     """out = first pass + per-bucket linear correction at the missing colours (numba)."""
