@@ -173,9 +173,10 @@ def main() -> None:
         f"{((twenty - one) / 19 - work) * 1000:.0f} ms"
     )
     print(f"cold start of that 0.4 MP file: {one - work:.2f} s (its develop in a new process "
-          f"less the same develop in a warm one): interpreter, imports, numba's first-call "
-          f"set-up and kernel loads (auto picks iri at this size: more kernels than the strip "
-          f"path; the 'warm' lines below give the cold start of the large files)")
+          f"less the same develop in a warm one): interpreter, imports, first touches of "
+          f"memory, and numba's start where the ahead-of-time kernels do not serve (auto picks "
+          f"iri at this size, whose kernels then run on one thread; the 'warm' lines below give "
+          f"the cold start of the large files)")
     from oneinch import _aot
 
     print(f"ahead-of-time kernels: {'available' if _aot.available() else 'MISSING or stale'}"
