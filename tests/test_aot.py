@@ -80,10 +80,12 @@ def built(tmp_path_factory):
     old = os.environ.get("ONEINCH_AOT_DIR")
     os.environ["ONEINCH_AOT_DIR"] = str(d)
     _aot._state["table"] = None
+    _aot.set_enabled(True)  # whatever ONEINCH_AOT says in this process
     try:
         path, n = _aot.build(names=[_kernel.name])
         yield d, path, n
     finally:
+        _aot.set_enabled(None)
         if old is None:
             os.environ.pop("ONEINCH_AOT_DIR", None)
         else:
@@ -159,7 +161,7 @@ def test_stale_or_disabled_module_is_not_used(built) -> None:
     try:
         assert _aot._compiled(_kernel, args) is None
     finally:
-        _aot.set_enabled(None)
+        _aot.set_enabled(True)
 
 
 DEVELOP_SCRIPT = r"""
