@@ -3,9 +3,12 @@
 Protocol (REFERENCES.md): RGGB mosaic of the 8-bit images / 255 treated as linear, CPSNR over
 R, G, B, 10-px border crop, mean of the per-image CPSNR. Time is mean seconds per image.
 Rows are every oneinch method in ``METHODS`` (``iri-lr``: iri + the learned correction trained by
-scripts/train_demosaic.py on neither set) and colour-demosaicing's peers.
+scripts/train_demosaic.py on neither set; ``iri-cnn``: iri-lr refined by the CNN trained by
+scripts/train_demosaic_cnn.py on neither set) and colour-demosaicing's peers. s/MP: seconds per
+megapixel over both sets (numba's threads: NUMBA_NUM_THREADS; OpenCV's, which run iri-cnn's
+network: all cores unless ``--cv-threads N``). ``--only a,b``: just those rows.
 
-    .venv/bin/python bench/quality_demosaic.py [--quick]
+    .venv/bin/python bench/quality_demosaic.py [--quick] [--only iri-lr,iri-cnn] [--cv-threads 1]
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def _peers() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
 
 
 def evaluate(fn: Callable[[np.ndarray], np.ndarray], images: list) -> tuple[float, float]:
-    """(mean CPSNR dB, mean seconds per image)."""
+    """(mean CPSNR dB, mean seconds per image); also adds (seconds, megapixels) to ``_TOTAL``."""
     scores, times = [], []
     for _, rgb in images:
         m = mosaic_of(rgb)
@@ -70,10 +73,15 @@ def evaluate(fn: Callable[[np.ndarray], np.ndarray], images: list) -> tuple[floa
         out = np.asarray(fn(m), np.float32)
         times.append(time.perf_counter() - t)
         scores.append(cpsnr(rgb, out))
+        _TOTAL[0] += times[-1]
+        _TOTAL[1] += rgb.shape[0] * rgb.shape[1] / 1e6
     return float(np.mean(scores)), float(np.mean(times))
 
 
-def demosaic_table(quick: bool = False, peers: bool = True) -> list[tuple]:
+_TOTAL = [0.0, 0.0]
+
+
+def demosaic_table(quick: bool = False, peers: bool = True, only: str = "") -> list[tuple]:
     """Print (and return) the Kodak-24 / McMaster-18 demosaic table."""
     sets = {k: load_set(k) for k in ("kodak24", "mcmaster18")}
     if quick:
@@ -83,16 +91,27 @@ def demosaic_table(quick: bool = False, peers: bool = True) -> list[tuple]:
     }
     if peers:
         methods.update(_peers())
+    if only:
+        methods = {k: v for k, v in methods.items() if k in only.split(",")}
     demosaic(mosaic_of(sets["kodak24"][0][1]), "RGGB", "rcd")  # numba compile/cache load
     rows = []
-    print(f"{'method':<16} {'Kodak-24 dB':>12} {'s/img':>7} {'McMaster-18 dB':>15} {'s/img':>7}")
+    head = f"{'method':<16} {'Kodak-24 dB':>12} {'s/img':>7} {'McMaster-18 dB':>15} {'s/img':>7}"
+    print(head + f" {'s/MP':>6}")
     for name, fn in methods.items():
+        _TOTAL[:] = [0.0, 0.0]
         k, tk = evaluate(fn, sets["kodak24"])
         mc, tm = evaluate(fn, sets["mcmaster18"])
-        rows.append((name, k, tk, mc, tm))
-        print(f"{name:<16} {k:12.2f} {tk:7.3f} {mc:15.2f} {tm:7.3f}", flush=True)
+        spm = _TOTAL[0] / _TOTAL[1]
+        rows.append((name, k, tk, mc, tm, spm))
+        print(f"{name:<16} {k:12.2f} {tk:7.3f} {mc:15.2f} {tm:7.3f} {spm:6.2f}", flush=True)
     return rows
 
 
+def _arg(name: str, default: str = "") -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
 if __name__ == "__main__":
-    demosaic_table(quick="--quick" in sys.argv)
+    if "--cv-threads" in sys.argv:
+        cv2.setNumThreads(int(_arg("--cv-threads")))
+    demosaic_table(quick="--quick" in sys.argv, only=_arg("--only"))

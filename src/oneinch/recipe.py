@@ -39,9 +39,10 @@ class WhiteBalance:
 @dataclass(frozen=True)
 class Demosaic:
     """method: 'auto' (by image size), 'bilinear', 'malvar', 'rcd', 'ri', 'iri', 'iri-lr'
-    (iri with a learned correction). domain: 'srgb' interpolates the sRGB-encoded samples
-    (better colour differences, isp.demosaic), 'linear' the linear ones, 'auto' (default)
-    'srgb' unless the image is very noisy (develop.demosaic_domain)."""
+    (iri with a learned correction), 'iri-cnn' (iri-lr refined by a small CNN). domain: 'srgb'
+    interpolates the sRGB-encoded samples (better colour differences, isp.demosaic), 'linear'
+    the linear ones, 'auto' (default) 'srgb' unless the image is very noisy
+    (develop.demosaic_domain)."""
 
     method: str = "auto"
     quad_bayer: str = "remosaic"  # 'remosaic' | 'bin'

@@ -18,6 +18,10 @@ Bayer methods (any phase; every method works internally on RGGB, reached by mirr
   per-bucket linear correction of the missing colours (Romano et al. 2017; weights trained by
   scripts/train_demosaic.py on images that are neither Kodak nor McMaster,
   ``_demosaic_learned``).
+- ``iri-cnn``: ``iri-lr`` refined by a small CNN on the 2x2-packed image (residual learning;
+  Gharbi et al. 2016 packing, Tan et al. 2017 / Kim et al. 2016 residual; trained by
+  scripts/train_demosaic_cnn.py on images that are neither Kodak nor McMaster, run through
+  OpenCV's DNN module, ``_demosaic_cnn``). The best quality here and the slowest.
 - ``auto``: the default, currently ``ri`` (see ``AUTO_METHOD``).
 
 Other CFAs: X-Trans 6x6 (``CFAPattern.xtrans()``) and Quad-Bayer (``CFAPattern.quad_bayer()``,
@@ -38,7 +42,16 @@ import numpy as np
 from oneinch.errors import InputError, OptionError
 from oneinch.raw.image import CFAPattern, as_pattern
 
-METHODS: tuple[str, ...] = ("auto", "bilinear", "malvar", "rcd", "ri", "iri", "iri-lr")
+METHODS: tuple[str, ...] = (
+    "auto",
+    "bilinear",
+    "malvar",
+    "rcd",
+    "ri",
+    "iri",
+    "iri-lr",
+    "iri-cnn",
+)
 QUAD_MODES: tuple[str, ...] = ("remosaic", "bin")
 DOMAINS: tuple[str, ...] = ("linear", "srgb")
 AUTO_METHOD = "ri"
@@ -181,6 +194,12 @@ def _iri_lr_rggb(cfa: np.ndarray) -> np.ndarray:
     return iri_lr_rggb(cfa)
 
 
+def _iri_cnn_rggb(cfa: np.ndarray) -> np.ndarray:
+    from oneinch.isp._demosaic_cnn import iri_cnn_rggb
+
+    return iri_cnn_rggb(cfa)
+
+
 _BAYER = {  # name -> (RGGB kernel, margin it needs)
     "bilinear": (_bilinear_rggb, 2),
     "malvar": (_malvar_rggb, 4),
@@ -188,6 +207,7 @@ _BAYER = {  # name -> (RGGB kernel, margin it needs)
     "ri": (_ri_rggb, 16),
     "iri": (_iri_rggb, 24),
     "iri-lr": (_iri_lr_rggb, 32),
+    "iri-cnn": (_iri_cnn_rggb, 56),
 }
 
 
