@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -267,3 +268,34 @@ def test_lazy_numba_loads_and_rebinds_on_first_use() -> None:
     assert p.stdout.split() == ["(False,", "False,", "'LazyDispatcher')", "True", "CPUDispatcher",
                                 "type", "True", "True"], p.stdout
 
+
+
+def test_bytecode_is_written_even_when_python_may_not(tmp_path: Path) -> None:
+    """warm.bytecode writes the __pycache__ of the package's modules (an editable install is
+    never byte-compiled, and PYTHONDONTWRITEBYTECODE stops Python writing any): a fresh file
+    is compiled, a second call compiles nothing, an edited source is compiled again, and the
+    new process that imports it reads the bytecode (no compile from source)."""
+    import importlib.util
+    import os
+
+    from oneinch.warm import bytecode
+
+    pkg = tmp_path / "pkg_bc"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    mod = pkg / "m.py"
+    mod.write_text("X = 1\n")
+    assert bytecode(pkg) == 2
+    cached = Path(importlib.util.cache_from_source(str(mod)))
+    assert cached.exists()
+    assert bytecode(pkg) == 0
+    mod.write_text("X = 22\n")  # a different size, so stale even within one mtime second
+    assert bytecode(pkg) == 1
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-v", "-c", "import pkg_bc.m as m; print(m.X)"],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    assert out.stdout.strip() == "22"
+    assert f"code object from '{cached}'" in out.stderr
+    assert f"code object from {mod}\n" not in out.stderr

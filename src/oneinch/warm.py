@@ -13,6 +13,11 @@
 
 ``--if-stale``: only when the ahead-of-time module is missing or older than the sources
 (``make test`` runs it, so a kernel edited since the last install is rebuilt, not skipped).
+
+Either way the package's modules are compiled to bytecode (:func:`bytecode`): an editable
+install is never byte-compiled by pip, and with ``PYTHONDONTWRITEBYTECODE`` set (as on
+containers and CI machines) Python compiles every module from source in every process,
+0.1-0.15 s of each ``oneinch`` command's start.
 """
 
 from __future__ import annotations
@@ -23,6 +28,41 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+def bytecode(root: Path | None = None) -> int:
+    """Write the ``__pycache__`` bytecode of every module under ``root`` (the package's own
+    directory by default) that is missing or older than its source; Python reads bytecode
+    even when ``PYTHONDONTWRITEBYTECODE`` forbids it to write any. Returns the number of
+    modules compiled; a read-only tree compiles nothing and is not an error."""
+    import py_compile
+    from importlib.util import MAGIC_NUMBER, cache_from_source
+
+    def fresh(src: Path, cached: Path) -> bool:
+        # the header Python itself checks (PEP 552, timestamp-based): magic, flags 0, the
+        # source's mtime and size
+        st = src.stat()
+        want = MAGIC_NUMBER + bytes(4) + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        want += (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        try:
+            with open(cached, "rb") as f:
+                return f.read(16) == want
+        except OSError:
+            return False
+
+    root = Path(__file__).parent if root is None else Path(root)
+    n = 0
+    for src in sorted(root.rglob("*.py")):
+        cached = Path(cache_from_source(str(src)))
+        try:
+            if fresh(src, cached):
+                continue
+            py_compile.compile(str(src), cfile=str(cached), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+        except (OSError, py_compile.PyCompileError):
+            continue
+        n += 1
+    return n
 
 
 def warm(aot: bool = True) -> float:
@@ -89,6 +129,7 @@ def warm(aot: bool = True) -> float:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    bytecode()
     if "--if-stale" in args:
         from . import _aot
 
