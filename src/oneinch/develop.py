@@ -584,24 +584,39 @@ def bin_stored(data: np.ndarray, lv, gains: np.ndarray, cfa, factor: int) -> np.
 @aot.entry
 @njit(cache=True, nogil=True)
 def _bin_stored_nb(data, black, g, colour, factor):  # pragma: no cover - numba
+    # per output row: the factor sensor rows are summed column-phase by column-phase into two
+    # float32 accumulators (even and odd sensor columns; exact: at most 16 uint16 samples, a
+    # sum below 2^24), whose colours the row's CFA phase names. Inner loops run along the row
+    # (contiguous, vectorised); the pattern lookup is per row, not per sample
     h, w = data.shape[0] // factor, data.shape[1] // factor
     out = np.empty((h, w, 3), np.float32)
-    acc = np.zeros(3)
+    sums = np.zeros((3, w), np.float32)
     cnt = np.zeros(3)
     for c in range(3):
         for dy in range(2):
             for dx in range(2):
                 if colour[dy, dx] == c:
                     cnt[c] += (factor // 2) * (factor // 2)
+    mul = np.empty(3)
+    for c in range(3):
+        mul[c] = g[c] / cnt[c]
+    off = np.empty(3)
+    for c in range(3):
+        off[c] = black * g[c]
     for y in range(h):
+        sums[:] = 0.0
+        for dy in range(factor):
+            row = data[y * factor + dy]
+            even = sums[colour[dy & 1, 0]]
+            odd = sums[colour[dy & 1, 1]]
+            for dx in range(0, factor, 2):
+                for x in range(w):
+                    even[x] += np.float32(row[x * factor + dx])
+                for x in range(w):
+                    odd[x] += np.float32(row[x * factor + dx + 1])
         for x in range(w):
-            acc[:] = 0.0
-            for dy in range(factor):
-                row = data[y * factor + dy]
-                for dx in range(factor):
-                    acc[colour[dy & 1, dx & 1]] += row[x * factor + dx]
             for c in range(3):
-                out[y, x, c] = (acc[c] / cnt[c] - black) * g[c]
+                out[y, x, c] = sums[c, x] * mul[c] - off[c]
     return out
 
 
