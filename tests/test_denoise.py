@@ -164,6 +164,20 @@ def test_white_noise_psd_is_flat():
     assert np.allclose(psd[0], 1.0, atol=0.08)
 
 
+def test_white_noise_psd_closed_form_matches_a_measurement():
+    """noise_psd(None) (no demosaicing) is computed in closed form; a measurement on a large
+    field of white noise (unequal colours, every level) agrees within its sampling error."""
+    rel = (1.7, 0.6, 1.2)
+    got = dn.noise_psd(None, np.array(rel))
+    meas = dn._psd_field(None, rel, 1024, 99, (0, 1, 2))
+    assert got.shape == meas.shape == (3, 3, 64)
+    assert np.abs(meas / got - 1).mean() < 0.015
+    assert np.abs(meas / got - 1).max() < 0.08
+    # the colours' different variances reach the opponent channels unequally
+    assert got[0, 1, 0] / got[0, 0, 0] == pytest.approx(
+        np.sqrt((1.7 + 1.2) / 2 / ((1.7 + 0.6 + 1.2) / 3)), rel=1e-5)
+
+
 @pytest.mark.parametrize("bad", [Denoise(mode="loud"), Denoise(mode="manual", strength=1.5),
                                  Denoise(luma=-1.0)])
 def test_bad_settings(bad):

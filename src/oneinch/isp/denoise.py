@@ -905,8 +905,21 @@ def _psd_field(method: str | None, rel: tuple[float, float, float], n: int, seed
     return out
 
 
+def _white_psd(rel: tuple[float, float, float], levels: tuple[int, ...]) -> np.ndarray:
+    """_psd_field of white noise (no demosaicing), in closed form: the opponent transform
+    gives channel k the variance sum_c OPPONENT[k, c]^2 rel[c]; each 2x2 box average quarters
+    it; an orthonormal DCT keeps white noise white (every coefficient that std)."""
+    var = (OPPONENT**2) @ np.asarray(rel, np.float64)
+    std = np.sqrt(var)[None, :] / (2.0 ** np.asarray(levels, np.float64))[:, None]
+    return np.repeat(std[:, :, None], _PATCH * _PATCH, axis=2).astype(np.float32)
+
+
 @lru_cache(maxsize=32)
 def _noise_psd_cached(method: str | None, rel: tuple[float, float, float]) -> np.ndarray:
+    if method is None:  # exact, where a measurement would carry 5-10% sampling error
+        out = _white_psd(rel, (0, 1, 2))
+        out.setflags(write=False)
+        return out
     # full and half resolution from a 192-px field; quarter resolution from a 448-px one
     out = np.concatenate([_psd_field(method, rel, 192, 12345, (0, 1)),
                           _psd_field(method, rel, 448, 6789, (2,))], axis=0)
