@@ -1,7 +1,9 @@
 """Demosaic quality table: Kodak-24 and McMaster-18, oneinch methods vs colour-demosaicing.
 
 Protocol (REFERENCES.md): RGGB mosaic of the 8-bit images / 255 treated as linear, CPSNR over
-R, G, B, 10-px border crop, mean of the per-image CPSNR. Time is mean seconds per image.
+R, G, B of the 8-bit output (clipped to [0, 1], rounded; ``--float``: the float output as is,
+which gives overshoot past 0 and 1 its full error: 0.05-0.25 dB less), 10-px border crop, mean
+of the per-image CPSNR. Time is mean seconds per image.
 Rows are every oneinch method in ``METHODS`` (``iri-lr``: iri + the learned correction trained by
 scripts/train_demosaic.py on neither set; ``iri-cnn``: iri-lr refined by the CNN trained by
 scripts/train_demosaic_cnn.py on neither set) and colour-demosaicing's peers. s/MP: seconds per
@@ -9,6 +11,7 @@ megapixel over both sets (numba's threads: NUMBA_NUM_THREADS; OpenCV's, which ru
 network: all cores unless ``--cv-threads N``). ``--only a,b``: just those rows.
 
     .venv/bin/python bench/quality_demosaic.py [--quick] [--only iri-lr,iri-cnn] [--cv-threads 1]
+        [--float]
 """
 
 from __future__ import annotations
@@ -46,9 +49,22 @@ def mosaic_of(rgb: np.ndarray, pattern: str | CFAPattern = "RGGB") -> np.ndarray
     return np.ascontiguousarray(sum(rgb[..., c] * masks[c] for c in range(3)), np.float32)
 
 
+FLOAT = "--float" in sys.argv  # score the unclipped float output instead of the 8-bit image
+
+
+def as_8bit(out: np.ndarray) -> np.ndarray:
+    """The demosaiced image as the 8-bit image the protocol compares: clipped to [0, 1] and
+    rounded to 1/255 (as the published figures are measured on 8-bit outputs, and as rawpy's
+    integer output already is)."""
+    return np.rint(np.clip(np.asarray(out, np.float64), 0.0, 1.0) * 255.0) / 255.0
+
+
 def cpsnr(ref: np.ndarray, out: np.ndarray, border: int = 10) -> float:
+    """CPSNR (dB) over R, G, B of the 8-bit output (:func:`as_8bit`; ``--float``: as is)
+    against ``ref`` in [0, 1], ``border`` pixels cropped."""
     b = border
-    d = ref[b:-b, b:-b].astype(np.float64) - out[b:-b, b:-b].astype(np.float64)
+    o = np.asarray(out, np.float64) if FLOAT else as_8bit(out)
+    d = ref[b:-b, b:-b].astype(np.float64) - o[b:-b, b:-b]
     return float(10 * np.log10(1.0 / np.mean(d * d)))
 
 
@@ -96,6 +112,7 @@ def demosaic_table(quick: bool = False, peers: bool = True, only: str = "") -> l
     demosaic(mosaic_of(sets["kodak24"][0][1]), "RGGB", "rcd")  # numba compile/cache load
     rows = []
     head = f"{'method':<16} {'Kodak-24 dB':>12} {'s/img':>7} {'McMaster-18 dB':>15} {'s/img':>7}"
+    print("CPSNR of the " + ("float output, unclipped" if FLOAT else "8-bit output (clipped, rounded)"))
     print(head + f" {'s/MP':>6}")
     for name, fn in methods.items():
         _TOTAL[:] = [0.0, 0.0]

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oneinch.isp import spaces
 from oneinch.raw.dng import write_dng
 from oneinch.raw.image import CameraColor, CFAPattern, Levels, RawImage, ShotInfo
-from quality_demosaic import cpsnr, load_set, mosaic_of
+from quality_demosaic import FLOAT, cpsnr, load_set, mosaic_of
 
 METHODS = ("LINEAR", "VNG", "PPG", "AHD", "DCB", "DHT", "AAHD")
 
@@ -92,5 +92,6 @@ def rawpy_demosaic_table(quick: bool = False) -> list[tuple]:
 
 
 if __name__ == "__main__":
+    print("CPSNR of the " + ("16-bit output" if FLOAT else "8-bit output (rounded)"))
     print(f"{'method':<14} {'Kodak-24':>10} {'s/img':>7}   {'McMaster-18':>10} {'s/img':>7}")
     rawpy_demosaic_table(quick="--quick" in sys.argv)
