@@ -107,6 +107,11 @@ def warm(aot: bool = True) -> float:
             bright, _ = unprocess(lit, linear_input=True, iso=100, seed=2)
             for tiled in (True, False):
                 develop(bright, plain, tiled=tiled, dtype=np.uint8)
+        # DNG warp opcodes (WarpRectilinear on GoPro files; every model shares one kernel)
+        from .isp.lens import warp_rectilinear
+
+        warp_rectilinear(np.zeros((16, 24, 3), np.float32), [1.0, -0.01, 0.0, 0.0],
+                         [0.001, 0.0], 0.5, 0.5)
         # high ISO: the heavier denoise tiers, and the linear demosaic domain
         for iso in (3200, 12800):
             noisy, _ = unprocess(scene, linear_input=True, iso=iso, seed=3)

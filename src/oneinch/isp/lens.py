@@ -22,6 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .. import _aot as aot
+from .._jit import numba, prange
 from .shading import radial_distance
 
 __all__ = [
@@ -61,9 +63,13 @@ def _ratio_fisheye(r2: np.ndarray, kr: np.ndarray) -> np.ndarray:
     return np.where(r > 1e-12, f / safe, k0)
 
 
+_MODELS = {"rectilinear": 0, "rectilinear2": 1, "fisheye": 2}
+
+
 def warp_source_coords(
     shape: tuple[int, int], model: str, coeffs: Mapping[str, Any], cx: float, cy: float,
     origin: tuple[int, int] = (0, 0), frame: tuple[int, int] | None = None,
+    use_numba: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Source (x, y) pixel positions, in image coordinates, for every destination pixel.
 
@@ -71,7 +77,72 @@ def warp_source_coords(
     lo, hi, reciprocal) or 'fisheye' (kr (4,)). Returns float32 maps of shape (H, W) for
     cv2.remap. DNG 1.7 ch. 7; tangential terms as in Brown (1966) / the spec:
     x_t = kt1 (r^2 + 2 dx^2) + 2 kt0 dx dy,  y_t = kt0 (r^2 + 2 dy^2) + 2 kt1 dx dy.
+    One pass per pixel in float64 (numba); ``use_numba=False``: the numpy reference, whole-image
+    float64 temporaries (6x slower: 0.63 s a plane at 9 MP).
     """  # fmt: skip
+    if model not in _MODELS:
+        raise ValueError(f"unknown warp model {model!r}")
+    if not use_numba:
+        return _warp_source_coords_numpy(shape, model, coeffs, cx, cy, origin, frame)
+    h, w = shape
+    _, _, norm, yc, xc = radial_distance((1, 1), cx, cy, origin, frame if frame else (h, w))
+    kr = np.zeros(15)
+    kr_in = np.asarray(coeffs["kr"], np.float64).ravel()
+    kr[: kr_in.size] = kr_in
+    kt = np.zeros(2)
+    if coeffs.get("kt") is not None:
+        kt[:] = np.asarray(coeffs["kt"], np.float64).ravel()[:2]
+    map_x = np.empty((h, w), np.float32)
+    map_y = np.empty((h, w), np.float32)
+    _coords_nb(_MODELS[model], kr, kt, float(coeffs.get("lo", 0.0)),
+               float(coeffs.get("hi", 0.0)), bool(coeffs.get("reciprocal", False)),
+               float(norm), float(yc), float(xc), float(origin[0]), float(origin[1]),
+               map_x, map_y)
+    return map_x, map_y
+
+
+@aot.entry
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _coords_nb(model, kr, kt, lo, hi, reciprocal, norm, yc, xc, oy, ox,
+               map_x, map_y):  # pragma: no cover - numba
+    h, w = map_x.shape
+    tangential = kt[0] != 0.0 or kt[1] != 0.0
+    lo2, hi2 = lo * lo, hi * hi
+    for y in prange(h):
+        dy = (y + oy - yc) / norm
+        for x in range(w):
+            dx = (x + ox - xc) / norm
+            r2 = min(dy * dy + dx * dx, 1.0)
+            if model == 0:
+                ratio = kr[0] + r2 * (kr[1] + r2 * (kr[2] + r2 * kr[3]))
+            elif model == 1:
+                r = np.sqrt(min(max(r2, lo2), hi2))
+                poly = kr[14]
+                for i in range(13, -1, -1):
+                    poly = poly * r + kr[i]
+                ratio = 1.0 / poly if reciprocal else poly
+            else:
+                r = np.sqrt(r2)
+                if r > 1e-12:
+                    t = np.arctan(r)
+                    t2 = t * t
+                    ratio = t * (kr[0] + t2 * (kr[1] + t2 * (kr[2] + t2 * kr[3]))) / r
+                else:
+                    ratio = kr[0]
+            sx = dx * ratio
+            sy = dy * ratio
+            if tangential:
+                dxdy2 = 2.0 * dx * dy
+                sx = sx + kt[1] * (r2 + 2.0 * dx * dx) + kt[0] * dxdy2
+                sy = sy + kt[0] * (r2 + 2.0 * dy * dy) + kt[1] * dxdy2
+            map_x[y, x] = np.float32(xc + norm * sx - ox)
+            map_y[y, x] = np.float32(yc + norm * sy - oy)
+
+
+def _warp_source_coords_numpy(
+    shape: tuple[int, int], model: str, coeffs: Mapping[str, Any], cx: float, cy: float,
+    origin: tuple[int, int] = (0, 0), frame: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     dy, dx, norm, yc, xc = radial_distance(shape, cx, cy, origin, frame)
     r2 = np.minimum(dy * dy + dx * dx, 1.0)
     if model == "rectilinear":
@@ -80,10 +151,8 @@ def warp_source_coords(
         ratio = _ratio_rectilinear2(
             r2, coeffs["kr"], coeffs["lo"], coeffs["hi"], bool(coeffs["reciprocal"])
         )
-    elif model == "fisheye":
-        ratio = _ratio_fisheye(r2, coeffs["kr"])
     else:
-        raise ValueError(f"unknown warp model {model!r}")
+        ratio = _ratio_fisheye(r2, coeffs["kr"])
     sx = dx * ratio
     sy = dy * ratio
     kt = coeffs.get("kt")
@@ -102,7 +171,8 @@ def warp_source_coords(
 def remap(
     plane: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, interpolation: str = "cubic"
 ) -> np.ndarray:
-    """Resample one float32 plane at (map_x, map_y) with OpenCV, edges replicated."""
+    """Resample a float32 image (one plane, or up to 4 interleaved) at (map_x, map_y) with
+    OpenCV, edges replicated."""
     return cv2.remap(
         np.ascontiguousarray(plane, dtype=np.float32), map_x, map_y,
         _INTERP[interpolation], borderMode=cv2.BORDER_REPLICATE,
@@ -117,16 +187,15 @@ def _warp(
     planes = 1 if src.ndim == 2 else src.shape[2]
     if len(per_plane) not in (1, planes):
         raise ValueError(f"warp has {len(per_plane)} coefficient sets for {planes} planes")
+    maps = {k: warp_source_coords(src.shape[:2], model, c, cx, cy, origin, frame)
+            for k, c in enumerate(per_plane)}
+    if len(maps) == 1 and planes <= 4:  # one map: every plane in one remap
+        return remap(src, *maps[0], interpolation).reshape(src.shape)
+    # a map per plane (lateral chromatic aberration). (cv2.split / merge instead of the
+    # strided plane copies: slower, 0.15 against 0.04 s at 9 MP, fresh pages every call)
     out = np.empty_like(src)
-    maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for p in range(planes):
-        k = 0 if len(per_plane) == 1 else p
-        if k not in maps:
-            maps[k] = warp_source_coords(src.shape[:2], model, per_plane[k], cx, cy, origin, frame)
-        if src.ndim == 2:
-            out[:] = remap(src, *maps[k], interpolation)
-        else:
-            out[:, :, p] = remap(src[:, :, p], *maps[k], interpolation)
+        out[:, :, p] = remap(src[:, :, p], *maps[0 if len(maps) == 1 else p], interpolation)
     return out
 
 
