@@ -55,9 +55,10 @@ after step 1, on the first 4 + 4 images only, iri-lr 41.96 / 34.18, iri-cnn 41.9
 after step 2, 41.06 / 37.53 (Kodak lower than iri-lr: so step 3, which is a choice made on
 Kodak's number); after step 3 (shipped) 41.10 / 37.53. Validation (Garden, as is / colour
 variants; iri-lr 48.15 / 44.19): 48.31 / 44.43 after step 1, 48.29 / 44.51 after step 2,
-48.27 / 44.52 after step 3; the 8-orientation self-ensemble of the network
-(``_demosaic_cnn.refine_ensemble``, 8x the time) adds 0.05 dB there (45.45 -> 45.51 over the 4
-variants), not used. The issue's goal (41.5 / 38.0) is not reached: the validation gain
+48.27 / 44.52 after step 3; the 8-orientation self-ensemble of the network (each
+orientation that keeps the RGGB phase refined and turned back, averaged; 8x the time) added
+0.05 dB there (45.45 -> 45.51 over the 4 variants): not used, and not kept in the package.
+The issue's goal (41.5 / 38.0) is not reached: the validation gain
 flattened from step 2 on; a larger network and much longer training (published CNN
 demosaicers train for 10^5-10^6 iterations on GPUs) would be the next thing to measure.
 """

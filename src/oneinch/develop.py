@@ -597,12 +597,7 @@ def _bin_stored_nb(data, black, g, colour, factor):  # pragma: no cover - numba
             for dx in range(2):
                 if colour[dy, dx] == c:
                     cnt[c] += (factor // 2) * (factor // 2)
-    mul = np.empty(3)
-    for c in range(3):
-        mul[c] = g[c] / cnt[c]
-    off = np.empty(3)
-    for c in range(3):
-        off[c] = black * g[c]
+    mul, off = g / cnt, black * g  # (sum / cnt - black) * g = sum * mul - off
     for y in range(h):
         sums[:] = 0.0
         for dy in range(factor):

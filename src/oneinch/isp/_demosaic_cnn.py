@@ -154,23 +154,3 @@ def iri_cnn_rggb(cfa: np.ndarray) -> np.ndarray:
 
     return refine(iri_lr_rggb(cfa))
 
-
-def refine_ensemble(first: np.ndarray) -> np.ndarray:
-    """``refine`` averaged over the 8 orientations of the square (geometric self-ensemble,
-    Timofte, Rothe, Van Gool 2016, "Seven ways to improve example-based single image super
-    resolution", CVPR, sec. 2.1): each orientation keeps the RGGB phase (an axis that is
-    flipped gets one mirrored pixel at each end first), is refined, and is turned back."""
-    acc = np.zeros(first.shape, np.float64)
-    for k in range(8):
-        t = np.swapaxes(first, 0, 1) if k >= 4 else first
-        fy, fx = bool(k & 1), bool(k & 2)
-        py, px = int(fy), int(fx)
-        t = np.pad(t, ((py, py), (px, px), (0, 0)), mode="reflect")
-        t = t[::-1] if fy else t
-        t = t[:, ::-1] if fx else t
-        r = refine(np.ascontiguousarray(t))
-        r = r[::-1] if fy else r
-        r = r[:, ::-1] if fx else r
-        r = r[py : r.shape[0] - py, px : r.shape[1] - px]
-        acc += np.swapaxes(r, 0, 1) if k >= 4 else r
-    return (acc / 8).astype(np.float32)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import _aot as aot
 from .._jit import numba, prange
-from .shading import radial_distance
+from .shading import optical_centre, radial_distance
 
 __all__ = [
     "lensfun_correct",
@@ -85,7 +85,7 @@ def warp_source_coords(
     if not use_numba:
         return _warp_source_coords_numpy(shape, model, coeffs, cx, cy, origin, frame)
     h, w = shape
-    _, _, norm, yc, xc = radial_distance((1, 1), cx, cy, origin, frame if frame else (h, w))
+    yc, xc, norm = optical_centre(cx, cy, frame if frame is not None else (h, w))
     kr = np.zeros(15)
     kr_in = np.asarray(coeffs["kr"], np.float64).ravel()
     kr[: kr_in.size] = kr_in
@@ -96,7 +96,7 @@ def warp_source_coords(
     map_y = np.empty((h, w), np.float32)
     _coords_nb(_MODELS[model], kr, kt, float(coeffs.get("lo", 0.0)),
                float(coeffs.get("hi", 0.0)), bool(coeffs.get("reciprocal", False)),
-               float(norm), float(yc), float(xc), float(origin[0]), float(origin[1]),
+               norm, yc, xc, float(origin[0]), float(origin[1]),
                map_x, map_y)
     return map_x, map_y
 

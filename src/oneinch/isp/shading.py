@@ -94,6 +94,16 @@ def apply_gain_map(
     return out
 
 
+def optical_centre(cx: float, cy: float, frame: tuple[int, int]) -> tuple[float, float, float]:
+    """(centre_y, centre_x, norm): the optical centre (cy * frame_h, cx * frame_w) in frame
+    pixel coordinates and the largest distance from it to a frame corner, which DNG 1.7 ch. 7
+    warps and vignettes normalise radii by (DNG SDK convention)."""
+    fh, fw = frame
+    yc, xc = cy * fh, cx * fw
+    norm = max(np.hypot(yc - a, xc - b) for a in (0.0, fh) for b in (0.0, fw))
+    return float(yc), float(xc), float(norm) if norm > 0 else 1.0
+
+
 def radial_distance(
     shape: tuple[int, int], cx: float, cy: float, origin: tuple[int, int] = (0, 0),
     frame: tuple[int, int] | None = None,
@@ -105,10 +115,7 @@ def radial_distance(
     (dy (H, 1), dx (1, W), norm, centre_y, centre_x) with dy, dx normalised.
     """  # fmt: skip
     h, w = shape
-    fh, fw = frame if frame is not None else (h, w)
-    yc, xc = cy * fh, cx * fw
-    norm = max(np.hypot(yc - a, xc - b) for a in (0.0, fh) for b in (0.0, fw))
-    norm = float(norm) if norm > 0 else 1.0
+    yc, xc, norm = optical_centre(cx, cy, frame if frame is not None else (h, w))
     dy = ((np.arange(h, dtype=np.float64) + origin[0] - yc) / norm)[:, None]
     dx = ((np.arange(w, dtype=np.float64) + origin[1] - xc) / norm)[None, :]
     return dy, dx, norm, yc, xc
