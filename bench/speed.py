@@ -41,8 +41,8 @@ DEVELOP = [PY, "-m", "oneinch", "develop"]
 
 WORK_SCRIPT = """
 import sys, time
+from oneinch.cli import reuse_freed_memory  # first: the command's settings, before numpy
 from oneinch.api import develop_file
-from oneinch.cli import reuse_freed_memory
 reuse_freed_memory()  # as the command does
 best = 1e9
 for _ in range(int(sys.argv[3]) if len(sys.argv) > 3 else 4):

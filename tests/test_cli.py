@@ -288,6 +288,28 @@ def test_reuse_freed_memory_keeps_freed_blocks_resident():
     assert int(res.stdout.split()[-1]) < 2000  # (without the top pad: ~19000)
 
 
+def test_command_environment_before_numpy():
+    """The command's process starts numpy with one OpenBLAS thread (no idle pool spinning
+    beside the strip threads); a user's setting wins."""
+    code = (
+        "import os\n"
+        "import oneinch.cli\n"
+        "import numpy as np\n"
+        "np.ones((64, 64)) @ np.ones((64, 64))\n"
+        "print(len(os.listdir('/proc/self/task')), os.environ['OPENBLAS_NUM_THREADS'])\n"
+    )
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert res.returncode == 0, res.stderr[-500:]
+    assert res.stdout.split() == ["1", "1"]  # (the pool: 1 + one thread per other core)
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert res.stdout.split() == ["2", "2"]  # (what the first assertion tells apart)
+
+
 def test_develop_imports_only_its_own_command():
     """`oneinch develop` does not import the other commands' modules (web app, frames,
     burst...) nor, for one file, the progress bar's library; `oneinch --help` still lists
