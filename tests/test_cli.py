@@ -290,24 +290,26 @@ def test_reuse_freed_memory_keeps_freed_blocks_resident():
 
 def test_command_environment_before_numpy():
     """The command's process starts numpy with one OpenBLAS thread (no idle pool spinning
-    beside the strip threads); a user's setting wins."""
+    beside the strip threads) and without numpy's huge-page advice; a user's setting wins."""
     code = (
         "import os\n"
         "import oneinch.cli\n"
         "import numpy as np\n"
+        "from numpy._core.multiarray import _set_madvise_hugepage\n"
         "np.ones((64, 64)) @ np.ones((64, 64))\n"
-        "print(len(os.listdir('/proc/self/task')), os.environ['OPENBLAS_NUM_THREADS'])\n"
+        "print(len(os.listdir('/proc/self/task')), _set_madvise_hugepage(True),\n"
+        "      os.environ['OPENBLAS_NUM_THREADS'])\n"
     )
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMPY_MADVISE_HUGEPAGE")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, env=env)
     assert res.returncode == 0, res.stderr[-500:]
-    assert res.stdout.split() == ["1", "1"]  # (the pool: 1 + one thread per other core)
-    env["OPENBLAS_NUM_THREADS"] = "2"
+    assert res.stdout.split() == ["1", "False", "1"]  # (OpenBLAS's pool: a thread a core)
+    env.update(OPENBLAS_NUM_THREADS="2", NUMPY_MADVISE_HUGEPAGE="1")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, env=env)
-    assert res.stdout.split() == ["2", "2"]  # (what the first assertion tells apart)
+    assert res.stdout.split() == ["2", "True", "2"]  # (what the first assertion tells apart)
 
 
 def test_develop_imports_only_its_own_command():

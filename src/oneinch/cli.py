@@ -22,9 +22,16 @@ def command_environment() -> None:
     matrix products it hands to BLAS are tiny, and OpenBLAS's idle workers spin-wait after
     each for the core the other strip needs (perf at 50 MP: 5 % of all samples in
     ``blas_thread_server``, 0.1 % in sgemm). 50 MP develop, interleaved (n=6): wall median
-    3.65 -> 3.47 s, CPU 6.4 -> 5.7 s."""
+    3.65 -> 3.47 s, CPU 6.4 -> 5.7 s.
+
+    ``NUMPY_MADVISE_HUGEPAGE=0``: numpy asks for transparent huge pages for every array of
+    4 MB and more. A fresh huge page is zeroed whole at its first touch, and in a virtual
+    machine that is slow: reading a 50 MP raw (100 MB) into its new array spent 27 % of a
+    preview's CPU in ``folio_zero_user`` (perf). With small pages: preview median 0.97 ->
+    0.81 s (n=8 interleaved); the full develop is unchanged (its strips reuse their memory)."""
     if "numpy" not in sys.modules:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 
 command_environment()
