@@ -208,8 +208,10 @@ def _worker_init() -> None:
 
         cv2.setNumThreads(1)
     from .cli import reuse_freed_memory
+    from .isp import tiles
 
     reuse_freed_memory()
+    tiles.reuse_buffers()  # file after file: each develop's working image reused
 
 
 def _ray_develop_job(src: str, dst: str, recipe_toml: str) -> tuple[str, str | None, str | None]:

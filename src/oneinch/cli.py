@@ -237,6 +237,10 @@ def develop(
             opts["format"] = guessed
     failures: list[str] = []
     many = len(inputs) > 1
+    if many:  # file after file: each develop's working image reused
+        from .isp import tiles
+
+        tiles.reuse_buffers()
     progress = _progress(len(inputs))
     with progress:
         task = progress.add_task("developing", total=len(inputs))
