@@ -24,6 +24,7 @@ SECTIONS = (
     ("Raw denoising per ISO", "quality_denoise", "denoise_table"),
     ("Highlight reconstruction", "quality_highlights", "highlight_table"),
     ("ColorChecker 24, ΔE2000", "quality_color", "colorchecker_table"),
+    ("Strips (tiled) against the whole-image reference", "tiled", "tiled_table"),
 )
 
 

@@ -237,10 +237,9 @@ def develop(
             opts["format"] = guessed
     failures: list[str] = []
     many = len(inputs) > 1
-    if many:  # file after file: each develop's working image reused
-        from .isp import tiles
+    from .isp import tiles
 
-        tiles.reuse_buffers()
+    tiles.reuse_buffers()  # working images from the heap that reuse_freed_memory() keeps
     progress = _progress(len(inputs))
     with progress:
         task = progress.add_task("developing", total=len(inputs))
