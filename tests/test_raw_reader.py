@@ -314,3 +314,27 @@ def test_plain_dng_read_without_libraw_equals_libraw(shared, monkeypatch, name):
     for f in dataclasses.fields(fast):
         if f.name != "data":
             assert repr(getattr(fast, f.name)) == repr(getattr(slow, f.name)), f.name
+
+
+def test_all_zero_sensor_data_is_one_clear_error(tmp_path):
+    """A DNG whose every sample is zero (header-only or blanked) is refused by name; one
+    non-zero sample in the last row is enough to read it."""
+    from dataclasses import replace
+
+    from oneinch.raw.dng import write_dng
+    from oneinch.raw.reader import _all_zero
+    from oneinch.synthetic import demo_scene, unprocess
+
+    raw, _ = unprocess(demo_scene(64, 96), iso=100, seed=1)
+    blank = tmp_path / "blank.dng"
+    write_dng(blank, replace(raw, data=np.zeros_like(raw.data)))
+    with pytest.raises(InputError, match="all pixels are zero") as e:
+        open_raw(blank)
+    assert "blank.dng" in str(e.value)
+    data = np.zeros_like(raw.data)
+    data[-1, -1] = 1
+    one = tmp_path / "one.dng"
+    write_dng(one, replace(raw, data=data))
+    assert open_raw(one).data.max() == 1
+    assert _all_zero(np.zeros((2, 3), np.uint16)) and not _all_zero(np.array([0, 7], np.uint16))
+    assert not _all_zero(np.array([0.0, -1.0])) and _all_zero(np.zeros(0, np.uint16))

@@ -721,7 +721,7 @@ def open_raw(path: str | Path) -> RawImage:
     finally:
         rp.close()
 
-    if not raw_full.any():
+    if _all_zero(raw_full):
         raise InputError("holds no image data (all pixels are zero: header-only file)", p)
 
     tags: dict[str, Any] = {"container": kind, "preview_available": preview_available}
@@ -766,6 +766,15 @@ def open_raw(path: str | Path) -> RawImage:
     )
 
 
+def _all_zero(a: np.ndarray) -> bool:
+    """No sample above zero (a header-only or blanked file). For unsigned samples the maximum
+    says it (a SIMD reduction: 1.7 ms at 50 MP, where ``any()`` casts every sample to bool:
+    7.5 ms)."""
+    if a.dtype.kind == "u":
+        return a.size == 0 or int(a.max()) == 0
+    return not a.any()
+
+
 def _plain_cfa(raw: tifffile.TiffPage) -> bool:
     """An uncompressed 16-bit single-plane CFA raw IFD without a LinearizationTable: its stored
     values are read as they are (tifffile), which is what LibRaw's raw_image holds for such a
@@ -797,7 +806,7 @@ def _open_plain_dng(p: Path, kind: str, tinfo: Mapping[str, Any]) -> RawImage:
             raise InputError(f"cannot read the raw pixels ({_one_line(e)})", p) from None
         if raw_full.ndim != 2 or raw_full.dtype != np.uint16:
             raise InputError(f"unexpected raw pixel layout {raw_full.shape} {raw_full.dtype}", p)
-        if not raw_full.any():
+        if _all_zero(raw_full):
             raise InputError("holds no image data (all pixels are zero: header-only file)", p)
         previews = any(
             pg is not raw and _val(pg, T_PHOTOMETRIC) in (2, 6) and _ifd_pixels(pg) > 0
