@@ -30,3 +30,16 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"the real-file corpus is missing: {SHARED}")
     return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _tiles_buffer_mode():
+    """Tests that run the command in-process (cli.main develop) switch the process to heap
+    working images (tiles.reuse_buffers); every test starts from, and leaves, the library's
+    default (memory maps) so that the tests of the maps' own behaviour do not depend on
+    which test ran before them in the same worker."""
+    from oneinch.isp import tiles
+
+    tiles.reuse_buffers(False)
+    yield
+    tiles.reuse_buffers(False)
