@@ -83,8 +83,6 @@ VALIDATION = (
     "kphotoalbum__pool_2.jpg",
     "palapeli-data__cincinnati-bridge.jpg",
     "mate-backgrounds__Garden.jpg",
-    "budgie-backgrounds__perched-osprey.jpg",
-    "budgie-backgrounds__singaporean-cityscape.jpg",
 )
 CROP = 96
 DETAIL = 5  # box (packed pixels) whose mean the body's input is taken relative to
@@ -120,7 +118,7 @@ def prep(args: argparse.Namespace) -> None:
     td = _classic()
     t0 = time.perf_counter()
     images = []
-    for sc in () if args.no_camera else td.RAW_SCALE:
+    for sc in td.RAW_SCALE:
         images += [(f"{n} /{sc}", im) for n, im in td.camera_images(sc, td.RAW_SIGMA)]
     for d in args.extra:
         images += td.extra_images(d)
@@ -201,16 +199,15 @@ def forward(net, xp):
 
 
 class Pool:
-    def __init__(self, folders: list[Path], crop: int = CROP) -> None:
+    def __init__(self, folder: Path, crop: int = CROP) -> None:
+        index = json.loads((folder / "index.json").read_text())
         self.train, self.val = [], []
-        for folder in folders:
-            index = json.loads((folder / "index.json").read_text())
-            for e in index:
-                with np.load(folder / e["file"]) as z:
-                    item = (e["name"], z["truth"], z["first"])
-                if min(e["shape"]) < crop + 4:
-                    continue  # too small to crop (the Nokia mosaic reduced 3x, 4x, 5x)
-                (self.val if e["val"] else self.train).append(item)
+        for e in index:
+            with np.load(folder / e["file"]) as z:
+                item = (e["name"], z["truth"], z["first"])
+            if min(e["shape"]) < crop + 4:
+                continue  # too small to crop (the Nokia mosaic reduced 3x, 4x, 5x)
+            (self.val if e["val"] else self.train).append(item)
         area = np.array([t.shape[1] * t.shape[2] for _, t, _ in self.train], np.float64)
         self.p = area / area.sum()
 
@@ -369,9 +366,8 @@ def main() -> None:
     p = sub.add_parser("prep")
     p.add_argument("--extra", type=Path, action="append", default=[])
     p.add_argument("--pool", type=Path, required=True)
-    p.add_argument("--no-camera", action="store_true", help="only the --extra photos")
     t = sub.add_parser("train")
-    t.add_argument("--pool", type=Path, action="append", required=True, help="repeatable")
+    t.add_argument("--pool", type=Path, required=True)
     t.add_argument("--ckpt", type=Path, required=True)
     t.add_argument("--iters", type=int, default=12000)
     t.add_argument("--warm", type=int, default=1000, help="iterations at the full rate")
