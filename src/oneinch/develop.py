@@ -309,7 +309,8 @@ def develop_strips(
         return e if bits is None else _quantize(e, bits)
 
     out, consumed = x, None
-    if bits is not None:  # the integer image over the start of x's memory, x's pages released
+    if bits is not None:  # x a memory map: the integer image over the start of its memory,
+        # its pages released as they are passed (tiles.reuse_buffers' heap x: a new image)
         itype = np.uint8 if bits == 8 else np.uint16
         out = tiles.alias(x, x.shape, itype)
         consumed = _releaser(x, out)
