@@ -248,10 +248,6 @@ def develop_strips(
 
     rows_out = round(mosaic.shape[0] / factor)
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
-    x = tiles.empty((rows_out, width_out, 3))  # the sensor pass's output
-    if not aot.available():  # its pages, faulted in on the other core while the JIT loads
-        tiles.prefault(x)  # (with compiled-ahead kernels nothing loads: the strips fault
-        # them in as they write, on both cores; prefaulting then only competes, +0.2 s)
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
         # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
@@ -266,6 +262,22 @@ def develop_strips(
     denoise_prepare(r.denoise, noise, made_by)
     margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
     clip = clip_levels(gains)
+    profile = _profile(raw, r)  # resolved once for every strip
+    fused = _fused.supports(r)
+    mat = _colour_matrix(raw, neutral, r, profile) if fused else None
+    s_amount, s_radius, s_thr = r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold
+    s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
+    crop = _box_div(raw.default_crop, factor)
+    if _streams(raw, r, bits, factor, mat, (rows_out, width_out), crop, s_margin):
+        gain = np.float32(2.0 ** exposure_ev(raw, r))  # (not auto: no sample of the image)
+        local = local_setup(np.zeros((1, 1, 3), np.float32), r.tone, space, matrix=mat,
+                            gain=gain)  # (no local operator: no grids from the image)
+        return _develop_streamed(mosaic, sensor, margin, r, clip, crop, s_margin, bits,
+                                 mat=mat, gain=gain, local=local)
+    x = tiles.empty((rows_out, width_out, 3))  # the sensor pass's output
+    if not aot.available():  # its pages, faulted in on the other core while the JIT loads
+        tiles.prefault(x)  # (with compiled-ahead kernels nothing loads: the strips fault
+        # them in as they write, on both cores; prefaulting then only competes, +0.2 s)
     # highlight reconstruction's read pass, made per strip while the strip is in cache
     pre = Prescan((rows_out, width_out), clip) if r.highlights.mode == "reconstruct" else None
     x = tiles.map_rows(
@@ -277,7 +289,6 @@ def develop_strips(
     del mosaic
     reconstruct(x, clip, r.highlights.mode, out=x, prescan=pre)
     step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))  # auto_exposure_ev's sample
-    profile = _profile(raw, r)  # resolved once for every strip
     sample = camera_colour(np.ascontiguousarray(x[::step, ::step]), raw, neutral, r, profile)
     gain = np.float32(2.0 ** exposure_ev(raw, r, sample))
 
@@ -287,16 +298,12 @@ def develop_strips(
 
     # the fused display pass (looks._fused) converts colour itself when the profile is a
     # matrix: no separate scene pass over the full-size buffer
-    fused = _fused.supports(r)
-    mat = _colour_matrix(raw, neutral, r, profile) if fused else None
     if mat is None:
         tiles.map_rows(x, _one_thread(scene), out=x, rows=PIXEL_STRIP_ROWS)
-    crop = _box_div(raw.default_crop, factor)
     x = geometry.orient(geometry.crop(x, crop), raw.shot.orientation)  # (a view when upright)
     x = geometry.resize_long_edge(x, r.output.size)  # (linear: commutes with the matrix)
     local = local_setup(x, r.tone, space, matrix=mat, gain=gain if mat is not None else 1.0)
     h = x.shape[0]
-    s_amount, s_radius, s_thr = r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold
     transfer = spaces.SPACES[space].transfer
 
     def display(s: np.ndarray, row: int) -> np.ndarray:  # tone, look, sharpen, encode
@@ -316,7 +323,6 @@ def develop_strips(
         consumed = _releaser(x, out)
     elif not x.flags.c_contiguous:  # cropped view: write compacted into the same memory
         out = x.base.reshape(-1)[: x.size].reshape(x.shape) if x.base is not None else None
-    s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
     if fused:  # colour, exposure, tone, look, sharpen, encode (, quantise): one pass a strip
         if s_margin >= PIXEL_STRIP_ROWS:
             raise OptionError(f"sharpen radius {s_radius} is too large")
@@ -337,6 +343,115 @@ def develop_strips(
     if consumed is not None:
         consumed(x.shape[0])
     return res
+
+
+def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.ndarray | None,
+             shape: tuple[int, int], crop: tuple | None, s_margin: int) -> bool:
+    """Whether :func:`_develop_streamed` covers the develop: an integer output at full sensor
+    size, upright, colour by a matrix in the fused display pass, and no whole-image step but
+    highlight reconstruction (no auto exposure, no local tone operator), whose field's
+    reduction must be a block mean (:func:`highlights._block_factor`: 8192 x 6144, ...)."""
+    from .isp import highlights
+
+    h, w = geometry.crop_box(shape, crop)[2:]
+    return (
+        bits is not None
+        and factor == 1
+        and mat is not None
+        and int(raw.shot.orientation or 1) == 1
+        and (not r.output.size or max(h, w) <= r.output.size)
+        and not r.exposure.auto
+        and r.tone.local == 0
+        and r.tone.detail == 0
+        and (r.highlights.mode != "reconstruct" or highlights._block_factor(*shape) > 0)
+        and s_margin < PIXEL_STRIP_ROWS
+    )
+
+
+def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: np.ndarray,
+                      crop: tuple | None, s_margin: int, bits: int, *, mat: np.ndarray,
+                      gain: np.float32, local: tuple) -> np.ndarray:
+    """develop_strips in one pass: each strip of rows goes from the sensor to its encoded
+    integer rows (demosaic, denoise, highlights, colour, tone, look, sharpen) while it is in
+    cache, with no full-size float image: peak memory is the mosaic, the output and the
+    strips in flight.
+
+    Each strip is demosaiced and denoised with ``s_margin`` more rows than it keeps, so that
+    the sharpening's context is at hand. Highlight reconstruction is the one whole-image step
+    left (its chromaticity and brightness fields, :mod:`.isp.highlights`): every strip adds
+    its rows to a :class:`Prescan`; a strip with a value near a clip within ``s_margin + 2 *
+    SPREAD`` rows of its own (the rows a rebuilt pixel can reach through the clip confidence
+    and the sharpening) keeps its sensor rows, in a full-size image only those strips touch,
+    and is displayed after the reconstruction, which reads no other rows. The result is that
+    of the two-pass develop_strips (the same functions on the same values).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .isp import highlights, tiles
+    from .looks import _fused
+
+    h, w = mosaic.shape[:2]
+    top, left, hh, ww = geometry.crop_box((h, w), crop)
+    rebuild = r.highlights.mode == "reconstruct"
+    fi = highlights._block_factor(h, w) if rebuild else 1
+    reach = s_margin + 2 * highlights.SPREAD  # rows a rebuilt value can change the output of
+    align = math.lcm(8, fi)  # (Prescan: strips on the field's blocks)
+    extra = -(-(margin + reach) // 8) * 8  # sensor rows read around a strip's own
+    odt = np.uint8 if bits == 8 else np.uint16
+    out = tiles.empty((hh, ww, 3), odt)
+    x = tiles.empty((h, w, 3)) if rebuild else None  # rows written: deferred strips' only
+    pre = Prescan((h, w), clip) if rebuild else None
+
+    def show(src: np.ndarray, r0: int, a: int, b: int) -> None:
+        """Encode sensor rows a..b (of those cropped) from ``src``, sensor rows r0..."""
+        oa, ob = max(a, top), min(b, top + hh)
+        if oa >= ob:
+            return
+        ia, ib = max(top, oa - s_margin), min(top + hh, ob + s_margin)
+        _fused.display_strip(src[ia - r0 : ib - r0, left : left + ww], r, local, ia - top,
+                             hh, odt, matrix=mat, gain=gain, out=out[ia - top : ib - top],
+                             keep=(oa - ia, ob - ia))
+
+    def first_pass(a: int, b: int) -> tuple | None:
+        lo, hi = max(0, a - extra), min(h, b + extra)
+        rgb = sensor(mosaic[lo:hi], lo)
+        if rebuild:
+            pre.add(rgb[a - lo : b - lo], a)
+            e0, e1 = max(0, a - reach), min(h, b + reach)
+            near = partial(highlights._clip_mask, clip=clip, frac=highlights.SOFT_LO)
+            if ((pre.last[a:b] >= 0).any() or near(rgb[e0 - lo : a - lo]).any()
+                    or near(rgb[b - lo : e1 - lo]).any()):
+                x[a:b] = rgb[a - lo : b - lo]  # deferred: shown once the fields are known
+                above = rgb[max(0, a - s_margin) - lo : a - lo].copy()
+                below = rgb[b - lo : min(h, b + s_margin) - lo].copy()
+                return a, b, above, below
+        else:
+            reconstruct(rgb, clip, r.highlights.mode, out=rgb)  # per pixel
+        with _threads(1):
+            show(rgb, lo, a, b)
+        return None
+
+    def second_pass(job: tuple) -> None:
+        with _threads(1):
+            show(x, 0, job[0], job[1])
+
+    bounds = tiles.strip_bounds(h, tiles.ROWS, align)
+    workers = max(1, tiles.WORKERS)
+    with ThreadPoolExecutor(workers) as pool:
+        deferred = [d for d in pool.map(lambda ab: first_pass(*ab), bounds) if d is not None]
+        if not deferred:
+            return out
+        starts, ends = {d[0] for d in deferred}, {d[1] for d in deferred}
+        for a, b, above, below in deferred:  # the context rows of strips shown already
+            if a not in ends:
+                x[a - len(above) : a] = above
+            if b not in starts:
+                x[b : b + len(below)] = below
+        if pre.result(x, clip) is None:  # (every row was added, on the blocks)
+            raise AssertionError("streamed strips left rows out of the highlight scan")
+        reconstruct(x, clip, "reconstruct", out=x, prescan=pre)
+        list(pool.map(second_pass, deferred))
+    return out
 
 
 def _releaser(x: np.ndarray, out: np.ndarray | None):

@@ -10,10 +10,19 @@ def crop(img: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
     """Crop to (top, left, height, width), clamped to the image; None = no crop (a view)."""
     if box is None:
         return img
+    top, left, hh, ww = crop_box(img.shape[:2], box)
+    return img[top : top + hh, left : left + ww]
+
+
+def crop_box(shape: tuple[int, ...], box: tuple[int, int, int, int] | None
+             ) -> tuple[int, int, int, int]:
+    """:func:`crop`'s (top, left, height, width) in an image of ``shape`` (rows, cols)."""
+    h, w = int(shape[0]), int(shape[1])
+    if box is None:
+        return 0, 0, h, w
     top, left, hh, ww = (int(v) for v in box)
-    h, w = img.shape[:2]
     top, left = max(0, min(top, h - 1)), max(0, min(left, w - 1))
-    return img[top : min(h, top + hh), left : min(w, left + ww)]
+    return top, left, min(h, top + hh) - top, min(w, left + ww) - left
 
 
 def orient(img: np.ndarray, orientation: int) -> np.ndarray:

@@ -575,7 +575,9 @@ def _near_pixels(rgb: np.ndarray, clip: np.ndarray, first: np.ndarray, last: np.
                  band: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """``np.nonzero(_near_mask(rgb, clip))`` (row-major) from :func:`_scan`'s column extents:
     the mask is built only in the box of each band of rows that spans its hits, with
-    ``SPREAD`` px of context (no hit lies outside the box, so the dilation is exact)."""
+    ``SPREAD`` px of context (no hit lies outside the box, so the dilation is exact), and only
+    on the rows ``last`` flags: what the box reads on other rows is discarded (for a sparse
+    image, :func:`reconstruct`'s ``prescan``)."""
     h, w = rgb.shape[:2]
     kernel = np.ones((2 * SPREAD + 1,) * 2, np.uint8)
     ys, xs = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
@@ -588,6 +590,7 @@ def _near_pixels(rgb: np.ndarray, clip: np.ndarray, first: np.ndarray, last: np.
         c0 = max(0, int(first[lo:hi][hit].min()) - SPREAD)
         c1 = min(w, int(last[lo:hi][hit].max()) + SPREAD + 1)
         m = _clip_mask(rgb[lo:hi, c0:c1], clip, SOFT_LO)
+        m[~hit] = False  # (no value near a clip there: rows the caller may never have written)
         if SPREAD > 0:
             m = cv2.dilate(m.view(np.uint8), kernel).view(np.bool_)
         y, x = np.nonzero(m[a - lo : a - lo + b - a])
@@ -866,7 +869,10 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
     numba read pass over the image (clip extents per row and, when the field's factor divides
     the image, its block means), masks only in boxes around the clips, and per-pixel numba
     kernels for the clip confidence and the rebuild. ``prescan``: that read pass, already
-    made strip by strip (:class:`Prescan`; ignored when it does not cover ``rgb``).
+    made strip by strip (:class:`Prescan`; ignored when it does not cover ``rgb``). With a
+    covering prescan, the values read are only those within ``2 * SPREAD`` rows of a value
+    near a clip and in the field's blocks that hold such values: the other rows of ``rgb`` may
+    be memory never written (develop's streamed strips keep only the strips with clips).
     """
     clip = np.asarray(clip, dtype=np.float32).reshape(3)
     if mode != "reconstruct":

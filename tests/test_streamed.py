@@ -1,0 +1,209 @@
+"""The streamed develop (develop._develop_streamed): one pass from the sensor to the integer
+output, no full-size float image; the same image as the whole-image reference."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import oneinch.develop as dv
+from oneinch.develop import develop
+from oneinch.isp import highlights, tiles
+from oneinch.looks.looks import preset
+from oneinch.recipe import Recipe
+from oneinch.synthetic import demo_scene, unprocess
+
+RCD = Recipe().with_(demosaic={"method": "rcd"})  # (auto picks iri at this size: never strips)
+
+
+@pytest.fixture(scope="module")
+def raw():
+    """2048 x 512: the highlight field's reduction is a 2 x 2 block mean (streamable). At
+    3x, the sun and the sky clip in colour (reconstruct and clip differ by up to 0.7) in
+    7 of the 8 strips; the last (ground) has nothing near a clip."""
+    r, _ = unprocess(demo_scene(512, 2048) * 3.0, linear_input=True, iso=800, seed=3)
+    return r
+
+
+@pytest.fixture(autouse=True)
+def small_strips(monkeypatch):
+    monkeypatch.setattr(tiles, "ROWS", 64)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records each streamed develop's deferred strips (those with a value near a clip) and
+    how many strips it made."""
+    seen: list[tuple[int, int]] = []
+    real = dv._develop_streamed
+
+    def run(*a, **k):
+        calls = []
+        rec = dv.reconstruct
+
+        def counting(x, clip, mode, **kw):
+            if kw.get("prescan") is not None:
+                calls.append(kw["prescan"])
+            return rec(x, clip, mode, **kw)
+
+        monkeypatch.setattr(dv, "reconstruct", counting)
+        try:
+            out = real(*a, **k)
+        finally:
+            monkeypatch.setattr(dv, "reconstruct", rec)
+        strips = tiles.strip_bounds(a[0].shape[0], tiles.ROWS, 8)
+        hit = 0
+        if calls:
+            rows = np.flatnonzero(calls[0].last >= 0)
+            hit = len({i for i, (s, e) in enumerate(strips) if ((rows >= s) & (rows < e)).any()})
+        seen.append((hit, len(strips)))
+        return out
+
+    monkeypatch.setattr(dv, "_develop_streamed", run)
+    return seen
+
+
+def _codes_match(got: np.ndarray, ref: np.ndarray, tol: float = 1e-4) -> None:
+    """``got`` (integers) is the rounding of a value within ``tol`` of the float ``ref``."""
+    top = float(np.iinfo(got.dtype).max)
+    assert got.shape == ref.shape
+    err = np.abs(got.astype(np.float64) - ref.astype(np.float64) * top)
+    assert err.max() <= 0.5 + tol * top
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_streamed_matches_the_whole_image_reference(raw, spy, dtype):
+    ref = develop(raw, RCD, tiled=False).rgb
+    got = develop(raw, RCD, tiled=True, dtype=dtype).rgb
+    assert spy, "the develop was not streamed"
+    hit, strips = spy[-1]
+    assert 0 < hit < strips  # both kinds of strip: deferred and shown at once
+    _codes_match(got, ref)
+    # the reconstruction ran on the deferred strips: clipping instead changes the sun
+    clipped = develop(raw, RCD.with_(highlights={"mode": "clip"}), tiled=False).rgb
+    assert np.abs(clipped - ref).max() > 0.5
+
+
+@pytest.mark.parametrize("recipe", [
+    # a look's colour (its local tone operator is whole-image: two passes, tested below)
+    preset("vibrant").with_(demosaic={"method": "rcd"}, tone={"local": 0.0, "detail": 0.0}),
+    RCD.with_(highlights={"mode": "clip"}),
+    RCD.with_(sharpen={"amount": 0.0}),  # no sharpening context rows
+    RCD.with_(sharpen={"radius": 3.0}),
+])
+def test_streamed_recipes_match_the_reference(raw, spy, recipe):
+    ref = develop(raw, recipe, tiled=False).rgb
+    got = develop(raw, recipe, tiled=True, dtype=np.uint8).rgb
+    assert spy
+    _codes_match(got, ref)
+
+
+def test_streamed_with_a_default_crop(raw, spy):
+    r = replace(raw, default_crop=(70, 30, 400, 1900))  # rows start inside a clipped strip
+    ref = develop(r, RCD, tiled=False).rgb
+    got = develop(r, RCD, tiled=True, dtype=np.uint8).rgb
+    assert spy and got.shape == (400, 1900, 3)
+    _codes_match(got, ref)
+
+
+def test_streamed_when_every_strip_clips(spy):
+    """Clipped specks in the ground, too: every strip deferred, the reconstruction over the
+    whole image."""
+    scene = demo_scene(512, 2048) * 3.0
+    scene[448:, ::37] = 6.0
+    r, _ = unprocess(scene, linear_input=True, iso=800, seed=3)
+    ref = develop(r, RCD, tiled=False).rgb
+    got = develop(r, RCD, tiled=True, dtype=np.uint8).rgb
+    assert spy and spy[-1][0] == spy[-1][1]
+    _codes_match(got, ref)
+
+
+@pytest.mark.parametrize("change", [
+    {"exposure": {"auto": True}},  # the exposure sample is whole-image
+    {"tone": {"local": 0.5}},  # the local operator's grids are whole-image
+    {"output": {"size": 1000}},  # resizing
+])
+def test_whole_image_steps_take_the_two_pass_path(raw, spy, change):
+    recipe = RCD.with_(**change)
+    got = develop(raw, recipe, tiled=True, dtype=np.uint8).rgb
+    assert not spy
+    _codes_match(got, develop(raw, recipe, tiled=False).rgb)
+
+
+def test_other_sizes_and_orientations_take_the_two_pass_path(spy):
+    """A highlight field whose reduction is not a block mean (2000 x 512: factor 1.95), and a
+    rotated image, are developed in two passes (same image)."""
+    r, _ = unprocess(demo_scene(512, 2000), linear_input=True, iso=800, seed=3)
+    assert highlights._block_factor(512, 2000) == 0
+    got = develop(r, RCD, tiled=True, dtype=np.uint8).rgb
+    assert not spy
+    _codes_match(got, develop(r, RCD, tiled=False).rgb)
+    r6 = replace(r, shot=replace(r.shot, orientation=6))
+    develop(r6, RCD, tiled=True, dtype=np.uint8)
+    assert not spy
+
+
+def test_near_pixels_ignore_rows_without_a_hit():
+    """reconstruct's mask boxes read whole bands of rows; on rows the scan found nothing near
+    a clip (rows a streamed develop never wrote), what they hold is discarded."""
+    rng = np.random.default_rng(0)
+    clip = np.array([1.0, 1.0, 1.0], np.float32)
+    img = rng.uniform(0.0, 0.5, (256, 64, 3)).astype(np.float32)
+    img[40:44, 10:14] = 1.0
+    first, last = np.full(256, -1), np.full(256, -1)
+    first[40:44], last[40:44] = 10, 13
+    want = highlights._near_pixels(img, clip, first, last)
+    junk = img.copy()
+    junk[50:128] = 7.0  # the same band, beyond SPREAD of the hits: never written
+    got = highlights._near_pixels(junk, clip, first, last)
+    assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
+    assert want[0].min() == 39 and want[0].max() == 44  # the hits grown by SPREAD = 1
+
+
+_RSS = textwrap.dedent("""
+    import sys
+    from oneinch.cli import reuse_freed_memory
+    reuse_freed_memory()  # the command's malloc: one heap, freed blocks reused
+    import numpy as np
+    import oneinch.develop as dv
+    from oneinch.isp import tiles
+    from oneinch.recipe import Recipe
+    from oneinch.synthetic import demo_scene, unprocess
+    if sys.argv[1] == "two-pass":
+        dv._streams = lambda *a, **k: False
+    tiles.ROWS = 64
+    recipe = Recipe().with_(demosaic={"method": "rcd"}, denoise={"strength": "off"})
+    small, _ = unprocess(demo_scene(512, 2048), linear_input=True, seed=1)
+    dv.develop(small, recipe, tiled=True, dtype=np.uint8)  # kernels loaded or compiled
+    raw, _ = unprocess(demo_scene(3072, 4096) * 0.5, linear_input=True, seed=1)
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    open("/proc/self/clear_refs", "w").write("5")  # the peak starts again from here
+    base = status("VmRSS")
+    dv.develop(raw, recipe, tiled=True, dtype=np.uint8)
+    print(status("VmHWM") - base)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
+def test_streamed_peak_memory_is_below_one_float_image():
+    """12.5 MP with nothing near a clip, the command's malloc settings: the streamed
+    develop's peak grows by the 8-bit output (38 MB) and the strips in flight, well under
+    one full-size float image (151 MB), about what the two-pass develop takes (its 8-bit
+    output over the float image's memory)."""
+    full = 3072 * 4096 * 3 * 4
+
+    def growth(mode: str) -> int:
+        res = subprocess.run([sys.executable, "-c", _RSS, mode], capture_output=True,
+                             text=True, check=True)
+        return int(res.stdout.split()[-1])
+
+    streamed, two_pass = growth("streamed"), growth("two-pass")  # 57 and 151 MB here
+    assert streamed < 0.5 * full and two_pass - streamed > 0.5 * full
