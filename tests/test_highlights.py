@@ -381,3 +381,61 @@ def test_prescan_from_strips_gives_the_same_result(monkeypatch):
         assert bad.result(rgb, clip) is None
         assert np.array_equal(highlights.reconstruct(rgb, clip, prescan=bad), ref)
     assert pre.result(rgb, clip * 1.01) is None
+
+
+@pytest.mark.parametrize("shape", [(4000, 6000), (3024, 4032), (700, 1030), (512, 2000)])
+def test_area_tables_are_opencvs_inter_area(shape):
+    """The reduction the strips sum, at camera sizes whose field factor is no integer (5.86,
+    3.94, 1.006, 1.95): OpenCV's INTER_AREA within float rounding, and the cells a few pixels
+    reach are exactly those OpenCV's resize of their mask makes > 0."""
+    h, w = shape
+    f, size = highlights._field_size(h, w)
+    assert highlights._block_factor(h, w) == 0 and highlights.streamable(h, w)
+    rng = np.random.default_rng(1)
+    img = rng.random((h, w, 3), dtype=np.float32)
+    tabs = highlights.AreaTables(h, w, size)
+    got = np.zeros((size[1], size[0], 3))
+    for a in range(0, h, 384):
+        i0, acc = tabs.add_rows(img[a : a + 384], a)
+        got[i0 : i0 + len(acc)] += acc
+    assert np.abs(got - cv2.resize(img, size, interpolation=cv2.INTER_AREA)).max() <= 1e-6
+    ys, xs = rng.integers(0, h, 200), rng.integers(0, w, 200)
+    ys[:4], xs[:4] = [0, h - 1, 0, h - 1], [0, w - 1, w - 1, 0]  # the corners' partial cells
+    mask = np.zeros((h, w), np.float32)
+    mask[ys, xs] = 1.0
+    want = cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0
+    assert np.array_equal(highlights._pixels_area(h, w, size, f, ys, xs) > 0, want)
+    delta = rng.normal(size=(ys.size, 3)).astype(np.float32)
+    grid = np.zeros((size[1], size[0], 3))
+    tabs.add_points(grid, ys, xs, delta)
+    dense = np.zeros((h, w, 3), np.float32)
+    np.add.at(dense, (ys, xs), delta)
+    assert np.abs(grid - cv2.resize(dense, size, interpolation=cv2.INTER_AREA)).max() <= 1e-6
+
+
+def test_prescan_from_strips_with_area_tables(monkeypatch):
+    """Factor 5 (384 x 640 at FIELD_EDGE 128, not a block mean of this image: 76.8 rows):
+    strips in any order and of any height sum the field's reduction; reconstruct with them
+    matches reconstruct on the whole image, and reads no row the scan found nothing near
+    (rows never written: here NaN)."""
+    monkeypatch.setattr(highlights, "FIELD_EDGE", 128)
+    rgb, clip = _wb_clipped_scene()
+    rgb[150:300] *= 0.3  # rows with nothing near a clip
+    assert highlights._block_factor(*rgb.shape[:2]) == 0 and highlights.streamable(384, 640)
+    ref = highlights.reconstruct(rgb, clip)
+    pre = highlights.Prescan(rgb.shape, clip)
+    for a, b in reversed([(0, 50), (50, 131), (131, 300), (300, 384)]):
+        pre.add(rgb[a:b], a)
+    _, last, small = pre.result(rgb, clip)
+    whole = cv2.resize(rgb, (128, 77), interpolation=cv2.INTER_AREA)
+    assert np.abs(small - whole).max() <= 1e-6
+    assert np.abs(highlights.reconstruct(rgb, clip, prescan=pre) - ref).max() <= 1e-5
+    hit = np.flatnonzero(last >= 0)
+    assert 0 < hit.size < 384 - 150
+    sparse = np.full_like(rgb, np.nan)
+    keep = np.zeros(384, bool)
+    for y in hit:
+        keep[max(0, y - 2 * highlights.SPREAD) : y + 2 * highlights.SPREAD + 1] = True
+    sparse[keep] = rgb[keep]
+    got = highlights.reconstruct(sparse, clip, prescan=pre)
+    assert np.abs(got[keep] - ref[keep]).max() <= 1e-5

@@ -350,7 +350,7 @@ def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.nd
     """Whether :func:`_develop_streamed` covers the develop: an integer output at full sensor
     size, upright, colour by a matrix in the fused display pass, and no whole-image step but
     highlight reconstruction (no auto exposure, no local tone operator), whose field's
-    reduction must be a block mean (:func:`highlights._block_factor`: 8192 x 6144, ...)."""
+    reduction the strips can sum (:func:`highlights.streamable`: any image over 1024 px)."""
     from .isp import highlights
 
     h, w = geometry.crop_box(shape, crop)[2:]
@@ -363,7 +363,7 @@ def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.nd
         and not r.exposure.auto
         and r.tone.local == 0
         and r.tone.detail == 0
-        and (r.highlights.mode != "reconstruct" or highlights._block_factor(*shape) > 0)
+        and (r.highlights.mode != "reconstruct" or highlights.streamable(*shape))
         and s_margin < PIXEL_STRIP_ROWS
     )
 
@@ -393,9 +393,9 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
     h, w = mosaic.shape[:2]
     top, left, hh, ww = geometry.crop_box((h, w), crop)
     rebuild = r.highlights.mode == "reconstruct"
-    fi = highlights._block_factor(h, w) if rebuild else 1
+    fi = highlights._block_factor(h, w) if rebuild else 0
     reach = s_margin + 2 * highlights.SPREAD  # rows a rebuilt value can change the output of
-    align = math.lcm(8, fi)  # (Prescan: strips on the field's blocks)
+    align = math.lcm(8, fi) if fi else 8  # (Prescan: strips on the field's blocks)
     extra = -(-(margin + reach) // 8) * 8  # sensor rows read around a strip's own
     odt = np.uint8 if bits == 8 else np.uint16
     out = tiles.empty((hh, ww, 3), odt)

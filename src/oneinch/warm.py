@@ -98,12 +98,12 @@ def warm(aot: bool = True) -> float:
             write_cube(cube, Lut(table=identity_grid(9), title="warm"))
             develop(raw, plain.with_(look={"lut": str(cube)}), tiled=True, dtype=np.uint8)
             develop(raw, plain.with_(look={"lut": str(cube)}), tiled=False)
-        # clipped highlights (reconstruction's kernels run only near clips)
-        # (and, from 2048 px on, on block means of the image: 128 x 2048 -> 64 x 1024)
-        # with clips from the first rows, and from the lower half only)
+        # clipped highlights (reconstruction's kernels run only near clips), with the field
+        # reduced by block means (128 x 2048 -> 64 x 1024) with clips from the first rows
+        # and from the lower half only, and by area tables (128 x 2000: factor 1.95)
         wide = demo_scene(128, 2048)
         lower = np.where(np.arange(128)[:, None, None] >= 64, 6.0, 1.0).astype(np.float32)
-        for lit in (scene * 6.0, wide * 6.0, wide * lower):
+        for lit in (scene * 6.0, wide * 6.0, wide * lower, demo_scene(128, 2000) * 6.0):
             bright, _ = unprocess(lit, linear_input=True, iso=100, seed=2)
             for tiled in (True, False):
                 develop(bright, plain, tiled=tiled, dtype=np.uint8)

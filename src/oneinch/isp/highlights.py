@@ -53,6 +53,8 @@ clipped green is only ever raised while unclipped red and blue are kept.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -415,12 +417,18 @@ def _pixels_area(h: int, w: int, size: tuple[int, int], f: float, ys: np.ndarray
                  xs: np.ndarray) -> np.ndarray:
     """A mask of the pixels (ys, xs) of an (h, w) image, area-resized to ``size`` (by ``f``);
     used only as ``> 0``. With an integer factor that divides the image, the block mean is
-    > 0 exactly on the blocks that hold a pixel: marked directly, with no full-size mask."""
+    > 0 exactly on the blocks that hold a pixel: marked directly, with no full-size mask;
+    with another factor, on the cells their area reaches (:class:`AreaTables`)."""
     fi = round(f)
     if f > 1 and fi == f and h == size[1] * fi and w == size[0] * fi:
         bad = np.zeros((size[1], size[0]), np.float32)
         _mark_blocks(ys, xs, fi, bad)
         return bad
+    tabs = AreaTables.of(h, w, size) if f > 1 else None
+    if tabs is not None:
+        grid = np.zeros((size[1], size[0], 1), np.float64)
+        tabs.add_points(grid, ys, xs, np.ones((ys.size, 1), np.float32))
+        return grid[..., 0].astype(np.float32)
     full = np.zeros((h, w), np.float32)
     full[ys, xs] = 1.0
     return cv2.resize(full, size, interpolation=cv2.INTER_AREA) if f > 1 else full
@@ -442,6 +450,118 @@ def _level_field(out: np.ndarray, clip: np.ndarray, ys: np.ndarray, xs: np.ndarr
     weight = (weight * (bad <= 0)).astype(np.float32)
     filled = _push_pull(level[..., None].astype(np.float32), weight)
     return _sample(filled[..., 0], f, ys, xs)[:, 0]
+
+
+class AreaTables:
+    """The separable weights of an INTER_AREA reduction of an (h, w) image to ``size`` (w',
+    h') by a factor that is no integer: output cell i of an axis covers source coordinates
+    [i s, min((i + 1) s, n)) (s = n / n', the area relation), and a source pixel's weight
+    in it is the length of its overlap divided by the cell's width. Overlaps under 1e-3 px
+    are left out, as OpenCV's resize does (tested against cv2.resize). With s >= 1 each
+    source pixel reaches at most two cells per axis: ``d[k]`` and ``wt[k]`` hold them (-1:
+    none). The reduction can then be summed strip by strip (:class:`Prescan`) and changed
+    at a few pixels (:func:`reconstruct`'s brightness field) with no full-size image."""
+
+    def __init__(self, h: int, w: int, size: tuple[int, int]) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.yd, self.yw = self._axis(int(h), self.size[1])
+        self.xd, self.xw = self._axis(int(w), self.size[0])
+
+    @staticmethod
+    def of(h: int, w: int, size: tuple[int, int]) -> AreaTables | None:
+        """The tables (cached), or None when an axis is not reduced (s < 1)."""
+        if size[0] > w or size[1] > h:
+            return None
+        return _area_tables(int(h), int(w), (int(size[0]), int(size[1])))
+
+    @staticmethod
+    def _axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        s = n / m
+        d = np.full((n, 2), -1, np.int64)
+        wt = np.zeros((n, 2), np.float64)
+        for i in range(m):
+            lo, hi = i * s, min((i + 1) * s, float(n))
+            for k in range(int(np.floor(lo)), min(n, int(np.ceil(hi)))):
+                overlap = min(k + 1.0, hi) - max(float(k), lo)
+                if overlap <= 1e-3:
+                    continue
+                slot = 0 if d[k, 0] < 0 else 1
+                d[k, slot], wt[k, slot] = i, overlap / (hi - lo)
+        return d, wt
+
+    def rows_reached(self, a: int, b: int) -> tuple[int, int]:
+        """The output rows [i0, i1) that source rows a..b reach."""
+        return int(self.yd[a, 0]), int(max(self.yd[b - 1].max(), self.yd[b - 1, 0])) + 1
+
+    def add_rows(self, strip: np.ndarray, row0: int) -> tuple[int, np.ndarray]:
+        """(i0, the weighted sums of ``strip`` = source rows row0.. over output rows i0..),
+        float64: a strip's share of the reduction."""
+        i0, i1 = self.rows_reached(row0, row0 + strip.shape[0])
+        acc = np.zeros((i1 - i0, self.size[0], strip.shape[2]), np.float64)
+        _area_rows_kernel(np.ascontiguousarray(strip, np.float32), row0, self.yd, self.yw,
+                          self.xd, self.xw, acc, i0)
+        return i0, acc
+
+    def add_points(self, grid: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                   vals: np.ndarray) -> None:
+        """Add the reduction of an image that is ``vals`` (n, c) at (ys, xs), 0 elsewhere,
+        into ``grid`` (h', w', c) float64."""
+        _area_points_kernel(np.asarray(ys, np.int64), np.asarray(xs, np.int64),
+                            np.ascontiguousarray(vals, np.float32), self.yd, self.yw,
+                            self.xd, self.xw, grid)
+
+
+@functools.lru_cache(maxsize=4)
+def _area_tables(h: int, w: int, size: tuple[int, int]) -> AreaTables:
+    return AreaTables(h, w, size)
+
+
+def streamable(h: int, w: int) -> bool:
+    """Whether :class:`Prescan` makes the whole read pass of an (h, w) image, so that
+    :func:`reconstruct` with it reads only rows near clips: a reduced field (an image over
+    ``FIELD_EDGE`` px) by a block mean or by :class:`AreaTables`."""
+    f, size = _field_size(h, w)
+    return f > 1 and (_block_factor(h, w) > 0 or AreaTables.of(h, w, size) is not None)
+
+
+@aot.entry
+@numba.njit(cache=True, nogil=True)
+def _area_rows_kernel(strip, row0, yd, yw, xd, xw, acc, i0):  # pragma: no cover - numba
+    nc = strip.shape[2]
+    line = np.zeros((acc.shape[1], nc))
+    for i in range(strip.shape[0]):
+        line[:] = 0.0
+        for x in range(strip.shape[1]):
+            for t in range(2):
+                d = xd[x, t]
+                if d >= 0:
+                    for c in range(nc):
+                        line[d, c] += xw[x, t] * strip[i, x, c]
+        y = row0 + i
+        for t in range(2):
+            d = yd[y, t]
+            if d >= 0:
+                wy = yw[y, t]
+                for j in range(line.shape[0]):
+                    for c in range(nc):
+                        acc[d - i0, j, c] += wy * line[j, c]
+
+
+@aot.entry
+@numba.njit(cache=True, nogil=True)
+def _area_points_kernel(ys, xs, vals, yd, yw, xd, xw, grid):  # pragma: no cover - numba
+    for k in range(ys.size):
+        for ty in range(2):
+            dy = yd[ys[k], ty]
+            if dy < 0:
+                continue
+            for tx in range(2):
+                dx = xd[xs[k], tx]
+                if dx < 0:
+                    continue
+                wgt = yw[ys[k], ty] * xw[xs[k], tx]
+                for c in range(vals.shape[1]):
+                    grid[dy, dx, c] += wgt * vals[k, c]
 
 
 # --- numba paths of reconstruct (references: the numpy functions above) ----------------------
@@ -821,6 +941,11 @@ class Prescan:
         self.h, self.w = int(shape[0]), int(shape[1])
         self.clip = np.asarray(clip, dtype=np.float32).reshape(3).copy()
         self.fi = _block_factor(self.h, self.w)
+        f, size = _field_size(self.h, self.w)
+        # another factor: each strip's share of the reduction, summed in order at the end
+        self.tabs = AreaTables.of(self.h, self.w, size) if f > 1 and not self.fi else None
+        self.parts: dict[int, tuple[int, np.ndarray]] = {}
+        self._summed: np.ndarray | None = None
         self.first = np.full(self.h, -1, np.int64)
         self.last = np.full(self.h, -1, np.int64)
         shape_small = (self.h // self.fi, self.w // self.fi, 3) if self.fi else (0, 0, 3)
@@ -844,6 +969,9 @@ class Prescan:
         _scan_kernel_serial(strip, self._thr, fi, self.first[row0 : row0 + n],
                             self.last[row0 : row0 + n], small, np.ones(1, np.bool_),
                             np.zeros(small.shape[0], np.bool_))  # (the sums always)
+        if self.tabs is not None:
+            self.parts[row0] = self.tabs.add_rows(strip, row0)
+            self._summed = None
         self.done[row0 : row0 + n] = True
 
     def result(self, rgb: np.ndarray, clip: np.ndarray
@@ -854,6 +982,14 @@ class Prescan:
                 or not np.array_equal(np.asarray(clip, np.float32).reshape(3), self.clip)
                 or not self.done.all()):
             return None
+        if self.tabs is not None:
+            if self._summed is None:
+                total = np.zeros((*self.tabs.size[::-1], 3), np.float64)
+                for row0 in sorted(self.parts):  # (a fixed order: the same sums every time)
+                    i0, acc = self.parts[row0]
+                    total[i0 : i0 + acc.shape[0]] += acc
+                self._summed = total.astype(np.float32)
+            return self.first, self.last, self._summed
         return self.first, self.last, (self.small if self.fi else None)
 
 
@@ -908,9 +1044,14 @@ def reconstruct(rgb: np.ndarray, clip: np.ndarray, mode: str = "reconstruct", *,
     if full.any():
         sel = np.flatnonzero(full)
         fy, fx = ys[sel], xs[sel]
+        tabs = AreaTables.of(h, w, size) if f > 1 and not fi else None
         if fi:  # the reduction of ``out``: that of ``rgb`` but in the blocks that changed
             small_out = small.copy()  # (``bad`` > 0 marks exactly the blocks of (ys, xs))
             _block_means_kernel(out, fi, np.flatnonzero(bad > 0), small_out)
+        elif tabs is not None:  # that of ``rgb`` plus the reduction of the changes
+            grid = small.astype(np.float64)
+            tabs.add_points(grid, ys, xs, out[ys, xs] - px)
+            small_out = grid.astype(np.float32)
         else:
             small_out = cv2.resize(out, size, interpolation=cv2.INTER_AREA) if f > 1 else out
         level = _level_field_numba(small_out, clip, fy, fx, f,
