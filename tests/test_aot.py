@@ -173,12 +173,16 @@ from oneinch.develop import develop
 from oneinch.recipe import Recipe
 from oneinch.synthetic import demo_scene, unprocess
 raw, _ = unprocess(demo_scene(256, 384) * 3.0, linear_input=True, iso=400, seed=5)
+rcd = Recipe().with_(demosaic={"method": "rcd"})
+cases = [("rcd", raw, rcd), ("ri", raw, Recipe().with_(demosaic={"method": "ri"})),
+         ("preview", raw, Recipe().with_(output={"size": 128}))]
+for width in (2048, 2000):  # streamed, the highlight field by block means / area tables
+    wide, _ = unprocess(demo_scene(128, width) * 3.0, linear_input=True, iso=400, seed=5)
+    cases.append((f"streamed{width}", wide, rcd))
 out = {"available": _aot.available()}
 res = {}
-for name, r in (("rcd", Recipe().with_(demosaic={"method": "rcd"})),
-                ("ri", Recipe().with_(demosaic={"method": "ri"})),
-                ("preview", Recipe().with_(output={"size": 128}))):
-    res[name] = develop(raw, r, tiled=True, dtype=np.uint8).rgb
+for name, img, r in cases:
+    res[name] = develop(img, r, tiled=True, dtype=np.uint8).rgb
 out["jit_started"] = _aot.jit_started()
 out["numba_target_loaded"] = "numba.np.arraymath" in sys.modules
 out["numba_imported"] = "numba" in sys.modules
@@ -194,10 +198,8 @@ out["decode_in_place_equal"] = bool(np.array_equal(a, j))
 out["decode_error"] = float(np.max(np.abs(a - _domain.decode_exact(y)) /
                                    np.maximum(np.abs(_domain.decode_exact(y)), 1e-6)))
 diff = 0
-for name, r in (("rcd", Recipe().with_(demosaic={"method": "rcd"})),
-                ("ri", Recipe().with_(demosaic={"method": "ri"})),
-                ("preview", Recipe().with_(output={"size": 128}))):
-    j = develop(raw, r, tiled=True, dtype=np.uint8).rgb
+for name, img, r in cases:
+    j = develop(img, r, tiled=True, dtype=np.uint8).rgb
     diff = max(diff, int(np.abs(j.astype(int) - res[name].astype(int)).max()))
 out["max_code_diff"] = diff
 print(json.dumps(out))
@@ -205,8 +207,9 @@ print(json.dumps(out))
 
 
 def test_develop_in_a_new_process_never_starts_the_jit() -> None:
-    """The strip paths (rcd, ri, a binned preview; clipped highlights) run on the compiled
-    module alone, and agree with the JIT to within one code of 8 bits (fastmath rounding)."""
+    """The strip paths (rcd, ri, a binned preview, streamed; clipped highlights) run on the
+    compiled module alone, and agree with the JIT to within one code of 8 bits (fastmath
+    rounding)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEINCH_AOT")}
     p = subprocess.run([sys.executable, "-c", DEVELOP_SCRIPT], capture_output=True, text=True,
                        env=env, timeout=300)

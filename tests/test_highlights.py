@@ -423,7 +423,8 @@ def test_prescan_from_strips_with_area_tables(monkeypatch):
     rgb[150:300] *= 0.3  # rows with nothing near a clip
     assert highlights._block_factor(*rgb.shape[:2]) == 0 and highlights.streamable(384, 640)
     ref = highlights.reconstruct(rgb, clip)
-    pre = highlights.Prescan(rgb.shape, clip)
+    assert highlights.Prescan(rgb.shape, clip).tabs is None  # (area=False: resized whole)
+    pre = highlights.Prescan(rgb.shape, clip, area=True)
     for a, b in reversed([(0, 50), (50, 131), (131, 300), (300, 384)]):
         pre.add(rgb[a:b], a)
     _, last, small = pre.result(rgb, clip)

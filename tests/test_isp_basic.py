@@ -77,6 +77,26 @@ def test_orientation_matches_exif_definitions():
         assert geometry.orient(a, o).size == 6
 
 
+def test_unoriented_view_writes_where_orient_puts_pixels():
+    a = np.arange(24).reshape(4, 6)
+    for o in range(0, 10):  # (0 and 9: not EXIF orientations, left as they are)
+        up = geometry.orient(a, o)
+        out = np.zeros_like(up)
+        view = geometry.unoriented_view(out, o)
+        assert view.shape == a.shape and np.shares_memory(view, out)
+        view[:2] = a[:2]  # rows written strip by strip
+        view[2:] = a[2:]
+        assert np.array_equal(out, up)
+
+
+def test_crop_box_is_the_crop():
+    img = np.arange(100 * 200).reshape(100, 200)
+    for box in [(10, 20, 50, 60), (90, 190, 50, 60), (-5, 0, 500, 500), None]:
+        top, left, hh, ww = geometry.crop_box(img.shape, box)
+        assert np.array_equal(geometry.crop(img, box), img[top : top + hh, left : left + ww])
+    assert geometry.crop_box(img.shape, (90, 190, 50, 60)) == (90, 190, 10, 10)
+
+
 def test_crop_and_resize():
     img = np.zeros((100, 200, 3), np.float32)
     assert geometry.crop(img, (10, 20, 50, 60)).shape == (50, 60, 3)

@@ -146,11 +146,16 @@ def test_streamed_when_the_field_is_no_block_mean(spy):
     _codes_match(got, ref)
 
 
-def test_rotated_images_take_the_two_pass_path(raw, spy):
-    r6 = replace(raw, shot=replace(raw.shot, orientation=6))
-    got = develop(r6, RCD, tiled=True, dtype=np.uint8).rgb
-    assert not spy
-    _codes_match(got, develop(r6, RCD, tiled=False).rgb)
+@pytest.mark.parametrize("orientation", [2, 3, 6, 8])
+def test_streamed_rotated_and_mirrored(raw, spy, orientation):
+    """Displayed in the sensor's layout, written where the orientation puts it (GoPro files
+    are mirrored, 2; portrait phone shots 6 or 8), with a crop."""
+    r = replace(raw, default_crop=(70, 30, 400, 1900),
+                shot=replace(raw.shot, orientation=orientation))
+    ref = develop(r, RCD, tiled=False).rgb
+    got = develop(r, RCD, tiled=True, dtype=np.uint8).rgb
+    assert spy and got.shape == ref.shape
+    _codes_match(got, ref)
 
 
 def test_near_pixels_ignore_rows_without_a_hit():

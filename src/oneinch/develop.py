@@ -273,7 +273,8 @@ def develop_strips(
         local = local_setup(np.zeros((1, 1, 3), np.float32), r.tone, space, matrix=mat,
                             gain=gain)  # (no local operator: no grids from the image)
         return _develop_streamed(mosaic, sensor, margin, r, clip, crop, s_margin, bits,
-                                 mat=mat, gain=gain, local=local)
+                                 mat=mat, gain=gain, local=local,
+                                 orientation=raw.shot.orientation)
     x = tiles.empty((rows_out, width_out, 3))  # the sensor pass's output
     if not aot.available():  # its pages, faulted in on the other core while the JIT loads
         tiles.prefault(x)  # (with compiled-ahead kernels nothing loads: the strips fault
@@ -348,7 +349,7 @@ def develop_strips(
 def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.ndarray | None,
              shape: tuple[int, int], crop: tuple | None, s_margin: int) -> bool:
     """Whether :func:`_develop_streamed` covers the develop: an integer output at full sensor
-    size, upright, colour by a matrix in the fused display pass, and no whole-image step but
+    size, colour by a matrix in the fused display pass, and no whole-image step but
     highlight reconstruction (no auto exposure, no local tone operator), whose field's
     reduction the strips can sum (:func:`highlights.streamable`: any image over 1024 px)."""
     from .isp import highlights
@@ -358,7 +359,6 @@ def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.nd
         bits is not None
         and factor == 1
         and mat is not None
-        and int(raw.shot.orientation or 1) == 1
         and (not r.output.size or max(h, w) <= r.output.size)
         and not r.exposure.auto
         and r.tone.local == 0
@@ -370,7 +370,7 @@ def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.nd
 
 def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: np.ndarray,
                       crop: tuple | None, s_margin: int, bits: int, *, mat: np.ndarray,
-                      gain: np.float32, local: tuple) -> np.ndarray:
+                      gain: np.float32, local: tuple, orientation: int = 1) -> np.ndarray:
     """develop_strips in one pass: each strip of rows goes from the sensor to its encoded
     integer rows (demosaic, denoise, highlights, colour, tone, look, sharpen) while it is in
     cache, with no full-size float image: peak memory is the mosaic, the output and the
@@ -383,7 +383,10 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
     SPREAD`` rows of its own (the rows a rebuilt pixel can reach through the clip confidence
     and the sharpening) keeps its sensor rows, in a full-size image only those strips touch,
     and is displayed after the reconstruction, which reads no other rows. The result is that
-    of the two-pass develop_strips (the same functions on the same values).
+    of the two-pass develop_strips (the same functions on the same values). A rotated or
+    mirrored image is displayed in the sensor's layout and written where ``orientation`` puts
+    it (tone and look are per pixel, the sharpening's kernel is symmetric: the same values,
+    but for the order of float sums).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -398,9 +401,12 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
     align = math.lcm(8, fi) if fi else 8  # (Prescan: strips on the field's blocks)
     extra = -(-(margin + reach) // 8) * 8  # sensor rows read around a strip's own
     odt = np.uint8 if bits == 8 else np.uint16
-    out = tiles.empty((hh, ww, 3), odt)
+    upright = int(orientation or 1) in (1, 2, 3, 4) or int(orientation) not in range(1, 9)
+    out = tiles.empty((hh, ww, 3) if upright else (ww, hh, 3), odt)
+    dst = geometry.unoriented_view(out, orientation)  # (hh, ww, 3)
+    direct = dst is out  # display_strip writes the kept rows into it (else: copied in)
     x = tiles.empty((h, w, 3)) if rebuild else None  # rows written: deferred strips' only
-    pre = Prescan((h, w), clip) if rebuild else None
+    pre = Prescan((h, w), clip, area=True) if rebuild else None
 
     def show(src: np.ndarray, r0: int, a: int, b: int) -> None:
         """Encode sensor rows a..b (of those cropped) from ``src``, sensor rows r0..."""
@@ -408,9 +414,12 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
         if oa >= ob:
             return
         ia, ib = max(top, oa - s_margin), min(top + hh, ob + s_margin)
-        _fused.display_strip(src[ia - r0 : ib - r0, left : left + ww], r, local, ia - top,
-                             hh, odt, matrix=mat, gain=gain, out=out[ia - top : ib - top],
-                             keep=(oa - ia, ob - ia))
+        res = _fused.display_strip(src[ia - r0 : ib - r0, left : left + ww], r, local,
+                                   ia - top, hh, odt, matrix=mat, gain=gain,
+                                   out=out[ia - top : ib - top] if direct else None,
+                                   keep=(oa - ia, ob - ia))
+        if not direct:
+            dst[oa - top : ob - top] = res[oa - ia : ob - ia]
 
     def first_pass(a: int, b: int) -> tuple | None:
         lo, hi = max(0, a - extra), min(h, b + extra)

@@ -25,21 +25,33 @@ def crop_box(shape: tuple[int, ...], box: tuple[int, int, int, int] | None
     return top, left, min(h, top + hh) - top, min(w, left + ww) - left
 
 
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1, :],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: a.swapaxes(0, 1)[::-1, :],
+}
+_UNDO = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}  # orientation -> its inverse
+
+
 def orient(img: np.ndarray, orientation: int) -> np.ndarray:
     """Apply EXIF orientation (1..8) so the result displays upright (TIFF 6.0 / EXIF 2.32)."""
     o = int(orientation or 1)
     if o == 1 or o not in range(1, 9):
         return img
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1, :],
-        5: lambda a: a.swapaxes(0, 1),
-        6: lambda a: a.swapaxes(0, 1)[:, ::-1],
-        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
-        8: lambda a: a.swapaxes(0, 1)[::-1, :],
-    }
-    return np.ascontiguousarray(ops[o](img))
+    return np.ascontiguousarray(_ORIENT[o](img))
+
+
+def unoriented_view(upright: np.ndarray, orientation: int) -> np.ndarray:
+    """A view of an image ``upright`` (as :func:`orient` made it) in the sensor's layout:
+    writing the view's rows writes the upright image's pixels where orient puts them."""
+    o = int(orientation or 1)
+    if o == 1 or o not in range(1, 9):
+        return upright
+    return _ORIENT[_UNDO[o]](upright)
 
 
 def resize_long_edge(img: np.ndarray, size: int | None) -> np.ndarray:

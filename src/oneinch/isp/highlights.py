@@ -487,6 +487,7 @@ class AreaTables:
                     continue
                 slot = 0 if d[k, 0] < 0 else 1
                 d[k, slot], wt[k, slot] = i, overlap / (hi - lo)
+        assert (d[:, 0] >= 0).all()  # (the kernels rely on it: overlaps sum to 1 a pixel)
         return d, wt
 
     def rows_reached(self, a: int, b: int) -> tuple[int, int]:
@@ -494,8 +495,8 @@ class AreaTables:
         return int(self.yd[a, 0]), int(max(self.yd[b - 1].max(), self.yd[b - 1, 0])) + 1
 
     def add_rows(self, strip: np.ndarray, row0: int) -> tuple[int, np.ndarray]:
-        """(i0, the weighted sums of ``strip`` = source rows row0.. over output rows i0..),
-        float64: a strip's share of the reduction."""
+        """(i0, the weighted sums of ``strip`` = source rows row0.. (n, w, 3) over output
+        rows i0..), float64: a strip's share of the reduction."""
         i0, i1 = self.rows_reached(row0, row0 + strip.shape[0])
         acc = np.zeros((i1 - i0, self.size[0], strip.shape[2]), np.float64)
         _area_rows_kernel(np.ascontiguousarray(strip, np.float32), row0, self.yd, self.yw,
@@ -527,24 +528,31 @@ def streamable(h: int, w: int) -> bool:
 @aot.entry
 @numba.njit(cache=True, nogil=True)
 def _area_rows_kernel(strip, row0, yd, yw, xd, xw, acc, i0):  # pragma: no cover - numba
-    nc = strip.shape[2]
-    line = np.zeros((acc.shape[1], nc))
+    # (3 channels; every pixel reaches cell xd[x, 0], a cell's edge pixels xd[x, 1] too)
+    line = np.zeros((acc.shape[1], 3))
     for i in range(strip.shape[0]):
         line[:] = 0.0
         for x in range(strip.shape[1]):
-            for t in range(2):
-                d = xd[x, t]
-                if d >= 0:
-                    for c in range(nc):
-                        line[d, c] += xw[x, t] * strip[i, x, c]
+            v0, v1, v2 = strip[i, x, 0], strip[i, x, 1], strip[i, x, 2]
+            d, wt = xd[x, 0], xw[x, 0]
+            line[d, 0] += wt * v0
+            line[d, 1] += wt * v1
+            line[d, 2] += wt * v2
+            d = xd[x, 1]
+            if d >= 0:
+                wt = xw[x, 1]
+                line[d, 0] += wt * v0
+                line[d, 1] += wt * v1
+                line[d, 2] += wt * v2
         y = row0 + i
         for t in range(2):
             d = yd[y, t]
             if d >= 0:
                 wy = yw[y, t]
                 for j in range(line.shape[0]):
-                    for c in range(nc):
-                        acc[d - i0, j, c] += wy * line[j, c]
+                    acc[d - i0, j, 0] += wy * line[j, 0]
+                    acc[d - i0, j, 1] += wy * line[j, 1]
+                    acc[d - i0, j, 2] += wy * line[j, 2]
 
 
 @aot.entry
@@ -937,13 +945,15 @@ class Prescan:
     start and end on multiples of the block factor (8 at 8192 x 6144); if they do not, or
     some rows were never added, reconstruct simply scans the image itself (same result)."""
 
-    def __init__(self, shape: tuple[int, ...], clip: np.ndarray) -> None:
+    def __init__(self, shape: tuple[int, ...], clip: np.ndarray, *, area: bool = False) -> None:
         self.h, self.w = int(shape[0]), int(shape[1])
         self.clip = np.asarray(clip, dtype=np.float32).reshape(3).copy()
         self.fi = _block_factor(self.h, self.w)
         f, size = _field_size(self.h, self.w)
-        # another factor: each strip's share of the reduction, summed in order at the end
-        self.tabs = AreaTables.of(self.h, self.w, size) if f > 1 and not self.fi else None
+        # ``area``, another factor: each strip's share of the reduction (AreaTables), summed
+        # in order at the end (else reconstruct resizes the image, when it has a clip)
+        tabs = AreaTables.of(self.h, self.w, size) if area and f > 1 and not self.fi else None
+        self.tabs = tabs
         self.parts: dict[int, tuple[int, np.ndarray]] = {}
         self._summed: np.ndarray | None = None
         self.first = np.full(self.h, -1, np.int64)
