@@ -25,6 +25,7 @@ SECTIONS = (
     ("Highlight reconstruction", "quality_highlights", "highlight_table"),
     ("ColorChecker 24, ΔE2000", "quality_color", "colorchecker_table"),
     ("Strips (tiled) against the whole-image reference", "tiled", "tiled_table"),
+    ("Streamed develop against the whole-image reference", "tiled", "streamed_table"),
 )
 
 

@@ -10,6 +10,14 @@ develop of the noise-free raw (untiled): the issue's bound is |tiled - untiled| 
 Also printed: the largest difference between the two 8-bit images, and the share of pixels
 that differ at all.
 
+The streamed path (develop._develop_streamed: sensor to 8-bit rows in one pass, strips near
+clipped highlights shown after the reconstruction) needs a highlight field reduced from an
+image over 1024 px, so each set is also developed as one canvas of centre crops (Kodak: 512
+px, 6 x 4, 3072 x 2048, a field by 3 x 3 block means; McMaster: its whole 500 px, 6 x 3,
+3000 x 1500, by area tables), at ISO 100 and 3200 as they are and at ISO 100 exposed 1.6
+stops up (x3, clipping the bright crops: deferred strips), in strips of 128 rows; each crop
+is scored alone.
+
     .venv/bin/python bench/tiled.py [--quick]
 """
 
@@ -71,9 +79,72 @@ def tiled_table(quick: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _canvas(images: list[tuple[str, np.ndarray]], cols: int, size: int) -> np.ndarray:
+    """size x size centre crops of ``images``, ``cols`` to a row (uint8)."""
+    crops = []
+    for _, rgb in images:
+        top, left = (rgb.shape[0] - size) // 2, (rgb.shape[1] - size) // 2
+        crops.append(rgb[top : top + size, left : left + size])
+    rows = [np.concatenate(crops[i : i + cols], axis=1) for i in range(0, len(crops), cols)]
+    return np.ascontiguousarray(np.concatenate(rows, axis=0))
+
+
+def streamed_table(quick: bool = False) -> str:
+    import oneinch.develop as dv
+
+    tiles.ROWS = 128
+    calls: list[int] = []
+    real = dv._develop_streamed
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    dv._develop_streamed = counted
+    lines = [
+        "| set (canvas) | ISO | crops | untiled dB | streamed dB | streamed - untiled dB"
+        " | max diff (8-bit) | pixels differing |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    worst = 0.0
+    try:
+        for name, cols, size in (("kodak24", 6, 512), ("mcmaster18", 6, 500)):
+            images = load_set(name, cols if quick else None)
+            canvas = _canvas(images, cols, size)
+            n_rows, n_cols = canvas.shape[0] // size, canvas.shape[1] // size
+            for iso, gain in ((100, 1.0), (3200, 1.0), (100, 3.0)):
+                lin = synthetic.srgb_to_linear(canvas.astype(np.float32) / 255.0) * gain
+                noisy, _ = synthetic.unprocess(lin, linear_input=True, iso=iso, seed=1)
+                clean, _ = synthetic.unprocess(lin, linear_input=True)
+                ref = develop(clean, RECIPE, tiled=False, dtype=np.uint8).rgb
+                whole = develop(noisy, RECIPE, tiled=False, dtype=np.uint8).rgb
+                before = len(calls)
+                streamed = develop(noisy, RECIPE, tiled=True, dtype=np.uint8).rgb
+                assert len(calls) == before + 1, "the canvas was not streamed"
+                p_whole, p_stream = [], []
+                for i in range(n_rows):
+                    for j in range(n_cols):
+                        box = (slice(size * i, size * (i + 1)), slice(size * j, size * (j + 1)))
+                        p_whole.append(_psnr(ref[box], whole[box]))
+                        p_stream.append(_psnr(ref[box], streamed[box]))
+                d = np.abs(whole.astype(np.int16) - streamed.astype(np.int16))
+                a, b = float(np.mean(p_whole)), float(np.mean(p_stream))
+                worst = max(worst, abs(b - a))
+                label = f"{iso}" + ("" if gain == 1.0 else f", x{gain:g} (clipped)")
+                lines.append(f"| {name} ({canvas.shape[1]} x {canvas.shape[0]}) | {label}"
+                             f" | {len(p_whole)} | {a:.3f} | {b:.3f} | {b - a:+.4f}"
+                             f" | {int(d.max())} | {100 * float(np.mean(d.max(-1) > 0)):.4f} % |")
+    finally:
+        dv._develop_streamed = real
+    lines.append(f"\nlargest |streamed - untiled|: {worst:.4f} dB (bound 0.01 dB)")
+    return "\n".join(lines)
+
+
 def main() -> None:
     t0 = time.perf_counter()
     print(tiled_table(quick="--quick" in sys.argv))
+    print()
+    print(streamed_table(quick="--quick" in sys.argv))
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 
