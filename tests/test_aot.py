@@ -170,6 +170,7 @@ import json, sys
 import numpy as np
 from oneinch import _aot
 from oneinch.develop import develop
+from oneinch.looks.looks import preset
 from oneinch.recipe import Recipe
 from oneinch.synthetic import demo_scene, unprocess
 raw, _ = unprocess(demo_scene(256, 384) * 3.0, linear_input=True, iso=400, seed=5)
@@ -179,6 +180,9 @@ cases = [("rcd", raw, rcd), ("ri", raw, Recipe().with_(demosaic={"method": "ri"}
 for width in (2048, 2000):  # streamed, the highlight field by block means / area tables
     wide, _ = unprocess(demo_scene(128, width) * 3.0, linear_input=True, iso=400, seed=5)
     cases.append((f"streamed{width}", wide, rcd))
+wide, _ = unprocess(demo_scene(128, 2560) * 3.0, linear_input=True, iso=400, seed=5)
+cases.append(("streamed-look", wide, preset("vibrant").with_(demosaic={"method": "rcd"},
+                                                              exposure={"auto": True})))
 out = {"available": _aot.available()}
 res = {}
 for name, img, r in cases:

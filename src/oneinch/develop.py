@@ -41,6 +41,11 @@ DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, 
 # criterion over the whole image): developed whole, never in strips
 NONLOCAL = ("iri", "iri-lr")
 PIXEL_STRIP_ROWS = 96  # per-pixel passes: short strips keep numpy temporaries in cache and small
+# whole-image statistics (the local tone operator's grids, auto exposure) of a large raw come
+# from the raw binned 4x4 or 2x2 (a prepass) when that keeps this long edge (twice the local
+# operator's grid, looks.tone.LOCAL_LONG_EDGE): a develop then has no whole-image step after
+# demosaicing but highlight reconstruction, and can stream (_develop_streamed)
+PREPASS_MIN_EDGE = 1280
 
 STAGES = (
     "levels",
@@ -111,6 +116,7 @@ def develop(
         noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
             noise = _estimate_noise(x, raw, r, made_by)
+        stats = _statistics(x, raw, r, neutral, gains)
         x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise))
         x = at("demosaic", x)
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
@@ -118,12 +124,13 @@ def develop(
                                   demosaic_method=made_by))
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
         x = at("color", camera_colour(x, raw, neutral, r))
-        x = at("exposure", _expose(x, raw, r))
+        gain = _exposure_gain(raw, r, stats.sample if stats.sample is not None else x)
+        x = at("exposure", x if gain == 1.0 else x * gain)
         x = lens_corrections(x, raw, r)
         x = geometry.scale_aspect(geometry.crop(x, crop), raw.default_scale)
         x = geometry.orient(x, raw.shot.orientation)
         x = at("geometry", geometry.resize_long_edge(x, r.output.size))
-        x = at("tone", tone_map(x, r.tone, space))
+        x = at("tone", tone_map(x, r.tone, space, local=stats.local(r, space, gain)))
         x = at("look", apply_look(x, r.look, space))
         x = at(
             "sharpen", sharpen.sharpen(x, r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold)
@@ -268,10 +275,11 @@ def develop_strips(
     s_amount, s_radius, s_thr = r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold
     s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
     crop = _box_div(raw.default_crop, factor)
-    if _streams(raw, r, bits, factor, mat, (rows_out, width_out), crop, s_margin):
-        gain = np.float32(2.0 ** exposure_ev(raw, r))  # (not auto: no sample of the image)
-        local = local_setup(np.zeros((1, 1, 3), np.float32), r.tone, space, matrix=mat,
-                            gain=gain)  # (no local operator: no grids from the image)
+    stats = _statistics(mosaic, raw, r, neutral, gains, front)
+    if _streams(raw, r, bits, factor, mat, (rows_out, width_out), crop, s_margin, stats):
+        gain = _exposure_gain(raw, r, stats.sample)
+        local = stats.local(r, space, gain) or local_setup(
+            np.zeros((1, 1, 3), np.float32), r.tone, space)  # (no local operator)
         return _develop_streamed(mosaic, sensor, margin, r, clip, crop, s_margin, bits,
                                  mat=mat, gain=gain, local=local,
                                  orientation=raw.shot.orientation)
@@ -289,9 +297,12 @@ def develop_strips(
     )
     del mosaic
     reconstruct(x, clip, r.highlights.mode, out=x, prescan=pre)
-    step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))  # auto_exposure_ev's sample
-    sample = camera_colour(np.ascontiguousarray(x[::step, ::step]), raw, neutral, r, profile)
-    gain = np.float32(2.0 ** exposure_ev(raw, r, sample))
+    sample = stats.sample
+    if sample is None and r.exposure.auto:  # auto_exposure_ev's sample of the image
+        step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))
+        sample = camera_colour(np.ascontiguousarray(x[::step, ::step]), raw, neutral, r,
+                               profile)
+    gain = _exposure_gain(raw, r, sample)
 
     def scene(s: np.ndarray, _row: int) -> np.ndarray:  # color, exposure
         c = camera_colour(s, raw, neutral, r, profile)
@@ -303,7 +314,8 @@ def develop_strips(
         tiles.map_rows(x, _one_thread(scene), out=x, rows=PIXEL_STRIP_ROWS)
     x = geometry.orient(geometry.crop(x, crop), raw.shot.orientation)  # (a view when upright)
     x = geometry.resize_long_edge(x, r.output.size)  # (linear: commutes with the matrix)
-    local = local_setup(x, r.tone, space, matrix=mat, gain=gain if mat is not None else 1.0)
+    local = stats.local(r, space, gain) or local_setup(
+        x, r.tone, space, matrix=mat, gain=gain if mat is not None else 1.0)
     h = x.shape[0]
     transfer = spaces.SPACES[space].transfer
 
@@ -347,11 +359,13 @@ def develop_strips(
 
 
 def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.ndarray | None,
-             shape: tuple[int, int], crop: tuple | None, s_margin: int) -> bool:
+             shape: tuple[int, int], crop: tuple | None, s_margin: int,
+             stats: _Statistics) -> bool:
     """Whether :func:`_develop_streamed` covers the develop: an integer output at full sensor
     size, colour by a matrix in the fused display pass, and no whole-image step but
-    highlight reconstruction (no auto exposure, no local tone operator), whose field's
-    reduction the strips can sum (:func:`highlights.streamable`: any image over 1024 px)."""
+    highlight reconstruction, whose field's reduction the strips can sum
+    (:func:`highlights.streamable`: any image over 1024 px). Auto exposure and the local
+    tone operator are whole-image statistics: from the prepass (``stats``) or not at all."""
     from .isp import highlights
 
     h, w = geometry.crop_box(shape, crop)[2:]
@@ -360,9 +374,8 @@ def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.nd
         and factor == 1
         and mat is not None
         and (not r.output.size or max(h, w) <= r.output.size)
-        and not r.exposure.auto
-        and r.tone.local == 0
-        and r.tone.detail == 0
+        and (not r.exposure.auto or stats.sample is not None)
+        and ((r.tone.local == 0 and r.tone.detail == 0) or stats.scene is not None)
         and (r.highlights.mode != "reconstruct" or highlights.streamable(*shape))
         and s_margin < PIXEL_STRIP_ROWS
     )
@@ -869,11 +882,71 @@ def auto_exposure_ev(rgb: np.ndarray, target: float = 0.18) -> float:
     return float(np.clip(np.log2(target / max(log_avg, 1e-6)), -3.0, 3.0))
 
 
-def _expose(x: np.ndarray, raw: RawImage, recipe: Recipe) -> np.ndarray:
-    ev = float(np.clip(exposure_ev(raw, recipe, x), -16.0, 16.0))
-    if ev == 0.0:
-        return x
-    return x * np.float32(2.0**ev)
+def _exposure_gain(raw: RawImage, recipe: Recipe, image: np.ndarray | None) -> np.float32:
+    """2 ** exposure_ev (limited to +-16 stops); ``image``: auto exposure's (colour-converted)
+    sample."""
+    return np.float32(2.0 ** float(np.clip(exposure_ev(raw, recipe, image), -16.0, 16.0)))
+
+
+class _Statistics:
+    """Whole-image statistics of a large raw from its binned prepass (``PREPASS_MIN_EDGE``):
+    ``sample``, auto exposure's sample (colour-converted, after highlight reconstruction, as
+    the developed image's would be), and ``scene``, the local tone operator's source (the
+    same, cropped and oriented as the output). None: from the developed image itself."""
+
+    def __init__(self, sample: np.ndarray | None = None, scene: np.ndarray | None = None):
+        self.sample, self.scene = sample, scene
+
+    def local(self, r: Recipe, space: str, gain: float) -> tuple | None:
+        """local_setup of the exposed scene (None: of the developed image)."""
+        from .looks.tone import local_setup
+
+        if self.scene is None:
+            return None
+        return local_setup(self.scene, r.tone, space, matrix=np.eye(3, dtype=np.float32),
+                           gain=float(gain))
+
+
+def _prepass_factor(raw: RawImage) -> int:
+    """The bin factor of the statistics' prepass: 4 or 2 when the binned raw keeps a long edge
+    of ``PREPASS_MIN_EDGE`` (a Bayer or linear raw), else 1 (none)."""
+    if not (raw.is_linear or (raw.cfa is not None and raw.cfa.kind == "bayer")):
+        return 1
+    for k in (4, 2):
+        if max(raw.height, raw.width) // k >= PREPASS_MIN_EDGE:
+            return k
+    return 1
+
+
+def _statistics(mosaic: np.ndarray, raw: RawImage, r: Recipe, neutral: np.ndarray,
+                gains: np.ndarray, front=None) -> _Statistics:
+    """The binned prepass when the recipe has a whole-image statistic (auto exposure, the
+    local tone operator) and the raw is large (:func:`_prepass_factor`): the white-balanced
+    ``mosaic`` (or the stored values, with ``front``) binned k x k, its highlights
+    reconstructed, converted to the output space. A local operator's grids are 640 px on the
+    long edge (looks.tone.LOCAL_LONG_EDGE) and auto exposure reads ~250,000 pixels: the
+    binned raw (2048 px at 50 MP) has what both need without the demosaiced image, so a
+    develop need not keep the whole image before displaying it."""
+    local = r.tone.curve == "filmic" and (r.tone.local > 0 or r.tone.detail != 0)
+    k = _prepass_factor(raw)
+    if not (r.exposure.auto or local) or k == 1:
+        return _Statistics()
+    if raw.is_linear:
+        h, w = (mosaic.shape[0] // k) * k, (mosaic.shape[1] // k) * k
+        small = mosaic[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
+    elif front is not None and mosaic.dtype == np.uint16:
+        small = bin_stored(mosaic, front.keywords["lv"], gains, raw.cfa, k)
+    else:
+        small = _bin(mosaic if front is None else front(mosaic), raw.cfa, k)
+    small = reconstruct(np.ascontiguousarray(small, np.float32), clip_levels(gains),
+                        r.highlights.mode)
+    scene = camera_colour(small, raw, neutral, r)
+    step = max(1, int(np.sqrt(scene.shape[0] * scene.shape[1] / 250_000)))
+    sample = np.ascontiguousarray(scene[::step, ::step]) if r.exposure.auto else None
+    if local:
+        scene = geometry.orient(geometry.crop(scene, _box_div(raw.default_crop, k)),
+                                raw.shot.orientation)
+    return _Statistics(sample, scene if local else None)
 
 
 def _noise_in_wb_units(raw: RawImage, gains: np.ndarray) -> np.ndarray | None:

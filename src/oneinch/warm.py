@@ -110,6 +110,12 @@ def warm(aot: bool = True) -> float:
             for tiled in (True, False):
                 develop(bright, plain, tiled=tiled, dtype=np.uint8)
             develop(bright, rcd, tiled=True, dtype=np.uint8)
+        # statistics from the binned prepass (a look's local tone, auto exposure), streamed
+        bright, _ = unprocess(demo_scene(128, 2560) * 3.0, linear_input=True, iso=100, seed=2)
+        for r in (preset("vibrant").with_(demosaic={"method": "rcd"}),
+                  rcd.with_(exposure={"auto": True})):
+            develop(bright, r, tiled=True, dtype=np.uint8)
+            develop(bright, r, tiled=False)
         # DNG warp opcodes (WarpRectilinear on GoPro files; every model shares one kernel)
         from .isp.lens import warp_rectilinear
 
