@@ -3,6 +3,7 @@ real GoPro files' OpcodeList2 GainMaps / OpcodeList3 WarpRectilinear."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -311,6 +312,40 @@ def test_fix_vignette_radial_exact():
     np.testing.assert_allclose(out[15, 20], 0.5, rtol=1e-6)  # the centre: r = 0
     r2 = (5 / 25) ** 2
     np.testing.assert_allclose(out[15, 25, 1], 0.5 * (1 + 0.3 * r2 + 0.1 * r2**2 + 0.05 * r2**5))
+
+
+def test_pointwise_opcodes_per_strip_equal_the_whole_image():
+    """develop applies a pointwise OpcodeList2 per strip of rows, placed by ``origin``: each
+    strip, even one starting on an odd row or inside a pitch, gives the whole result's rows."""
+    from oneinch.isp.opcodes import POINTWISE, pointwise
+
+    h, w = 37, 50
+    rng = np.random.default_rng(4)
+    img = rng.uniform(0.05, 0.9, (h, w)).astype(np.float32)
+    ops = [
+        _gain_map(h, w, rng.uniform(0.8, 1.6, (5, 7)), Top=1, RowPitch=2),  # one CFA phase
+        _gain_map(h, w, rng.uniform(0.8, 1.6, (4, 4)), Top=3, Bottom=30, Left=2, Right=45),
+        make_opcode("MapTable", **_area(h, w),
+                    Table=np.minimum(np.arange(4096) * 17, 65535).astype(np.uint16)),
+        make_opcode("MapPolynomial", **_area(h, w, Left=1, ColPitch=2),
+                    Coefficient=[0.01, 0.9, 0.05]),
+        make_opcode("DeltaPerRow", **_area(h, w, Top=5, RowPitch=3),
+                    Delta=rng.normal(0, 0.01, 11).astype(np.float32)),
+        make_opcode("ScalePerRow", **_area(h, w), Scale=rng.uniform(0.9, 1.1, h)),
+        make_opcode("DeltaPerColumn", **_area(h, w), Delta=rng.normal(0, 0.01, w)),
+        make_opcode("ScalePerColumn", **_area(h, w), Scale=rng.uniform(0.9, 1.1, w)),
+        make_opcode("FixVignetteRadial", cx=0.4, cy=0.6, k0=0.3, k1=0.1, k2=0.0, k3=0.0,
+                    k4=0.05),
+    ]
+    assert {op.name for op in ops} == POINTWISE and pointwise(ops)
+    ref = _apply(img, ops)
+    for cuts in ([0, 13, 37], [0, 1, 8, 9, 26, 37]):
+        got = np.concatenate([_apply(img[a:b], ops, origin=(a, 0), frame=(h, w))
+                              for a, b in itertools.pairwise(cuts)])
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)
+    bad = make_opcode("FixBadPixelsConstant", Constant=0, BayerPhase=0)
+    trim = make_opcode("TrimBounds", Top=1, Left=1, Bottom=h - 1, Right=w - 1)
+    assert not pointwise([*ops, bad]) and not pointwise([trim]) and pointwise([])
 
 
 # ------------------------------------------------------------------ flags, errors, contracts

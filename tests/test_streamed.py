@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,6 +197,29 @@ def test_prepass_statistics_are_the_developed_images(large, monkeypatch):
     d = np.abs(binned - whole) * 255
     assert 0 < d.mean() < 0.1 and np.percentile(d, 99.9) < 1.0
     assert abs(evs[0] - evs[1]) < 0.05
+
+
+GOPRO = (Path(__file__).resolve().parents[2] / "shared" / "data" / "dng" / "decodable"
+         / "gopro_hero7_GOPR9231_gpr2dng.dng")
+
+
+def test_gopro_gain_maps_run_per_strip(spy, monkeypatch):
+    """A real file: the GoPro HERO7's OpcodeList2 (four GainMaps) runs per strip with the
+    levels and white balance (no float mosaic of the whole image), and the mirrored
+    (orientation 2) 4000 x 3000 image streams: the whole-image reference's image."""
+    from oneinch.raw.reader import open_raw
+
+    monkeypatch.setattr(tiles, "ROWS", 384)
+    raw = open_raw(GOPRO)
+    assert [op.name for op in raw.opcodes[2]] == ["GainMap"] * 4
+    assert raw.shot.orientation == 2
+    rows: list[int] = []
+    real = dv._front
+    monkeypatch.setattr(dv, "_front",
+                        lambda data, row=0, **kw: rows.append(row) or real(data, row, **kw))
+    got = develop(raw, Recipe(), dtype=np.uint8).rgb
+    assert spy and len(set(rows)) > 5  # the front, strip by strip
+    _codes_match(got, develop(raw, Recipe(), tiled=False).rgb)
 
 
 def test_near_pixels_ignore_rows_without_a_hit():

@@ -100,7 +100,9 @@ def develop(
         if _front_in_strips(raw, r, until, tiled, ops):  # levels + WB per strip, too
             neutral = whitebalance.neutral(raw.color, r.white_balance, None, raw.cfa)
             gains = whitebalance.gains(neutral)
-            front = partial(_front, lv=raw.levels, gains=gains, cfa=raw.cfa)
+            front = partial(_front, lv=raw.levels, gains=gains, cfa=raw.cfa,
+                            ops2=tuple(ops.get(2, ())), frame=raw.data.shape[:2],
+                            source=raw.path)
             rgb = develop_strips([raw.data], raw, r, neutral, gains, front=front, bits=bits)
             return _photo(rgb, raw, r, neutral)
         x = at("levels", levels.normalize(_opcodes1(raw, ops.get(1, ())), raw.levels))
@@ -169,25 +171,34 @@ def _photo(rgb: np.ndarray, raw: RawImage, r: Recipe, neutral: np.ndarray) -> Ph
     )
 
 
-def _front(data: np.ndarray, lv, gains: np.ndarray, cfa) -> np.ndarray:
-    """Levels and white balance of a strip of stored values (the same per-pixel operations
-    as on the whole image: both are exact per strip when the black level is uniform)."""
-    from .isp import whitebalance
+def _front(data: np.ndarray, row: int = 0, *, lv, gains: np.ndarray, cfa, ops2: tuple = (),
+           frame: tuple[int, int] | None = None, source: str | None = None) -> np.ndarray:
+    """Levels, OpcodeList2 and white balance of the stored values of rows ``row..`` (the same
+    per-pixel operations as on the whole image: exact per strip when the black level is
+    uniform and the opcodes are pointwise, placed by their origin in the ``frame``)."""
+    from .isp import opcodes, whitebalance
 
-    return whitebalance.apply_gains(levels.normalize(data, lv), gains, cfa)
+    x = levels.normalize(data, lv)
+    if ops2:
+        x = opcodes.apply_opcode_list(x, ops2, list_no=2, cfa=cfa, source=source,
+                                      origin=(int(row), 0), frame=frame)
+    return whitebalance.apply_gains(x, gains, cfa)
 
 
 def _front_in_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None,
                      ops: dict) -> bool:
-    """Levels and WB can run per strip (no full-size float mosaic: 200 MB and two full-size
-    passes less at 50 MP) when nothing before demosaic is whole-image: no OpcodeList1/2,
-    a uniform black level, no linearisation table, a Bayer mosaic, and a WB that does not
-    look at the image (not 'auto')."""
+    """Levels, OpcodeList2 and WB can run per strip (no full-size float mosaic: 200 MB and
+    two full-size passes less at 50 MP) when nothing before demosaic is whole-image: no
+    OpcodeList1, pointwise OpcodeList2 (the lens-shading GainMaps of phones and GoPros), a
+    uniform black level, no linearisation table, a Bayer mosaic, and a WB that does not look
+    at the image (not 'auto')."""
+    from .isp import opcodes
+
     return (
         _use_strips(raw, r, until, tiled)
         and not raw.is_linear
         and not ops.get(1)
-        and not ops.get(2)
+        and opcodes.pointwise(ops.get(2, ()))
         and r.white_balance.mode != "auto"
         and raw.levels.linearization is None
         and levels.uniform_black(raw.levels)
@@ -214,9 +225,10 @@ def develop_strips(
     reference); (3) geometry, then tone (local-operator grids once, from the whole image),
     look, sharpen and the transfer function per strip, written back into the same buffer,
     compacted to the cropped size. Peak memory: the mosaic, the buffer and a few strips.
-    ``front``: when given, ``held`` holds the stored sensor values and ``front(strip)`` (levels
-    and white balance) runs per strip before demosaicing. ``bits`` (8 or 16): each output strip
-    is quantised as it is made, into a new integer image (see :func:`develop`).
+    ``front``: when given, ``held`` holds the stored sensor values and ``front(strip, row)``
+    (levels, OpcodeList2 and white balance) runs per strip before demosaicing. ``bits`` (8 or
+    16): each output strip is quantised as it is made, into a new integer image (see
+    :func:`develop`).
     """
     from .isp import tiles
     from .isp.demosaic import demosaic
@@ -238,15 +250,15 @@ def develop_strips(
         noise = _estimate_noise(mosaic, raw, r, made_by, front)
     domain = demosaic_domain(r, noise)
 
-    def dem(m: np.ndarray) -> np.ndarray:
-        if front is not None and m.dtype == np.uint16:
+    def dem(m: np.ndarray, row: int) -> np.ndarray:
+        if front is not None and m.dtype == np.uint16 and not front.keywords["ops2"]:
             lv, g = front.keywords["lv"], front.keywords["gains"]
             if factor > 1:
                 return bin_stored(m, lv, g, cfa, factor)  # levels, WB and binning: one pass
             if method == "rcd":  # levels, WB (and the encoding) read inside RCD
                 return rcd_stored(m, lv, g, cfa, domain=domain)
         if front is not None:
-            m = front(m)
+            m = front(m, row)
         if raw.is_linear:
             return m
         if factor > 1:
@@ -261,7 +273,7 @@ def develop_strips(
         # strips at once. row0 puts denoise's patch grid where the whole-image run has it, so
         # strips join exactly
         with _threads(1):
-            rgb = dem(m)
+            rgb = dem(m, row)
             return denoise(rgb, r.denoise, noise_profile=noise, iso=raw.shot.iso,
                            demosaic_method=made_by,
                            row0=row // factor)
@@ -633,7 +645,7 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str |
     mid, half = (mosaic.shape[0] // 2) // step * step, 512 // step * step
     band = mosaic[max(0, mid - half) : mid + half]
     if front is not None:
-        band = front(band)
+        band = front(band, max(0, mid - half))
     rgb, _ = _demosaic(band, raw, r, demosaic, "linear")
     return estimate_noise_profile(rgb, demosaic_method=made_by)
 
@@ -934,10 +946,13 @@ def _statistics(mosaic: np.ndarray, raw: RawImage, r: Recipe, neutral: np.ndarra
     if raw.is_linear:
         h, w = (mosaic.shape[0] // k) * k, (mosaic.shape[1] // k) * k
         small = mosaic[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
-    elif front is not None and mosaic.dtype == np.uint16:
+    elif front is None:
+        small = _bin(mosaic, raw.cfa, k)
+    elif mosaic.dtype == np.uint16 and not front.keywords["ops2"]:
         small = bin_stored(mosaic, front.keywords["lv"], gains, raw.cfa, k)
-    else:
-        small = _bin(mosaic if front is None else front(mosaic), raw.cfa, k)
+    else:  # the front in bands of rows (on the bins' 4-row blocks), each binned
+        small = np.concatenate([_bin(front(mosaic[a : a + 256], a), raw.cfa, k)
+                                for a in range(0, mosaic.shape[0], 256)])
     small = reconstruct(np.ascontiguousarray(small, np.float32), clip_levels(gains),
                         r.highlights.mode)
     scene = camera_colour(small, raw, neutral, r)

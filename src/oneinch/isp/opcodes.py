@@ -265,6 +265,19 @@ _HANDLERS = {
 }
 
 
+# opcodes whose result at a pixel depends on its value and position alone: applied to a strip
+# of rows (``origin``: its first row) they give those rows of the whole image's result
+POINTWISE = frozenset({
+    "GainMap", "MapTable", "MapPolynomial", "DeltaPerRow", "DeltaPerColumn", "ScalePerRow",
+    "ScalePerColumn", "FixVignetteRadial",
+})
+
+
+def pointwise(ops: Sequence[Opcode]) -> bool:
+    """Whether every opcode of the list is in :data:`POINTWISE` (an empty list is)."""
+    return all(op.name in POINTWISE for op in ops)
+
+
 def apply_opcode(
     img: np.ndarray, op: Opcode, *, list_no: int, cfa: CFAPattern | None = None,
     source: str | None = None, origin: tuple[int, int] = (0, 0),
