@@ -218,13 +218,16 @@ def develop_strips(
 ) -> np.ndarray:
     """develop() from demosaic to the encoded output, in strips of rows (isp.tiles.map_rows).
 
-    The same stages in the same order, three passes over one full-size float32 buffer:
-    (1) demosaic + denoise per strip, with enough overlap that every kept row is exact;
-    (2) highlight reconstruction, in place (its chromaticity field is whole-image, at 1024 px),
-    then colour and exposure per strip (auto exposure from the same sparse sample as the
-    reference); (3) geometry, then tone (local-operator grids once, from the whole image),
-    look, sharpen and the transfer function per strip, written back into the same buffer,
-    compacted to the cropped size. Peak memory: the mosaic, the buffer and a few strips.
+    An integer output at full size (:func:`_streams`) is made in one pass, with no full-size
+    float image (:func:`_develop_streamed`). Otherwise the same stages in the same order, three
+    passes over one full-size float32 buffer: (1) demosaic + denoise per strip, with enough
+    overlap that every kept row is exact; (2) highlight reconstruction, in place (its
+    chromaticity field is whole-image, at 1024 px), then colour and exposure per strip (auto
+    exposure from the same sparse sample as the reference, or the prepass's:
+    :func:`_statistics`); (3) geometry, then tone (local-operator grids once, from the whole
+    image or the prepass), look, sharpen and the transfer function per strip, written back
+    into the same buffer, compacted to the cropped size. Peak memory: the mosaic, the buffer
+    and a few strips.
     ``front``: when given, ``held`` holds the stored sensor values and ``front(strip, row)``
     (levels, OpcodeList2 and white balance) runs per strip before demosaicing. ``bits`` (8 or
     16): each output strip is quantised as it is made, into a new integer image (see

@@ -492,7 +492,7 @@ class AreaTables:
 
     def rows_reached(self, a: int, b: int) -> tuple[int, int]:
         """The output rows [i0, i1) that source rows a..b reach."""
-        return int(self.yd[a, 0]), int(max(self.yd[b - 1].max(), self.yd[b - 1, 0])) + 1
+        return int(self.yd[a, 0]), int(self.yd[b - 1].max()) + 1
 
     def add_rows(self, strip: np.ndarray, row0: int) -> tuple[int, np.ndarray]:
         """(i0, the weighted sums of ``strip`` = source rows row0.. (n, w, 3) over output
@@ -952,8 +952,7 @@ class Prescan:
         f, size = _field_size(self.h, self.w)
         # ``area``, another factor: each strip's share of the reduction (AreaTables), summed
         # in order at the end (else reconstruct resizes the image, when it has a clip)
-        tabs = AreaTables.of(self.h, self.w, size) if area and f > 1 and not self.fi else None
-        self.tabs = tabs
+        self.tabs = AreaTables.of(self.h, self.w, size) if area and f > 1 and not self.fi else None
         self.parts: dict[int, tuple[int, np.ndarray]] = {}
         self._summed: np.ndarray | None = None
         self.first = np.full(self.h, -1, np.int64)
