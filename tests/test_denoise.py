@@ -275,6 +275,23 @@ def test_strips_join_seamlessly(tier):
     assert np.abs(out - whole).max() < 1e-4
 
 
+@pytest.mark.parametrize("tier", ["light", "medium", "full"])
+def test_in_place_output_is_the_same_image(tier):
+    """``out=rgb`` (develop's strips: one image a strip, not two) gives the new array's
+    values exactly, also on rows re-aligned for the low-res chroma (row0 % 4 != 0)."""
+    x, prof = _noisy_field((70, 90), 3200)
+    for row0 in (0, 6):
+        want = dn.denoise(x, Denoise(), prof, tier=tier, row0=row0)
+        y = x.copy()
+        got = dn.denoise(y, Denoise(), prof, tier=tier, row0=row0, out=y)
+        assert got is y and np.array_equal(got, want)
+    other = np.empty_like(x)
+    assert dn.denoise(x, Denoise(mode="manual", strength=0.0), prof, out=other) is other
+    assert np.array_equal(other, x)
+    with pytest.raises(ValueError, match="out must be"):
+        dn.denoise(x, Denoise(), prof, out=np.empty((70, 90, 3), np.float64))
+
+
 def test_auto_tier_follows_noise_level():
     from oneinch import synthetic
 

@@ -277,9 +277,11 @@ def develop_strips(
         # strips join exactly
         with _threads(1):
             rgb = dem(m, row)
+            fresh = (rgb.dtype == np.float32 and rgb.flags.c_contiguous
+                     and not np.may_share_memory(rgb, m))
             return denoise(rgb, r.denoise, noise_profile=noise, iso=raw.shot.iso,
-                           demosaic_method=made_by,
-                           row0=row // factor)
+                           demosaic_method=made_by, row0=row // factor,
+                           out=rgb if fresh else None)  # (in place: one image a strip)
 
     denoise_prepare(r.denoise, noise, made_by)
     margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)

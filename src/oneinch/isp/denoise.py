@@ -1192,8 +1192,11 @@ def denoise(
     tier: str | None = None,
     row0: int = 0,
     use_numba: bool = True,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Denoise white-balanced linear camera RGB (H, W, 3) float32; returns a new array.
+    """Denoise white-balanced linear camera RGB (H, W, 3) float32; returns a new array, or
+    ``out`` (C-contiguous float32 of ``rgb``'s shape; may be ``rgb`` itself: the last pass
+    reads each pixel before it writes it, so a strip needs no second image).
 
     ``noise_profile`` is (3, 2) [S, O] per channel (variance = S*x + O) or None (estimated
     from the image). ``iso`` is informational (the model already encodes it).
@@ -1217,8 +1220,14 @@ def denoise(
         prof = estimate_noise_profile(x, demosaic_method=demosaic_method)
     else:
         prof = _check_profile(noise_profile)
+    if out is not None and (out.shape != x.shape or out.dtype != np.float32
+                            or not out.flags.c_contiguous):
+        raise ValueError("out must be a C-contiguous float32 array of rgb's shape")
     if (luma_k == 0 and chroma_k == 0) or not np.any(prof > 0):
-        return x.copy()
+        if out is None:
+            return x.copy()
+        out[...] = x
+        return out
     if tier is not None and tier not in TIERS:
         raise OptionError(f"unknown denoise tier {tier!r}; valid: {', '.join(TIERS)}")
     t = TIERS[tier] if tier else choose_tier(s, noise_profile)
@@ -1268,8 +1277,9 @@ def denoise(
         else:
             rem.append(np.zeros_like(ch))
     unbiased = lum_d is not None
+    dst = out
     if use_numba:
-        out = np.empty_like(x)
+        out = np.empty_like(x) if dst is None or k_al else dst
         yi0, yi1, yf = _up_coords(h, rem[0].shape[0], f)
         xi0, xi1, xf = _up_coords(w, rem[0].shape[1], f)
         _backward_nb(x, a32, c32, k32, topp, lum_d if unbiased else lum, unbiased,
@@ -1279,4 +1289,7 @@ def denoise(
         out = _backward_np(x, alpha, sigma2, lum_d, rem[0], rem[1], f, unbiased)
     if k_al:
         out = out[k_al:]
+    if dst is not None and out is not dst:
+        dst[...] = out
+        return dst
     return np.ascontiguousarray(out, np.float32)
