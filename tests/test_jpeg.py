@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from oneinch.output.icc import icc_profile
-from oneinch.output.jpeg import _SAMPLING, encode_jpeg
+from oneinch.output.jpeg import _SAMPLING, JpegRows, encode_jpeg
 
 
 def _scene(h: int, w: int) -> np.ndarray:
@@ -73,3 +73,35 @@ def test_optimised_huffman_is_smaller_and_lossless_the_same():
 def test_rejects_non_uint8():
     with pytest.raises(ValueError, match="uint8"):
         encode_jpeg(np.zeros((8, 8, 3), np.float32))
+
+
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:2", "4:2:0"])
+@pytest.mark.parametrize(("h", "w"), [(1003, 777), (77, 90)])
+def test_rows_in_any_order_give_the_banded_file(subsampling, h, w):
+    """JpegRows (develop's streamed strips): rows in cuts that split MCU rows, added in any
+    order, make the same bytes as the banded encode of the whole image."""
+    img = np.ascontiguousarray(_scene(h, w)[..., ::-1])  # RGB
+    want = encode_jpeg(img, quality=90, subsampling=subsampling, bands=2, optimize=False,
+                       icc=b"icc", exif=b"Exif\x00\x00MM")
+    rng = np.random.default_rng(h + w)
+    for _ in range(3):
+        cuts = np.unique(np.r_[0, h, rng.integers(1, h, rng.integers(1, 9))])
+        order = rng.permutation(len(cuts) - 1)
+        rows = JpegRows(quality=90, subsampling=subsampling)
+        rows.start(h, w)
+        for i in order:
+            rows.add(img[cuts[i] : cuts[i + 1]], int(cuts[i]))
+        assert rows.finish(icc=b"icc", exif=b"Exif\x00\x00MM") == want
+
+
+def test_rows_missing_or_misshapen_are_errors():
+    img = np.ascontiguousarray(_scene(40, 30)[..., ::-1])
+    rows = JpegRows()
+    rows.start(40, 30)
+    rows.add(img[:13], 0)
+    with pytest.raises(ValueError, match="missing"):
+        rows.finish()
+    with pytest.raises(ValueError, match="outside the image"):
+        rows.add(img[:5], 38)
+    with pytest.raises(ValueError, match="uint8"):
+        rows.add(img[:5].astype(np.uint16), 20)

@@ -222,6 +222,38 @@ def test_gopro_gain_maps_run_per_strip(spy, monkeypatch):
     _codes_match(got, develop(raw, Recipe(), tiled=False).rgb)
 
 
+@pytest.mark.parametrize("orientation", [1, 3])
+def test_develop_file_streams_jpeg_rows(raw, tmp_path, monkeypatch, orientation):
+    """develop_file of a large JPEG: the streamed strips go to the encoder as they are made
+    (output.jpeg.JpegRows: no 8-bit image); the file is byte for byte the one written from
+    the whole 8-bit image (here the size limits are lowered to this 1 MP raw; orientation 3:
+    the rows arrive flipped)."""
+    from oneinch import api
+    from oneinch.output import jpeg
+    from oneinch.raw.reader import open_raw
+    from oneinch.synthetic import make_dng
+
+    monkeypatch.setattr(jpeg, "OPTIMIZE_MAX_PIXELS", 500_000)
+    monkeypatch.setattr(jpeg, "PARALLEL_MIN_PIXELS", 500_000)
+    monkeypatch.setattr(dv, "TILE_MIN_PIXELS", 500_000)
+    src = tmp_path / "big.dng"
+    make_dng(src, demo_scene(512, 2048) * 3.0, linear_input=True, iso=800, seed=3,
+             orientation=orientation)
+    started = []
+    real = jpeg.JpegRows.finish
+    monkeypatch.setattr(jpeg.JpegRows, "finish",
+                        lambda self, **kw: started.append(self.started) or real(self, **kw))
+    streamed = api.develop_file(src, tmp_path / "a.jpg", RCD)
+    assert started == [True]
+    photo = develop(open_raw(src), RCD, dtype=np.uint8)  # no rows: the whole 8-bit image
+    from oneinch.output.encode import write
+
+    write(photo, tmp_path / "b.jpg", RCD.output)
+    assert streamed.read_bytes() == (tmp_path / "b.jpg").read_bytes()
+    with pytest.raises(ValueError, match="missing"):
+        jpeg.JpegRows().finish()
+
+
 def test_near_pixels_ignore_rows_without_a_hit():
     """reconstruct's mask boxes read whole bands of rows; on rows the scan found nothing near
     a clip (rows a streamed develop never wrote), what they hold is discarded."""

@@ -11,7 +11,8 @@ from .recipe import Recipe
 def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None) -> Path:
     """open_raw -> develop -> (frame) -> write, atomically. Returns the written path."""
     from .develop import develop
-    from .output.encode import write
+    from .output.encode import write, write_jpeg_rows
+    from .output.jpeg import OPTIMIZE_MAX_PIXELS, JpegRows
     from .raw import open_raw
 
     r = recipe or Recipe()
@@ -21,7 +22,13 @@ def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None)
     raw = open_raw(src)
     # straight to the file's integers when nothing float follows (frame, HDR, dither)
     direct = not (hdr or r.frame.layout) and r.output.format in ("jpeg", "png", "tiff")
-    photo = develop(raw, r, dtype=_integer_dtype(r) if direct else None)
+    rows = None
+    if direct and r.output.format == "jpeg" and raw.width * raw.height > OPTIMIZE_MAX_PIXELS:
+        # a streamed develop encodes its rows as they come: no 8-bit image either
+        rows = JpegRows(quality=r.output.quality, subsampling=r.output.subsampling)
+    photo = develop(raw, r, dtype=_integer_dtype(r) if direct else None, rows=rows)
+    if rows is not None and rows.started:
+        return write_jpeg_rows(photo, rows, dst, r.output)
     if hdr:
         from .output.uhdr import hdr_rendition, with_hdr
 

@@ -71,12 +71,17 @@ def develop(
     until: str | None = None,
     tiled: bool | None = None,
     dtype: type | np.dtype | None = None,
+    rows=None,
 ) -> Photo | np.ndarray:
     """Develop a RawImage into a display-referred Photo (or the array after stage ``until``).
 
     ``dtype`` uint8 or uint16: the Photo holds the encoded image already quantised (round to
     nearest, as :func:`oneinch.output.encode.quantize` does), written strip by strip — no
     full-size float output image, no separate quantisation pass. None: float32 in [0, 1].
+    ``rows`` (with uint8; an :class:`oneinch.output.jpeg.JpegRows`): when the develop streams
+    and is upright or mirrored, its rows go there as they are made, with no 8-bit image
+    either; ``rows.started`` then tells, and the Photo's ``rgb`` is a placeholder of the
+    image's shape that holds no memory (read-only zeros).
 
     ``tiled`` (None: from ``TILE_MIN_PIXELS`` up) runs the stages from demosaic on in strips
     of rows (:func:`develop_strips`): the same result within 1e-4, in bounded memory. The
@@ -103,7 +108,8 @@ def develop(
             front = partial(_front, lv=raw.levels, gains=gains, cfa=raw.cfa,
                             ops2=tuple(ops.get(2, ())), frame=raw.data.shape[:2],
                             source=raw.path)
-            rgb = develop_strips([raw.data], raw, r, neutral, gains, front=front, bits=bits)
+            rgb = develop_strips([raw.data], raw, r, neutral, gains, front=front, bits=bits,
+                                 rows=rows)
             return _photo(rgb, raw, r, neutral)
         x = at("levels", levels.normalize(_opcodes1(raw, ops.get(1, ())), raw.levels))
         x = at("opcodes2", apply_ops(x, ops.get(2, ()), list_no=2, cfa=raw.cfa))
@@ -112,7 +118,7 @@ def develop(
         x = at("whitebalance", whitebalance.apply_gains(x, gains, raw.cfa))
         if _use_strips(raw, r, until, tiled):
             held, x = [x], None  # develop_strips drops the mosaic once it is demosaiced
-            rgb = develop_strips(held, raw, r, neutral, gains, bits=bits)
+            rgb = develop_strips(held, raw, r, neutral, gains, bits=bits, rows=rows)
             return _photo(rgb, raw, r, neutral)
         made_by = _made_by(raw, r)
         noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
@@ -215,6 +221,7 @@ def develop_strips(
     gains: np.ndarray,
     front=None,
     bits: int | None = None,
+    rows=None,
 ) -> np.ndarray:
     """develop() from demosaic to the encoded output, in strips of rows (isp.tiles.map_rows).
 
@@ -231,7 +238,7 @@ def develop_strips(
     ``front``: when given, ``held`` holds the stored sensor values and ``front(strip, row)``
     (levels, OpcodeList2 and white balance) runs per strip before demosaicing. ``bits`` (8 or
     16): each output strip is quantised as it is made, into a new integer image (see
-    :func:`develop`).
+    :func:`develop`; ``rows``: its row sink).
     """
     from .isp import tiles
     from .isp.demosaic import demosaic
@@ -299,7 +306,8 @@ def develop_strips(
             np.zeros((1, 1, 3), np.float32), r.tone, space)  # (no local operator)
         return _develop_streamed(mosaic, sensor, margin, r, clip, crop, s_margin, bits,
                                  mat=mat, gain=gain, local=local,
-                                 orientation=raw.shot.orientation)
+                                 orientation=raw.shot.orientation,
+                                 rows=rows if bits == 8 else None)
     x = tiles.empty((rows_out, width_out, 3))  # the sensor pass's output
     if not aot.available():  # its pages, faulted in on the other core while the JIT loads
         tiles.prefault(x)  # (with compiled-ahead kernels nothing loads: the strips fault
@@ -400,7 +408,8 @@ def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.nd
 
 def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: np.ndarray,
                       crop: tuple | None, s_margin: int, bits: int, *, mat: np.ndarray,
-                      gain: np.float32, local: tuple, orientation: int = 1) -> np.ndarray:
+                      gain: np.float32, local: tuple, orientation: int = 1,
+                      rows=None) -> np.ndarray:
     """develop_strips in one pass: each strip of rows goes from the sensor to its encoded
     integer rows (demosaic, denoise, highlights, colour, tone, look, sharpen) while it is in
     cache, with no full-size float image: peak memory is the mosaic, the output and the
@@ -416,7 +425,8 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
     of the two-pass develop_strips (the same functions on the same values). A rotated or
     mirrored image is displayed in the sensor's layout and written where ``orientation`` puts
     it (tone and look are per pixel, the sharpening's kernel is symmetric: the same values,
-    but for the order of float sums).
+    but for the order of float sums). ``rows`` (a JpegRows; upright or mirrored images): the
+    rows go there instead of into an image, and a placeholder of its shape is returned.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -431,10 +441,17 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
     align = math.lcm(8, fi) if fi else 8  # (Prescan: strips on the field's blocks)
     extra = -(-(margin + reach) // 8) * 8  # sensor rows read around a strip's own
     odt = np.uint8 if bits == 8 else np.uint16
-    upright = int(orientation or 1) in (1, 2, 3, 4) or int(orientation) not in range(1, 9)
-    out = tiles.empty((hh, ww, 3) if upright else (ww, hh, 3), odt)
-    dst = geometry.unoriented_view(out, orientation)  # (hh, ww, 3)
-    direct = dst is out  # display_strip writes the kept rows into it (else: copied in)
+    o = int(orientation or 1) if int(orientation or 1) in range(1, 9) else 1
+    upright = o in (1, 2, 3, 4)
+    shape = (hh, ww, 3) if upright else (ww, hh, 3)
+    if rows is not None and upright:  # no image: the rows to the sink, flipped as o says
+        rows.start(hh, ww)
+        out = np.broadcast_to(np.zeros((1, 1, 3), odt), shape)
+    else:
+        rows = None
+        out = tiles.empty(shape, odt)
+    dst = geometry.unoriented_view(out, o)  # (hh, ww, 3)
+    direct = dst is out and rows is None  # display_strip writes the kept rows into it
     x = tiles.empty((h, w, 3)) if rebuild else None  # rows written: deferred strips' only
     pre = Prescan((h, w), clip, area=True) if rebuild else None
 
@@ -448,7 +465,12 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
                                    ia - top, hh, odt, matrix=mat, gain=gain,
                                    out=out[ia - top : ib - top] if direct else None,
                                    keep=(oa - ia, ob - ia))
-        if not direct:
+        if rows is not None:
+            part = res[oa - ia : ob - ia]
+            part = part[::-1] if o in (3, 4) else part
+            rows.add(np.ascontiguousarray(part[:, ::-1] if o in (2, 3) else part),
+                     hh - (ob - top) if o in (3, 4) else oa - top)
+        elif not direct:
             dst[oa - top : ob - top] = res[oa - ia : ob - ia]
 
     def first_pass(a: int, b: int) -> tuple | None:

@@ -397,15 +397,7 @@ def write(
     the float image is freed before the encoder allocates its own buffers (a 50 MP float32
     image is 600 MB; the 8-bit pixels, 150 MB).
     """
-    target = Path(path)
-    by_suffix = format_from_path(target)
-    if output is None:
-        output = Output(format=by_suffix or "jpeg", space=_unwrap(photo).space)
-    elif by_suffix is not None and SUFFIX_ALIASES.get(output.format, output.format) != by_suffix:
-        raise OptionError(
-            f"file suffix says {by_suffix} but the output format is {output.format}", target
-        )
-    _resolve(_unwrap(photo), output)  # fail on bad options before creating any temp file
+    target, output = _checked(_unwrap(photo), path, output)
     with atomic_path(target) as tmp:
         try:
             fh = open(tmp, "w+b")  # read back for the TIFF sub-IFD pointers
@@ -413,4 +405,36 @@ def write(
             raise OutputError(f"cannot write ({e.strerror})", target) from None
         with fh:
             encode_to(fh, photo, output, dither=dither, software=software)
+    return target
+
+
+def _checked(photo: Photo, path: str | Path, output: Output | None) -> tuple[Path, Output]:
+    """(the target path, the output options) once they agree (see :func:`write`): bad options
+    fail before any temp file is made."""
+    target = Path(path)
+    by_suffix = format_from_path(target)
+    if output is None:
+        output = Output(format=by_suffix or "jpeg", space=photo.space)
+    elif by_suffix is not None and SUFFIX_ALIASES.get(output.format, output.format) != by_suffix:
+        raise OptionError(
+            f"file suffix says {by_suffix} but the output format is {output.format}", target
+        )
+    _resolve(photo, output)
+    return target, output
+
+
+def write_jpeg_rows(photo: Photo, rows, path: str | Path, output: Output | None = None, *,
+                    software: str = "oneinch") -> Path:
+    """Write the JPEG a streamed develop encoded row by row (``rows``, an
+    :class:`oneinch.output.jpeg.JpegRows` that ``develop(..., rows=)`` filled; ``photo``, that
+    develop's Photo, gives the metadata) with the EXIF and ICC profile :func:`write` gives a
+    JPEG, atomically. Returns the path."""
+    target, output = _checked(photo, path, output)
+    if output.format != "jpeg" or output.space != photo.space:
+        raise OptionError("streamed rows are an sRGB-encoded JPEG of the develop's own space")
+    exif = build_exif(photo.shot, software=software, size=(photo.width, photo.height),
+                      space=output.space, jpeg=True).tobytes()
+    data = rows.finish(icc=icc_profile(output.space), exif=exif)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
     return target

@@ -23,6 +23,7 @@ APP1 Exif (CIPA DC-008 §4.7) and APP2 ICC_PROFILE chunks (ICC.1:2022 Annex B.4:
 from __future__ import annotations
 
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -96,6 +97,85 @@ def encode_jpeg(
             parts = list(pool.map(lambda ab: enc(pixels[ab[0] : ab[1]]), cuts))
         data = _join(parts, [(b - a) // mcu for a, b in cuts[:-1]], h)
     return _with_app_segments(data, icc, exif)
+
+
+class JpegRows:
+    """A baseline JPEG made from rows that arrive in any order, from any thread (develop's
+    streamed strips: no full-size 8-bit image). ``start(height, width)``, then ``add(rows,
+    first)`` for every row once; each run of whole MCU rows is encoded as it is complete (its
+    own libjpeg-turbo call, restart interval one MCU row) and the rows of an MCU row cut by
+    two calls wait in a small buffer until both are in. ``finish(icc, exif)`` joins the runs
+    (see the module docstring): the same bytes as :func:`encode_jpeg` of the whole image in
+    bands (no Huffman optimisation: for images over ``OPTIMIZE_MAX_PIXELS``)."""
+
+    def __init__(self, *, quality: int = 92, subsampling: str = "4:4:4") -> None:
+        factor, self._mcu_w, self.mcu = _SAMPLING[subsampling]
+        self.quality, self.factor = int(quality), factor
+        self.height = self.width = 0
+        self._parts: dict[int, tuple[bytes, int]] = {}  # first MCU row -> (encode, MCU rows)
+        self._edges: dict[int, list] = {}  # MCU row -> [rows buffer, rows filled]
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self.height > 0
+
+    def start(self, height: int, width: int) -> None:
+        if height > 65535 or width > 65535:
+            raise OutputError(f"JPEG is limited to 65535 px a side, the image is {width}x{height}")
+        self.height, self.width = int(height), int(width)
+
+    def _rows_of(self, k: int) -> int:
+        return min(self.mcu, self.height - k * self.mcu)
+
+    def _encode(self, rows: np.ndarray, k: int) -> None:
+        params = [cv2.IMWRITE_JPEG_QUALITY, self.quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                  self.factor, cv2.IMWRITE_JPEG_RST_INTERVAL, -(-self.width // self._mcu_w)]
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rows, cv2.COLOR_RGB2BGR), params)
+        if not ok:
+            raise OutputError("the JPEG encoder failed")
+        self._parts[k] = (buf.tobytes(), -(-rows.shape[0] // self.mcu))
+
+    def add(self, rows: np.ndarray, first: int) -> None:
+        """Rows ``first..`` of the image, (n, width, 3) uint8 RGB."""
+        m, a, b = self.mcu, int(first), int(first) + rows.shape[0]
+        if rows.dtype != np.uint8 or rows.shape[1:] != (self.width, 3) or a < 0 or b > self.height:
+            raise ValueError("rows outside the image, or not (n, width, 3) uint8")
+        whole = [k for k in range(a // m, -(-b // m))
+                 if a <= k * m and k * m + self._rows_of(k) <= b]
+        if whole:  # the MCU rows entirely in this call: one encode
+            k0, k1 = whole[0], whole[-1]
+            self._encode(np.ascontiguousarray(rows[k0 * m - a : k1 * m + self._rows_of(k1) - a]),
+                         k0)
+        for k in range(a // m, -(-b // m)):  # the MCU rows it shares with another call
+            if whole and whole[0] <= k <= whole[-1]:
+                continue
+            lo, hi = max(a, k * m), min(b, k * m + self._rows_of(k))
+            with self._lock:
+                entry = self._edges.setdefault(
+                    k, [np.empty((self._rows_of(k), self.width, 3), np.uint8), 0])
+                entry[0][lo - k * m : hi - k * m] = rows[lo - a : hi - a]
+                entry[1] += hi - lo
+                done = entry[1] == self._rows_of(k)
+                if done:
+                    del self._edges[k]
+            if done:
+                self._encode(entry[0], k)
+
+    def finish(self, icc: bytes | None = None, exif: bytes | None = None) -> bytes:
+        """The JPEG file's bytes; every row must have been added."""
+        keys = sorted(self._parts)
+        covered, nxt = [], 0
+        for k in keys:
+            if k != nxt:
+                break
+            covered.append(k)
+            nxt = k + self._parts[k][1]
+        if not self.started or self._edges or nxt * self.mcu < self.height:
+            raise ValueError("JpegRows.finish: rows are missing")
+        parts = [self._parts[k] for k in covered]
+        data = _join([p[0] for p in parts], [p[1] for p in parts[:-1]], self.height)
+        return _with_app_segments(data, icc, exif)
 
 
 def _segments(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
