@@ -15,7 +15,7 @@ clipped highlights shown after the reconstruction) needs a highlight field reduc
 image over 1024 px, so each set is also developed as one canvas of centre crops (Kodak: 512
 px, 6 x 4, 3072 x 2048, a field by 3 x 3 block means; McMaster: its whole 500 px, 6 x 3,
 3000 x 1500, by area tables), at ISO 100 and 3200 as they are and at ISO 100 exposed 1.6
-stops up (x3, clipping the bright crops: deferred strips), in strips of 128 rows; each crop
+stops up (x3, clipping the bright crops: deferred strips), in strips of 256 rows; each crop
 is scored alone.
 
     .venv/bin/python bench/tiled.py [--quick]
