@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from oneinch.output import jpeg
 from oneinch.output.icc import icc_profile
 from oneinch.output.jpeg import _SAMPLING, JpegRows, encode_jpeg
 
@@ -77,9 +78,10 @@ def test_rejects_non_uint8():
 
 @pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:2", "4:2:0"])
 @pytest.mark.parametrize(("h", "w"), [(1003, 777), (77, 90)])
-def test_rows_in_any_order_give_the_banded_file(subsampling, h, w):
+def test_rows_in_any_order_give_the_banded_file(subsampling, h, w, monkeypatch):
     """JpegRows (develop's streamed strips): rows in cuts that split MCU rows, added in any
     order, make the same bytes as the banded encode of the whole image."""
+    monkeypatch.setattr(jpeg, "OPTIMIZE_MAX_PIXELS", 0)  # (rows from any size, here)
     img = np.ascontiguousarray(_scene(h, w)[..., ::-1])  # RGB
     want = encode_jpeg(img, quality=90, subsampling=subsampling, bands=2, optimize=False,
                        icc=b"icc", exif=b"Exif\x00\x00MM")
@@ -94,7 +96,8 @@ def test_rows_in_any_order_give_the_banded_file(subsampling, h, w):
         assert rows.finish(icc=b"icc", exif=b"Exif\x00\x00MM") == want
 
 
-def test_rows_missing_or_misshapen_are_errors():
+def test_rows_missing_or_misshapen_are_errors(monkeypatch):
+    monkeypatch.setattr(jpeg, "OPTIMIZE_MAX_PIXELS", 0)
     img = np.ascontiguousarray(_scene(40, 30)[..., ::-1])
     rows = JpegRows()
     rows.start(40, 30)

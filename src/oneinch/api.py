@@ -12,7 +12,7 @@ def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None)
     """open_raw -> develop -> (frame) -> write, atomically. Returns the written path."""
     from .develop import develop
     from .output.encode import write, write_jpeg_rows
-    from .output.jpeg import OPTIMIZE_MAX_PIXELS, JpegRows
+    from .output.jpeg import JpegRows
     from .raw import open_raw
 
     r = recipe or Recipe()
@@ -23,8 +23,7 @@ def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None)
     # straight to the file's integers when nothing float follows (frame, HDR, dither)
     direct = not (hdr or r.frame.layout) and r.output.format in ("jpeg", "png", "tiff")
     rows = None
-    if direct and r.output.format == "jpeg" and raw.width * raw.height > OPTIMIZE_MAX_PIXELS:
-        # a streamed develop encodes its rows as they come: no 8-bit image either
+    if direct and r.output.format == "jpeg":  # a large streamed develop: rows to the encoder
         rows = JpegRows(quality=r.output.quality, subsampling=r.output.subsampling)
     photo = develop(raw, r, dtype=_integer_dtype(r) if direct else None, rows=rows)
     if rows is not None and rows.started:

@@ -445,11 +445,11 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
     align = math.lcm(8, fi) if fi else 8  # (Prescan: strips on the field's blocks)
     extra = -(-(margin + reach) // 8) * 8  # sensor rows read around a strip's own
     odt = np.uint8 if bits == 8 else np.uint16
-    o = int(orientation or 1) if int(orientation or 1) in range(1, 9) else 1
+    o = int(orientation or 1)
+    o = o if 1 <= o <= 8 else 1
     upright = o in (1, 2, 3, 4)
     shape = (hh, ww, 3) if upright else (ww, hh, 3)
-    if rows is not None and upright:  # no image: the rows to the sink, flipped as o says
-        rows.start(hh, ww)
+    if rows is not None and upright and rows.start(hh, ww):  # no image: rows to the sink
         out = np.broadcast_to(np.zeros((1, 1, 3), odt), shape)
     else:
         rows = None

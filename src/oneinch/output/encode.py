@@ -431,7 +431,7 @@ def write_jpeg_rows(photo: Photo, rows, path: str | Path, output: Output | None 
     JPEG, atomically. Returns the path."""
     target, output = _checked(photo, path, output)
     if output.format != "jpeg" or output.space != photo.space:
-        raise OptionError("streamed rows are an sRGB-encoded JPEG of the develop's own space")
+        raise OptionError("streamed rows make a JPEG in the develop's own colour space")
     exif = build_exif(photo.shot, software=software, size=(photo.width, photo.height),
                       space=output.space, jpeg=True).tobytes()
     data = rows.finish(icc=icc_profile(output.space), exif=exif)

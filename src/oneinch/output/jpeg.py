@@ -101,12 +101,12 @@ def encode_jpeg(
 
 class JpegRows:
     """A baseline JPEG made from rows that arrive in any order, from any thread (develop's
-    streamed strips: no full-size 8-bit image). ``start(height, width)``, then ``add(rows,
-    first)`` for every row once; each run of whole MCU rows is encoded as it is complete (its
-    own libjpeg-turbo call, restart interval one MCU row) and the rows of an MCU row cut by
-    two calls wait in a small buffer until both are in. ``finish(icc, exif)`` joins the runs
-    (see the module docstring): the same bytes as :func:`encode_jpeg` of the whole image in
-    bands (no Huffman optimisation: for images over ``OPTIMIZE_MAX_PIXELS``)."""
+    streamed strips: no full-size 8-bit image). ``start(height, width)`` (True: taken), then
+    ``add(rows, first)`` for every row once; each run of whole MCU rows is encoded as it is
+    complete (its own libjpeg-turbo call, restart interval one MCU row) and the rows of an MCU
+    row cut by two calls wait in a small buffer until both are in. ``finish(icc, exif)``
+    joins the runs (see the module docstring): the same bytes as :func:`encode_jpeg` of the
+    whole image in bands (no Huffman optimisation: for images over ``OPTIMIZE_MAX_PIXELS``)."""
 
     def __init__(self, *, quality: int = 92, subsampling: str = "4:4:4") -> None:
         factor, self._mcu_w, self.mcu = _SAMPLING[subsampling]
@@ -120,10 +120,15 @@ class JpegRows:
     def started(self) -> bool:
         return self.height > 0
 
-    def start(self, height: int, width: int) -> None:
+    def start(self, height: int, width: int) -> bool:
+        """Take an image of this size; False (not started) up to ``OPTIMIZE_MAX_PIXELS``,
+        where :func:`encode_jpeg` optimises the Huffman tables over the whole image."""
+        if height * width <= OPTIMIZE_MAX_PIXELS:
+            return False
         if height > 65535 or width > 65535:
             raise OutputError(f"JPEG is limited to 65535 px a side, the image is {width}x{height}")
         self.height, self.width = int(height), int(width)
+        return True
 
     def _rows_of(self, k: int) -> int:
         return min(self.mcu, self.height - k * self.mcu)
@@ -141,15 +146,14 @@ class JpegRows:
         m, a, b = self.mcu, int(first), int(first) + rows.shape[0]
         if rows.dtype != np.uint8 or rows.shape[1:] != (self.width, 3) or a < 0 or b > self.height:
             raise ValueError("rows outside the image, or not (n, width, 3) uint8")
-        whole = [k for k in range(a // m, -(-b // m))
-                 if a <= k * m and k * m + self._rows_of(k) <= b]
-        if whole:  # the MCU rows entirely in this call: one encode
-            k0, k1 = whole[0], whole[-1]
-            self._encode(np.ascontiguousarray(rows[k0 * m - a : k1 * m + self._rows_of(k1) - a]),
-                         k0)
-        for k in range(a // m, -(-b // m)):  # the MCU rows it shares with another call
-            if whole and whole[0] <= k <= whole[-1]:
-                continue
+        k0 = -(-a // m)  # MCU rows k0..k1-1 lie wholly in this call: one encode
+        k1 = -(-b // m) if b == self.height else b // m
+        if k1 > k0:
+            self._encode(np.ascontiguousarray(rows[k0 * m - a : min(b, k1 * m) - a]), k0)
+        shared = {a // m} if a % m else set()  # MCU rows it shares with another call
+        if b % m and b < self.height:
+            shared.add(b // m)
+        for k in sorted(shared):
             lo, hi = max(a, k * m), min(b, k * m + self._rows_of(k))
             with self._lock:
                 entry = self._edges.setdefault(
