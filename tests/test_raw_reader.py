@@ -338,3 +338,26 @@ def test_all_zero_sensor_data_is_one_clear_error(tmp_path):
     assert open_raw(one).data.max() == 1
     assert _all_zero(np.zeros((2, 3), np.uint16)) and not _all_zero(np.array([0, 7], np.uint16))
     assert not _all_zero(np.array([0.0, -1.0])) and _all_zero(np.zeros(0, np.uint16))
+
+
+def test_plain_dng_pixels_are_a_copy_on_write_map_of_the_file(tmp_path):
+    """An uncompressed DNG's samples are mapped from the file, not read into new memory: the
+    array is a view of a memory map with tifffile's values; writing into it (no stage does)
+    changes a private copy, never the input file."""
+    import mmap
+
+    src = tmp_path / "hero7.dng"
+    shutil.copy(DECODABLE / "gopro_hero7_GOPR9231_gpr2dng.dng", src)
+    before = sha256(src)
+    raw = open_raw(src)
+    base = raw.data
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    assert isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+    with tifffile.TiffFile(src) as tf:
+        expected = _raw_page(tf).asarray()
+    assert np.array_equal(raw.data, expected[: raw.data.shape[0], : raw.data.shape[1]])
+    assert raw.data.flags.writeable
+    raw.data[:8, :8] = 12345
+    del raw, base
+    assert sha256(src) == before
