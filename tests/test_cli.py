@@ -368,3 +368,22 @@ def test_command_exit_code_survives_the_exit_path(small_dng, tmp_path):
     assert p.returncode == 0, p.stderr
     assert out.read_bytes()[-2:] == b"\xff\xd9"
     assert run("develop", str(tmp_path / "missing.dng")).returncode == 2
+
+
+def test_exit_runs_exit_handlers_and_flushes(tmp_path):
+    """finish() ends the process without the interpreter's teardown, but after the exit
+    handlers (pools, temporary directories, logging) and with buffered output written."""
+    marker = tmp_path / "ran"
+    code = (
+        "import atexit, sys, tempfile\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
+        "t = tempfile.TemporaryDirectory()\n"
+        "print(t.name, end='')\n"
+        "from oneinch.cli import finish\n"
+        "finish(3)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
+                       timeout=120)
+    assert p.returncode == 3, p.stderr
+    assert marker.read_text() == "ran"
+    assert p.stdout and not os.path.exists(p.stdout)  # printed, then removed at exit
