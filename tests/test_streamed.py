@@ -94,6 +94,33 @@ def test_streamed_matches_the_whole_image_reference(raw, spy, dtype):
     assert np.abs(clipped - ref).max() > 0.5
 
 
+def test_streamed_walks_hand_on_their_rcd_rows(raw, monkeypatch):
+    """The streamed strips are demosaiced in walks down the image, each strip taking its
+    first rows' RCD from the strip before it: fewer rows demosaiced than in strips demosaiced
+    each on its own (no walk: every claim starts a new one), and the same image, bit for bit,
+    as that and as the whole-image reference."""
+    made = []
+    real = dv.rcd_stored
+
+    def counting(data, *a, rows=None, **k):
+        made.append(data.shape[0] if rows is None else rows[1] - rows[0])
+        return real(data, *a, rows=rows, **k)
+
+    def run() -> tuple[np.ndarray, int]:
+        made.clear()
+        out = develop(raw, RCD, tiled=True, dtype=np.uint16).rgb
+        return out, sum(made)
+
+    monkeypatch.setattr(dv, "rcd_stored", counting)
+    walked, n_walked = run()
+    claim = tiles.Walks.claim
+    monkeypatch.setattr(tiles.Walks, "claim", lambda self, last=None: claim(self, None))
+    alone, n_alone = run()
+    assert raw.data.shape[0] < n_walked < n_alone
+    np.testing.assert_array_equal(walked, alone)
+    _codes_match(walked, develop(raw, RCD, tiled=False).rgb)
+
+
 @pytest.mark.parametrize("recipe", [
     # a look's colour (its local tone operator is whole-image: two passes, tested below)
     preset("vibrant").with_(demosaic={"method": "rcd"}, tone={"local": 0.0, "detail": 0.0}),

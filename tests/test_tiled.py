@@ -161,6 +161,62 @@ def test_rcd_stored_is_levels_gains_then_rcd(pattern):
     np.testing.assert_allclose(rcd_stored(data, lv, gains, cfa), ref, rtol=1e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("pattern", ["RGGB", "GRBG"])
+@pytest.mark.parametrize("domain", ["linear", "srgb"])
+def test_rcd_stored_rows_are_those_rows_of_the_whole_result(pattern, domain):
+    """rcd_stored(rows=(y0, y1)) reads the rows around the window from the mosaic (no mirrored
+    edge of its own): bit for bit the same rows as the whole result, at odd and even first
+    rows, at the image's own edges, on a column-cropped (not contiguous) mosaic, and written
+    into ``out``."""
+    from oneinch.develop import rcd_stored
+    from oneinch.raw.image import CFAPattern, Levels
+
+    rng = np.random.default_rng(8)
+    data = rng.integers(600, 16000, (70, 60)).astype(np.uint16)[:, 2:56]
+    lv = Levels(black=np.full((1, 1, 1), 600.0), white=np.array([15520.0]))
+    cfa = CFAPattern.bayer(pattern)
+    gains = np.array([1.95, 1.0, 1.34])
+    whole = rcd_stored(data, lv, gains, cfa, domain=domain)
+    for y0, y1 in ((0, 9), (5, 40), (21, 22), (30, 70), (0, 70)):
+        got = rcd_stored(data, lv, gains, cfa, domain=domain, rows=(y0, y1))
+        np.testing.assert_array_equal(got, whole[y0:y1])
+    out = np.full((80, 54, 3), np.nan, np.float32)
+    rcd_stored(data, lv, gains, cfa, domain=domain, rows=(11, 47), out=out[3:39])
+    np.testing.assert_array_equal(out[3:39], whole[11:47])
+    assert np.isnan(out[:3]).all() and np.isnan(out[39:]).all()
+    with pytest.raises(ValueError):
+        rcd_stored(data, lv, gains, cfa, rows=(11, 47), out=out[:10])
+
+
+def test_walks_hand_out_every_strip_once_in_runs():
+    """tiles.Walks: two workers walk the top and bottom halves; the first done takes half of
+    what the other has left; every strip exactly once, whatever the interleaving."""
+    w = tiles.Walks(8)
+    a, b = w.claim(), w.claim()
+    assert (a, b) == (0, 4)
+    b = w.claim(w.claim(w.claim(b)))  # the bottom walker finishes 5, 6, 7 ...
+    assert b == 7
+    assert w.claim(b) == 2  # ... then starts in the middle of 1..3, which the other walks into
+    assert w.claim(a) == 1 and w.claim(1) == 3 and w.claim(3) is None and w.claim(2) is None
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 16, 33):
+        w, last, got = tiles.Walks(n), [None, None, None], []
+        live = [0, 1, 2]
+        while live:
+            k = int(rng.choice(live))
+            i = w.claim(last[k])
+            if i is None:
+                live.remove(k)
+            else:
+                got.append(i)
+                last[k] = i
+        assert sorted(got) == list(range(n))
+    w = tiles.Walks(4)
+    w.claim()
+    w.stop()
+    assert w.claim(0) is None and w.claim() is None
+
+
 @pytest.mark.parametrize("method", ["rcd", "ri"])
 def test_tiled_matches_reference_per_demosaic(raw, method):
     assert _max_diff(raw, Recipe().with_(demosaic={"method": method})) <= 1e-4

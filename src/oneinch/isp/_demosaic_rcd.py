@@ -350,9 +350,8 @@ def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0,
 
 @aot.entry
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby, enc, ct,
-               tabs):  # pragma: no cover
-    res = np.empty((oh, ow, 3), np.float32)
+def _rcd_numba(m, ry, rx, top, left, oh, ow, front, black, scale, gt, nby, enc, ct, tabs,
+               res):  # pragma: no cover
     nbx = (ow + _TX - 1) // _TX
     nby = max(1, min(nby, (oh + _BAND - 1) // _BAND))
     band = (oh + nby - 1) // nby
@@ -433,11 +432,13 @@ def rcd_rggb(
         top, left, oh, ow = crop
         if top < _M or left < _M or top + oh > h - _M or left + ow > w - _M:
             raise ValueError(f"rcd crop {crop} too close to the edge of a {h}x{w} mosaic")
-        return _rcd_numba(c, 0, 0, top, left, oh, ow, *fr, _bands(), *en)
+        return _rcd_numba(c, 0, 0, top, left, oh, ow, *fr, _bands(), *en,
+                          np.empty((oh, ow, 3), np.float32))
     out = np.zeros((h, w, 3), np.float32)
     if h > 2 * _M and w > 2 * _M:
         out[_M:-_M, _M:-_M] = _rcd_numba(c, 0, 0, _M, _M, h - 2 * _M, w - 2 * _M, *fr,
-                                         _bands(), *en)
+                                         _bands(), *en,
+                                         np.empty((h - 2 * _M, w - 2 * _M, 3), np.float32))
     return out
 
 
@@ -449,6 +450,8 @@ def rcd_bayer(
     scale: float | None = None,
     gains: tuple[float, float, float] | np.ndarray | None = None,
     encoded: bool = False,
+    rows: tuple[int, int] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """RCD of a whole Bayer mosaic (any phase: ``r_at`` = (row, col) of an R sample in its
     first 2x2) -> (H, W, 3) float32, the borders mirrored (reflect-101) by index: the same as
@@ -457,7 +460,10 @@ def rcd_bayer(
     ``encoded`` (uint16 input): interpolate the odd-extended sRGB encoding of the samples
     (``_domain``; a table per colour on the stored values) and decode the interpolated values
     as they are written; samples come back linear and exact: ``demosaic(..., 'rcd',
-    domain='srgb')`` of the levelled, white-balanced mosaic."""
+    domain='srgb')`` of the levelled, white-balanced mosaic.
+    ``rows`` = (y0, y1): only those rows, which read the mosaic's rows around them (each
+    output row is the same as in the whole result); ``out``: a C-contiguous float32 array of
+    the result's shape to write them into."""
     c = np.ascontiguousarray(mosaic)
     if c.dtype not in (np.uint16, np.float32):
         c = c.astype(np.float32)
@@ -465,8 +471,16 @@ def rcd_bayer(
         raise ValueError(f"rcd_bayer needs a 2-D mosaic of at least 2x2, got {c.shape}")
     ry, rx = int(r_at[0]) & 1, int(r_at[1]) & 1
     h, w = c.shape
-    return _rcd_numba(c, ry, rx, 0, 0, h, w, *_front_args(black, scale, gains, ry, rx), _bands(),
-                      *_enc_args(encoded, c, black, scale, gains, ry, rx))
+    y0, y1 = (0, h) if rows is None else (int(rows[0]), int(rows[1]))
+    if not 0 <= y0 < y1 <= h:
+        raise ValueError(f"rcd rows {rows} outside a mosaic of {h} rows")
+    if out is None:
+        out = np.empty((y1 - y0, w, 3), np.float32)
+    elif (out.shape != (y1 - y0, w, 3) or out.dtype != np.float32
+          or not out.flags.c_contiguous):
+        raise ValueError(f"rcd out must be C-contiguous float32 {(y1 - y0, w, 3)}")
+    return _rcd_numba(c, ry, rx, y0, 0, y1 - y0, w, *_front_args(black, scale, gains, ry, rx),
+                      _bands(), *_enc_args(encoded, c, black, scale, gains, ry, rx), out)
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,50 @@ def strip_bounds(h: int, rows: int, align: int) -> list[tuple[int, int]]:
     return [(a, min(h, a + step)) for a in range(0, h, step)]
 
 
+class Walks:
+    """Strips 0..n-1 handed to workers in walks down the image, so that a worker's next strip
+    is usually the one below its last (whose overlap rows it can pass on: develop's RCD
+    rows). A worker continues its walk while the next strip is free; else (and at its start)
+    it begins a walk at the first free strip when nobody walks into it, or in the middle of
+    the longest run of free strips: with two workers, one walks the top half and the other
+    the bottom half, and the one done first takes half of what the other has left.
+    Thread-safe; after :meth:`stop` nothing more is handed out."""
+
+    def __init__(self, n: int) -> None:
+        self.free = [True] * n
+        self.lock = threading.Lock()
+
+    def claim(self, last: int | None = None) -> int | None:
+        """The next strip for a worker whose previous strip was ``last``, or None."""
+        with self.lock:
+            f, n = self.free, len(self.free)
+            if last is not None and last + 1 < n and f[last + 1]:
+                i = last + 1
+            else:
+                best = None  # (length, first) of the longest run of free strips
+                j = 0
+                while j < n:
+                    if f[j]:
+                        k = j
+                        while k < n and f[k]:
+                            k += 1
+                        if best is None or k - j > best[0]:
+                            best = (k - j, j)
+                        j = k
+                    else:
+                        j += 1
+                if best is None:
+                    return None
+                length, first = best
+                i = first if first == 0 or length == 1 else first + length // 2
+            f[i] = False
+            return i
+
+    def stop(self) -> None:
+        with self.lock:
+            self.free = [False] * len(self.free)
+
+
 def map_rows(
     src: np.ndarray,
     fn: Callable[[np.ndarray, int], np.ndarray],
