@@ -578,7 +578,10 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
         if pre.result(x, clip) is None:  # (every row was added, on the blocks)
             raise AssertionError("streamed strips left rows out of the highlight scan")
         reconstruct(x, clip, "reconstruct", out=x, prescan=pre)
-        list(pool.map(second_pass, deferred))
+        parts = [(a + (b - a) * k // workers // 8 * 8, b if k + 1 == workers else
+                  a + (b - a) * (k + 1) // workers // 8 * 8)
+                 for a, b, *_ in deferred for k in range(workers)]  # (a strip on every core)
+        list(pool.map(second_pass, [p for p in parts if p[0] < p[1]]))
     return out
 
 
