@@ -183,6 +183,8 @@ for width in (2048, 2000):  # streamed, the highlight field by block means / are
 wide, _ = unprocess(demo_scene(128, 2560) * 3.0, linear_input=True, iso=400, seed=5)
 cases.append(("streamed-look", wide, preset("vibrant").with_(demosaic={"method": "rcd"},
                                                               exposure={"auto": True})))
+from dataclasses import replace
+cases.append(("no-noise-profile", replace(wide, noise_profile=None), rcd))  # estimated
 out = {"available": _aot.available()}
 res = {}
 for name, img, r in cases:
@@ -211,9 +213,9 @@ print(json.dumps(out))
 
 
 def test_develop_in_a_new_process_never_starts_the_jit() -> None:
-    """The strip paths (rcd, ri, a binned preview, streamed; clipped highlights) run on the
-    compiled module alone, and agree with the JIT to within one code of 8 bits (fastmath
-    rounding)."""
+    """The strip paths (rcd, ri, a binned preview, streamed; clipped highlights; the noise
+    estimated for a raw without a profile) run on the compiled module alone, and agree with
+    the JIT to within one code of 8 bits (fastmath rounding)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEINCH_AOT")}
     p = subprocess.run([sys.executable, "-c", DEVELOP_SCRIPT], capture_output=True, text=True,
                        env=env, timeout=300)

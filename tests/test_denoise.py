@@ -315,3 +315,39 @@ def test_light_tier_leaves_luma_alone():
     assert np.abs(lum_out - lum_in).max() < 1e-3 * np.abs(lum_in).max()
     chroma_change = np.abs((dn.gat_forward(out, a, s2) - dn.gat_forward(x, a, s2)) @ t.T)
     assert chroma_change[..., 1:].mean() > 10 * chroma_change[..., 0].mean()
+
+
+def test_sorting_network_sorts_every_input_of_its_size():
+    """Batcher's network for 64 (the estimator's 8x8 blocks) and smaller powers of two sorts
+    every 0/1 input of sizes up to 16 (the zero-one principle: then it sorts any input) and
+    random inputs with ties of 64."""
+    import itertools
+
+    for n in (2, 4, 8, 16):
+        net = dn._sorting_network(n)
+        for bits in itertools.product((0, 1), repeat=n):
+            v = list(bits)
+            for i, j in net:
+                v[i], v[j] = min(v[i], v[j]), max(v[i], v[j])
+            assert v == sorted(bits)
+    net = dn._sorting_network(64)
+    assert len(net) == 543 and (net[:, 0] < net[:, 1]).all()
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        v = rng.integers(0, 9, 64)
+        for i, j in net:
+            v[i], v[j] = min(v[i], v[j]), max(v[i], v[j])
+        assert (np.diff(v) >= 0).all()
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (64, 200), (1040, 48)])
+def test_block_mad_kernel_is_numpys_median_absolute_deviation(shape):
+    """The noise estimator's per-block MAD (sorting network, on both cores) gives numpy's
+    medians exactly: ties, constant blocks and negative values included."""
+    rng = np.random.default_rng(5)
+    hp = (rng.standard_normal(shape) * 0.01).astype(np.float32)
+    hp[:8, :8] = 0.25  # a constant block
+    hp[-8:, -8:] = np.round(hp[-8:, -8:] * 300) / 300  # ties
+    ref = dn._block_mad_np(hp, 8)
+    np.testing.assert_array_equal(dn._block_mad_nb(hp, 8, dn._NETWORK), ref)
+    np.testing.assert_array_equal(dn._block_mad(hp, 8), ref)

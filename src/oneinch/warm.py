@@ -128,6 +128,10 @@ def warm(aot: bool = True) -> float:
                 r = Recipe().with_(demosaic={"method": method})
                 develop(noisy, r, tiled=True, dtype=np.uint8)
                 develop(noisy, r, tiled=False)
+        # a raw without a NoiseProfile (most camera raws): the noise estimated from the image
+        from dataclasses import replace
+
+        develop(replace(raw, noise_profile=None), rcd, tiled=True, dtype=np.uint8)
     finally:
         _aot.set_enabled(None)
     if aot:
