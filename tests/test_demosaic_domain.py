@@ -204,3 +204,26 @@ def test_noise_estimate_of_an_xtrans_raw_without_profile() -> None:
         assert np.all((ratio > 0.45) & (ratio < 1.6)), (pat.kind, ratio)
         got[pat.kind] = est[:, 0]
     np.testing.assert_allclose(got["xtrans"], got["bayer"], rtol=0.25)
+
+
+@pytest.mark.parametrize("method", ["rcd", "ri"])
+def test_noise_estimate_band_demosaiced_in_two_strips_is_the_whole_bands(method, monkeypatch):
+    """The estimate's band of 1024 rows is demosaiced in two strips at once (each with the
+    demosaic's margin): the same profile, bit for bit, as the band demosaiced whole."""
+    import oneinch.develop as dv
+    from oneinch.isp import levels, tiles, whitebalance
+
+    img = np.concatenate([synthetic.demo_scene(256, 192)] * 5, 0)[:1100]
+    raw, _ = synthetic.unprocess(img, iso=800, seed=4)
+    r = Recipe().with_(demosaic={"method": method})
+    g = whitebalance.gains(whitebalance.neutral(raw.color, r.white_balance, None, raw.cfa))
+    x = whitebalance.apply_gains(levels.normalize(raw.data, raw.levels), g, raw.cfa)
+    strips = []
+    real = tiles.map_rows
+    monkeypatch.setattr(tiles, "map_rows", lambda *a, **k: strips.append(1) or real(*a, **k))
+    split = dv._estimate_noise(x, raw, r, method)
+    assert strips
+    monkeypatch.setattr(dv, "NONLOCAL", (*dv.NONLOCAL, method))  # (developed whole)
+    whole = dv._estimate_noise(x, raw, r, method)
+    assert len(strips) == 1
+    np.testing.assert_array_equal(split, whole)

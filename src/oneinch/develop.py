@@ -743,7 +743,15 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str |
     band = mosaic[max(0, mid - half) : mid + half]
     if front is not None:
         band = front(band, max(0, mid - half))
-    rgb, _ = _demosaic(band, raw, r, demosaic, "linear")
+    if (raw.cfa is not None and raw.cfa.kind == "bayer" and _auto_method(raw, r) not in NONLOCAL
+            and band.shape[0] >= 4 * DEMOSAIC_MARGIN):
+        from .isp import tiles  # the band in two strips, one a core (the same values)
+
+        rgb = tiles.map_rows(band, _one_thread(
+            lambda m, _row: _demosaic(m, raw, r, demosaic, "linear")[0]),
+            margin=DEMOSAIC_MARGIN, align=step, rows=-(-band.shape[0] // (2 * step)) * step)
+    else:
+        rgb, _ = _demosaic(band, raw, r, demosaic, "linear")
     return estimate_noise_profile(rgb, demosaic_method=made_by)
 
 
