@@ -269,3 +269,22 @@ def test_ri_numba_threads_give_the_serial_result() -> None:
         threaded = list(pool.map(ri.ri_rggb, strips))
     for a, b in zip(serial, threaded, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fused_polynomials_are_the_fits_they_stand_for():
+    """The fused display pass's log2 and exp2 polynomials (written out) are the least-squares
+    Chebyshev fits made again (to float32 rounding of the fit), and meet their error bounds
+    in float64: log2(1.5 + t) within 2e-8, 2^f within 2e-10 (+ float32 coefficient rounding)."""
+    from oneinch.looks import _fused
+
+    lc, ec = _fused._poly_coefficients()
+    flc, fec = _fused.fit_poly_coefficients()
+    assert lc.dtype == ec.dtype == np.float32
+    np.testing.assert_allclose(lc, flc, rtol=3e-7, atol=1e-9)
+    np.testing.assert_allclose(ec, fec, rtol=3e-7, atol=1e-9)
+    t = np.linspace(-0.5, 0.5, 10001)
+    f = np.linspace(0.0, 1.0, 10001)
+    log2 = np.polynomial.polynomial.polyval(t, lc.astype(np.float64))
+    exp2 = np.polynomial.polynomial.polyval(f, ec.astype(np.float64))
+    assert np.abs(log2 - np.log2(1.5 + t)).max() < 1e-7
+    assert np.abs(exp2 - 2.0**f).max() < 2e-7

@@ -27,15 +27,17 @@ import os
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rawpy
 import tifffile
 
 from ..errors import InputError, OneinchError, UnsupportedError
 from .image import CameraColor, CFAPattern, Levels, Opcode, RawImage, ShotInfo
 from .opcodes import parse_opcode_list
+
+if TYPE_CHECKING:
+    import rawpy
 
 try:  # written in parallel by another engineer; keep working without it
     from .exif import shot_info_from_exif as _shot_info_from_exif
@@ -657,6 +659,8 @@ def libraw_levels(rp: rawpy.RawPy, cfa: CFAPattern | None, samples: int) -> Leve
 
 
 def _open_libraw(p: Path) -> rawpy.RawPy:
+    import rawpy  # (here: an uncompressed DNG is read without it, 5 ms of import saved)
+
     try:
         return rawpy.imread(str(p))
     except rawpy.LibRawError as e:
@@ -684,6 +688,8 @@ def open_raw(path: str | Path) -> RawImage:
 
     if tinfo.get("plain"):
         return _open_plain_dng(p, kind, tinfo)
+    import rawpy
+
     rp = _open_libraw(p)
     try:
         s = rp.sizes
@@ -969,6 +975,7 @@ def embedded_preview(path: str | Path) -> np.ndarray | None:
 
     Tries LibRaw's thumbnail first, then the largest NewSubFileType=1 IFD through tifffile.
     """
+    import rawpy
     from PIL import Image
 
     p, kind, _ = _check_file(path)
