@@ -9,6 +9,7 @@ browser preview use it instead of private shortcuts.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import replace
 from functools import partial
 
@@ -286,6 +287,7 @@ def develop_strips(
     def clean(rgb: np.ndarray, m: np.ndarray, row: int) -> np.ndarray:  # denoise
         # row0 puts denoise's patch grid where the whole-image run has it, so strips join
         # exactly
+        prepared.join()
         fresh = (rgb.dtype == np.float32 and rgb.flags.c_contiguous
                  and not np.may_share_memory(rgb, m))
         return denoise(rgb, r.denoise, noise_profile=noise, iso=raw.shot.iso,
@@ -324,7 +326,16 @@ def develop_strips(
                     hand[0], rgb[hand[0] - lo : hand[1] - lo].copy())
                 return clean(rgb, m, lo), handed
 
-    denoise_prepare(r.denoise, noise, made_by)
+    # the noise spectrum every strip's denoise shares (~40 ms, once a process per camera and
+    # method), made on another thread while the first strips demosaic (nogil kernels)
+    def prepare() -> None:
+        try:
+            denoise_prepare(r.denoise, noise, made_by)
+        except Exception:  # (the strips' denoise meets it again and reports it)
+            pass
+
+    prepared = threading.Thread(target=prepare, name="oneinch-denoise-prepare")
+    prepared.start()
     margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
     clip = clip_levels(gains)
     profile = _profile(raw, r)  # resolved once for every strip
