@@ -236,13 +236,19 @@ def _axial_h(g0, a, gr, x):
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
 def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1, gp2,
-             vm, v0, vp, n, par, even, out, enc, c0l):  # pragma: no cover - numba
+             vm, v0, vp, n, par, even, out, enc, c0l, tmp):  # pragma: no cover - numba
     """Step 5 and the output of columns 9..n+9: R/B sites take the sample (c) and the step-4
     estimate (rb); G sites the axial estimates of R and B. ``even``: an R row, where R is
     sampled along the row (horizontal source c, vertical rb) and B across it. ``enc``: the
-    rows hold encoded values; the finished row is decoded in one unit-stride loop (decoding
-    inside the loop above cost 1.5x as much), then its samples are put back from the linear
-    row ``c0l``."""
+    rows hold encoded values; the two interpolated values of each pixel go to ``tmp`` (2n,
+    :func:`_out_pairs`), are decoded there in one unit-stride loop (decoding inside the loop
+    cost 1.5x as much; decoding the sampled third too, then discarding it, a third more),
+    then placed beside the pixel's linear sample from ``c0l``."""
+    if enc:
+        _out_pairs(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1, gp2,
+                   vm, v0, vp, n, par, tmp)
+        _decode_row(out, n, 0 if even else 2, par, c0l, tmp)
+        return
     # channel sampled along this row: H from c, V from rb; the other: H from rb, V from c
     for i in range(n):
         x = i + 9
@@ -267,19 +273,48 @@ def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1,
             out[3 * i] = o_val
             out[3 * i + 2] = s_val
         out[3 * i + 1] = g0
-    if enc:
-        _decode_row(out, n, even, par, c0l)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
-def _decode_row(out, n, even, par, c0l):  # pragma: no cover - numba
-    """Decode an output row of ``_out_row`` (one unit-stride loop), then put its linear
-    samples back from ``c0l``."""
-    for j in range(3 * n):
-        out[j] = dec1(out[j])
-    cs = 0 if even else 2
+def _out_pairs(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1, gp2,
+               vm, v0, vp, n, par, tmp):  # pragma: no cover - numba
+    """``_out_row`` in the encoded domain: each pixel's two interpolated values into tmp,
+    still encoded: G and the across-row channel at R/B sites, the along- and across-row
+    channels at G sites."""
     for i in range(n):
-        out[3 * i + (cs if (i & 1) == par else 1)] = c0l[i + 9]
+        x = i + 9
+        g0 = g0r[x]
+        nb = _F(0.25) * (vm[x] + vp[x] + v0[x - 1] + v0[x + 1])
+        d = _pick(v0[x], nb)
+        v_est = _axial(g0, rm3, rm1, rp1, rp3, gm2, gm1, gp1, gp2, x)
+        h_est = _axial_h(g0, c0, g0r, x)
+        s_val = g0 + v_est + d * (h_est - v_est)
+        v_est = _axial(g0, cm3, cm1, cp1, cp3, gm2, gm1, gp1, gp2, x)
+        h_est = _axial_h(g0, r0, g0r, x)
+        o_val = g0 + v_est + d * (h_est - v_est)
+        site = (i & 1) == par
+        tmp[2 * i] = g0 if site else s_val
+        tmp[2 * i + 1] = r0[x] if site else o_val
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
+def _decode_row(out, n, cs, par, c0l, tmp):  # pragma: no cover - numba
+    """Decode the interpolated pairs ``tmp`` of ``_out_row`` (one unit-stride loop), then
+    write the output row: each pixel's linear sample from ``c0l`` and its two decoded
+    values."""
+    for j in range(2 * n):
+        tmp[j] = dec1(tmp[j])
+    for i in range(n):
+        a = tmp[2 * i]
+        b = tmp[2 * i + 1]
+        s = c0l[i + 9]
+        if (i & 1) == par:  # R/B site: the sample (along), G, across
+            out[3 * i + cs] = s
+            out[3 * i + 1] = a
+        else:  # G site: along, the sample (G), across
+            out[3 * i + cs] = a
+            out[3 * i + 1] = s
+        out[3 * i + 2 - cs] = b
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
@@ -304,6 +339,7 @@ def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0,
     pq = np.empty((8, nw), np.float32)
     gr = np.empty((8, nw), np.float32)
     rb = np.empty((8, nw), np.float32)
+    tmp = np.empty(2 * nw if enc else 1, np.float32)  # (enc) a row's interpolated pairs
     # R/B sites: (y - ry) + (x - rx) even; column parity of i for stage offset k: (x0-9+k+i)
     pb = (oy - ry + ox - rx) & 1  # parity of (j + lx) at R/B sites, j/lx local
     n_rows = y1 - y0 + 2 * _HALO
@@ -345,7 +381,7 @@ def _rcd_task(m, ry, rx, y0, y1, x0, x1, front, black, scale, gt, res, ry0, rx0,
                      gr[r & 7], gr[(r + 1) & 7], gr[(r + 2) & 7], vh[(r - 1) & 7], vh[r & 7],
                      vh[(r + 1) & 7], x1 - x0, (pb + r + 9) & 1, even,
                      res[oy + r - ry0].reshape(-1)[3 * (x0 - rx0) : 3 * (x1 - rx0)], enc,
-                     cl[(r & 15) if enc else 0])
+                     cl[(r & 15) if enc else 0], tmp)
 
 
 @aot.entry
