@@ -234,6 +234,15 @@ def _axial_h(g0, a, gr, x):
     return acc / wsum
 
 
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
+def _step5(g0, d, am3, am1, ap1, ap3, a, gm2, gm1, gr, gp1, gp2, x):
+    """Step 5 at column x for one channel: its vertical (rows am3..ap3) and horizontal (row
+    a) axial estimates blended by the V/H discrimination d."""
+    v_est = _axial(g0, am3, am1, ap1, ap3, gm2, gm1, gp1, gp2, x)
+    h_est = _axial_h(g0, a, gr, x)
+    return g0 + v_est + d * (h_est - v_est)
+
+
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
 def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1, gp2,
              vm, v0, vp, n, par, even, out, enc, c0l, tmp):  # pragma: no cover - numba
@@ -253,16 +262,9 @@ def _out_row(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp1,
     for i in range(n):
         x = i + 9
         g0 = g0r[x]
-        nb = _F(0.25) * (vm[x] + vp[x] + v0[x - 1] + v0[x + 1])
-        d = _pick(v0[x], nb)
-        # along-row channel (R in R rows, B in B rows)
-        v_est = _axial(g0, rm3, rm1, rp1, rp3, gm2, gm1, gp1, gp2, x)
-        h_est = _axial_h(g0, c0, g0r, x)
-        s_val = g0 + v_est + d * (h_est - v_est)
-        # across-row channel
-        v_est = _axial(g0, cm3, cm1, cp1, cp3, gm2, gm1, gp1, gp2, x)
-        h_est = _axial_h(g0, r0, g0r, x)
-        o_val = g0 + v_est + d * (h_est - v_est)
+        d = _pick(v0[x], _F(0.25) * (vm[x] + vp[x] + v0[x - 1] + v0[x + 1]))
+        s_val = _step5(g0, d, rm3, rm1, rp1, rp3, c0, gm2, gm1, g0r, gp1, gp2, x)  # along
+        o_val = _step5(g0, d, cm3, cm1, cp1, cp3, r0, gm2, gm1, g0r, gp1, gp2, x)  # across
         if (i & 1) == par:  # R/B site
             s_val = c0[x]
             o_val = r0[x]
@@ -284,14 +286,9 @@ def _out_pairs(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp
     for i in range(n):
         x = i + 9
         g0 = g0r[x]
-        nb = _F(0.25) * (vm[x] + vp[x] + v0[x - 1] + v0[x + 1])
-        d = _pick(v0[x], nb)
-        v_est = _axial(g0, rm3, rm1, rp1, rp3, gm2, gm1, gp1, gp2, x)
-        h_est = _axial_h(g0, c0, g0r, x)
-        s_val = g0 + v_est + d * (h_est - v_est)
-        v_est = _axial(g0, cm3, cm1, cp1, cp3, gm2, gm1, gp1, gp2, x)
-        h_est = _axial_h(g0, r0, g0r, x)
-        o_val = g0 + v_est + d * (h_est - v_est)
+        d = _pick(v0[x], _F(0.25) * (vm[x] + vp[x] + v0[x - 1] + v0[x + 1]))
+        s_val = _step5(g0, d, rm3, rm1, rp1, rp3, c0, gm2, gm1, g0r, gp1, gp2, x)
+        o_val = _step5(g0, d, cm3, cm1, cp1, cp3, r0, gm2, gm1, g0r, gp1, gp2, x)
         site = (i & 1) == par
         tmp[2 * i] = g0 if site else s_val
         tmp[2 * i + 1] = r0[x] if site else o_val
