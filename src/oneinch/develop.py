@@ -308,20 +308,18 @@ def develop_strips(
         def walk(m: np.ndarray, lo: int, hi: int, carry: tuple | None, hand: tuple | None
                  ) -> tuple:
             """sensor() of rows lo..hi of the whole mosaic ``m``, RCD reading the rows
-            around them (no edge of its own), but for the rows ``carry`` = (first row, RCD
-            rows) holds from the strip before it in a walk; also a copy of its RCD rows
-            ``hand`` = (r0, r1) for the next one (before denoise overwrites them)."""
+            around them (no edge of its own), but for its first rows, which ``carry`` =
+            (lo, RCD rows) holds when the strip above it came first in a walk; also a copy
+            of its RCD rows ``hand`` = (r0, r1) for the next one (before denoise overwrites
+            them)."""
             with _threads(1):
                 rgb = np.empty((hi - lo, m.shape[1], 3), np.float32)
-                c0, c1 = lo, hi  # rows to demosaic
-                if carry is not None:
-                    k0, k1 = max(lo, carry[0]), min(hi, carry[0] + len(carry[1]))
-                    if k0 < k1 and (k0 == lo or k1 == hi):
-                        rgb[k0 - lo : k1 - lo] = carry[1][k0 - carry[0] : k1 - carry[0]]
-                        c0, c1 = (k1, hi) if k0 == lo else (lo, k0)
-                if c0 < c1:
-                    rcd_stored(m, lv, g, cfa, domain=domain, rows=(c0, c1),
-                               out=rgb[c0 - lo : c1 - lo])
+                c0 = lo  # the first row to demosaic
+                if carry is not None and carry[0] == lo:
+                    c0 = min(hi, lo + len(carry[1]))
+                    rgb[: c0 - lo] = carry[1][: c0 - lo]
+                if c0 < hi:
+                    rcd_stored(m, lv, g, cfa, domain=domain, rows=(c0, hi), out=rgb[c0 - lo :])
                 handed = None if hand is None else (
                     hand[0], rgb[hand[0] - lo : hand[1] - lo].copy())
                 return clean(rgb, m, lo), handed
@@ -453,10 +451,9 @@ def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.nd
 
 
 def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: np.ndarray,
-                      crop: tuple | None, s_margin: int, bits: int, *, walk=None,
-                      mat: np.ndarray,
-                      gain: np.float32, local: tuple, orientation: int = 1,
-                      rows=None) -> np.ndarray:
+                      crop: tuple | None, s_margin: int, bits: int, *, mat: np.ndarray,
+                      gain: np.float32, local: tuple, orientation: int = 1, rows=None,
+                      walk=None) -> np.ndarray:
     """develop_strips in one pass: each strip of rows goes from the sensor to its encoded
     integer rows (demosaic, denoise, highlights, colour, tone, look, sharpen) while it is in
     cache, with no full-size float image: peak memory is the mosaic, the output and the
@@ -531,9 +528,9 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
             rgb, handed = sensor(mosaic[lo:hi], lo), None
         else:
             rgb, handed = walk(mosaic, lo, hi, carry, hand)
-        return _first_display(a, b, lo, rgb), handed
+        return show_or_defer(a, b, lo, rgb), handed
 
-    def _first_display(a: int, b: int, lo: int, rgb: np.ndarray) -> tuple | None:
+    def show_or_defer(a: int, b: int, lo: int, rgb: np.ndarray) -> tuple | None:
         if rebuild:
             pre.add(rgb[a - lo : b - lo], a)
             e0, e1 = max(0, a - reach), min(h, b + reach)
