@@ -44,12 +44,15 @@ import sys, time
 from oneinch.cli import reuse_freed_memory  # first: the command's settings, before numpy
 from oneinch.api import develop_file
 from oneinch.isp import tiles
+from oneinch.recipe import Recipe
 reuse_freed_memory()  # as the command does
 tiles.reuse_buffers()  # as a batch worker (or `develop A B ...`) does
+size = int(sys.argv[4]) if len(sys.argv) > 4 else 0  # --size (a preview), 0: full size
+recipe = Recipe().with_(output={"size": size}) if size else Recipe()
 best = 1e9
 for _ in range(int(sys.argv[3]) if len(sys.argv) > 3 else 4):
     t = time.perf_counter()
-    develop_file(sys.argv[1], sys.argv[2])
+    develop_file(sys.argv[1], sys.argv[2], recipe)
     best = min(best, time.perf_counter() - t)
 print(best)
 """
@@ -217,14 +220,22 @@ def main() -> None:
                         f" {ratios[0]:8.2f} {ratios[1]:8.2f} {ratios[2]:8.2f}{flag}",
                         flush=True,
                     )
-                    if name == "oneinch jpeg":  # the same develop + write in a warm process
-                        # set up as a batch worker's (malloc settings, working image reused)
+                    if name in ("oneinch jpeg", "oneinch --size 2048"):
+                        # the same develop + write in a warm process, set up as a batch
+                        # worker's (malloc settings, working image reused) or the web app's
+                        size = "2048" if "size" in name else "0"
                         warm = float(subprocess.run(
-                            [PY, "-c", WORK_SCRIPT, str(dng), str(tmpd / "w.jpg"), "3"],
+                            [PY, "-c", WORK_SCRIPT, str(dng), str(tmpd / "w.jpg"), "3", size],
                             check=True, capture_output=True, text=True).stdout.split()[-1])
+                        if size == "0":
+                            full = (wall, warm)
+                            extra = f"   (a new process's extra: {wall - warm:.2f} s)"
+                        else:  # the preview against the full develop, both ways
+                            extra = (f"   (preview / full: {wall / full[0]:.2f} new processes,"
+                                     f" {warm / full[1]:.2f} warm)")
                         print(f"{'':>6} {'':>5} {'  in a warm process':<22} {warm:7.2f}"
                               f"{'':>16} {warm / ahd[0] if ahd else float('nan'):8.2f}"
-                              f"   (a new process's extra: {wall - warm:.2f} s)", flush=True)
+                              f"{extra}", flush=True)
 
 
 if __name__ == "__main__":
