@@ -361,3 +361,27 @@ def test_plain_dng_pixels_are_a_copy_on_write_map_of_the_file(tmp_path):
     raw.data[:8, :8] = 12345
     del raw, base
     assert sha256(src) == before
+
+
+def test_plain_dng_is_read_when_it_cannot_be_mapped(tmp_path, monkeypatch):
+    """Where the file cannot be memory-mapped (some network or FUSE file systems refuse), the
+    samples are read into memory instead: the same values, no error."""
+    import mmap
+
+    from oneinch.raw import reader
+
+    src = DECODABLE / "gopro_hero7_GOPR9231_gpr2dng.dng"
+    mapped = open_raw(src)
+    real = mmap.mmap
+
+    class Refusing(real):
+        def __new__(cls, *a, **k):
+            raise OSError(19, "No such device")
+
+    monkeypatch.setattr(reader.mmap, "mmap", Refusing)
+    read = open_raw(src)
+    base = read.data
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    assert not (isinstance(base, memoryview) and isinstance(base.obj, real))
+    assert np.array_equal(read.data, mapped.data)

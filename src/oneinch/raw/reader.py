@@ -800,7 +800,10 @@ def _mapped(raw: tifffile.TiffPage, p: Path) -> np.ndarray | None:
     with open(p, "rb") as f:
         if offset + nbytes > os.fstat(f.fileno()).st_size:
             return None  # (truncated: the read reports it)
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        try:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        except (OSError, ValueError):  # a file system (or file) that cannot be mapped
+            return None
     return np.frombuffer(mm, dtype, h * w, offset).reshape(h, w)
 
 
