@@ -789,7 +789,9 @@ def _mapped(raw: tifffile.TiffPage, p: Path) -> np.ndarray | None:
     with no copy and no fresh zeroed memory (50 MP, 100 MB: 78-90 ms to read into a new
     array, 10 ms to map and touch). The map is private, copy-on-write (``ACCESS_COPY``): a
     write would land in a private copy of its page, never in the file; and the array is
-    writeable, as the kernels compiled ahead of time expect."""
+    writeable, as the kernels compiled ahead of time expect. (A file replaced while it is
+    developed, as oneinch's own outputs are, by a rename, leaves the map on the old file; one
+    truncated in place by another program ends the process with SIGBUS.)"""
     dtype = np.dtype(raw.parent.byteorder + "u2")
     if not raw.is_contiguous or not dtype.isnative or len(raw.shape) != 2:
         return None
