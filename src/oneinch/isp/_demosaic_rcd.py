@@ -37,7 +37,8 @@ _M = 10  # rows/cols at each edge left uncomputed
 # Every stage is evaluated at all pixels of its row (unit stride: SIMD) and the result at the
 # wrong CFA sites is discarded by a select; each row function indexes ``row[i + k]`` with
 # constant k >= 0 so that numba's wraparound checks fold away and the loops vectorise. The
-# arithmetic (operation order included) is that of the numpy reference, in float32.
+# arithmetic (operation order included) is that of the numpy reference, in float32, but for
+# the fused multiply-adds (_FM).
 # The mosaic is read with reflect-101 borders by index (no padded copy), optionally as stored
 # integers with the black level, 1/(white - black) scale and per-CFA-colour gains applied as
 # they are read, and optionally (``encoded``) in the sRGB-encoded domain of ``_domain``: each
@@ -46,7 +47,10 @@ _M = 10  # rows/cols at each edge left uncomputed
 _TX = 2048  # tile columns
 _BAND = 256  # rows per parallel task (whole-image calls)
 _HALO = 9  # columns/rows of mosaic each side a tile reads
-_FM = {"nsz", "arcp", "afn"}
+# float flags: no signed zeros, reciprocals and approximate functions allowed, and a * b + c
+# contracted into one fused multiply-add (one rounding instead of two; the encoded path
+# 17.6 -> 15.5 ns a pixel, linear 9.9 -> 9.6, one thread; _domain's decode loop shares them)
+_FM = {"nsz", "arcp", "afn", "contract"}
 
 
 @numba.njit(cache=True, inline="always", nogil=True)

@@ -147,7 +147,7 @@ def _encode_flat(src, dst, tab, inv_h):  # pragma: no cover - numba
 
 @aot.entry(noalias=True)  # element-wise: in place at the same index only
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy",
-            fastmath={"nsz", "arcp", "afn"})  # as _demosaic_rcd: the same rounding
+            fastmath={"nsz", "arcp", "afn", "contract"})  # as _demosaic_rcd: the same rounding
 def _decode_flat(src, dst):  # pragma: no cover - numba
     n = src.size
     chunk = 16384
