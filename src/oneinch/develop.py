@@ -8,6 +8,7 @@ browser preview use it instead of private shortcuts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import replace
@@ -327,10 +328,8 @@ def develop_strips(
     # the noise spectrum every strip's denoise shares (~40 ms, once a process per camera and
     # method), made on another thread while the first strips demosaic (nogil kernels)
     def prepare() -> None:
-        try:
-            denoise_prepare(r.denoise, noise, made_by)
-        except Exception:  # (the strips' denoise meets it again and reports it)
-            pass
+        with contextlib.suppress(Exception):  # an error here: the strips' denoise meets it
+            denoise_prepare(r.denoise, noise, made_by)  # again, and reports it
 
     prepared = threading.Thread(target=prepare, name="oneinch-denoise-prepare")
     prepared.start()
