@@ -338,6 +338,12 @@ def test_all_zero_sensor_data_is_one_clear_error(tmp_path):
     assert open_raw(one).data.max() == 1
     assert _all_zero(np.zeros((2, 3), np.uint16)) and not _all_zero(np.array([0, 7], np.uint16))
     assert not _all_zero(np.array([0.0, -1.0])) and _all_zero(np.zeros(0, np.uint16))
+    big = np.zeros((300, 40), np.uint16)  # tall enough for the every-64th-row look first
+    assert _all_zero(big)
+    big[65, 3] = 2  # not on a looked-at row: the full scan still finds it
+    assert not _all_zero(big)
+    big[65, 3], big[128, 0] = 0, 9  # on one
+    assert not _all_zero(big)
 
 
 def test_plain_dng_pixels_are_a_copy_on_write_map_of_the_file(tmp_path):

@@ -776,7 +776,15 @@ def open_raw(path: str | Path) -> RawImage:
 def _all_zero(a: np.ndarray) -> bool:
     """No sample above zero (a header-only or blanked file). For unsigned samples the maximum
     says it (a SIMD reduction: 1.7 ms at 50 MP, where ``any()`` casts every sample to bool:
-    7.5 ms)."""
+    7.5 ms). Every 64th row is looked at first: a real picture has a sample above zero there,
+    and the develop then reads the rest of a memory-mapped raw in parallel strips, not here
+    (50 MP: 0.4 ms instead of 14-24 ms of page faults on one thread)."""
+    if a.ndim >= 2 and a.shape[0] >= 256 and not _all_zero_full(a[::64]):
+        return False
+    return _all_zero_full(a)
+
+
+def _all_zero_full(a: np.ndarray) -> bool:
     if a.dtype.kind == "u":
         return a.size == 0 or int(a.max()) == 0
     return not a.any()
