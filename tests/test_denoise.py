@@ -276,6 +276,26 @@ def test_strips_join_seamlessly(tier):
 
 
 @pytest.mark.parametrize("tier", ["light", "medium", "full"])
+def test_strips_are_the_whole_image_bit_for_bit(tier):
+    """With only the tier's own margin, strips give the whole image's values exactly: the
+    DCT passes add a row's overlapping patches in the global grid's order, whatever the
+    strip's first row."""
+    t = dn.TIERS[tier]
+    x, prof = _noisy_field((300, 120), {"light": 100, "medium": 800, "full": 3200}[tier])
+    assert dn.choose_tier(Denoise(), prof) == t
+    whole = dn.denoise(x, Denoise(), prof)
+    m = dn.margin(Denoise(), prof)
+    assert m == dn._tier_margin(t) == (20 if tier == "light" else 36)  # one pass: less reach
+    for bounds in (((0, 61), (61, 130), (130, 171), (171, 300)),
+                   ((0, 100), (100, 203), (203, 300))):
+        out = np.empty_like(whole)
+        for a, b in bounds:
+            s0, s1 = max(0, a - m), min(x.shape[0], b + m)
+            out[a:b] = dn.denoise(x[s0:s1], Denoise(), prof, row0=s0)[a - s0 : b - s0]
+        assert np.array_equal(out, whole), (bounds, np.abs(out - whole).max())
+
+
+@pytest.mark.parametrize("tier", ["light", "medium", "full"])
 def test_in_place_output_is_the_same_image(tier):
     """``out=rgb`` (develop's strips: one image a strip, not two) gives the new array's
     values exactly, also on rows re-aligned for the low-res chroma (row0 % 4 != 0)."""
@@ -351,3 +371,27 @@ def test_block_mad_kernel_is_numpys_median_absolute_deviation(shape):
     ref = dn._block_mad_np(hp, 8)
     np.testing.assert_array_equal(dn._block_mad_nb(hp, 8, dn._NETWORK), ref)
     np.testing.assert_array_equal(dn._block_mad(hp, 8), ref)
+
+
+def test_one_pass_garrote_is_continuous_where_a_hard_threshold_jumps():
+    """The one-pass tiers shrink with the non-negative garrote: a change of 1e-3 sigma in the
+    input moves the output by about as much, where a hard threshold flips the coefficients
+    that straddle it and moves pixels by a few hundredths of sigma (what made a strip differ
+    from the whole image once the light tier had no Wiener pass to smooth it)."""
+    rng = np.random.default_rng(7)
+    sigma = 0.05
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+    clean = 0.5 + 0.2 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    x = (clean + sigma * rng.standard_normal(clean.shape)).astype(np.float32)
+    nudged = (x + 1e-3 * sigma * rng.standard_normal(x.shape)).astype(np.float32)
+    moved = {}
+    for garrote in (False, True):
+        a = dn.dct_denoise(x, sigma, 3, garrote=garrote)
+        b = dn.dct_denoise(nudged, sigma, 3, garrote=garrote)
+        moved[garrote] = float(np.abs(a - b).max()) / sigma
+    assert moved[True] < 0.005, moved
+    assert moved[False] > 0.02, moved
+    # and it denoises: closer to the clean image than the input, about as the hard pass does
+    err = {g: float(np.sqrt(np.mean((dn.dct_denoise(x, sigma, 3, garrote=g) - clean) ** 2)))
+           for g in (False, True)}
+    assert err[True] < 0.5 * sigma and err[True] < 1.1 * err[False], err

@@ -9,11 +9,11 @@ Pipeline (one call of :func:`denoise`):
    pixel stays grey and the chroma channels carry no luma structure.
 3. Orthonormal opponent transform (Y, C1, C2): white noise stays white; luma and chroma get
    their own noise level and strength.
-4. Denoising with a two-pass sliding-window DCT filter: hard thresholding, then an empirical
-   Wiener filter that uses the first pass as pilot (Yu & Sapiro 2011, "DCT image denoising: a
-   simple and effective image denoising algorithm", IPOL; the Wiener second step and the
-   aggregation weights follow Dabov, Foi, Katkovnik, Egiazarian 2007, BM3D, §2.3-2.4, without
-   block matching). A coarse scale (2x2 box-downsampled) is denoised first and its low
+4. Denoising with a sliding-window DCT filter: hard thresholding, then (the 'full' tier) an
+   empirical Wiener filter that uses the first pass as pilot (Yu & Sapiro 2011, "DCT image
+   denoising: a simple and effective image denoising algorithm", IPOL; the Wiener second step
+   and the aggregation weights follow Dabov, Foi, Katkovnik, Egiazarian 2007, BM3D, §2.3-2.4,
+   without block matching). A coarse scale (2x2 box-downsampled) is denoised first and its low
    frequencies replace those of the fine scale (multi-scale DCT, Facciolo, Pierazzo, Morel
    2017, "Conservative scale recomposition for multiscale denoising"), which removes the
    low-frequency noise that 8x8 patches cannot see at high ISO. Chroma is filtered more
@@ -29,14 +29,26 @@ Tiers ('auto' picks by :func:`noise_level`; 'manual' always 'full'). PSNR of dis
 the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_denoise.py
 --quick``), ms/MP at 12 MP on the shared 2-core machine (``--speed``, min of 3; load-dependent):
 
-    tier    luma        chroma               ISO100  ISO800  ISO3200  ISO12800  ms/MP
-    noisy   -           -                    39.32   30.05   23.63    17.07     -
-    light   untouched   1/2 res, step 4      39.56   30.75   24.41    17.83     ~10-21
-    medium  step 4      1/2 res, step 3      39.61   31.78   26.75    21.62     ~24-56
-    full    step 2      1/2 res, step 2      39.74   32.00   27.05    21.88     ~51-100
-    auto    picks light / medium / full / full: 39.56 / 31.78 / 27.05 / 21.88
+    tier    luma             chroma                       ISO100  ISO800  ISO3200  ISO12800  ms/MP
+    noisy   -                -                            39.32   30.05   23.63    17.07     -
+    light   untouched        1/2 res, garrote, step 3     39.65   30.85   24.46    17.85     ~13
+    medium  2-pass, step 4   1/2 res, 2-pass, step 3      39.61   31.78   26.75    21.62     ~24-56
+    full    2-pass, step 2   1/2 res, 2-pass, step 2      39.74   32.00   27.05    21.88     ~51-100
+    auto    picks light / medium / full / full: 39.65 / 31.78 / 27.05 / 21.88
     (before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
     ran across patches in SIMD: ~20-55 / 65-150 / 160-215)
+
+'2-pass' is hard thresholding then the Wiener pass; 'garrote' one pass of the non-negative
+garrote (``_GARROTE_LAMBDA``). Until session 9 light was 2-pass at chroma step 4 (39.56 /
+30.75 / 24.41 / 17.83, 15 ms/MP in the same run). On all 42 images (Kodak-24 + McMaster-18,
+bench/quality_denoise.py's synthetic cases) the garrote pass against that: ISO 100 40.70 /
+0.9688 against 40.62 / 0.9678 (noisy 40.33 / 0.9647), ISO 250 36.95 / 0.9322 against 36.85 /
+0.9303. At low noise a finer patch grid buys more than the Wiener pass. One hard-threshold
+pass instead measured 40.65 / 0.9682 at ISO 100, but a hard threshold is discontinuous: a
+last-bit difference between a strip and the whole image flipped a coefficient (3.7e-4 in a
+develop test). Medium is as it was; at ISO 800 one pass at finer steps (hard, luma 3, chroma
+2) measured +0.06 dB on 12 images and is worth trying as a garrote. At ISO 3200 the Wiener
+pass wins (12 images, hard-only at the same steps: -0.07 dB, SSIM -0.007): full keeps it.
 
 The pointwise stages (GAT, opponent transform, chroma box-downsampling; and back, with the
 bilinear upsampling of the removed chroma noise and the inverse GAT) are two fused numba
@@ -76,6 +88,14 @@ CHROMA_SIGMA_FACTOR = 1.0
 
 _PATCH = 8
 _HARD_LAMBDA = 2.7  # BM3D's hard threshold (Dabov et al. 2007, Table 1) in units of sigma
+# The one-pass tiers' shrinkage: the non-negative garrote (Breiman 1995; for wavelet
+# coefficients Gao 1998, "Wavelet shrinkage denoising using the non-negative garrote", JCGS
+# 7(4)): c -> c * max(0, 1 - (lambda sigma)^2 / c^2). It is continuous, so a last-bit
+# difference in its input (a strip's values against the whole image's) moves the result by
+# as little; a hard threshold can flip a coefficient instead. lambda picked from 1.6, 2.0,
+# 2.3, 2.7 on the synthetic Kodak + McMaster raws at ISO 100 (bench/quality_denoise.py's
+# cases): best PSNR at 2.0.
+_GARROTE_LAMBDA = 2.0
 # Orthonormal opponent transform: rows are Y, C1 (R-B), C2 (R-2G+B).
 OPPONENT = np.array(
     [[1 / math.sqrt(3), 1 / math.sqrt(3), 1 / math.sqrt(3)],
@@ -335,6 +355,40 @@ def _hdct_hard(v, offs, j0, nb, thr, cb, cnt):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always", fastmath=True, nogil=True)
+def _hdct_garrote(v, offs, j0, nb, thr, cb, wsum):  # pragma: no cover - numba
+    """As _hdct_hard with the non-negative garrote: coefficient c times s = max(0, 1 -
+    thr^2 / c^2) (DC: s = 1), and the sum of s^2 per patch into wsum (its aggregation weight
+    is the inverse, as the Wiener pass's)."""
+    z = np.float32(0.0)
+    one = np.float32(1.0)
+    tiny = np.float32(1e-30)
+    for jl in range(nb):
+        wsum[jl] = z
+    for kv in range(8):
+        x0, x1, x2, x3, x4, x5, x6, x7 = _taps8(v[kv], offs, j0)
+        b = kv * 8
+        c0, c1, c2, c3, c4, c5, c6, c7 = _rows8(cb, b)
+        q0 = thr[b] * thr[b] if kv > 0 else z
+        q1, q2, q3 = thr[b + 1] * thr[b + 1], thr[b + 2] * thr[b + 2], thr[b + 3] * thr[b + 3]
+        q4, q5 = thr[b + 4] * thr[b + 4], thr[b + 5] * thr[b + 5]
+        q6, q7 = thr[b + 6] * thr[b + 6], thr[b + 7] * thr[b + 7]
+        for jl in range(nb):
+            t = _fdct8(x0[jl], x1[jl], x2[jl], x3[jl], x4[jl], x5[jl], x6[jl], x7[jl])
+            s0 = max(one - q0 / max(t[0] * t[0], tiny), z)
+            s1 = max(one - q1 / max(t[1] * t[1], tiny), z)
+            s2 = max(one - q2 / max(t[2] * t[2], tiny), z)
+            s3 = max(one - q3 / max(t[3] * t[3], tiny), z)
+            s4 = max(one - q4 / max(t[4] * t[4], tiny), z)
+            s5 = max(one - q5 / max(t[5] * t[5], tiny), z)
+            s6 = max(one - q6 / max(t[6] * t[6], tiny), z)
+            s7 = max(one - q7 / max(t[7] * t[7], tiny), z)
+            c0[jl], c1[jl], c2[jl], c3[jl] = t[0] * s0, t[1] * s1, t[2] * s2, t[3] * s3
+            c4[jl], c5[jl], c6[jl], c7[jl] = t[4] * s4, t[5] * s5, t[6] * s6, t[7] * s7
+            wsum[jl] += (((s0 * s0 + s1 * s1) + (s2 * s2 + s3 * s3))
+                         + ((s4 * s4 + s5 * s5) + (s6 * s6 + s7 * s7)))
+
+
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
 def _hdct_block(v, offs, j0, nb, cb):  # pragma: no cover - numba
     """As _hdct_hard without shrinkage (the Wiener pass shrinks in a separate loop: fused
     with the pilot's DCT it measured slower)."""
@@ -350,10 +404,16 @@ def _hdct_block(v, offs, j0, nb, cb):  # pragma: no cover - numba
 
 @aot.entry(noalias=True)  # writes only acc and wband (fresh); x and pil (may be x) are read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wband, nchunk):  # pragma: no cover
+def _dct_pass_nb(x, pil, has_pilot, garrote, thr, s2, step, oy, g0, acc, wband,
+                 nchunk):  # pragma: no cover
     """One pass of the sliding-window DCT filter over every patch (see dct_denoise), adding
     weighted patches into acc; band i's aggregation weight per column goes to wband[i] (the
     8 rows of a band share it; _normalize_nb sums the bands that cover a row).
+
+    Bands that overlap are added in turns (groups of bands 8 rows or more apart run in
+    parallel); a band's turn is its index on the global grid (``g0`` = the global index of
+    band 0) modulo the number of turns, so every row of a strip sums its bands in the order
+    the whole image does: a strip's rows are bit for bit the whole image's.
 
     A band of 8 rows is kept in residue planes: band column xi = jj*step + m is stored at
     m*nj + jj, so sample k of patch j sits at offs[k] + j with offs[k] = (k % step)*nj +
@@ -376,7 +436,8 @@ def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wband, nchunk):  # p
     for k in range(8):
         offs[k] = (k % s) * nj + k // s
     eps = np.float32(1e-20)
-    for g in range(groups):
+    for gg in range(groups):
+        g = (gg - g0) % groups  # the first local band whose global index is in turn gg
         n_g = (n_rows - g + groups - 1) // groups
         nch = max(1, min(n_g, nchunk))
         for ci in prange(nch):
@@ -418,6 +479,10 @@ def _dct_pass_nb(x, pil, has_pilot, thr, s2, step, oy, acc, wband, nchunk):  # p
                                 wt[jl] += sh * sh
                         for jl in range(nb):
                             wt[jl] = np.float32(1.0) / max(wt[jl], np.float32(1e-3))
+                    elif garrote:
+                        _hdct_garrote(v, offs, j0, nb, thr, cb, wt)
+                        for jl in range(nb):
+                            wt[jl] = np.float32(1.0) / wt[jl]  # (>= 1: the DC's s is 1)
                     else:
                         _hdct_hard(v, offs, j0, nb, thr, cb, wt)
                         for jl in range(nb):
@@ -515,7 +580,7 @@ def _aggregate_numpy(acc: np.ndarray, wacc: np.ndarray, rec: np.ndarray, wts: np
 
 
 def _dct_denoise_numpy(img: np.ndarray, sig: np.ndarray, step: int, pilot: np.ndarray | None,
-                       oy: int) -> np.ndarray:
+                       oy: int, garrote: bool = False) -> np.ndarray:
     """Plain numpy/BLAS reference of :func:`dct_denoise` (padded copy, 64x64 GEMMs)."""
     p = _PATCH
     x, h, w = _pad_for(img, step, oy)
@@ -525,12 +590,19 @@ def _dct_denoise_numpy(img: np.ndarray, sig: np.ndarray, step: int, pilot: np.nd
     acc = np.zeros_like(x)
     wacc = np.zeros_like(x)
     s2 = np.ascontiguousarray(sig * sig, np.float32)
-    thr = np.ascontiguousarray(np.float32(_HARD_LAMBDA) * sig, np.float32)
+    lam = _GARROTE_LAMBDA if garrote else _HARD_LAMBDA
+    thr = np.ascontiguousarray(np.float32(lam) * sig, np.float32)
     chunk = max(1, 65536 // n_cols)
     for r0 in range(0, n_rows, chunk):
         r1 = min(n_rows, r0 + chunk)
         c = _patches(x, step, r0, r1) @ _KT
-        if pil is None:
+        if pil is None and garrote:
+            shrink = np.maximum(1.0 - thr * thr / np.maximum(c * c, np.float32(1e-30)), 0.0)
+            shrink[:, 0] = 1.0
+            shrink = shrink.astype(np.float32)
+            c *= shrink
+            wts = 1.0 / (shrink * shrink).sum(axis=1)
+        elif pil is None:
             keep = np.abs(c) >= thr
             keep[:, 0] = True
             c *= keep
@@ -570,12 +642,14 @@ def _scratch_zeros(shape: tuple[int, ...]) -> np.ndarray:
 
 def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
                 pilot: np.ndarray | None = None, *, use_numba: bool = True,
-                row0: int = 0) -> np.ndarray:
+                row0: int = 0, garrote: bool = False) -> np.ndarray:
     """One pass of sliding 8x8 DCT denoising of a 2-D float32 image with white noise ``sigma``.
 
     Without ``pilot``: hard thresholding at 2.7 sigma, aggregation weights 1/#kept
-    (Yu & Sapiro 2011; Dabov et al. 2007 §2.3). With ``pilot``: empirical Wiener shrinkage
-    P^2/(P^2 + sigma^2) from the pilot's DCT, weights 1/sum(shrink^2) (Dabov et al. 2007 §2.4).
+    (Yu & Sapiro 2011; Dabov et al. 2007 §2.3); ``garrote``: the non-negative garrote at 2.0
+    sigma instead (see ``_GARROTE_LAMBDA``), weights 1/sum(shrink^2). With ``pilot``:
+    empirical Wiener shrinkage P^2/(P^2 + sigma^2) from the pilot's DCT, weights
+    1/sum(shrink^2) (Dabov et al. 2007 §2.4).
     Patches every ``step`` pixels in both directions, on the grid -8 + k*step of global rows
     (``row0`` = global index of the first row, for strips) and columns. ``sigma`` is a scalar
     (white noise) or 64 noise standard deviations, one per DCT coefficient (row-major 8x8;
@@ -591,13 +665,15 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
     oy = _grid_start(row0, step)
     pil = None if pilot is None else np.ascontiguousarray(pilot, np.float32)
     if not use_numba or min(x.shape) <= _PATCH + step:
-        return _dct_denoise_numpy(x, sig, step, pil, oy)
+        return _dct_denoise_numpy(x, sig, step, pil, oy, garrote and pil is None)
     acc = np.zeros(x.shape, np.float32)  # calloc: no separate zero-fill pass
     wband = _scratch_zeros(((x.shape[0] - 1 - oy) // step + 1, x.shape[1]))
     s2 = np.ascontiguousarray(sig * sig, np.float32)
-    thr = np.ascontiguousarray(np.float32(_HARD_LAMBDA) * sig, np.float32)
-    _dct_pass_nb(x, x if pil is None else pil, pil is not None, thr, s2, int(step), int(oy),
-                 acc, wband, 4 * _jit.threads())
+    lam = _GARROTE_LAMBDA if garrote and pil is None else _HARD_LAMBDA
+    thr = np.ascontiguousarray(np.float32(lam) * sig, np.float32)
+    g0 = (int(row0) + oy + _PATCH) // step  # band 0's index on the global grid -8 + k*step
+    _dct_pass_nb(x, x if pil is None else pil, pil is not None, bool(garrote and pil is None),
+                 thr, s2, int(step), int(oy), g0, acc, wband, 4 * _jit.threads())
     return _normalize_nb(acc, wband, int(oy), int(step))
 
 
@@ -616,12 +692,15 @@ def _up2(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def denoise_channel(img: np.ndarray, sigma: float | np.ndarray, step: int = 2, *,
-                    row0: int = 0, use_numba: bool = True) -> np.ndarray:
-    """Two-pass DCT denoising (hard threshold, then Wiener) of one channel.
+                    row0: int = 0, use_numba: bool = True, wiener: bool = True) -> np.ndarray:
+    """Two-pass DCT denoising (hard threshold, then Wiener) of one channel; ``wiener=False``:
+    one pass with the non-negative garrote.
 
     ``sigma``: scalar or (64,) per-DCT-coefficient noise standard deviations.
     """
     x = np.ascontiguousarray(img, np.float32)
+    if not wiener:
+        return dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba, garrote=True)
     basic = dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba)
     return dct_denoise(x, sigma, step, pilot=basic, row0=row0, use_numba=use_numba)
 
@@ -1145,20 +1224,23 @@ class Tier:
     """How one denoise call spends its time.
 
     ``luma_step``: patch spacing of the two-pass luma DCT filter (0 = luma untouched).
-    ``chroma_factor``: chroma is box-downsampled by this factor (1, 2 or 4), filtered (two
-    passes, ``chroma_step``) and the removed noise, bilinearly upsampled, subtracted.
+    ``chroma_factor``: chroma is box-downsampled by this factor (1, 2 or 4), filtered
+    (``chroma_step``) and the removed noise, bilinearly upsampled, subtracted.
+    ``wiener``: each filter is the two-pass one (hard threshold, then Wiener with the first
+    pass as pilot); False: one pass with the non-negative garrote (:func:`denoise_channel`).
     """
 
     name: str
     luma_step: int
     chroma_factor: int
     chroma_step: int
+    wiener: bool = True
 
 
 # Measured on the quick subset (2 Kodak + 1 McMaster, bench/quality_denoise.py --quick) and at
 # 12 MP on this 2-core machine (min of repeats); see the table in the module docstring.
 TIERS: dict[str, Tier] = {
-    "light": Tier("light", 0, 2, 4),
+    "light": Tier("light", 0, 2, 3, wiener=False),
     "medium": Tier("medium", 4, 2, 3),
     "full": Tier("full", 2, 2, 2),
 }
@@ -1194,10 +1276,12 @@ def choose_tier(settings: Denoise | None, noise_profile: np.ndarray | None) -> T
 
 
 def _tier_margin(t: Tier) -> int:
-    """Rows of context a tier needs: two passes of 8-row patches reach 14 rows; chroma adds
-    the box (factor f) and one low-res row of bilinear upsampling: 16 low-res rows."""
-    luma = 14 if t.luma_step else 0
-    return max(luma, 16 * t.chroma_factor) + _ALIGN
+    """Rows of context a tier needs: each pass of 8-row patches reaches 7 rows (two passes:
+    14); chroma adds the box (factor f) and one low-res row of bilinear upsampling: 16
+    low-res rows for two passes, 8 for one."""
+    passes = 2 if t.wiener else 1
+    luma = 7 * passes if t.luma_step else 0
+    return max(luma, 8 * passes * t.chroma_factor) + _ALIGN
 
 
 def margin(settings: Denoise | None = None, noise_profile: np.ndarray | None = None) -> int:
@@ -1357,13 +1441,13 @@ def denoise(
     lum_d = None
     if luma_step:
         lum_d = denoise_channel(lum, psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), luma_step,
-                                row0=r0, use_numba=use_numba)
+                                row0=r0, use_numba=use_numba, wiener=t.wiener)
     ck = CHROMA_SIGMA_FACTOR * chroma_k
     rem = []
     for c, ch in ((1, c1), (2, c2)):
         if ck > 0:
             dch = denoise_channel(ch, psd[level, c] * ck, chroma_step, row0=r0 // f,
-                                  use_numba=use_numba)
+                                  use_numba=use_numba, wiener=t.wiener)
             rem.append(np.ascontiguousarray(ch - dch, np.float32))
         else:
             rem.append(np.zeros_like(ch))
