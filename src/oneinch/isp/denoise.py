@@ -325,18 +325,44 @@ def _taps8(vk, offs, j0):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always", fastmath=True, nogil=True)
-def _hdct_hard(v, offs, j0, nb, thr, cb, cnt):  # pragma: no cover - numba
-    """Horizontal DCTs of patches j0 .. j0+nb-1 into cb (64, _JB), hard-thresholded, and the
-    number of kept coefficients per patch (DC always kept) into cnt. Sample k of patch j is
-    v[kv, offs[k] + j] for every vertical frequency kv: unit stride in j."""
+def _garrote(t, q):  # pragma: no cover - numba
+    """The non-negative garrote's factor for coefficient t and squared threshold q."""
+    return max(np.float32(1.0) - q / max(t * t, np.float32(1e-30)), np.float32(0.0))
+
+
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
+def _hdct_shrink(v, offs, j0, nb, thr, cb, wsum, garrote):  # pragma: no cover - numba
+    """Horizontal DCTs of patches j0 .. j0+nb-1 into cb (64, _JB), shrunk, and per patch the
+    sum the aggregation weight is the inverse of into wsum. Sample k of patch j is
+    v[kv, offs[k] + j] for every vertical frequency kv: unit stride in j.
+
+    Hard threshold (``garrote`` False): a coefficient is kept or zeroed, wsum = the number
+    kept. Non-negative garrote: coefficient c times s = max(0, 1 - thr^2 / c^2), wsum = the
+    sum of s^2 (as the Wiener pass's weights). The DC is always kept (s = 1)."""
     z = np.float32(0.0)
     one = np.float32(1.0)
     for jl in range(nb):
-        cnt[jl] = z
+        wsum[jl] = z
     for kv in range(8):
         x0, x1, x2, x3, x4, x5, x6, x7 = _taps8(v[kv], offs, j0)
         b = kv * 8
         c0, c1, c2, c3, c4, c5, c6, c7 = _rows8(cb, b)
+        if garrote:
+            q0 = thr[b] * thr[b] if kv > 0 else z
+            q1, q2, q3 = thr[b + 1] * thr[b + 1], thr[b + 2] * thr[b + 2], thr[b + 3] * thr[b + 3]
+            q4, q5 = thr[b + 4] * thr[b + 4], thr[b + 5] * thr[b + 5]
+            q6, q7 = thr[b + 6] * thr[b + 6], thr[b + 7] * thr[b + 7]
+            for jl in range(nb):
+                t = _fdct8(x0[jl], x1[jl], x2[jl], x3[jl], x4[jl], x5[jl], x6[jl], x7[jl])
+                s0, s1, s2, s3 = (_garrote(t[0], q0), _garrote(t[1], q1), _garrote(t[2], q2),
+                                  _garrote(t[3], q3))
+                s4, s5, s6, s7 = (_garrote(t[4], q4), _garrote(t[5], q5), _garrote(t[6], q6),
+                                  _garrote(t[7], q7))
+                c0[jl], c1[jl], c2[jl], c3[jl] = t[0] * s0, t[1] * s1, t[2] * s2, t[3] * s3
+                c4[jl], c5[jl], c6[jl], c7[jl] = t[4] * s4, t[5] * s5, t[6] * s6, t[7] * s7
+                wsum[jl] += (((s0 * s0 + s1 * s1) + (s2 * s2 + s3 * s3))
+                             + ((s4 * s4 + s5 * s5) + (s6 * s6 + s7 * s7)))
+            continue
         h0 = thr[b] if kv > 0 else np.float32(-1.0)
         h1, h2, h3, h4, h5, h6, h7 = (thr[b + 1], thr[b + 2], thr[b + 3], thr[b + 4],
                                       thr[b + 5], thr[b + 6], thr[b + 7])
@@ -348,49 +374,15 @@ def _hdct_hard(v, offs, j0, nb, thr, cb, cnt):  # pragma: no cover - numba
             c2[jl], c3[jl] = (t[2] if k2 else z), (t[3] if k3 else z)
             c4[jl], c5[jl] = (t[4] if k4 else z), (t[5] if k5 else z)
             c6[jl], c7[jl] = (t[6] if k6 else z), (t[7] if k7 else z)
-            cnt[jl] += (((one if k0 else z) + (one if k1 else z))
-                        + ((one if k2 else z) + (one if k3 else z))
-                        + ((one if k4 else z) + (one if k5 else z))
-                        + ((one if k6 else z) + (one if k7 else z)))
-
-
-@njit(cache=True, inline="always", fastmath=True, nogil=True)
-def _hdct_garrote(v, offs, j0, nb, thr, cb, wsum):  # pragma: no cover - numba
-    """As _hdct_hard with the non-negative garrote: coefficient c times s = max(0, 1 -
-    thr^2 / c^2) (DC: s = 1), and the sum of s^2 per patch into wsum (its aggregation weight
-    is the inverse, as the Wiener pass's)."""
-    z = np.float32(0.0)
-    one = np.float32(1.0)
-    tiny = np.float32(1e-30)
-    for jl in range(nb):
-        wsum[jl] = z
-    for kv in range(8):
-        x0, x1, x2, x3, x4, x5, x6, x7 = _taps8(v[kv], offs, j0)
-        b = kv * 8
-        c0, c1, c2, c3, c4, c5, c6, c7 = _rows8(cb, b)
-        q0 = thr[b] * thr[b] if kv > 0 else z
-        q1, q2, q3 = thr[b + 1] * thr[b + 1], thr[b + 2] * thr[b + 2], thr[b + 3] * thr[b + 3]
-        q4, q5 = thr[b + 4] * thr[b + 4], thr[b + 5] * thr[b + 5]
-        q6, q7 = thr[b + 6] * thr[b + 6], thr[b + 7] * thr[b + 7]
-        for jl in range(nb):
-            t = _fdct8(x0[jl], x1[jl], x2[jl], x3[jl], x4[jl], x5[jl], x6[jl], x7[jl])
-            s0 = max(one - q0 / max(t[0] * t[0], tiny), z)
-            s1 = max(one - q1 / max(t[1] * t[1], tiny), z)
-            s2 = max(one - q2 / max(t[2] * t[2], tiny), z)
-            s3 = max(one - q3 / max(t[3] * t[3], tiny), z)
-            s4 = max(one - q4 / max(t[4] * t[4], tiny), z)
-            s5 = max(one - q5 / max(t[5] * t[5], tiny), z)
-            s6 = max(one - q6 / max(t[6] * t[6], tiny), z)
-            s7 = max(one - q7 / max(t[7] * t[7], tiny), z)
-            c0[jl], c1[jl], c2[jl], c3[jl] = t[0] * s0, t[1] * s1, t[2] * s2, t[3] * s3
-            c4[jl], c5[jl], c6[jl], c7[jl] = t[4] * s4, t[5] * s5, t[6] * s6, t[7] * s7
-            wsum[jl] += (((s0 * s0 + s1 * s1) + (s2 * s2 + s3 * s3))
-                         + ((s4 * s4 + s5 * s5) + (s6 * s6 + s7 * s7)))
+            wsum[jl] += (((one if k0 else z) + (one if k1 else z))
+                         + ((one if k2 else z) + (one if k3 else z))
+                         + ((one if k4 else z) + (one if k5 else z))
+                         + ((one if k6 else z) + (one if k7 else z)))
 
 
 @njit(cache=True, inline="always", fastmath=True, nogil=True)
 def _hdct_block(v, offs, j0, nb, cb):  # pragma: no cover - numba
-    """As _hdct_hard without shrinkage (the Wiener pass shrinks in a separate loop: fused
+    """As _hdct_shrink without shrinkage (the Wiener pass shrinks in a separate loop: fused
     with the pilot's DCT it measured slower)."""
     for kv in range(8):
         x0, x1, x2, x3, x4, x5, x6, x7 = _taps8(v[kv], offs, j0)
@@ -479,14 +471,10 @@ def _dct_pass_nb(x, pil, has_pilot, garrote, thr, s2, step, oy, g0, acc, wband,
                                 wt[jl] += sh * sh
                         for jl in range(nb):
                             wt[jl] = np.float32(1.0) / max(wt[jl], np.float32(1e-3))
-                    elif garrote:
-                        _hdct_garrote(v, offs, j0, nb, thr, cb, wt)
-                        for jl in range(nb):
-                            wt[jl] = np.float32(1.0) / wt[jl]  # (>= 1: the DC's s is 1)
                     else:
-                        _hdct_hard(v, offs, j0, nb, thr, cb, wt)
+                        _hdct_shrink(v, offs, j0, nb, thr, cb, wt, garrote)
                         for jl in range(nb):
-                            wt[jl] = np.float32(1.0) / wt[jl]
+                            wt[jl] = np.float32(1.0) / wt[jl]  # (>= 1: the DC is kept)
                     t0, t1, t2, t3, t4, t5, t6, t7 = _rows8(tb, 0)
                     for kv in range(8):
                         c0, c1, c2, c3, c4, c5, c6, c7 = _rows8(cb, kv * 8)
