@@ -32,23 +32,25 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
     tier    luma             chroma                       ISO100  ISO800  ISO3200  ISO12800  ms/MP
     noisy   -                -                            39.32   30.05   23.63    17.07     -
     light   untouched        1/2 res, garrote, step 3     39.65   30.85   24.46    17.85     ~13
-    medium  2-pass, step 4   1/2 res, 2-pass, step 3      39.61   31.78   26.75    21.62     ~24-56
+    medium  garrote, step 3  1/2 res, garrote, step 2     39.69   31.91   26.84    21.59     ~43
     full    2-pass, step 2   1/2 res, 2-pass, step 2      39.74   32.00   27.05    21.88     ~51-100
-    auto    picks light / medium / full / full: 39.65 / 31.78 / 27.05 / 21.88
+    auto    picks light / medium / full / full: 39.65 / 31.91 / 27.05 / 21.88
     (before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
     ran across patches in SIMD: ~20-55 / 65-150 / 160-215)
 
 '2-pass' is hard thresholding then the Wiener pass; 'garrote' one pass of the non-negative
-garrote (``_GARROTE_LAMBDA``). Until session 9 light was 2-pass at chroma step 4 (39.56 /
-30.75 / 24.41 / 17.83, 15 ms/MP in the same run). On all 42 images (Kodak-24 + McMaster-18,
-bench/quality_denoise.py's synthetic cases) the garrote pass against that: ISO 100 40.70 /
-0.9688 against 40.62 / 0.9678 (noisy 40.33 / 0.9647), ISO 250 36.95 / 0.9322 against 36.85 /
-0.9303. At low noise a finer patch grid buys more than the Wiener pass. One hard-threshold
-pass instead measured 40.65 / 0.9682 at ISO 100, but a hard threshold is discontinuous: a
-last-bit difference between a strip and the whole image flipped a coefficient (3.7e-4 in a
-develop test). Medium is as it was; at ISO 800 one pass at finer steps (hard, luma 3, chroma
-2) measured +0.06 dB on 12 images and is worth trying as a garrote. At ISO 3200 the Wiener
-pass wins (12 images, hard-only at the same steps: -0.07 dB, SSIM -0.007): full keeps it.
+garrote (``Tier.garrote``). Until session 9 light and medium were 2-pass: light at chroma step
+4 (39.56 / 30.75 / 24.41 / 17.83, 15 ms/MP in the same run), medium at luma step 4, chroma
+step 3 (39.61 / 31.78 / 26.75 / 21.62, 50 ms/MP). On all 42 images (Kodak-24 + McMaster-18,
+bench/quality_denoise.py's synthetic cases), PSNR / SSIM, the garrote tiers against those:
+light at ISO 100 40.70 / 0.9688 against 40.62 / 0.9678 (noisy 40.33 / 0.9647), ISO 250 36.95
+/ 0.9322 against 36.85 / 0.9303; medium at ISO 800 33.26 / 0.8770 against 33.16 / 0.8756,
+ISO 1600 30.77 / 0.8177 against 30.69 / 0.8184. At these noise levels a finer patch grid buys
+more than the Wiener pass. One hard-threshold pass measured about as well (ISO 100 40.65 /
+0.9682), but a hard threshold is discontinuous: a last-bit difference between a strip and the
+whole image flipped a coefficient (3.7e-4 in a develop test). At ISO 3200 the Wiener pass wins
+(12 images: garrote at luma and chroma step 2, lambda 2.0: -0.18 dB, SSIM -0.013), so full
+keeps it.
 
 The pointwise stages (GAT, opponent transform, chroma box-downsampling; and back, with the
 bilinear upsampling of the removed chroma noise and the inverse GAT) are two fused numba
@@ -88,14 +90,6 @@ CHROMA_SIGMA_FACTOR = 1.0
 
 _PATCH = 8
 _HARD_LAMBDA = 2.7  # BM3D's hard threshold (Dabov et al. 2007, Table 1) in units of sigma
-# The one-pass tiers' shrinkage: the non-negative garrote (Breiman 1995; for wavelet
-# coefficients Gao 1998, "Wavelet shrinkage denoising using the non-negative garrote", JCGS
-# 7(4)): c -> c * max(0, 1 - (lambda sigma)^2 / c^2). It is continuous, so a last-bit
-# difference in its input (a strip's values against the whole image's) moves the result by
-# as little; a hard threshold can flip a coefficient instead. lambda picked from 1.6, 2.0,
-# 2.3, 2.7 on the synthetic Kodak + McMaster raws at ISO 100 (bench/quality_denoise.py's
-# cases): best PSNR at 2.0.
-_GARROTE_LAMBDA = 2.0
 # Orthonormal opponent transform: rows are Y, C1 (R-B), C2 (R-2G+B).
 OPPONENT = np.array(
     [[1 / math.sqrt(3), 1 / math.sqrt(3), 1 / math.sqrt(3)],
@@ -568,7 +562,7 @@ def _aggregate_numpy(acc: np.ndarray, wacc: np.ndarray, rec: np.ndarray, wts: np
 
 
 def _dct_denoise_numpy(img: np.ndarray, sig: np.ndarray, step: int, pilot: np.ndarray | None,
-                       oy: int, garrote: bool = False) -> np.ndarray:
+                       oy: int, garrote: float = 0.0) -> np.ndarray:
     """Plain numpy/BLAS reference of :func:`dct_denoise` (padded copy, 64x64 GEMMs)."""
     p = _PATCH
     x, h, w = _pad_for(img, step, oy)
@@ -578,13 +572,13 @@ def _dct_denoise_numpy(img: np.ndarray, sig: np.ndarray, step: int, pilot: np.nd
     acc = np.zeros_like(x)
     wacc = np.zeros_like(x)
     s2 = np.ascontiguousarray(sig * sig, np.float32)
-    lam = _GARROTE_LAMBDA if garrote else _HARD_LAMBDA
+    lam = garrote if garrote > 0 else _HARD_LAMBDA
     thr = np.ascontiguousarray(np.float32(lam) * sig, np.float32)
     chunk = max(1, 65536 // n_cols)
     for r0 in range(0, n_rows, chunk):
         r1 = min(n_rows, r0 + chunk)
         c = _patches(x, step, r0, r1) @ _KT
-        if pil is None and garrote:
+        if pil is None and garrote > 0:
             shrink = np.maximum(1.0 - thr * thr / np.maximum(c * c, np.float32(1e-30)), 0.0)
             shrink[:, 0] = 1.0
             shrink = shrink.astype(np.float32)
@@ -630,12 +624,12 @@ def _scratch_zeros(shape: tuple[int, ...]) -> np.ndarray:
 
 def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
                 pilot: np.ndarray | None = None, *, use_numba: bool = True,
-                row0: int = 0, garrote: bool = False) -> np.ndarray:
+                row0: int = 0, garrote: float = 0.0) -> np.ndarray:
     """One pass of sliding 8x8 DCT denoising of a 2-D float32 image with white noise ``sigma``.
 
     Without ``pilot``: hard thresholding at 2.7 sigma, aggregation weights 1/#kept
-    (Yu & Sapiro 2011; Dabov et al. 2007 §2.3); ``garrote``: the non-negative garrote at 2.0
-    sigma instead (see ``_GARROTE_LAMBDA``), weights 1/sum(shrink^2). With ``pilot``:
+    (Yu & Sapiro 2011; Dabov et al. 2007 §2.3); ``garrote`` > 0: the non-negative garrote at
+    that many sigma instead (see ``TIERS``), weights 1/sum(shrink^2). With ``pilot``:
     empirical Wiener shrinkage P^2/(P^2 + sigma^2) from the pilot's DCT, weights
     1/sum(shrink^2) (Dabov et al. 2007 §2.4).
     Patches every ``step`` pixels in both directions, on the grid -8 + k*step of global rows
@@ -653,14 +647,14 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
     oy = _grid_start(row0, step)
     pil = None if pilot is None else np.ascontiguousarray(pilot, np.float32)
     if not use_numba or min(x.shape) <= _PATCH + step:
-        return _dct_denoise_numpy(x, sig, step, pil, oy, garrote and pil is None)
+        return _dct_denoise_numpy(x, sig, step, pil, oy, garrote if pil is None else 0.0)
     acc = np.zeros(x.shape, np.float32)  # calloc: no separate zero-fill pass
     wband = _scratch_zeros(((x.shape[0] - 1 - oy) // step + 1, x.shape[1]))
     s2 = np.ascontiguousarray(sig * sig, np.float32)
-    lam = _GARROTE_LAMBDA if garrote and pil is None else _HARD_LAMBDA
-    thr = np.ascontiguousarray(np.float32(lam) * sig, np.float32)
+    shrink = garrote > 0 and pil is None  # (a pilot: the Wiener pass)
+    thr = np.ascontiguousarray(np.float32(garrote if shrink else _HARD_LAMBDA) * sig, np.float32)
     g0 = (int(row0) + oy + _PATCH) // step  # band 0's index on the global grid -8 + k*step
-    _dct_pass_nb(x, x if pil is None else pil, pil is not None, bool(garrote and pil is None),
+    _dct_pass_nb(x, x if pil is None else pil, pil is not None, shrink,
                  thr, s2, int(step), int(oy), g0, acc, wband, 4 * _jit.threads())
     return _normalize_nb(acc, wband, int(oy), int(step))
 
@@ -680,15 +674,16 @@ def _up2(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def denoise_channel(img: np.ndarray, sigma: float | np.ndarray, step: int = 2, *,
-                    row0: int = 0, use_numba: bool = True, wiener: bool = True) -> np.ndarray:
-    """Two-pass DCT denoising (hard threshold, then Wiener) of one channel; ``wiener=False``:
-    one pass with the non-negative garrote.
+                    row0: int = 0, use_numba: bool = True, garrote: float = 0.0
+                    ) -> np.ndarray:
+    """Two-pass DCT denoising (hard threshold, then Wiener) of one channel; ``garrote`` > 0:
+    one pass of the non-negative garrote at that many sigma instead.
 
     ``sigma``: scalar or (64,) per-DCT-coefficient noise standard deviations.
     """
     x = np.ascontiguousarray(img, np.float32)
-    if not wiener:
-        return dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba, garrote=True)
+    if garrote > 0:
+        return dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba, garrote=garrote)
     basic = dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba)
     return dct_denoise(x, sigma, step, pilot=basic, row0=row0, use_numba=use_numba)
 
@@ -1214,22 +1209,31 @@ class Tier:
     ``luma_step``: patch spacing of the two-pass luma DCT filter (0 = luma untouched).
     ``chroma_factor``: chroma is box-downsampled by this factor (1, 2 or 4), filtered
     (``chroma_step``) and the removed noise, bilinearly upsampled, subtracted.
-    ``wiener``: each filter is the two-pass one (hard threshold, then Wiener with the first
-    pass as pilot); False: one pass with the non-negative garrote (:func:`denoise_channel`).
+    ``garrote``: 0, each filter is the two-pass one (hard threshold, then Wiener with the
+    first pass as pilot); > 0: one pass of the non-negative garrote with threshold
+    ``garrote`` sigma (:func:`denoise_channel`).
     """
 
     name: str
     luma_step: int
     chroma_factor: int
     chroma_step: int
-    wiener: bool = True
+    garrote: float = 0.0
 
 
 # Measured on the quick subset (2 Kodak + 1 McMaster, bench/quality_denoise.py --quick) and at
 # 12 MP on this 2-core machine (min of repeats); see the table in the module docstring.
 TIERS: dict[str, Tier] = {
-    "light": Tier("light", 0, 2, 3, wiener=False),
-    "medium": Tier("medium", 4, 2, 3),
+    # light and medium: one pass of the non-negative garrote (Breiman 1995; for wavelet
+    # coefficients Gao 1998, "Wavelet shrinkage denoising using the non-negative garrote",
+    # JCGS 7(4)): c -> c * max(0, 1 - (lambda sigma)^2 / c^2). It is continuous, so a
+    # last-bit difference in its input (a strip's values against the whole image's) moves
+    # the result by as little, where a hard threshold can flip a coefficient. lambda from
+    # 1.6 / 2.0 / 2.3 / 2.7 at ISO 100 (best 2.0) and 1.6 / 1.8 / 2.0 / 2.4 at ISO 800 and
+    # 1600 (1.8: best at 1600, within 0.06 dB of the best at 800) on the synthetic Kodak +
+    # McMaster raws (bench/quality_denoise.py's cases).
+    "light": Tier("light", 0, 2, 3, garrote=2.0),
+    "medium": Tier("medium", 3, 2, 2, garrote=1.8),
     "full": Tier("full", 2, 2, 2),
 }
 # 'auto' picks the tier by noise_level(profile): relative sigma at middle grey.
@@ -1267,7 +1271,7 @@ def _tier_margin(t: Tier) -> int:
     """Rows of context a tier needs: each pass of 8-row patches reaches 7 rows (two passes:
     14); chroma adds the box (factor f) and one low-res row of bilinear upsampling: 16
     low-res rows for two passes, 8 for one."""
-    passes = 2 if t.wiener else 1
+    passes = 1 if t.garrote else 2
     luma = 7 * passes if t.luma_step else 0
     return max(luma, 8 * passes * t.chroma_factor) + _ALIGN
 
@@ -1429,13 +1433,13 @@ def denoise(
     lum_d = None
     if luma_step:
         lum_d = denoise_channel(lum, psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), luma_step,
-                                row0=r0, use_numba=use_numba, wiener=t.wiener)
+                                row0=r0, use_numba=use_numba, garrote=t.garrote)
     ck = CHROMA_SIGMA_FACTOR * chroma_k
     rem = []
     for c, ch in ((1, c1), (2, c2)):
         if ck > 0:
             dch = denoise_channel(ch, psd[level, c] * ck, chroma_step, row0=r0 // f,
-                                  use_numba=use_numba, wiener=t.wiener)
+                                  use_numba=use_numba, garrote=t.garrote)
             rem.append(np.ascontiguousarray(ch - dch, np.float32))
         else:
             rem.append(np.zeros_like(ch))
