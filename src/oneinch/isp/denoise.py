@@ -33,7 +33,8 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
     noisy   -                -                            39.32   30.05   23.63    17.07     -
     light   untouched        1/2 res, garrote, step 3     39.65   30.85   24.46    17.85     ~13
     medium  garrote, step 3  1/2 res, garrote, step 2     39.69   31.91   26.84    21.59     ~43
-    full    2-pass, step 2   1/2 res, 2-pass, step 2      39.74   32.00   27.05    21.88     ~51-100
+    full    2-pass, step 2   1/2 res, 2-pass, step 2      39.75   32.00   27.05    21.88     ~80
+            (pilot step 3)   (pilot step 3)
     auto    picks light / medium / full / full: 39.65 / 31.91 / 27.05 / 21.88
     (before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
     ran across patches in SIMD: ~20-55 / 65-150 / 160-215)
@@ -50,7 +51,8 @@ more than the Wiener pass. One hard-threshold pass measured about as well (ISO 1
 0.9682), but a hard threshold is discontinuous: a last-bit difference between a strip and the
 whole image flipped a coefficient (3.7e-4 in a develop test). At ISO 3200 the Wiener pass wins
 (12 images: garrote at luma and chroma step 2, lambda 2.0: -0.18 dB, SSIM -0.013), so full
-keeps it.
+keeps it; its hard pilot pass is every 3 px since session 9 (was 2: 39.74 / 32.00 / 27.05 /
+21.88, 90 ms/MP; the SSIM the same or higher, see ``TIERS``).
 
 The pointwise stages (GAT, opponent transform, chroma box-downsampling; and back, with the
 bilinear upsampling of the removed chroma noise and the inverse GAT) are two fused numba
@@ -674,17 +676,19 @@ def _up2(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def denoise_channel(img: np.ndarray, sigma: float | np.ndarray, step: int = 2, *,
-                    row0: int = 0, use_numba: bool = True, garrote: float = 0.0
-                    ) -> np.ndarray:
+                    row0: int = 0, use_numba: bool = True, garrote: float = 0.0,
+                    pilot_step: int = 0) -> np.ndarray:
     """Two-pass DCT denoising (hard threshold, then Wiener) of one channel; ``garrote`` > 0:
-    one pass of the non-negative garrote at that many sigma instead.
+    one pass of the non-negative garrote at that many sigma instead. ``pilot_step``: the
+    hard pass's patch spacing when not ``step`` (the pilot may be coarser than the Wiener
+    pass it guides).
 
     ``sigma``: scalar or (64,) per-DCT-coefficient noise standard deviations.
     """
     x = np.ascontiguousarray(img, np.float32)
     if garrote > 0:
         return dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba, garrote=garrote)
-    basic = dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba)
+    basic = dct_denoise(x, sigma, pilot_step or step, row0=row0, use_numba=use_numba)
     return dct_denoise(x, sigma, step, pilot=basic, row0=row0, use_numba=use_numba)
 
 
@@ -1211,7 +1215,8 @@ class Tier:
     (``chroma_step``) and the removed noise, bilinearly upsampled, subtracted.
     ``garrote``: 0, each filter is the two-pass one (hard threshold, then Wiener with the
     first pass as pilot); > 0: one pass of the non-negative garrote with threshold
-    ``garrote`` sigma (:func:`denoise_channel`).
+    ``garrote`` sigma (:func:`denoise_channel`). ``pilot_step``: the hard pass's patch
+    spacing in the two-pass filters (0: the same as the Wiener pass's).
     """
 
     name: str
@@ -1219,6 +1224,7 @@ class Tier:
     chroma_factor: int
     chroma_step: int
     garrote: float = 0.0
+    pilot_step: int = 0
 
 
 # Measured on the quick subset (2 Kodak + 1 McMaster, bench/quality_denoise.py --quick) and at
@@ -1234,7 +1240,11 @@ TIERS: dict[str, Tier] = {
     # McMaster raws (bench/quality_denoise.py's cases).
     "light": Tier("light", 0, 2, 3, garrote=2.0),
     "medium": Tier("medium", 3, 2, 2, garrote=1.8),
-    "full": Tier("full", 2, 2, 2),
+    # full: the pilot (hard) pass every 3 px under a Wiener pass every 2 px: 12 Kodak +
+    # McMaster synthetic raws, ISO 3200 28.170 / SSIM 0.7816 against 28.172 / 0.7815 with
+    # the pilot every 2 px, ISO 12800 22.564 / 0.5173 against 22.567 / 0.5167; the pilot
+    # every 4 px: -0.12 dB, SSIM -0.005
+    "full": Tier("full", 2, 2, 2, pilot_step=3),
 }
 # 'auto' picks the tier by noise_level(profile): relative sigma at middle grey.
 # (geometric means of the synthetic ISO levels: light up to ~ISO 280, medium up to ~ISO 1700)
@@ -1400,6 +1410,7 @@ def denoise(
     t = TIERS[tier] if tier else choose_tier(s, noise_profile)
     luma_step = (step or t.luma_step) if t.luma_step else 0
     chroma_step = step or t.chroma_step
+    pilot = 0 if step else t.pilot_step  # (a step asked for: both passes take it)
     f = t.chroma_factor if chroma_half else 1
     if luma_k == 0:
         luma_step = 0
@@ -1433,13 +1444,15 @@ def denoise(
     lum_d = None
     if luma_step:
         lum_d = denoise_channel(lum, psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), luma_step,
-                                row0=r0, use_numba=use_numba, garrote=t.garrote)
+                                row0=r0, use_numba=use_numba, garrote=t.garrote,
+                                pilot_step=pilot)
     ck = CHROMA_SIGMA_FACTOR * chroma_k
     rem = []
     for c, ch in ((1, c1), (2, c2)):
         if ck > 0:
             dch = denoise_channel(ch, psd[level, c] * ck, chroma_step, row0=r0 // f,
-                                  use_numba=use_numba, garrote=t.garrote)
+                                  use_numba=use_numba, garrote=t.garrote,
+                                  pilot_step=pilot)
             rem.append(np.ascontiguousarray(ch - dch, np.float32))
         else:
             rem.append(np.zeros_like(ch))
