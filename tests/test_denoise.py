@@ -325,6 +325,26 @@ def test_auto_tier_follows_noise_level():
     assert dn.margin(Denoise(mode="off")) == 0
 
 
+@pytest.mark.parametrize("iso", [1600, 3200])
+def test_tier_chroma_level_beats_the_plain_noise_level(q, crops, iso, monkeypatch):
+    """The medium and full tiers filter chroma at ``chroma_k`` (1.25) times its noise level:
+    better PSNR and SSIM than at the noise level itself (chroma_k 1) on the crops."""
+    import dataclasses
+
+    cases = [q.make_case(im, iso, seed=i) for i, im in enumerate(crops)]
+    tier = dn.choose_tier(Denoise(), cases[0]["profile"])
+    assert tier.chroma_k > 1.0
+
+    def scores() -> np.ndarray:
+        return np.array([q.score_cam(c, q.oneinch_denoise(c)) for c in cases]).mean(axis=0)
+
+    shipped = scores()
+    monkeypatch.setitem(dn.TIERS, tier.name, dataclasses.replace(tier, chroma_k=1.0))
+    plain = scores()
+    assert shipped[0] > plain[0] + 0.02, (shipped, plain)
+    assert shipped[1] > plain[1], (shipped, plain)
+
+
 def test_light_tier_leaves_luma_alone():
     x, prof = _noisy_field((64, 64), 100)
     out = dn.denoise(x, Denoise(), prof, tier="light")

@@ -13,31 +13,37 @@ Pipeline (one call of :func:`denoise`):
    empirical Wiener filter that uses the first pass as pilot (Yu & Sapiro 2011, "DCT image
    denoising: a simple and effective image denoising algorithm", IPOL; the Wiener second step
    and the aggregation weights follow Dabov, Foi, Katkovnik, Egiazarian 2007, BM3D, §2.3-2.4,
-   without block matching). A coarse scale (2x2 box-downsampled) is denoised first and its low
-   frequencies replace those of the fine scale (multi-scale DCT, Facciolo, Pierazzo, Morel
-   2017, "Conservative scale recomposition for multiscale denoising"), which removes the
-   low-frequency noise that 8x8 patches cannot see at high ISO. Chroma is filtered more
-   strongly.
+   without block matching); the lighter tiers use one pass of the non-negative garrote.
+   Luma is filtered at full resolution. Chroma, whose noise after demosaicing is mostly
+   low-frequency, is filtered on a 2x2 box-downsampled copy and the noise removed there,
+   upsampled, is subtracted (the coarse scale of a multi-scale DCT, Facciolo, Pierazzo, Morel
+   2017, "Conservative scale recomposition for multiscale denoising"): the 8x8 patches then
+   reach the low frequencies at a quarter of the cost. Chroma is filtered more strongly
+   (``Tier.chroma_k``). (A coarse scale for luma too, its low frequencies replacing the fine
+   result's, measured no better at ISO 3200 and 12800, session 10.)
 5. Inverse opponent transform and the closed-form approximation of the exact unbiased inverse
    GAT (Makitalo & Foi 2013, IEEE TIP 22(1), eq. 9 / §III-B).
 
 Demosaicing correlates the noise; following Jin, Facciolo, Morel (CVPRW 2020) the filter uses
-a noise level above the raw one (``LUMA_SIGMA_FACTOR``, ``CHROMA_SIGMA_FACTOR``, tuned on
-synthetic raws, see bench/quality_denoise.py).
+a noise level above the raw one where that measures better (``LUMA_SIGMA_FACTOR``,
+``Tier.chroma_k``, tuned on synthetic raws, see bench/quality_denoise.py).
 
 Tiers ('auto' picks by :func:`noise_level`; 'manual' always 'full'). PSNR of displayed sRGB on
 the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_denoise.py
 --quick``), ms/MP at 12 MP on the shared 2-core machine (``--speed``, min of 3; load-dependent):
 
-    tier    luma             chroma                       ISO100  ISO800  ISO3200  ISO12800  ms/MP
-    noisy   -                -                            39.32   30.05   23.63    17.07     -
-    light   untouched        1/2 res, garrote, step 3     39.65   30.85   24.46    17.85     ~13
-    medium  garrote, step 3  1/2 res, garrote, step 2     39.69   31.91   26.84    21.59     ~43
-    full    2-pass, step 2   1/2 res, 2-pass, step 2      39.75   32.00   27.05    21.88     ~80
-            (pilot step 3)   (pilot step 3)
-    auto    picks light / medium / full / full: 39.65 / 31.91 / 27.05 / 21.88
+    tier    luma             chroma                      ISO100  ISO800  ISO3200  ISO12800  ms/MP
+    noisy   -                -                           39.32   30.05   23.63    17.07     -
+    light   untouched        1/2 res, garrote, step 3    39.65   30.85   24.46    17.85     ~13
+    medium  garrote, step 3  1/2 res, garrote, step 2    39.68   31.97   26.92    21.68     ~43
+                             (chroma_k 1.25)
+    full    2-pass, step 2   1/2 res, 2-pass, step 2     39.84   32.14   27.15    21.91     ~80
+            (pilot step 3)   (pilot step 3, chroma_k 1.25)
+    auto    picks light / medium / full / full: 39.65 / 31.97 / 27.15 / 21.91
     (before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
-    ran across patches in SIMD: ~20-55 / 65-150 / 160-215)
+    ran across patches in SIMD: ~20-55 / 65-150 / 160-215; before session 10 chroma was
+    filtered at its noise level, x1: medium 39.69 / 31.91 / 26.84 / 21.59, full 39.75 / 32.00
+    / 27.05 / 21.88)
 
 '2-pass' is hard thresholding then the Wiener pass; 'garrote' one pass of the non-negative
 garrote (``Tier.garrote``). Until session 9 light and medium were 2-pass: light at chroma step
@@ -85,10 +91,10 @@ _BAYER = CFAPattern.bayer("RGGB")
 
 MODES: tuple[str, ...] = ("auto", "off", "manual")
 
-# Noise-level multipliers on the stabilised (unit-variance) raw noise, for 'auto'. Tuned on
-# the synthetic Kodak/McMaster raws (bench/quality_denoise.py) with the default demosaic.
+# Noise-level multiplier of luma on the stabilised (unit-variance) raw noise. Tuned on the
+# synthetic Kodak/McMaster raws (bench/quality_denoise.py) with the default demosaic; chroma's
+# is per tier (Tier.chroma_k).
 LUMA_SIGMA_FACTOR = 1.0
-CHROMA_SIGMA_FACTOR = 1.0
 
 _PATCH = 8
 _HARD_LAMBDA = 2.7  # BM3D's hard threshold (Dabov et al. 2007, Table 1) in units of sigma
@@ -1216,7 +1222,8 @@ class Tier:
     ``garrote``: 0, each filter is the two-pass one (hard threshold, then Wiener with the
     first pass as pilot); > 0: one pass of the non-negative garrote with threshold
     ``garrote`` sigma (:func:`denoise_channel`). ``pilot_step``: the hard pass's patch
-    spacing in the two-pass filters (0: the same as the Wiener pass's).
+    spacing in the two-pass filters (0: the same as the Wiener pass's). ``chroma_k``: the
+    chroma filters' noise level in units of the chroma noise (luma: ``LUMA_SIGMA_FACTOR``).
     """
 
     name: str
@@ -1225,6 +1232,7 @@ class Tier:
     chroma_step: int
     garrote: float = 0.0
     pilot_step: int = 0
+    chroma_k: float = 1.0
 
 
 # Measured on the quick subset (2 Kodak + 1 McMaster, bench/quality_denoise.py --quick) and at
@@ -1238,13 +1246,19 @@ TIERS: dict[str, Tier] = {
     # 1.6 / 2.0 / 2.3 / 2.7 at ISO 100 (best 2.0) and 1.6 / 1.8 / 2.0 / 2.4 at ISO 800 and
     # 1600 (1.8: best at 1600, within 0.06 dB of the best at 800) on the synthetic Kodak +
     # McMaster raws (bench/quality_denoise.py's cases).
+    # chroma_k (medium, full): chroma filtered at 1.25x its noise level. All 42 Kodak +
+    # McMaster synthetic raws, 'auto', PSNR / SSIM against chroma_k 1: ISO 800 33.32 / 0.8803
+    # against 33.27 / 0.8770, 1600 30.86 / 0.8223 against 30.77 / 0.8177, 3200 28.52 / 0.7498
+    # against 28.43 / 0.7462, 12800 22.61 / 0.4703 against 22.60 / 0.4685; chosen on 8 other
+    # photographs (CC0 wallpapers): medium best near 1.3-1.45, full near 1.25. The light tier
+    # keeps 1: 1.2 lost 0.06 dB at ISO 100 on the 42 (SSIM +0.0001).
     "light": Tier("light", 0, 2, 3, garrote=2.0),
-    "medium": Tier("medium", 3, 2, 2, garrote=1.8),
+    "medium": Tier("medium", 3, 2, 2, garrote=1.8, chroma_k=1.25),
     # full: the pilot (hard) pass every 3 px under a Wiener pass every 2 px: 12 Kodak +
     # McMaster synthetic raws, ISO 3200 28.170 / SSIM 0.7816 against 28.172 / 0.7815 with
     # the pilot every 2 px, ISO 12800 22.564 / 0.5173 against 22.567 / 0.5167; the pilot
     # every 4 px: -0.12 dB, SSIM -0.005
-    "full": Tier("full", 2, 2, 2, pilot_step=3),
+    "full": Tier("full", 2, 2, 2, pilot_step=3, chroma_k=1.25),
 }
 # 'auto' picks the tier by noise_level(profile): relative sigma at middle grey.
 # (geometric means of the synthetic ISO levels: light up to ~ISO 280, medium up to ~ISO 1700)
@@ -1446,7 +1460,7 @@ def denoise(
         lum_d = denoise_channel(lum, psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), luma_step,
                                 row0=r0, use_numba=use_numba, garrote=t.garrote,
                                 pilot_step=pilot)
-    ck = CHROMA_SIGMA_FACTOR * chroma_k
+    ck = t.chroma_k * chroma_k
     rem = []
     for c, ch in ((1, c1), (2, c2)):
         if ck > 0:
