@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 SAMPLE := samples/oneinch_demo.dng
 
-.PHONY: demo test install dev test-deps lint sample bench-quality bench-looks bench-frames bench-speed bench-peers bench-burst fuzz clean
+.PHONY: demo test install dev bench-deps test-deps lint sample bench-quality bench-looks bench-frames bench-speed bench-peers bench-burst fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,8 +21,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PY) -m oneinch.warm
 	@touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(PIP) install -q -e ".[dev,bench]"
+	@touch $@
+
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
+bench-deps: $(VENV)/.installed-bench
 
 # Debian tools some tests drive as real peers (ffmpeg's lut3d, tesseract OCR, exiftool, fonts).
 test-deps:
@@ -48,7 +53,7 @@ lint: dev
 sample: install
 	$(PY) -m oneinch.synthetic $(SAMPLE)
 
-bench-quality: dev
+bench-quality: bench-deps
 	$(PY) bench/quality.py
 
 bench-looks: dev
