@@ -264,6 +264,16 @@ def test_reuse_freed_memory_sets_glibc_threshold():
     assert reuse_freed_memory() is sys.platform.startswith("linux")
 
 
+def _faults_printed_by(code: str) -> int:
+    """Run ``code`` in a new interpreter with 4 KB pages (page faults count bytes); the last
+    number it prints."""
+    env = dict(os.environ, NUMPY_MADVISE_HUGEPAGE="0")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert res.returncode == 0, res.stderr[-500:]
+    return int(res.stdout.split()[-1])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_reuse_freed_memory_keeps_freed_blocks_resident():
     """A strip's temporaries, freed and allocated again, reuse the same resident memory, in
@@ -292,11 +302,7 @@ def test_reuse_freed_memory_keeps_freed_blocks_resident():
         "    rounds()\n"
         "print(faults() - f0)\n"
     )
-    env = dict(os.environ, NUMPY_MADVISE_HUGEPAGE="0")  # (4 KB pages: faults count bytes)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env=env)
-    assert res.returncode == 0, res.stderr[-500:]
-    assert int(res.stdout.split()[-1]) < 10000  # (59000 with per-thread heaps)
+    assert _faults_printed_by(code) < 10000  # (59000 with per-thread heaps)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
@@ -316,11 +322,7 @@ def test_prefaulted_heap_serves_the_first_allocations(prefault_mb):
         "a = np.ones(12 << 20, np.float32)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)\n"
     )
-    env = dict(os.environ, NUMPY_MADVISE_HUGEPAGE="0")  # (4 KB pages: faults count bytes)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env=env)
-    assert res.returncode == 0, res.stderr[-500:]
-    faults = int(res.stdout.split()[-1])
+    faults = _faults_printed_by(code)
     if prefault_mb:
         assert faults < 1000, faults
     else:
