@@ -5,6 +5,7 @@ Exit codes: 0 done, 1 internal error (a bug: please report it), 2 bad input or u
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -407,13 +408,11 @@ def reuse_freed_memory() -> bool:
     RSS unchanged (~1.0 GB). The command's own setting (a library import leaves malloc
     alone; a long-running command such as `oneinch web` keeps up to 1 GiB for its next
     develop); False where the C library is not glibc."""
-    import ctypes
-
     global _MALLOC_KEEPS
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        libc = _glibc()
         _MALLOC_KEEPS = all(libc.mallopt(param, value) for param, value in (
             (-3, 1 << 30),  # M_MMAP_THRESHOLD
             (-8, 1),  # M_ARENA_MAX
@@ -426,6 +425,19 @@ def reuse_freed_memory() -> bool:
 
 
 _MALLOC_KEEPS = False  # reuse_freed_memory() took effect
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc():
+    """The C library (glibc on Linux), with malloc and free typed for pointers; OSError
+    where there is none."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    return libc
 
 
 PREFAULT_MAX = 256 << 20  # bytes
@@ -467,10 +479,7 @@ def prefault_heap(nbytes: int) -> threading.Thread | None:
         return None
 
     def fault() -> None:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc.restype = ctypes.c_void_p
-        libc.malloc.argtypes = [ctypes.c_size_t]
-        libc.free.argtypes = [ctypes.c_void_p]
+        libc = _glibc()
         block = libc.malloc(nbytes)
         if block:
             ctypes.memset(block, 0, nbytes)  # (ctypes calls release the GIL)

@@ -654,15 +654,16 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
         return x.copy()
     oy = _grid_start(row0, step)
     pil = None if pilot is None else np.ascontiguousarray(pilot, np.float32)
+    if pil is not None:
+        garrote = 0.0  # (a pilot: the Wiener pass)
     if not use_numba or min(x.shape) <= _PATCH + step:
-        return _dct_denoise_numpy(x, sig, step, pil, oy, garrote if pil is None else 0.0)
+        return _dct_denoise_numpy(x, sig, step, pil, oy, garrote)
     acc = np.zeros(x.shape, np.float32)  # calloc: no separate zero-fill pass
     wband = _scratch_zeros(((x.shape[0] - 1 - oy) // step + 1, x.shape[1]))
     s2 = np.ascontiguousarray(sig * sig, np.float32)
-    shrink = garrote > 0 and pil is None  # (a pilot: the Wiener pass)
-    thr = np.ascontiguousarray(np.float32(garrote if shrink else _HARD_LAMBDA) * sig, np.float32)
+    thr = np.ascontiguousarray(np.float32(garrote or _HARD_LAMBDA) * sig, np.float32)
     g0 = (int(row0) + oy + _PATCH) // step  # band 0's index on the global grid -8 + k*step
-    _dct_pass_nb(x, x if pil is None else pil, pil is not None, shrink,
+    _dct_pass_nb(x, x if pil is None else pil, pil is not None, garrote > 0,
                  thr, s2, int(step), int(oy), g0, acc, wband, 4 * _jit.threads())
     return _normalize_nb(acc, wband, int(oy), int(step))
 
