@@ -172,12 +172,17 @@ def test_denoise_row_kernels_match_numpy_passes(shape: tuple[int, int]) -> None:
         d2 = rng.normal(0, 1.0, (hl, wl)).astype(np.float32)
         yi0, yi1, yf = dn._up_coords(h, hl, f)
         xi0, xi1, xf = dn._up_coords(w, wl, f)
-        for luma, unbiased in ((None, False), (lum, True), (None, True)):
+        # the fine-band garrote (Tier.fine): thresholds about the fine band's spread
+        qf = np.float32(float(np.var(r1)) * 0.05)
+        for luma, unbiased, q in ((None, False, 0.0), (lum, True, 0.0), (None, True, 0.0),
+                                  (None, False, qf), (lum, True, qf)):
             out = np.empty_like(x)
             dn._backward_nb(x, a32, c32, k32, t, lum if luma is None else luma,
                             luma is not None, d1, d2, yi0, yi1, yf, xi0, xi1, xf, unbiased,
-                            a32, np.float32(sigma2 / alpha**2), out, f)
-            ref = dn._backward_np(x, alpha, sigma2, luma, d1, d2, f, unbiased)
+                            a32, np.float32(sigma2 / alpha**2), out, f, c1, c2,
+                            np.float32(q), np.float32(q / 2))
+            ref = dn._backward_np(x, alpha, sigma2, luma, d1, d2, f, unbiased, low=(c1, c2),
+                                  q=(float(q), float(q) / 2))
             assert np.abs(out - ref).max() < 1e-5
 
 

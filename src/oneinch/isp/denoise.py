@@ -14,13 +14,20 @@ Pipeline (one call of :func:`denoise`):
    denoising: a simple and effective image denoising algorithm", IPOL; the Wiener second step
    and the aggregation weights follow Dabov, Foi, Katkovnik, Egiazarian 2007, BM3D, §2.3-2.4,
    without block matching); the lighter tiers use one pass of the non-negative garrote.
-   Luma is filtered at full resolution. Chroma, whose noise after demosaicing is mostly
-   low-frequency, is filtered on a 2x2 box-downsampled copy and the noise removed there,
-   upsampled, is subtracted (the coarse scale of a multi-scale DCT, Facciolo, Pierazzo, Morel
-   2017, "Conservative scale recomposition for multiscale denoising"): the 8x8 patches then
-   reach the low frequencies at a quarter of the cost. Chroma is filtered more strongly
-   (``Tier.chroma_k``). (A coarse scale for luma too, its low frequencies replacing the fine
-   result's, measured no better at ISO 3200 and 12800, session 10.)
+   Luma is filtered at full resolution. Chroma is filtered on a 2x2 box-downsampled copy
+   and the noise removed there, upsampled, is subtracted (the coarse scale of a multi-scale
+   DCT, Facciolo, Pierazzo, Morel 2017, "Conservative scale recomposition for multiscale
+   denoising"): the 8x8 patches then reach the low frequencies at a quarter of the cost. The
+   chroma above that copy's band (the full-resolution chroma minus the bilinear upsampling of
+   its box average) goes through a pointwise non-negative garrote at a multiple of its own
+   noise level (``Tier.fine``; that level measured, like the DCT spectrum, on noise pushed
+   through the demosaic): the two scales of a Laplacian-pyramid-like split, coarse by
+   patches, fine by pixels. Until session 11 the fine band was kept as demosaicing left it,
+   on the belief that demosaiced chroma noise is low-frequency; it was most of the chroma
+   noise a pixel shows (ISO 3200, 42 images: +1.1 dB, SSIM +0.076 with it garroted; filtering
+   chroma at full resolution instead measured below that at 2-5x the time). (A coarse scale
+   for luma too, its low frequencies replacing the fine result's, measured no better at ISO
+   3200 and 12800, session 10.)
 5. Inverse opponent transform and the closed-form approximation of the exact unbiased inverse
    GAT (Makitalo & Foi 2013, IEEE TIP 22(1), eq. 9 / §III-B).
 
@@ -34,13 +41,21 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
 
     tier    luma             chroma                      ISO100  ISO800  ISO3200  ISO12800  ms/MP
     noisy   -                -                           39.32   30.05   23.63    17.07     -
-    light   untouched        1/2 res, garrote, step 3    39.65   30.85   24.46    17.85     ~13
-    medium  garrote, step 3  1/2 res, garrote, step 2    39.68   31.97   26.92    21.68     ~43
-                             (chroma_k 1.25)
-    full    2-pass, step 2   1/2 res, 2-pass, step 2     39.84   32.14   27.15    21.91     ~80
-            (pilot step 3)   (pilot step 3, chroma_k 1.25)
-    auto    picks light / medium / full / full: 39.65 / 31.97 / 27.15 / 21.91
-    (before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
+    light   untouched        1/2 res, garrote, step 3    39.72   31.03   24.68    18.15     ~11
+                             fine band 1.5
+    medium  garrote, step 3  1/2 res, garrote, step 2    39.80   32.39   27.67    23.02     ~35
+                             (chroma_k 1.1) fine 2.5
+    full    2-pass, step 2   1/2 res, 2-pass, step 2     39.96   32.60   27.92    23.35     ~57
+            (pilot step 3)   (pilot step 3, chroma_k 1.1) fine 4
+    auto    picks light / medium / full / full: 39.72 / 32.39 / 27.92 / 23.35
+            (SSIM 0.9692 / 0.8936 / 0.7909 / 0.6200)
+    ('fine': the fine-band garrote's multiple, taken by the noise level, see ``Tier``; a
+    tier run off its own noise level takes the one of the level: the light row at ISO 800
+    garrotes at 2.5. ms/MP measured in a faster phase of the machine than the figures below:
+    the same run gave light 11 -> 10 ms/MP without the fine band. Until session 11, no fine
+    band: auto 39.65 / 31.97 / 27.15 / 21.91, SSIM 0.9679 / 0.8712 / 0.7357 / 0.4777, light
+    ~13, medium ~43, full ~80 ms/MP in a slower phase.
+    Before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
     ran across patches in SIMD: ~20-55 / 65-150 / 160-215; before session 10 chroma was
     filtered at its noise level, x1: medium 39.69 / 31.91 / 26.84 / 21.59, full 39.75 / 32.00
     / 27.05 / 21.88)
@@ -814,26 +829,53 @@ def _up_row(da, db, fy, xi0, xi1, xf, f, lo, e):  # pragma: no cover - numba
         e[xx] = va + xf[xx] * (lo[xi1[xx]] - va)
 
 
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
+def _fine_cut(fb, q):  # pragma: no cover - numba
+    """What the non-negative garrote at squared threshold q removes from fb (Tier.fine):
+    fb - fb * max(0, 1 - q / fb^2) = fb * min(1, q / fb^2)."""
+    return fb * min(np.float32(1.0), q / max(fb * fb, np.float32(1e-30)))
+
+
 @njit(cache=True, fastmath=True, nogil=True)
-def _bwd_light_row(xr, a, c0, ia, t1, t2, e1, e2, p0, p1, p2, orow):  # pragma: no cover
+def _bwd_light_row(xr, a, c0, ia, t1, t2, e1, e2, fine, l1, l2, q1, q2, p0, p1, p2,
+                   orow):  # pragma: no cover
     # light tier (luma untouched, algebraic inverse): T is orthonormal, so
     # T^T (T g - [0, e1, e2]) = g - e1 T[1] - e2 T[2], no opponent round trip;
     # in the GAT's sqrt units (g * alpha/2) the inverse is (s^2 - c0) / a.
+    # ``fine``: the chroma above the low-res band, T[1] g - l1 (l1, l2: the noisy low-res
+    # chroma upsampled), loses what the garrote at q1, q2 cuts (_fine_cut), too.
     # Planar rows p0..p2 first (unit-stride stores: SIMD), then one interleaving copy.
     t10, t11, t12 = t1[0] * ia, t1[1] * ia, t1[2] * ia
     t20, t21, t22 = t2[0] * ia, t2[1] * ia, t2[2] * ia
     z = np.float32(0.0)
     ra = np.float32(1.0) / a
+    k = np.float32(1.0) / ia
     n = e1.shape[0]
-    for xx in range(n):
-        u1 = e1[xx]
-        u2 = e2[xx]
-        sq = math.sqrt(max(a * xr[3 * xx + 0] + c0, z)) - (t10 * u1 + t20 * u2)
-        p0[xx] = (sq * sq - c0) * ra
-        sq = math.sqrt(max(a * xr[3 * xx + 1] + c0, z)) - (t11 * u1 + t21 * u2)
-        p1[xx] = (sq * sq - c0) * ra
-        sq = math.sqrt(max(a * xr[3 * xx + 2] + c0, z)) - (t12 * u1 + t22 * u2)
-        p2[xx] = (sq * sq - c0) * ra
+    if fine:
+        u10, u11, u12 = t1[0], t1[1], t1[2]
+        u20, u21, u22 = t2[0], t2[1], t2[2]
+        for xx in range(n):
+            s0 = math.sqrt(max(a * xr[3 * xx + 0] + c0, z))
+            s1 = math.sqrt(max(a * xr[3 * xx + 1] + c0, z))
+            s2 = math.sqrt(max(a * xr[3 * xx + 2] + c0, z))
+            u1 = e1[xx] + _fine_cut(k * (u10 * s0 + u11 * s1 + u12 * s2) - l1[xx], q1)
+            u2 = e2[xx] + _fine_cut(k * (u20 * s0 + u21 * s1 + u22 * s2) - l2[xx], q2)
+            sq = s0 - (t10 * u1 + t20 * u2)
+            p0[xx] = (sq * sq - c0) * ra
+            sq = s1 - (t11 * u1 + t21 * u2)
+            p1[xx] = (sq * sq - c0) * ra
+            sq = s2 - (t12 * u1 + t22 * u2)
+            p2[xx] = (sq * sq - c0) * ra
+    else:
+        for xx in range(n):
+            u1 = e1[xx]
+            u2 = e2[xx]
+            sq = math.sqrt(max(a * xr[3 * xx + 0] + c0, z)) - (t10 * u1 + t20 * u2)
+            p0[xx] = (sq * sq - c0) * ra
+            sq = math.sqrt(max(a * xr[3 * xx + 1] + c0, z)) - (t11 * u1 + t21 * u2)
+            p1[xx] = (sq * sq - c0) * ra
+            sq = math.sqrt(max(a * xr[3 * xx + 2] + c0, z)) - (t12 * u1 + t22 * u2)
+            p2[xx] = (sq * sq - c0) * ra
     for xx in range(n):
         orow[3 * xx + 0] = p0[xx]
         orow[3 * xx + 1] = p1[xx]
@@ -841,10 +883,11 @@ def _bwd_light_row(xr, a, c0, ia, t1, t2, e1, e2, p0, p1, p2, orow):  # pragma: 
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _bwd_row(xr, a, c0, k, t, lr, has_luma, e1, e2, unbiased, alpha, sz2,
-             orow):  # pragma: no cover - numba
-    """Medium/full tiers: replace luma (or keep it), subtract the chroma corrections, inverse
-    opponent transform and inverse GAT of one row (flat (w*3,) rows, see _fwd_row)."""
+def _bwd_row(xr, a, c0, k, t, lr, has_luma, e1, e2, fine, l1, l2, q1, q2, unbiased, alpha,
+             sz2, orow):  # pragma: no cover - numba
+    """Medium/full tiers: replace luma (or keep it), subtract the chroma corrections (and,
+    ``fine``, what the fine-band garrote cuts, as _bwd_light_row), inverse opponent transform
+    and inverse GAT of one row (flat (w*3,) rows, see _fwd_row)."""
     s32 = math.sqrt(1.5)
     ia = np.float32(alpha * 0.5)
     z = np.float32(0.0)
@@ -859,8 +902,13 @@ def _bwd_row(xr, a, c0, k, t, lr, has_luma, e1, e2, unbiased, alpha, sz2,
             o0 = lr[xx]
         else:
             o0 = t00 * g0 + t01 * g1 + t02 * g2
-        o1 = t10 * g0 + t11 * g1 + t12 * g2 - e1[xx]
-        o2 = t20 * g0 + t21 * g1 + t22 * g2 - e2[xx]
+        o1 = t10 * g0 + t11 * g1 + t12 * g2
+        o2 = t20 * g0 + t21 * g1 + t22 * g2
+        if fine:
+            o1 -= _fine_cut(o1 - l1[xx], q1)
+            o2 -= _fine_cut(o2 - l2[xx], q2)
+        o1 -= e1[xx]
+        o2 -= e2[xx]
         for ch in range(3):
             if ch == 0:
                 dd = t00 * o0 + t10 * o1 + t20 * o2
@@ -884,26 +932,35 @@ def _bwd_row(xr, a, c0, k, t, lr, has_luma, e1, e2, unbiased, alpha, sz2,
 @aot.entry(noalias=True)  # writes only out (fresh); the rest is read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, xf,
-                 unbiased, alpha, sz2, out, f):  # pragma: no cover - numba
+                 unbiased, alpha, sz2, out, f, c1, c2, q1, q2):  # pragma: no cover - numba
+    """The chroma corrections d1, d2 (low res) upsampled and subtracted, luma replaced (or
+    kept), back to linear RGB in ``out``. ``q1``, ``q2`` > 0 (Tier.fine): the chroma above
+    the low-res band, against the noisy low-res chroma c1, c2, garroted (_fine_cut)."""
     h, w = x.shape[0], x.shape[1]
     wl = d1.shape[1]
     ia = np.float32(alpha * 0.5)
     t1 = np.ascontiguousarray(t[1])
     t2 = np.ascontiguousarray(t[2])
     light = not has_luma and not unbiased
+    fine = q1 > 0 or q2 > 0
     for y in prange(h):
         lo = np.empty(wl, np.float32)
         e1 = np.empty(w, np.float32)
         e2 = np.empty(w, np.float32)
         p = np.empty((3, w), np.float32)
+        lf = np.empty((2, w) if fine else (2, 1), np.float32)
         _up_row(d1[yi0[y]], d1[yi1[y]], yf[y], xi0, xi1, xf, f, lo, e1)
         _up_row(d2[yi0[y]], d2[yi1[y]], yf[y], xi0, xi1, xf, f, lo, e2)
+        if fine:  # the noisy low-res chroma, upsampled alike
+            _up_row(c1[yi0[y]], c1[yi1[y]], yf[y], xi0, xi1, xf, f, lo, lf[0])
+            _up_row(c2[yi0[y]], c2[yi1[y]], yf[y], xi0, xi1, xf, f, lo, lf[1])
         if light:
-            _bwd_light_row(x[y].reshape(3 * w), a, c0, ia, t1, t2, e1, e2, p[0], p[1], p[2],
-                           out[y].reshape(3 * w))
+            _bwd_light_row(x[y].reshape(3 * w), a, c0, ia, t1, t2, e1, e2, fine, lf[0], lf[1],
+                           q1, q2, p[0], p[1], p[2], out[y].reshape(3 * w))
         else:
             _bwd_row(x[y].reshape(3 * w), a, c0, k, t, lum[y] if has_luma else lum[0],
-                     has_luma, e1, e2, unbiased, alpha, sz2, out[y].reshape(3 * w))
+                     has_luma, e1, e2, fine, lf[0], lf[1], q1, q2, unbiased, alpha, sz2,
+                     out[y].reshape(3 * w))
 
 
 def _forward_np(x: np.ndarray, alpha: float, sigma2: float, f: int
@@ -919,17 +976,28 @@ def _forward_np(x: np.ndarray, alpha: float, sigma2: float, f: int
 
 
 def _backward_np(x: np.ndarray, alpha: float, sigma2: float, lum: np.ndarray | None,
-                 d1: np.ndarray, d2: np.ndarray, f: int, unbiased: bool) -> np.ndarray:
-    """Reference of ``_backward_nb``: replace luma, subtract the upsampled chroma corrections,
-    inverse opponent, inverse GAT (unbiased if luma was denoised, else algebraic)."""
+                 d1: np.ndarray, d2: np.ndarray, f: int, unbiased: bool,
+                 low: tuple[np.ndarray, np.ndarray] | None = None,
+                 q: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Reference of ``_backward_nb``: replace luma, subtract the upsampled chroma corrections
+    (and, ``q`` > 0, what the fine-band garrote removes against the noisy low-res chroma
+    ``low``), inverse opponent, inverse GAT (unbiased if luma was denoised, else algebraic)."""
     t = OPPONENT.astype(np.float32)
     o = gat_forward(x, alpha, sigma2) @ t.T
     h, w = x.shape[:2]
     yi0, yi1, yf = _up_coords(h, d1.shape[0], f)
     xi0, xi1, xf = _up_coords(w, d1.shape[1], f)
-    for c, d in ((1, d1), (2, d2)):
+
+    def up(d: np.ndarray) -> np.ndarray:
         rows = d[yi0] + yf[:, None] * (d[yi1] - d[yi0])
-        o[..., c] -= rows[:, xi0] + xf[None, :] * (rows[:, xi1] - rows[:, xi0])
+        return rows[:, xi0] + xf[None, :] * (rows[:, xi1] - rows[:, xi0])
+
+    for i, (c, d) in enumerate(((1, d1), (2, d2))):
+        corr = up(d)
+        if low is not None and q[i] > 0:
+            fb = o[..., c] - up(low[i])
+            corr = corr + fb * np.minimum(1.0, np.float32(q[i]) / np.maximum(fb * fb, 1e-30))
+        o[..., c] -= corr
     if lum is not None:
         o[..., 0] = lum
     y = o @ t
@@ -950,8 +1018,12 @@ def _cfa_of(method: str) -> tuple[CFAPattern, str]:
     return (CFAPattern.xtrans(), "auto") if method == "xtrans" else (_BAYER, method)
 
 
-def _psd_field(method: str | None, rel: tuple[float, float, float], n: int, seed: int,
-               levels: tuple[int, ...]) -> np.ndarray:
+@lru_cache(maxsize=4)
+def _noise_field(method: str | None, rel: tuple[float, float, float], n: int,
+                 seed: int) -> np.ndarray:
+    """(n-32, n-32, 3) opponent-space noise of unit stabilised raw noise (relative variance
+    ``rel`` per colour) pushed through ``demosaic(method)`` (None: white, one value a site),
+    16 border pixels cropped."""
     rng = np.random.default_rng(seed)
     cfa, name = _cfa_of(method) if method is not None else (_BAYER, "")
     grid = cfa.masks(n, n)
@@ -967,15 +1039,46 @@ def _psd_field(method: str | None, rel: tuple[float, float, float], n: int, seed
         base = np.full((n, n), 0.25, np.float32)
         noise = _demosaic(base + z, cfa, name) - _demosaic(base, cfa, name)
     o = (noise / amp) @ OPPONENT.T.astype(np.float32)
+    o = np.ascontiguousarray(o[16:-16, 16:-16])
+    o.setflags(write=False)
+    return o
+
+
+def _psd_field(method: str | None, rel: tuple[float, float, float], n: int, seed: int,
+               levels: tuple[int, ...]) -> np.ndarray:
+    """(levels, 3, 64) noise std per 8x8 DCT coefficient, measured on :func:`_noise_field`."""
+    o = _noise_field(method, rel, n, seed)
     out = np.zeros((len(levels), 3, _PATCH * _PATCH), np.float32)
     for li, lev in enumerate(levels):
         for c in range(3):
-            ch = np.ascontiguousarray(o[16:-16, 16:-16, c])
+            ch = np.ascontiguousarray(o[..., c])
             for _ in range(lev):
                 ch = _down2(ch)
             pt = _patches(ch, 2, 0, 10**6) @ _KT
             out[li, c] = np.sqrt(np.mean(pt * pt, axis=0))
     return out
+
+
+def _fine_band(ch: np.ndarray) -> np.ndarray:
+    """A channel minus the bilinear upsampling of its 2x2 box average: the detail above the
+    band the half-resolution chroma filter sees (what ``_backward_nb`` shrinks)."""
+    return ch - _up2(_down2(ch), ch.shape)
+
+
+def _fine_std_field(method: str | None, rel: tuple[float, float, float], n: int,
+                    seed: int) -> np.ndarray:
+    """(3,) std of each opponent channel's :func:`_fine_band`, measured on the noise field."""
+    o = _noise_field(method, rel, n, seed)
+    band = [_fine_band(np.ascontiguousarray(o[..., c]))[4:-4, 4:-4] for c in range(3)]
+    return np.array([float(np.sqrt(np.mean(np.square(b, dtype=np.float64)))) for b in band],
+                    np.float32)
+
+
+# White noise through ``_fine_band``, interior pixel: it keeps its own sample with weight
+# 1 - 9/64 (the nearest box's bilinear weight 9/16, times 1/4) and takes the other samples of
+# the four boxes with weights summing in squares to 100/1024 - (9/64)^2: the variance is
+# 1 - 2 * 9/64 + 100/1024 = 836/1024 of the input's.
+_WHITE_FINE_VAR = 836.0 / 1024.0
 
 
 def _white_psd(rel: tuple[float, float, float], levels: tuple[int, ...]) -> np.ndarray:
@@ -1000,6 +1103,21 @@ def _noise_psd_cached(method: str | None, rel: tuple[float, float, float]) -> np
     return out
 
 
+@lru_cache(maxsize=32)
+def _fine_std_cached(method: str | None, rel: tuple[float, float, float]) -> np.ndarray:
+    if method is None:  # closed form (see _WHITE_FINE_VAR)
+        out = np.sqrt((OPPONENT**2) @ np.asarray(rel, np.float64) * _WHITE_FINE_VAR)
+        out = out.astype(np.float32)
+    else:  # the 192-px field of the full-resolution spectrum (cached: one demosaic)
+        out = _fine_std_field(method, rel, 192, 12345)
+    out.setflags(write=False)
+    return out
+
+
+def _rel_key(rel: np.ndarray) -> tuple[float, float, float]:
+    return tuple(round(float(v), 2) for v in rel)  # type: ignore[return-value]
+
+
 def noise_psd(method: str | None, rel: np.ndarray) -> np.ndarray:
     """(3, 3, 64): noise std per 8x8 DCT coefficient of Y, C1, C2, at full, half and quarter
     resolution (2x2 / 4x4 box-downsampled).
@@ -1007,8 +1125,13 @@ def noise_psd(method: str | None, rel: np.ndarray) -> np.ndarray:
     Measured by pushing a flat mosaic with unit stabilised noise (relative variance ``rel`` per
     colour) through ``demosaic(method)``; None means no demosaicing (white noise).
     """
-    key = tuple(round(float(v), 2) for v in rel)
-    return _noise_psd_cached(method, key)  # type: ignore[arg-type]
+    return _noise_psd_cached(method, _rel_key(rel))
+
+
+def fine_band_std(method: str | None, rel: np.ndarray) -> np.ndarray:
+    """(3,): noise std of Y, C1, C2 above the half-resolution band (:func:`_fine_band`),
+    measured as :func:`noise_psd` (None: white noise, in closed form)."""
+    return _fine_std_cached(method, _rel_key(rel))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1225,6 +1348,13 @@ class Tier:
     ``garrote`` sigma (:func:`denoise_channel`). ``pilot_step``: the hard pass's patch
     spacing in the two-pass filters (0: the same as the Wiener pass's). ``chroma_k``: the
     chroma filters' noise level in units of the chroma noise (luma: ``LUMA_SIGMA_FACTOR``).
+    ``fine``: with chroma at low resolution, the chroma above that resolution's band (the
+    full-resolution chroma minus the bilinear upsampling of its box average,
+    :func:`_fine_band`) goes through a pointwise non-negative garrote at ``fine`` times its
+    noise std (:func:`fine_band_std`, times ``chroma_k``); 0: kept as it is. The ``fine``
+    used is that of the tier 'auto' picks for the image's noise level, whichever tier runs
+    ('manual' runs the full tier at every ISO; full's ``fine`` at ISO 100 lost 1 dB on
+    textured crops).
     """
 
     name: str
@@ -1234,6 +1364,7 @@ class Tier:
     garrote: float = 0.0
     pilot_step: int = 0
     chroma_k: float = 1.0
+    fine: float = 0.0
 
 
 # Measured on the quick subset (2 Kodak + 1 McMaster, bench/quality_denoise.py --quick) and at
@@ -1253,13 +1384,28 @@ TIERS: dict[str, Tier] = {
     # against 28.43 / 0.7462, 12800 22.61 / 0.4703 against 22.60 / 0.4685; chosen on 8 other
     # photographs (CC0 wallpapers): medium best near 1.3-1.45, full near 1.25. The light tier
     # keeps 1: 1.2 lost 0.06 dB at ISO 100 on the 42 (SSIM +0.0001).
-    "light": Tier("light", 0, 2, 3, garrote=2.0),
-    "medium": Tier("medium", 3, 2, 2, garrote=1.8, chroma_k=1.25),
+    # With the fine band garroted (below), chroma_k 1.1 (medium, full): on the 8 photographs
+    # +0.01-0.1 dB against 1.25 and 0-0.07 against 1 (SSIM between them); on the 42 Kodak +
+    # McMaster images within 0.02 dB of 1 (SSIM +0.0015), 0.05-0.1 dB above 1.25.
+    # fine (session 11): until then the chroma above the half-resolution band was kept as
+    # demosaicing left it; it is most of the chroma noise a pixel shows. Garroted at ``fine``
+    # times its noise std, 8 CC0 wallpapers (640 px), PSNR / SSIM, ri demosaic (develops up
+    # to 16 MP) | rcd (larger), fine 0 -> shipped: ISO 100 (light, 1.5) 41.39 / 0.9572 ->
+    # 41.71 / 0.9618 | 40.79 / 0.9548 -> 41.38 / 0.9632; 800 (medium, 2.5) 34.73 / 0.8703 ->
+    # 36.07 / 0.9205 | 33.70 / 0.8480 -> 35.75 / 0.9271; 3200 (full, 4) 29.68 / 0.7452 ->
+    # 31.54 / 0.8633 | 27.84 / 0.6358 -> 31.30 / 0.8660; 12800 23.36 / 0.4754 -> 25.51 /
+    # 0.7405 | 21.41 / 0.3347 -> 25.68 / 0.7554. fine from 1-6 per tier on those photographs
+    # (best PSNR; light: 2 there, 1-1.5 on the 42 Kodak + McMaster images, 1.5 taken).
+    # Chroma filtered at full resolution instead (chroma_factor 1) measured below it at 2-5x
+    # the time: 3200 (ri) 30.71, 12800 24.63; the 8x8 patches at half resolution reach lower
+    # frequencies.
+    "light": Tier("light", 0, 2, 3, garrote=2.0, fine=1.5),
+    "medium": Tier("medium", 3, 2, 2, garrote=1.8, chroma_k=1.1, fine=2.5),
     # full: the pilot (hard) pass every 3 px under a Wiener pass every 2 px: 12 Kodak +
     # McMaster synthetic raws, ISO 3200 28.170 / SSIM 0.7816 against 28.172 / 0.7815 with
     # the pilot every 2 px, ISO 12800 22.564 / 0.5173 against 22.567 / 0.5167; the pilot
     # every 4 px: -0.12 dB, SSIM -0.005
-    "full": Tier("full", 2, 2, 2, pilot_step=3, chroma_k=1.25),
+    "full": Tier("full", 2, 2, 2, pilot_step=3, chroma_k=1.1, fine=4.0),
 }
 # 'auto' picks the tier by noise_level(profile): relative sigma at middle grey.
 # (geometric means of the synthetic ISO levels: light up to ~ISO 280, medium up to ~ISO 1700)
@@ -1294,9 +1440,11 @@ def choose_tier(settings: Denoise | None, noise_profile: np.ndarray | None) -> T
 
 def _tier_margin(t: Tier) -> int:
     """Rows of context a tier needs: each pass of 8-row patches reaches 7 rows (two passes:
-    14); chroma adds the box (factor f) and one low-res row of bilinear upsampling: 16
-    low-res rows for two passes, 8 for one."""
+    14); chroma at low resolution adds the box (factor f), one low-res row of bilinear
+    upsampling and the strip's re-alignment: 16 low-res rows for two passes, 8 for one."""
     passes = 1 if t.garrote else 2
+    if t.chroma_factor == 1:
+        return 7 * passes
     luma = 7 * passes if t.luma_step else 0
     return max(luma, 8 * passes * t.chroma_factor) + _ALIGN
 
@@ -1369,7 +1517,9 @@ def prepare(settings: Denoise | None, noise_profile: np.ndarray | None,
         return
     prof = _check_profile(noise_profile)
     if np.any(prof > 0):
-        noise_psd(demosaic_method, _gat_params(prof)[2])
+        rel = _gat_params(prof)[2]
+        noise_psd(demosaic_method, rel)
+        fine_band_std(demosaic_method, rel)
 
 
 def denoise(
@@ -1472,6 +1622,11 @@ def denoise(
         else:
             rem.append(np.zeros_like(ch))
     unbiased = lum_d is not None
+    q1 = q2 = np.float32(0.0)  # Tier.fine: the squared thresholds of the fine-band garrote
+    lam = choose_tier(Denoise(), prof).fine  # by the noise level, whichever tier runs
+    if f > 1 and lam > 0 and ck > 0:
+        tau = fine_band_std(demosaic_method, rel).astype(np.float64) * (lam * ck)
+        q1, q2 = np.float32(tau[1] ** 2), np.float32(tau[2] ** 2)
     dst = out
     if use_numba:
         out = np.empty_like(x) if dst is None or k_al else dst
@@ -1479,9 +1634,10 @@ def denoise(
         xi0, xi1, xf = _up_coords(w, rem[0].shape[1], f)
         _backward_nb(x, a32, c32, k32, topp, lum_d if unbiased else lum, unbiased,
                      rem[0], rem[1], yi0, yi1, yf, xi0, xi1, xf, unbiased, np.float32(alpha),
-                     np.float32(sigma2 / (alpha * alpha)), out, f)
+                     np.float32(sigma2 / (alpha * alpha)), out, f, c1, c2, q1, q2)
     else:
-        out = _backward_np(x, alpha, sigma2, lum_d, rem[0], rem[1], f, unbiased)
+        out = _backward_np(x, alpha, sigma2, lum_d, rem[0], rem[1], f, unbiased,
+                           low=(c1, c2), q=(float(q1), float(q2)))
     if k_al:
         out = out[k_al:]
     if dst is not None and out is not dst:
