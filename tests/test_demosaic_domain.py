@@ -124,12 +124,12 @@ def test_encoded_domain_helps_other_cfas(kind: str) -> None:
     assert min(gains) > 0.5 and np.mean(gains) > 1.0, gains
 
 
-def _front_scores(domain: str, isos: tuple[int, ...]) -> np.ndarray:
-    """develop's front (until 'color', denoise auto) on noisy synthetic raws of 2 Kodak crops:
-    displayed CPSNR against the truth, one exposure scale fitted per image."""
+def _front_scores(domain: str, isos: tuple[int, ...], n: int = 2) -> np.ndarray:
+    """develop's front (until 'color', denoise auto) on noisy synthetic raws of ``n`` Kodak
+    crops: displayed CPSNR against the truth, one exposure scale fitted per image."""
     rec = Recipe().with_(demosaic={"domain": domain})
     scores = []
-    for i, path in enumerate(KODAK[:2]):
+    for i, path in enumerate(KODAK[:n]):
         for iso in isos:
             raw, truth = synthetic.unprocess(_load(path)[:256, :384], iso=iso, seed=i)
             got = develop(raw, rec, until="color", tiled=False)
@@ -155,10 +155,13 @@ def test_develop_auto_domain_is_srgb_at_low_iso_and_wins() -> None:
 @needs_data
 def test_develop_auto_domain_is_linear_when_very_noisy() -> None:
     """ISO 12800 (noise level 0.33 > develop.DOMAIN_SRGB_MAX_NOISE): 'auto' is linear, which
-    beats the sRGB domain there (measured +0.67 and +0.31 dB on the two crops)."""
-    lin, auto = _front_scores("linear", (12800,)), _front_scores("auto", (12800,))
+    beats the sRGB domain there: +0.45, -0.07, +0.11, +0.32 dB on the four crops (session 11,
+    with the fine chroma band denoised; before, +0.67 and +0.31 on the first two). The
+    crossover moved from ~ISO 4000 to ~5000 (4500: -0.05 dB, 6400: +0.05), within the
+    crops' spread of the threshold's ISO ~4000: left as it is."""
+    lin, auto = _front_scores("linear", (12800,), 4), _front_scores("auto", (12800,), 4)
     np.testing.assert_array_equal(auto, lin)
-    assert np.mean(lin - _front_scores("srgb", (12800,))) > 0.2
+    assert np.mean(lin - _front_scores("srgb", (12800,), 4)) > 0.12
 
 
 def test_auto_domain_follows_the_noise_level() -> None:

@@ -35,7 +35,9 @@ AUTO_RI_MAX_PIXELS = 16_000_000
 # truth through develop's front): the sRGB-encoded domain gains +1.3..2.3 dB at ISO 100 and
 # +0.2..0.5 at 3200 (noise level 0.14); it gives 0..0.4 dB back at 6400 (0.21) and 0.2..0.9 at
 # 12800 (0.33), where noise dominates the shadows and the encoding's curvature turns it into
-# bias. Linear above ~ISO 4000 of the synthetic sensor:
+# bias. Linear above ~ISO 4000 of the synthetic sensor. (Session 11, with the fine chroma
+# band denoised, 4 Kodak crops, linear - sRGB: 3200 -0.16 dB, 4500 -0.05, 6400 +0.05, 12800
+# +0.20: the crossover near ISO 5000, within the crops' spread of this threshold.)
 DOMAIN_SRGB_MAX_NOISE = 0.16
 TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
 DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, RCD: fewer)
