@@ -1081,12 +1081,16 @@ def _fine_std_field(method: str | None, rel: tuple[float, float, float], n: int,
 _WHITE_FINE_VAR = 836.0 / 1024.0
 
 
+def _white_var(rel: tuple[float, float, float]) -> np.ndarray:
+    """(3,): variance of Y, C1, C2 of white noise of relative variance ``rel`` per colour."""
+    return (OPPONENT**2) @ np.asarray(rel, np.float64)
+
+
 def _white_psd(rel: tuple[float, float, float], levels: tuple[int, ...]) -> np.ndarray:
     """_psd_field of white noise (no demosaicing), in closed form: the opponent transform
     gives channel k the variance sum_c OPPONENT[k, c]^2 rel[c]; each 2x2 box average quarters
     it; an orthonormal DCT keeps white noise white (every coefficient that std)."""
-    var = (OPPONENT**2) @ np.asarray(rel, np.float64)
-    std = np.sqrt(var)[None, :] / (2.0 ** np.asarray(levels, np.float64))[:, None]
+    std = np.sqrt(_white_var(rel))[None, :] / (2.0 ** np.asarray(levels, np.float64))[:, None]
     return np.repeat(std[:, :, None], _PATCH * _PATCH, axis=2).astype(np.float32)
 
 
@@ -1106,8 +1110,7 @@ def _noise_psd_cached(method: str | None, rel: tuple[float, float, float]) -> np
 @lru_cache(maxsize=32)
 def _fine_std_cached(method: str | None, rel: tuple[float, float, float]) -> np.ndarray:
     if method is None:  # closed form (see _WHITE_FINE_VAR)
-        out = np.sqrt((OPPONENT**2) @ np.asarray(rel, np.float64) * _WHITE_FINE_VAR)
-        out = out.astype(np.float32)
+        out = np.sqrt(_white_var(rel) * _WHITE_FINE_VAR).astype(np.float32)
     else:  # the 192-px field of the full-resolution spectrum (cached: one demosaic)
         out = _fine_std_field(method, rel, 192, 12345)
     out.setflags(write=False)
@@ -1440,11 +1443,9 @@ def choose_tier(settings: Denoise | None, noise_profile: np.ndarray | None) -> T
 
 def _tier_margin(t: Tier) -> int:
     """Rows of context a tier needs: each pass of 8-row patches reaches 7 rows (two passes:
-    14); chroma at low resolution adds the box (factor f), one low-res row of bilinear
-    upsampling and the strip's re-alignment: 16 low-res rows for two passes, 8 for one."""
+    14); chroma adds the box (factor f) and one low-res row of bilinear upsampling: 16
+    low-res rows for two passes, 8 for one."""
     passes = 1 if t.garrote else 2
-    if t.chroma_factor == 1:
-        return 7 * passes
     luma = 7 * passes if t.luma_step else 0
     return max(luma, 8 * passes * t.chroma_factor) + _ALIGN
 
@@ -1623,8 +1624,8 @@ def denoise(
             rem.append(np.zeros_like(ch))
     unbiased = lum_d is not None
     q1 = q2 = np.float32(0.0)  # Tier.fine: the squared thresholds of the fine-band garrote
-    lam = choose_tier(Denoise(), prof).fine  # by the noise level, whichever tier runs
-    if f > 1 and lam > 0 and ck > 0:
+    if f > 1 and ck > 0:  # (its multiple by the noise level, whichever tier runs)
+        lam = choose_tier(Denoise(), prof).fine
         tau = fine_band_std(demosaic_method, rel).astype(np.float64) * (lam * ck)
         q1, q2 = np.float32(tau[1] ** 2), np.float32(tau[2] ** 2)
     dst = out
