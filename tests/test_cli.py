@@ -344,6 +344,22 @@ def test_prefault_size_follows_the_largest_input(tmp_path):
     assert cli._prefault_bytes([big]) == cli.PREFAULT_MAX
 
 
+def test_preview_prefault_follows_the_binned_size(tmp_path):
+    """A preview faults in 2.5 float32 RGB images of its binned size (30 bytes a binned
+    pixel), the binning as the develop picks it from the long edge of a 4:3 16-bit raw of
+    the file's size; a preview that is not binned takes the full-size figure."""
+    from oneinch import cli
+
+    raw = tmp_path / "12mp.dng"
+    with open(raw, "wb") as f:
+        f.truncate(2 * 4096 * 3072)  # sparse: a 12.6 MP 16-bit raw's bytes, long edge 4096
+    pixels = 4096 * 3072
+    assert cli._prefault_bytes([raw], 2048) == int(30 * pixels / 4)  # binned 2x2
+    assert cli._prefault_bytes([raw], 1024) == int(30 * pixels / 16)  # binned 4x4
+    assert cli._prefault_bytes([raw], 3000) == int(2.5 * 2 * pixels)  # developed, resized
+    assert cli._prefault_bytes([tmp_path / "missing.dng"], 2048) == 0
+
+
 def test_command_environment_before_numpy():
     """The command's process starts numpy with one OpenBLAS thread (no idle pool spinning
     beside the strip threads) and without numpy's huge-page advice; a user's setting wins."""
