@@ -130,7 +130,7 @@ def develop(
             rgb = develop_strips(held, raw, r, neutral, gains, bits=bits, rows=rows)
             return _photo(rgb, raw, r, neutral)
         made_by = _made_by(raw, r)
-        noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
+        noise = _developed_noise(raw, r, gains)
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
             noise = _estimate_noise(x, raw, r, made_by)
         stats = _statistics(x, raw, r, neutral, gains)
@@ -264,7 +264,7 @@ def develop_strips(
     method = _auto_method(raw, r)
 
     made_by = _made_by(raw, r)
-    noise = binned_noise(_noise_in_wb_units(raw, gains), factor)
+    noise = _developed_noise(raw, r, gains)
     if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
         noise = _estimate_noise(mosaic, raw, r, made_by, front)
     domain = demosaic_domain(r, noise)
@@ -893,6 +893,18 @@ def _bin_stored_nb(data, black, g, colour, factor):  # pragma: no cover - numba
             for c in range(3):
                 out[y, x, c] = sums[c, x] * mul[c] - off[c]
     return out
+
+
+def _developed_noise(raw: RawImage, r: Recipe, gains: np.ndarray) -> np.ndarray | None:
+    """The (3, 2) noise profile of the image denoise receives, in white-balanced units: the
+    sensor's, divided as binning averages samples, by the preview's binning
+    (:func:`binned_noise`) or by Quad-Bayer 'bin' (each site the mean of a 2x2 block of one
+    colour: a quarter of the variance, every colour). None without a profile."""
+    noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
+    if (noise is not None and raw.cfa is not None and raw.cfa.kind == "quad"
+            and r.demosaic.quad_bayer == "bin"):
+        return noise / 4.0
+    return noise
 
 
 def binned_noise(noise: np.ndarray | None, factor: int) -> np.ndarray | None:
