@@ -884,49 +884,55 @@ def _bwd_light_row(xr, a, c0, ia, t1, t2, e1, e2, fine, l1, l2, q1, q2, p0, p1, 
 
 @njit(cache=True, fastmath=True, nogil=True)
 def _bwd_row(xr, a, c0, k, t, lr, has_luma, e1, e2, fine, l1, l2, q1, q2, unbiased, alpha,
-             sz2, orow):  # pragma: no cover - numba
+             sz2, p0, p1, p2, orow):  # pragma: no cover - numba
     """Medium/full tiers: replace luma (or keep it), subtract the chroma corrections (and,
     ``fine``, what the fine-band garrote cuts, as _bwd_light_row), inverse opponent transform
-    and inverse GAT of one row (flat (w*3,) rows, see _fwd_row)."""
+    and inverse GAT of one row (flat (w*3,) rows, see _fwd_row).
+    In passes over planar rows p0..p2, as _bwd_light_row: the opponent round trip, then the
+    inverse GAT, then one interleaving copy. The loop-invariant choices (luma, fine band,
+    unbiased inverse) are selects or loops of their own, not branches in a per-channel
+    loop, which had kept the row scalar: 12 MP, medium tier, this pass 294 -> 150 ms."""
     s32 = math.sqrt(1.5)
     ia = np.float32(alpha * 0.5)
     z = np.float32(0.0)
     t00, t01, t02 = t[0, 0], t[0, 1], t[0, 2]
     t10, t11, t12 = t[1, 0], t[1, 1], t[1, 2]
     t20, t21, t22 = t[2, 0], t[2, 1], t[2, 2]
-    for xx in range(e1.shape[0]):
+    n = e1.shape[0]
+    fl1 = l1 if fine else e1  # (without the fine band q1 = q2 = 0: the cut is 0)
+    fl2 = l2 if fine else e2
+    for xx in range(n):
         g0 = k * math.sqrt(max(a * xr[3 * xx] + c0, z))
         g1 = k * math.sqrt(max(a * xr[3 * xx + 1] + c0, z))
         g2 = k * math.sqrt(max(a * xr[3 * xx + 2] + c0, z))
-        if has_luma:
-            o0 = lr[xx]
-        else:
-            o0 = t00 * g0 + t01 * g1 + t02 * g2
+        o0 = lr[xx] if has_luma else t00 * g0 + t01 * g1 + t02 * g2
         o1 = t10 * g0 + t11 * g1 + t12 * g2
         o2 = t20 * g0 + t21 * g1 + t22 * g2
-        if fine:
-            o1 -= _fine_cut(o1 - l1[xx], q1)
-            o2 -= _fine_cut(o2 - l2[xx], q2)
+        o1 -= _fine_cut(o1 - fl1[xx], q1)
+        o2 -= _fine_cut(o2 - fl2[xx], q2)
         o1 -= e1[xx]
         o2 -= e2[xx]
-        for ch in range(3):
-            if ch == 0:
-                dd = t00 * o0 + t10 * o1 + t20 * o2
-            elif ch == 1:
-                dd = t01 * o0 + t11 * o1 + t21 * o2
-            else:
-                dd = t02 * o0 + t12 * o1 + t22 * o2
-            if unbiased:
-                dd = max(dd, np.float32(1.0))
+        p0[xx] = t00 * o0 + t10 * o1 + t20 * o2
+        p1[xx] = t01 * o0 + t11 * o1 + t21 * o2
+        p2[xx] = t02 * o0 + t12 * o1 + t22 * o2
+    for p in (p0, p1, p2):
+        if unbiased:
+            for xx in range(n):
+                dd = max(p[xx], np.float32(1.0))
                 iv = np.float32(1.0) / dd
                 zz = (np.float32(0.25) * dd * dd
                       + iv * (np.float32(0.25 * s32)
                               + iv * (np.float32(-11.0 / 8.0) + iv * np.float32(0.625 * s32)))
                       - np.float32(0.125) - sz2)
-                orow[3 * xx + ch] = zz * alpha
-            else:
-                q = dd * ia
-                orow[3 * xx + ch] = (q * q - c0) / a
+                p[xx] = zz * alpha
+        else:
+            for xx in range(n):
+                q = p[xx] * ia
+                p[xx] = (q * q - c0) / a
+    for xx in range(n):
+        orow[3 * xx + 0] = p0[xx]
+        orow[3 * xx + 1] = p1[xx]
+        orow[3 * xx + 2] = p2[xx]
 
 
 @aot.entry(noalias=True)  # writes only out (fresh); the rest is read
@@ -960,7 +966,7 @@ def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, 
         else:
             _bwd_row(x[y].reshape(3 * w), a, c0, k, t, lum[y] if has_luma else lum[0],
                      has_luma, e1, e2, fine, lf[0], lf[1], q1, q2, unbiased, alpha, sz2,
-                     out[y].reshape(3 * w))
+                     p[0], p[1], p[2], out[y].reshape(3 * w))
 
 
 def _forward_np(x: np.ndarray, alpha: float, sigma2: float, f: int
