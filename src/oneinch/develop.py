@@ -676,12 +676,16 @@ def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None)
 
 
 def _made_by(raw: RawImage, r: Recipe) -> str | None:
-    """The demosaic method whose noise spectrum denoise models: the one used, or None when
-    the RGB is not interpolated (binned previews, LinearRaw: white noise per site)."""
+    """The demosaic method whose noise spectrum denoise models: the one used ('xtrans',
+    'quad:METHOD' for a remosaiced Quad-Bayer, see isp.denoise._cfa_of), or None when the
+    RGB is not interpolated (binned previews, LinearRaw: white noise per site)."""
     if raw.is_linear or _bin_factor(raw, r) > 1:
         return None
     if raw.cfa is not None and raw.cfa.kind == "xtrans":
         return "xtrans"  # its own method whatever the name (isp.denoise models it as such)
+    if raw.cfa is not None and raw.cfa.kind == "quad" and r.demosaic.quad_bayer == "remosaic":
+        return f"quad:{_auto_method(raw, r)}"  # remosaic, then the method ('bin' averages:
+        # the noise stays white per site of the half-size Bayer mosaic the method demosaics)
     return _auto_method(raw, r)
 
 

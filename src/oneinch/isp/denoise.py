@@ -1020,8 +1020,14 @@ def _backward_np(x: np.ndarray, alpha: float, sigma2: float, lum: np.ndarray | N
 
 def _cfa_of(method: str) -> tuple[CFAPattern, str]:
     """(CFA, demosaic method) a ``demosaic_method`` name stands for: 'xtrans' is the X-Trans
-    directional method (isp.demosaic), any other name a Bayer method on RGGB."""
-    return (CFAPattern.xtrans(), "auto") if method == "xtrans" else (_BAYER, method)
+    directional method (isp.demosaic); 'quad:METHOD' a Quad-Bayer mosaic remosaiced to Bayer,
+    then demosaiced by METHOD (the remosaic interpolates: its noise is not the Bayer
+    method's); any other name a Bayer method on RGGB."""
+    if method == "xtrans":
+        return CFAPattern.xtrans(), "auto"
+    if method.startswith("quad:"):
+        return CFAPattern.quad_bayer(), method[len("quad:"):]
+    return _BAYER, method
 
 
 @lru_cache(maxsize=4)
