@@ -466,3 +466,29 @@ def test_fusion_warp_rectilinear_removes_lateral_ca():
     print(f"Fusion R-G radial misregistration: before {before:.3f} px, after {after:.3f} px")
     assert before > 0.2  # about 0.00037 * 1100 px = 0.41 px predicted by the opcode
     assert abs(after) < 0.4 * before
+
+
+def test_colour_gain_is_what_the_gopro_gain_maps_apply():
+    """isp.shading.colour_gain (the lens shading denoise takes out of its noise model) equals
+    the four GainMaps of a GoPro HERO7 applied to a mosaic of ones, read at each colour's
+    sites (greens: the mean of the two), 1.6-2x in the corners."""
+    from oneinch.isp import shading
+    from oneinch.isp.opcodes import apply_opcode_list
+    from oneinch.raw import open_raw
+
+    path = DATA / "gopro_hero7_GOPR9231_gpr2dng.dng"
+    if not path.is_file():
+        pytest.skip("GoPro DNG not available")
+    raw = open_raw(path)
+    ops = raw.opcodes[2]
+    h, w = raw.data.shape
+    ones = apply_opcode_list(np.ones((h, w), np.float32), ops, list_no=2, cfa=raw.cfa)
+    ys, xs = np.arange(0, h, 250), np.arange(0, w, 250)  # even: the top-left site of a quad
+    got = shading.colour_gain(ops, raw.cfa.pattern, (h, w), ys, xs)
+    pat = raw.cfa.pattern
+    for c in range(3):
+        sites = [(dy, dx) for dy in range(2) for dx in range(2) if pat[dy][dx] == c]
+        want = np.mean([ones[ys + dy][:, xs + dx] for dy, dx in sites], axis=0)
+        np.testing.assert_allclose(got[..., c], want, rtol=2e-3)
+    assert got.max() > 1.6 and abs(float(got[len(ys) // 2, len(xs) // 2].mean()) - 1) < 0.01
+    assert shading.colour_gain((), raw.cfa.pattern, (h, w), ys, xs) is None

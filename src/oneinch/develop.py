@@ -137,8 +137,10 @@ def develop(
         x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise))
         x = at("demosaic", x)
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
-        x = at("denoise", denoise(x, r.denoise, noise_profile=noise, iso=raw.shot.iso,
-                                  demosaic_method=made_by))
+        shade = None if r.denoise.mode == "off" else _Shading.of(
+            raw, tuple(ops.get(2, ())), _bin_factor(raw, r), x.shape[:2])
+        x = at("denoise", _unshaded(denoise, x, shade, 0, False, r.denoise, noise_profile=noise,
+                                    iso=raw.shot.iso, demosaic_method=made_by))
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
         x = at("color", camera_colour(x, raw, neutral, r))
         gain = _exposure_gain(raw, r, stats.sample if stats.sample is not None else x)
@@ -286,6 +288,9 @@ def develop_strips(
 
     rows_out = round(mosaic.shape[0] / factor)
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
+    shade = None if r.denoise.mode == "off" else _Shading.of(  # (OpcodeList2's GainMaps)
+        raw, tuple(raw.opcodes.get(2, ())) if r.opcodes.apply else (), factor,
+        (rows_out, width_out))
 
     def clean(rgb: np.ndarray, m: np.ndarray, row: int) -> np.ndarray:  # denoise
         # row0 puts denoise's patch grid where the whole-image run has it, so strips join
@@ -293,9 +298,9 @@ def develop_strips(
         prepared.join()
         fresh = (rgb.dtype == np.float32 and rgb.flags.c_contiguous
                  and not np.may_share_memory(rgb, m))
-        return denoise(rgb, r.denoise, noise_profile=noise, iso=raw.shot.iso,
-                       demosaic_method=made_by, row0=row // factor,
-                       out=rgb if fresh else None)  # (in place: one image a strip)
+        return _unshaded(denoise, rgb, shade, row // factor, fresh, r.denoise,
+                         noise_profile=noise, iso=raw.shot.iso, demosaic_method=made_by,
+                         row0=row // factor)  # (in place when fresh: one image a strip)
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, (opcodes3: none), denoise
         # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
@@ -897,6 +902,69 @@ def _bin_stored_nb(data, black, g, colour, factor):  # pragma: no cover - numba
             for c in range(3):
                 out[y, x, c] = sums[c, x] * mul[c] - off[c]
     return out
+
+
+class _Shading:
+    """The gain OpcodeList2's GainMaps (lens shading) put on each colour of the image denoise
+    sees, which multiplied the sensor's noise with the signal: denoise then models the noise
+    of ``x / gain`` (the sensor's NoiseProfile) and multiplies its result back. A GoPro
+    HERO7's maps reach 1.6-2x in the corners: the noise there was that much above the model,
+    and was left. The gains are sampled on a grid of ~16 output pixels (isp.shading.colour_gain)
+    and interpolated linearly per strip, the same rows for the division and the product."""
+
+    STEP = 16  # output pixels between grid points
+
+    def __init__(self, raw: RawImage, ops2: tuple, factor: int, shape: tuple[int, int]) -> None:
+        from .isp import shading
+
+        self.shape = shape
+        h, w = shape
+        fh, fw = raw.data.shape[:2]
+        self.hc, self.wc = max(2, -(-h // self.STEP)), max(2, -(-w // self.STEP))
+        # grid points at the centres of hc x wc equal cells of the output image (the
+        # alignment cv2.resize assumes), in frame (mosaic) coordinates
+        yo = (np.arange(self.hc) + 0.5) * (h / self.hc) - 0.5
+        xo = (np.arange(self.wc) + 0.5) * (w / self.wc) - 0.5
+        pattern = None if raw.is_linear or raw.cfa is None else raw.cfa.pattern
+        self.grid = shading.colour_gain(ops2, pattern, (fh, fw), yo * factor + (factor - 1) / 2,
+                                        xo * factor + (factor - 1) / 2)
+
+    @classmethod
+    def of(cls, raw: RawImage, ops2: tuple, factor: int, shape: tuple[int, int]
+           ) -> _Shading | None:
+        """None when no GainMap applies, or its gains stay within 2 % of each other."""
+        if not ops2 or not any(getattr(op, "name", None) == "GainMap" for op in ops2):
+            return None
+        s = cls(raw, ops2, factor, shape)
+        g = s.grid
+        if g is None or float(g.max()) <= 1.02 * float(g.min()):
+            return None
+        return s
+
+    def rows(self, row0: int, n: int) -> np.ndarray:
+        """(n, width, 3) float32 gains of output rows row0 .. row0 + n."""
+        import cv2
+
+        y = (row0 + np.arange(n) + 0.5) * (self.hc / self.shape[0]) - 0.5
+        y = np.clip(y, 0.0, self.hc - 1.0)
+        i0 = np.minimum(np.floor(y).astype(np.int64), self.hc - 2)
+        wy = (y - i0).astype(np.float32)[:, None, None]
+        a = self.grid[i0] * (1.0 - wy) + self.grid[i0 + 1] * wy  # (n, wc, 3)
+        return cv2.resize(a, (self.shape[1], n), interpolation=cv2.INTER_LINEAR)
+
+
+def _unshaded(denoise, rgb: np.ndarray, shade: _Shading | None, first: int, in_place: bool,
+              settings, **kw) -> np.ndarray:
+    """``denoise(rgb, settings, **kw)`` of the image without its lens shading (rows first.. of
+    the image :class:`_Shading` describes): divided by the GainMaps' gain before, multiplied
+    after. ``in_place``: ``rgb`` may be overwritten (and holds the result)."""
+    if shade is None:
+        return denoise(rgb, settings, out=rgb if in_place else None, **kw)
+    g = shade.rows(first, rgb.shape[0])
+    x = np.divide(rgb, g, out=rgb if in_place else None, dtype=np.float32)
+    y = denoise(x, settings, out=x, **kw)
+    y *= g
+    return y
 
 
 def _developed_noise(raw: RawImage, r: Recipe, gains: np.ndarray) -> np.ndarray | None:

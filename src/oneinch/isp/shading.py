@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["apply_gain_map", "fix_vignette_radial", "gain_map_field", "pitched_slice"]
+__all__ = [
+    "apply_gain_map", "colour_gain", "fix_vignette_radial", "gain_map_field", "pitched_slice",
+]
 
 
 def pitched_slice(lo: int, hi: int, pitch: int, origin: int, size: int) -> tuple[slice, np.ndarray]:
@@ -91,6 +93,73 @@ def apply_gain_map(
             out[rs, cs] *= cache[k]
         else:
             out[rs, cs, plane] *= cache[k]
+    return out
+
+
+def _phases(lo: int, pitch: int, period: int) -> set[int]:
+    """Residues mod ``period`` of the indices ``lo, lo+pitch, ...`` (an area's rows or
+    columns)."""
+    pitch = max(int(pitch), 1)
+    return {(int(lo) + k * pitch) % period for k in range(period)}
+
+
+def colour_gain(
+    ops: Any, pattern: tuple[tuple[int, ...], ...] | None, frame: tuple[int, int],
+    rows: np.ndarray, cols: np.ndarray,
+) -> np.ndarray | None:
+    """The gain OpcodeList2's GainMaps put on each colour, at frame positions ``rows`` x
+    ``cols`` (float, any spacing: the maps are smooth): (len(rows), len(cols), 3) float32,
+    or None when no GainMap applies.
+
+    A mosaic (``pattern``, its CFA; the maps' plane 0): each CFA site's gain is the product
+    of the maps whose area and pitches select its phase, evaluated where it is; a colour's is
+    the mean over its sites (the two greens of a Bayer quad). Without a pattern, the image is
+    RGB and map plane ``k`` serves plane ``Plane + k`` (the last one the rest), as
+    :func:`apply_gain_map`. Area bounds are kept; the other opcodes (tonal, bad pixels) put
+    no gain. This is what lens shading did to the noise: the develop denoises the image
+    divided by it (isp.denoise's noise model is the sensor's, before the opcodes)."""
+    maps = [op for op in ops if getattr(op, "name", None) == "GainMap"]
+    if not maps:
+        return None
+    rows = np.asarray(rows, np.float64)
+    cols = np.asarray(cols, np.float64)
+    fh, fw = frame
+    ph = len(pattern) if pattern is not None else 1
+    pw = len(pattern[0]) if pattern is not None else 1
+    sites = [(dy, dx) for dy in range(ph) for dx in range(pw)] if pattern is not None else [
+        (0, 0)]
+    keys = sites if pattern is not None else [0, 1, 2]  # CFA sites, or RGB planes
+    gain = {k: np.ones((rows.size, cols.size), np.float64) for k in keys}
+    def inside(p: Mapping[str, Any], dy: int, dx: int) -> np.ndarray:
+        """The area holds the site (dy, dx) of the CFA cell each position lies in."""
+        r = np.floor(rows / ph) * ph + dy
+        c = np.floor(cols / pw) * pw + dx
+        return (((r >= p["Top"]) & (r < p["Bottom"]))[:, None]
+                & ((c >= p["Left"]) & (c < p["Right"]))[None, :])
+
+    for op in maps:
+        p = op.params
+        g = np.asarray(p["MapGain"], np.float64)
+        g = g[:, :, None] if g.ndim == 2 else g
+        if pattern is not None:
+            if int(p["Plane"]) != 0:
+                continue  # (a mosaic has one plane)
+            ys, xs = _phases(p["Top"], p["RowPitch"], ph), _phases(p["Left"], p["ColPitch"], pw)
+            field = gain_map_field(g[:, :, 0], p, rows, cols, fh, fw)
+            for dy, dx in sites:
+                if dy in ys and dx in xs:
+                    gain[(dy, dx)] = gain[(dy, dx)] * np.where(inside(p, dy, dx), field, 1.0)
+            continue
+        first = int(p["Plane"])
+        for plane in range(first, min(first + int(p["Planes"]), 3)):
+            k = min(plane - first, g.shape[2] - 1)
+            field = gain_map_field(g[:, :, k], p, rows, cols, fh, fw)
+            gain[plane] = gain[plane] * np.where(inside(p, 0, 0), field, 1.0)
+    out = np.empty((rows.size, cols.size, 3), np.float32)
+    for c in range(3):
+        mine = [gain[s] for s in sites if pattern[s[0]][s[1]] == c] if pattern is not None \
+            else [gain[c]]
+        out[..., c] = np.mean(mine, axis=0) if mine else 1.0
     return out
 
 
