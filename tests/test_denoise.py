@@ -565,6 +565,9 @@ def test_lens_shading_is_taken_out_of_the_noise_model(q, monkeypatch):
     r = Recipe().with_(sharpen={"amount": 0.0})
     ref = dv.develop(clean, r.with_(denoise={"mode": "off"})).rgb.astype(np.float32)
     out = dv.develop(noisy, r).rgb.astype(np.float32)
+    for tiled in (True, False):  # strips and the whole-image reference alike
+        got = dv.develop(noisy, r, tiled=tiled).rgb
+        np.testing.assert_allclose(got, out, atol=1e-4)
     monkeypatch.setattr(dv._Shading, "of", classmethod(lambda cls, *a: None))
     before = dv.develop(noisy, r).rgb.astype(np.float32)
     corners = np.zeros(ref.shape[:2], bool)
