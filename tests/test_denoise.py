@@ -568,6 +568,13 @@ def test_lens_shading_is_taken_out_of_the_noise_model(q, monkeypatch):
     for tiled in (True, False):  # strips and the whole-image reference alike
         got = dv.develop(noisy, r, tiled=tiled).rgb
         np.testing.assert_allclose(got, out, atol=1e-4)
+    h, w = noisy.data.shape  # a half-size image (binned preview, Quad-Bayer 'bin') spans
+    ops = noisy.opcodes[2]  # the same frame: its gains are the full size's, every 2nd pixel
+    full = dv._Shading.of(noisy, ops, (h, w)).rows(0, h)
+    half = dv._Shading.of(noisy, ops, (h // 2, w // 2)).rows(0, h // 2)
+    assert full.max() > 1.9
+    want = (full[0::2, 0::2] + full[1::2, 1::2]) / 2  # (the grids clamp at their first and
+    np.testing.assert_allclose(half[8:-8, 8:-8], want[8:-8, 8:-8], rtol=0.02)  # last points)
     monkeypatch.setattr(dv._Shading, "of", classmethod(lambda cls, *a: None))
     before = dv.develop(noisy, r).rgb.astype(np.float32)
     corners = np.zeros(ref.shape[:2], bool)

@@ -138,7 +138,7 @@ def develop(
         x = at("demosaic", x)
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
         shade = None if r.denoise.mode == "off" else _Shading.of(
-            raw, tuple(ops.get(2, ())), _bin_factor(raw, r), x.shape[:2])
+            raw, tuple(ops.get(2, ())), x.shape[:2])
         x = at("denoise", _unshaded(denoise, x, shade, 0, False, r.denoise, noise_profile=noise,
                                     iso=raw.shot.iso, demosaic_method=made_by))
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
@@ -289,8 +289,7 @@ def develop_strips(
     rows_out = round(mosaic.shape[0] / factor)
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
     shade = None if r.denoise.mode == "off" else _Shading.of(  # (OpcodeList2's GainMaps)
-        raw, tuple(raw.opcodes.get(2, ())) if r.opcodes.apply else (), factor,
-        (rows_out, width_out))
+        raw, tuple(raw.opcodes.get(2, ())) if r.opcodes.apply else (), (rows_out, width_out))
 
     def clean(rgb: np.ndarray, m: np.ndarray, row: int) -> np.ndarray:  # denoise
         # row0 puts denoise's patch grid where the whole-image run has it, so strips join
@@ -914,28 +913,27 @@ class _Shading:
 
     STEP = 16  # output pixels between grid points
 
-    def __init__(self, raw: RawImage, ops2: tuple, factor: int, shape: tuple[int, int]) -> None:
+    def __init__(self, raw: RawImage, ops2: tuple, shape: tuple[int, int]) -> None:
         from .isp import shading
 
-        self.shape = shape
-        h, w = shape
+        self.shape = shape  # of the whole image denoise sees, which spans the mosaic (binned
+        h, w = shape  # previews and Quad-Bayer 'bin': fewer pixels over the same frame)
         fh, fw = raw.data.shape[:2]
         self.hc, self.wc = max(2, -(-h // self.STEP)), max(2, -(-w // self.STEP))
-        # grid points at the centres of hc x wc equal cells of the output image (the
-        # alignment cv2.resize assumes), in frame (mosaic) coordinates
-        yo = (np.arange(self.hc) + 0.5) * (h / self.hc) - 0.5
-        xo = (np.arange(self.wc) + 0.5) * (w / self.wc) - 0.5
+        # grid points at the centres of hc x wc equal cells of the image (the alignment
+        # cv2.resize assumes), in frame (mosaic) coordinates: pixel centres scale by fh / h
+        yo = (np.arange(self.hc) + 0.5) * (h / self.hc)
+        xo = (np.arange(self.wc) + 0.5) * (w / self.wc)
         pattern = None if raw.is_linear or raw.cfa is None else raw.cfa.pattern
-        self.grid = shading.colour_gain(ops2, pattern, (fh, fw), yo * factor + (factor - 1) / 2,
-                                        xo * factor + (factor - 1) / 2)
+        self.grid = shading.colour_gain(ops2, pattern, (fh, fw), yo * (fh / h) - 0.5,
+                                        xo * (fw / w) - 0.5)
 
     @classmethod
-    def of(cls, raw: RawImage, ops2: tuple, factor: int, shape: tuple[int, int]
-           ) -> _Shading | None:
+    def of(cls, raw: RawImage, ops2: tuple, shape: tuple[int, int]) -> _Shading | None:
         """None when no GainMap applies, or its gains stay within 2 % of each other."""
         if not ops2 or not any(getattr(op, "name", None) == "GainMap" for op in ops2):
             return None
-        s = cls(raw, ops2, factor, shape)
+        s = cls(raw, ops2, shape)
         g = s.grid
         if g is None or float(g.max()) <= 1.02 * float(g.min()):
             return None
