@@ -130,6 +130,7 @@ def colour_gain(
         (0, 0)]
     keys = sites if pattern is not None else [0, 1, 2]  # CFA sites, or RGB planes
     gain = {k: np.ones((rows.size, cols.size), np.float64) for k in keys}
+
     def inside(p: Mapping[str, Any], dy: int, dx: int) -> np.ndarray:
         """The area holds the site (dy, dx) of the CFA cell each position lies in."""
         r = np.floor(rows / ph) * ph + dy
