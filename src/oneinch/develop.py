@@ -275,10 +275,10 @@ def develop_strips(
     domain = demosaic_domain(r, noise)
 
     def dem(m: np.ndarray, row: int) -> np.ndarray:
+        if factor > 1 and _gains_only(front, m):  # levels, WB and binning: one pass, then
+            return _bin_stored_shaded(m, row, front, cfa, factor)  # lens shading (GainMaps)
         if front is not None and m.dtype == np.uint16 and not front.keywords["ops2"]:
             lv, g = front.keywords["lv"], front.keywords["gains"]
-            if factor > 1:
-                return bin_stored(m, lv, g, cfa, factor)  # levels, WB and binning: one pass
             if method == "rcd":  # levels, WB (and the encoding) read inside RCD
                 return rcd_stored(m, lv, g, cfa, domain=domain)
         if front is not None:
@@ -980,6 +980,35 @@ def _developed_noise(raw: RawImage, r: Recipe, gains: np.ndarray) -> np.ndarray 
     return noise
 
 
+def _gains_only(front, m: np.ndarray) -> bool:
+    """The stored values ``m`` can be binned by :func:`_bin_stored_shaded`: a front (uniform
+    black level) whose OpcodeList2 holds GainMaps or nothing."""
+    return (front is not None and m.dtype == np.uint16
+            and all(getattr(op, "name", None) == "GainMap" for op in front.keywords["ops2"]))
+
+
+def _bin_stored_shaded(m: np.ndarray, row: int, front, cfa, factor: int) -> np.ndarray:
+    """``_bin(front(m, row), cfa, factor)`` for a front whose OpcodeList2 holds only GainMaps:
+    :func:`bin_stored` (levels, white balance, binning in one pass over the stored values),
+    then each colour times its maps' gain at the bin's centre (isp.shading.colour_gain), where
+    the front multiplied every sample by its own gain before binning. The maps are smooth
+    (bilinear between points ~100 px apart): a bin's mean gain is its centre's, but for the
+    covariance of the samples and the gain's slope inside it (GoPro HERO7, 2x2 and 4x4 bins:
+    relative difference 5e-5 on average, 7e-4 at most). The front and binning it spares
+    made its 1000 px preview 0.19 s against 0.08 without opcodes; now 0.12."""
+    from .isp import shading
+
+    out = bin_stored(m, front.keywords["lv"], front.keywords["gains"], cfa, factor)
+    ops2 = front.keywords["ops2"]
+    if ops2:
+        c = (factor - 1) / 2
+        frame = front.keywords["frame"] or m.shape[:2]
+        out *= shading.colour_gain(ops2, cfa.pattern, frame,
+                                   row + np.arange(out.shape[0]) * factor + c,
+                                   np.arange(out.shape[1]) * factor + c)
+    return out
+
+
 def binned_noise(noise: np.ndarray | None, factor: int) -> np.ndarray | None:
     """The (3, 2) noise profile [S, O] (variance = S·x + O) after binning by ``factor``: the
     mean of n independent samples of one mean has 1/n of their variance, so S and O are
@@ -1163,8 +1192,8 @@ def _statistics(mosaic: np.ndarray, raw: RawImage, r: Recipe, neutral: np.ndarra
         small = mosaic[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
     elif front is None:
         small = _bin(mosaic, raw.cfa, k)
-    elif mosaic.dtype == np.uint16 and not front.keywords["ops2"]:
-        small = bin_stored(mosaic, front.keywords["lv"], gains, raw.cfa, k)
+    elif _gains_only(front, mosaic):
+        small = _bin_stored_shaded(mosaic, 0, front, raw.cfa, k)
     else:  # the front in bands of rows (on the bins' 4-row blocks), each binned
         small = np.concatenate([_bin(front(mosaic[a : a + 256], a), raw.cfa, k)
                                 for a in range(0, mosaic.shape[0], 256)])
