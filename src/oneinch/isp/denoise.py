@@ -1428,7 +1428,8 @@ TIERS: dict[str, Tier] = {
 # base-ISO speed case. Its bound had been ~ISO 280 (0.04), but luma noise costs more than
 # that: medium against light, 12 Kodak + McMaster synthetic raws / 8 CC0 wallpapers at
 # 640 px (neither test set), ISO 140 +0.32 / +1.26 dB, 200 +0.46 / +1.54, 280
-# +0.62 / +1.97, SSIM +0.004 to +0.038; at ISO 100 +0.25 / +1.03 for ~3.5x the time.
+# +0.62 / +1.97, SSIM +0.004 to +0.038; at ISO 100 +0.25 / +1.03 for ~2.3x the denoise
+# time (light 11, medium 25 ms/MP at 12 MP).
 # medium up to ~ISO 1700 (the geometric mean of 800 and 3200).
 LIGHT_MAX_NOISE = 0.0285
 MEDIUM_MAX_NOISE = 0.10
