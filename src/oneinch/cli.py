@@ -467,9 +467,10 @@ def _prefault_bytes(inputs: list[Path], size: int | None = None) -> int:
             continue  # the develop names the file and its problem
     if size is None or size <= 0:
         return int(min(PREFAULT_MAX, PREFAULT_PER_FILE_BYTE * largest))
+    from .recipe import Output
+
     pixels = largest / 2
-    long_edge = (pixels * 4 / 3) ** 0.5
-    factor = 4 if 4 * size <= long_edge else 2 if 2 * size <= long_edge else 1
+    factor = Output(size=size).bin_factor((pixels * 4 / 3) ** 0.5)
     if factor == 1:  # developed at full size, then resized
         return int(min(PREFAULT_MAX, PREFAULT_PER_FILE_BYTE * largest))
     return int(min(PREFAULT_MAX, PREVIEW_PREFAULT_PER_PIXEL * pixels / factor**2))

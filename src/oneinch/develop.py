@@ -140,7 +140,7 @@ def develop(
         # a FixVignetteRadial gain or a warp's resampling after it would change the noise
         # (2x vignette, ISO 3200, 4 Kodak: +1.07 dB, corners +2.5, against after)
         shade = None if r.denoise.mode == "off" else _Shading.of(
-            raw, tuple(ops.get(2, ())), x.shape[:2])
+            raw, tuple(ops.get(2, ())), x.shape[:2], exact=_bin_factor(raw, r) > 1)
         x = at("denoise", _unshaded(denoise, x, shade, 0, False, r.denoise, noise_profile=noise,
                                     iso=raw.shot.iso, demosaic_method=made_by))
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
@@ -276,7 +276,9 @@ def develop_strips(
 
     def dem(m: np.ndarray, row: int) -> np.ndarray:
         if factor > 1 and _gains_only(front, m):  # levels, WB and binning: one pass, then
-            return _bin_stored_shaded(m, row, front, cfa, factor)  # lens shading (GainMaps)
+            if prebinned:  # lens shading (GainMaps) after denoise, which models its absence
+                return bin_stored(m, front.keywords["lv"], front.keywords["gains"], cfa, factor)
+            return _bin_stored_shaded(m, row, front, cfa, factor)  # ... or now
         if front is not None and m.dtype == np.uint16 and not front.keywords["ops2"]:
             lv, g = front.keywords["lv"], front.keywords["gains"]
             if method == "rcd":  # levels, WB (and the encoding) read inside RCD
@@ -292,7 +294,12 @@ def develop_strips(
     rows_out = round(mosaic.shape[0] / factor)
     width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
     shade = None if r.denoise.mode == "off" else _Shading.of(  # (OpcodeList2's GainMaps)
-        raw, tuple(raw.opcodes.get(2, ())) if r.opcodes.apply else (), (rows_out, width_out))
+        raw, tuple(raw.opcodes.get(2, ())) if r.opcodes.apply else (), (rows_out, width_out),
+        exact=factor > 1)
+    # binned strips of stored values leave the shading out until after denoise: no product
+    # before it and division again
+    prebinned = (shade is not None and factor > 1 and _gains_only(front, mosaic)
+                 and bool(front.keywords["ops2"]))
 
     def clean(rgb: np.ndarray, m: np.ndarray, row: int) -> np.ndarray:  # denoise
         # row0 puts denoise's patch grid where the whole-image run has it, so strips join
@@ -301,8 +308,9 @@ def develop_strips(
         fresh = (rgb.dtype == np.float32 and rgb.flags.c_contiguous
                  and not np.may_share_memory(rgb, m))
         return _unshaded(denoise, rgb, shade, row // factor, fresh, r.denoise,
-                         noise_profile=noise, iso=raw.shot.iso, demosaic_method=made_by,
-                         row0=row // factor)  # (in place when fresh: one image a strip)
+                         shaded=not prebinned, noise_profile=noise, iso=raw.shot.iso,
+                         demosaic_method=made_by, row0=row // factor)  # (in place when
+        # fresh: one image a strip)
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, denoise (opcodes3: none)
         # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
@@ -802,13 +810,10 @@ def _bin_factor(raw: RawImage, recipe: Recipe) -> int:
     becomes one RGB pixel (:func:`bin2x2`). 4: the output is at most a quarter of the sensor
     (and the sensor's sides are multiples of 4) -> each 2x2 block of same-colour samples is
     averaged into a half-size Bayer mosaic (:func:`bin_bayer2x2`), then binned 2x2."""
-    size = recipe.output.size
-    if not (size and raw.cfa is not None and raw.cfa.kind == "bayer"):
+    if raw.cfa is None or raw.cfa.kind != "bayer":
         return 1
-    long_edge = max(raw.height, raw.width)
-    if 4 * size <= long_edge and raw.height % 4 == 0 and raw.width % 4 == 0:
-        return 4
-    return 2 if 2 * size <= long_edge else 1
+    return recipe.output.bin_factor(max(raw.height, raw.width),
+                                    raw.height % 4 == 0 and raw.width % 4 == 0)
 
 
 def _bin(mosaic: np.ndarray, cfa, factor: int) -> np.ndarray:
@@ -912,31 +917,40 @@ class _Shading:
     of ``x / gain`` (the sensor's NoiseProfile) and multiplies its result back. A GoPro
     HERO7's maps reach 1.6-2x in the corners: the noise there was that much above the model,
     and was left. The gains are sampled on a grid of ~16 output pixels (isp.shading.colour_gain)
-    and interpolated linearly per strip, the same rows for the division and the product."""
+    and interpolated linearly per strip, the same rows for the division and the product;
+    ``exact`` (binned previews, few pixels): evaluated at every pixel's centre instead."""
 
     STEP = 16  # output pixels between grid points
 
-    def __init__(self, raw: RawImage, ops2: tuple, shape: tuple[int, int]) -> None:
+    def __init__(self, raw: RawImage, ops2: tuple, shape: tuple[int, int],
+                 exact: bool = False) -> None:
         from .isp import shading
 
         self.shape = shape  # of the whole image denoise sees, which spans the mosaic (binned
         h, w = shape  # previews and Quad-Bayer 'bin': fewer pixels over the same frame)
         fh, fw = raw.data.shape[:2]
+        self.ops2, self.exact, self.frame = ops2, exact, (fh, fw)
         self.hc, self.wc = max(2, -(-h // self.STEP)), max(2, -(-w // self.STEP))
         # grid points at the centres of hc x wc equal cells of the image (the alignment
         # cv2.resize assumes), in frame (mosaic) coordinates: pixel centres scale by fh / h
         yo = (np.arange(self.hc) + 0.5) * (h / self.hc)
         xo = (np.arange(self.wc) + 0.5) * (w / self.wc)
-        pattern = None if raw.is_linear or raw.cfa is None else raw.cfa.pattern
-        self.grid = shading.colour_gain(ops2, pattern, (fh, fw), yo * (fh / h) - 0.5,
-                                        xo * (fw / w) - 0.5)
+        self.pattern = None if raw.is_linear or raw.cfa is None else raw.cfa.pattern
+        self.grid = shading.colour_gain(ops2, self.pattern, (fh, fw), self._frame(yo, 0),
+                                        self._frame(xo, 1))
+
+    def _frame(self, centres: np.ndarray, axis: int) -> np.ndarray:
+        """Frame (mosaic) coordinates of image positions ``centres`` (pixel i's centre is
+        i + 0.5) along ``axis``: pixel centres scale by frame / image size."""
+        return centres * (self.frame[axis] / self.shape[axis]) - 0.5
 
     @classmethod
-    def of(cls, raw: RawImage, ops2: tuple, shape: tuple[int, int]) -> _Shading | None:
+    def of(cls, raw: RawImage, ops2: tuple, shape: tuple[int, int], exact: bool = False
+           ) -> _Shading | None:
         """None when no GainMap applies, or its gains stay within 2 % of each other."""
         if not ops2 or not any(getattr(op, "name", None) == "GainMap" for op in ops2):
             return None
-        s = cls(raw, ops2, shape)
+        s = cls(raw, ops2, shape, exact)
         g = s.grid
         if g is None or float(g.max()) <= 1.02 * float(g.min()):
             return None
@@ -946,6 +960,13 @@ class _Shading:
         """(n, width, 3) float32 gains of output rows row0 .. row0 + n."""
         import cv2
 
+        from .isp import shading
+
+        if self.exact:
+            return shading.colour_gain(
+                self.ops2, self.pattern, self.frame,
+                self._frame(row0 + np.arange(n) + 0.5, 0),
+                self._frame(np.arange(self.shape[1]) + 0.5, 1))
         y = (row0 + np.arange(n) + 0.5) * (self.hc / self.shape[0]) - 0.5
         y = np.clip(y, 0.0, self.hc - 1.0)
         i0 = np.minimum(np.floor(y).astype(np.int64), self.hc - 2)
@@ -955,14 +976,18 @@ class _Shading:
 
 
 def _unshaded(denoise, rgb: np.ndarray, shade: _Shading | None, first: int, in_place: bool,
-              settings, **kw) -> np.ndarray:
+              settings, *, shaded: bool = True, **kw) -> np.ndarray:
     """``denoise(rgb, settings, **kw)`` of the image without its lens shading (rows first.. of
-    the image :class:`_Shading` describes): divided by the GainMaps' gain before, multiplied
-    after. ``in_place``: ``rgb`` may be overwritten (and holds the result)."""
+    the image :class:`_Shading` describes): divided by the GainMaps' gain before (unless
+    ``shaded`` is False: ``rgb`` is without it already), multiplied after. ``in_place``:
+    ``rgb`` may be overwritten (and holds the result)."""
     if shade is None:
         return denoise(rgb, settings, out=rgb if in_place else None, **kw)
     g = shade.rows(first, rgb.shape[0])
-    x = np.divide(rgb, g, out=rgb if in_place else None, dtype=np.float32)
+    if shaded:
+        x = np.divide(rgb, g, out=rgb if in_place else None, dtype=np.float32)
+    else:
+        x = rgb if in_place else np.array(rgb, np.float32)
     y = denoise(x, settings, out=x, **kw)
     y *= g
     return y

@@ -185,6 +185,17 @@ class Output:
         if self.transfer != "sdr" and self.format not in ("heif", "avif"):
             raise OptionError(f"transfer {self.transfer} needs format heif or avif")
 
+    def bin_factor(self, long_edge: float, by_four: bool = True) -> int:
+        """Sensor pixels a preview bins into one along each side, for a sensor of that long
+        edge: 4 when ``size`` is at most a quarter of it (and ``by_four``: the sides allow),
+        2 when at most half, else 1 (no ``size``: 1). (develop._bin_factor; the command's
+        prefault estimates it from a file's size.)"""
+        if not self.size:
+            return 1
+        if 4 * self.size <= long_edge and by_four:
+            return 4
+        return 2 if 2 * self.size <= long_edge else 1
+
 
 @dataclass(frozen=True)
 class Recipe:

@@ -126,8 +126,7 @@ def colour_gain(
     fh, fw = frame
     ph = len(pattern) if pattern is not None else 1
     pw = len(pattern[0]) if pattern is not None else 1
-    sites = [(dy, dx) for dy in range(ph) for dx in range(pw)] if pattern is not None else [
-        (0, 0)]
+    sites = [(dy, dx) for dy in range(ph) for dx in range(pw)] if pattern is not None else []
     keys = sites if pattern is not None else [0, 1, 2]  # CFA sites, or RGB planes
     gain = {k: np.ones((rows.size, cols.size), np.float64) for k in keys}
 
