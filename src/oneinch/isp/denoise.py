@@ -43,16 +43,17 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
     noisy   -                -                           39.32   30.05   23.63    17.07     -
     light   untouched        1/2 res, garrote, step 3    39.72   31.03   24.68    18.15     ~11
                              fine band 1.5
-    medium  garrote, step 3  1/2 res, garrote, step 2    39.80   32.39   27.67    23.02     ~35
+    medium  garrote, step 3  1/2 res, garrote, step 2    39.80   32.39   27.67    23.02     ~25
                              (chroma_k 1.1) fine 2.5
-    full    2-pass, step 2   1/2 res, 2-pass, step 2     39.96   32.60   27.92    23.35     ~57
+    full    2-pass, step 2   1/2 res, 2-pass, step 2     39.96   32.60   27.92    23.35     ~47
             (pilot step 3)   (pilot step 3, chroma_k 1.1) fine 4
     auto    picks light / medium / full / full: 39.72 / 32.39 / 27.92 / 23.35
             (SSIM 0.9692 / 0.8936 / 0.7909 / 0.6200)
     ('fine': the fine-band garrote's multiple, taken by the noise level, see ``Tier``; a
     tier run off its own noise level takes the one of the level: the light row at ISO 800
     garrotes at 2.5. ms/MP measured in a faster phase of the machine than the figures below:
-    the same run gave light 11 -> 10 ms/MP without the fine band. Until session 11, no fine
+    the same run gave light 11 -> 10 ms/MP without the fine band; medium and full were ~35
+    and ~57 until session 12 vectorised their backward pass. Until session 11, no fine
     band: auto 39.65 / 31.97 / 27.15 / 21.91, SSIM 0.9679 / 0.8712 / 0.7357 / 0.4777, light
     ~13, medium ~43, full ~80 ms/MP in a slower phase.
     Before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
