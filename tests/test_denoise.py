@@ -51,7 +51,7 @@ def crops(q):
 def test_beats_noisy_input(q, crops, iso, tier):
     """'auto' (tier None: chosen by noise level) and the full method beat the noisy input.
 
-    At ISO 100 'auto' uses the light tier (chroma only, for speed): a smaller, mean gain."""
+    At ISO 100 'auto' uses the light tier (for speed): a smaller, mean gain."""
     gains, ssims = [], []
     for i, im in enumerate(crops):
         case = q.make_case(im, iso, seed=i)
@@ -325,18 +325,25 @@ def test_auto_tier_follows_noise_level():
     assert dn.margin(Denoise(mode="off")) == 0
 
 
-def test_auto_denoises_luma_from_iso_200(q):
-    """'auto' keeps the light tier (chroma only) for base ISO, where it is the speed case,
-    but not above it: at ISO 200 the light tier had run (its bound was ISO ~280), and the
+def test_auto_denoises_luma_from_iso_200(q, monkeypatch):
+    """'auto' keeps the light tier for base ISO, where it is the speed case, but not above
+    it. At ISO 200 the light tier, chroma only then, had run (its bound was ISO ~280), and the
     medium one (luma as well) was +0.56 dB, SSIM +0.011 on all 42 Kodak + McMaster raws
     (only kodim13, the most textured, lost: -0.14 dB). Here, on whole images (textured
-    crops alone favour keeping the grain), auto must beat the light tier in PSNR and SSIM."""
+    crops alone favour keeping the grain), auto must beat that chroma-only tier in PSNR and
+    SSIM. (The light tier has filtered luma too since session 13; medium stays 0.25-0.45 dB
+    above it from ISO 140 to 280 on 8 CC0 wallpapers, a tie on 12 Kodak + McMaster.)"""
+    import dataclasses
+
     ims = q.load_set("kodak24", 2) + q.load_set("mcmaster18", 1)
+    chroma_only = dataclasses.replace(dn.TIERS["light"], luma_step=0)
     dp, ds = [], []
     for i, (_, im) in enumerate(ims):
         case = q.make_case(im, 200, seed=i)
         assert dn.choose_tier(Denoise(), case["profile"]).name == "medium"
-        p0, s0 = q.score_cam(case, q.oneinch_denoise(case, tier="light"))
+        with monkeypatch.context() as m:
+            m.setitem(dn.TIERS, "light", chroma_only)
+            p0, s0 = q.score_cam(case, q.oneinch_denoise(case, tier="light"))
         p1, s1 = q.score_cam(case, q.oneinch_denoise(case))
         dp.append(p1 - p0)
         ds.append(s1 - s0)
@@ -379,16 +386,34 @@ def test_fine_band_noise_of_white_noise_closed_form_matches_a_measurement():
     assert np.all(demosaiced < 0.9) and np.all(demosaiced[1:] > 0.2), demosaiced
 
 
-def test_light_tier_leaves_luma_alone():
-    x, prof = _noisy_field((64, 64), 100)
-    out = dn.denoise(x, Denoise(), prof, tier="light")
-    t = dn.OPPONENT.astype(np.float32)
-    a, s2 = float(prof[:, 0].mean()), float(prof[:, 1].mean())
-    lum_in = (dn.gat_forward(x, a, s2) @ t.T)[..., 0]
-    lum_out = (dn.gat_forward(out, a, s2) @ t.T)[..., 0]
-    assert np.abs(lum_out - lum_in).max() < 1e-3 * np.abs(lum_in).max()
-    chroma_change = np.abs((dn.gat_forward(out, a, s2) - dn.gat_forward(x, a, s2)) @ t.T)
-    assert chroma_change[..., 1:].mean() > 10 * chroma_change[..., 0].mean()
+def test_light_tier_denoises_luma_at_base_iso(q, monkeypatch):
+    """Until session 13 the light tier ('auto' at base ISO) filtered chroma only, and the luma
+    noise it left is what the tone curve lifts in the shadows. Developed (tone curve, look)
+    against the clean twin, 6 Kodak + 3 McMaster images at ISO 100: the light tier with its
+    luma filter beats the chroma-only one on the mean (+0.25 dB measured; the smooth scenes
+    up to +1.15) and loses at most a trace on textured ones (kodim01, McMaster 1: -0.05)."""
+    import dataclasses
+
+    from oneinch import develop as dv
+    from oneinch import synthetic
+    from oneinch.raw.image import CFAPattern
+    from oneinch.recipe import Recipe
+
+    light = dn.TIERS["light"]
+    assert light.luma_step > 0
+    r = Recipe().with_(sharpen={"amount": 0.0})
+    gains = []
+    for i, (_, im) in enumerate(q.load_set("kodak24", 6) + q.load_set("mcmaster18", 3)):
+        noisy, _ = synthetic.unprocess(im, pattern=CFAPattern.bayer("RGGB"), iso=100, seed=i)
+        clean_raw, _ = synthetic.unprocess(im, pattern=CFAPattern.bayer("RGGB"))
+        assert dn.choose_tier(Denoise(), noisy.noise_profile).name == "light"
+        clean = dv.develop(clean_raw, r.with_(denoise={"mode": "off"})).rgb.astype(np.float32)
+        psnr = []
+        for tier in (light, dataclasses.replace(light, luma_step=0)):
+            monkeypatch.setitem(dn.TIERS, "light", tier)
+            psnr.append(synthetic.psnr(dv.develop(noisy, r).rgb.astype(np.float32), clean))
+        gains.append(psnr[0] - psnr[1])
+    assert np.mean(gains) > 0.15 and min(gains) > -0.1, gains
 
 
 def test_sorting_network_sorts_every_input_of_its_size():

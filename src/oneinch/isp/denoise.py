@@ -41,21 +41,24 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
 
     tier    luma             chroma                      ISO100  ISO800  ISO3200  ISO12800  ms/MP
     noisy   -                -                           39.32   30.05   23.63    17.07     -
-    light   untouched        1/2 res, garrote, step 3    39.72   31.03   24.68    18.15     ~11
-                             fine band 1.5
+    light   garrote, step 5  1/2 res, garrote, step 3    39.84   32.14   26.74    21.36     ~17
+            (lambda 1.2)     fine band 1.5
     medium  garrote, step 3  1/2 res, garrote, step 2    39.80   32.39   27.67    23.02     ~25
                              (chroma_k 1.1) fine 2.5
     full    2-pass, step 2   1/2 res, 2-pass, step 2     39.96   32.60   27.92    23.35     ~47
             (pilot step 3)   (pilot step 3, chroma_k 1.1) fine 4
-    auto    picks light / medium / full / full: 39.72 / 32.39 / 27.92 / 23.35
-            (SSIM 0.9692 / 0.8936 / 0.7909 / 0.6200)
+    auto    picks light / medium / full / full: 39.84 / 32.39 / 27.92 / 23.35
+            (SSIM 0.9708 / 0.8936 / 0.7909 / 0.6200)
     ('fine': the fine-band garrote's multiple, taken by the noise level, see ``Tier``; a
     tier run off its own noise level takes the one of the level: the light row at ISO 800
     garrotes at 2.5. ms/MP measured in a faster phase of the machine than the figures below:
     the same run gave light 11 -> 10 ms/MP without the fine band; medium and full were ~35
-    and ~57 until session 12 vectorised their backward pass. Until session 11, no fine
-    band: auto 39.65 / 31.97 / 27.15 / 21.91, SSIM 0.9679 / 0.8712 / 0.7357 / 0.4777, light
-    ~13, medium ~43, full ~80 ms/MP in a slower phase.
+    and ~57 until session 12 vectorised their backward pass. Until session 13 the light
+    tier left luma untouched: 39.72 / 31.03 / 24.68 / 18.15 (SSIM 0.9692 at ISO 100),
+    ~11 ms/MP; its luma filter costs 1.6x that, measured in one run (14.6 -> 23.1 ms/MP in a
+    slower phase). Until session 11, no fine band: auto 39.65 / 31.97 / 27.15 / 21.91, SSIM
+    0.9679 / 0.8712 / 0.7357 / 0.4777, light ~13, medium ~43, full ~80 ms/MP in a slower
+    phase.
     Before the numba kernels the full method took ~2100-3500 ms/MP; before the DCT kernel
     ran across patches in SIMD: ~20-55 / 65-150 / 160-215; before session 10 chroma was
     filtered at its noise level, x1: medium 39.69 / 31.91 / 26.84 / 21.59, full 39.75 / 32.00
@@ -78,9 +81,9 @@ keeps it; its hard pilot pass is every 3 px since session 9 (was 2: 39.74 / 32.0
 
 The pointwise stages (GAT, opponent transform, chroma box-downsampling; and back, with the
 bilinear upsampling of the removed chroma noise and the inverse GAT) are two fused numba
-passes; the DCT filter is one fused numba kernel per pass (see ``_dct_pass_nb``). In the
-light tier the backward pass skips the opponent round trip (luma is untouched and T is
-orthonormal). All kernels release the GIL, so two strips denoise at once. Every stage is
+passes; the DCT filter is one fused numba kernel per pass (see ``_dct_pass_nb``). When
+luma is left untouched (a luma strength of 0) the backward pass skips the opponent round
+trip (T is orthonormal). All kernels release the GIL, so two strips denoise at once. Every stage is
 local, so a strip of rows with :func:`margin` rows of context and its global ``row0`` gives
 the same rows as the whole image.
 """
@@ -840,7 +843,8 @@ def _fine_cut(fb, q):  # pragma: no cover - numba
 @njit(cache=True, fastmath=True, nogil=True)
 def _bwd_light_row(xr, a, c0, ia, t1, t2, e1, e2, fine, l1, l2, q1, q2, p0, p1, p2,
                    orow):  # pragma: no cover
-    # light tier (luma untouched, algebraic inverse): T is orthonormal, so
+    # luma untouched (luma strength 0; the light tier until session 13), algebraic
+    # inverse: T is orthonormal, so
     # T^T (T g - [0, e1, e2]) = g - e1 T[1] - e2 T[2], no opponent round trip;
     # in the GAT's sqrt units (g * alpha/2) the inverse is (s^2 - c0) / a.
     # ``fine``: the chroma above the low-res band, T[1] g - l1 (l1, l2: the noisy low-res
@@ -1371,7 +1375,8 @@ class Tier:
     noise std (:func:`fine_band_std`, times ``chroma_k``); 0: kept as it is. The ``fine``
     used is that of the tier 'auto' picks for the image's noise level, whichever tier runs
     ('manual' runs the full tier at every ISO; full's ``fine`` at ISO 100 lost 1 dB on
-    textured crops).
+    textured crops). ``luma_garrote``: the luma filter's lambda when it differs from the
+    chroma's (0: ``garrote``).
     """
 
     name: str
@@ -1382,6 +1387,7 @@ class Tier:
     pilot_step: int = 0
     chroma_k: float = 1.0
     fine: float = 0.0
+    luma_garrote: float = 0.0
 
 
 # Measured on the quick subset (2 Kodak + 1 McMaster, bench/quality_denoise.py --quick) and at
@@ -1416,7 +1422,17 @@ TIERS: dict[str, Tier] = {
     # Chroma filtered at full resolution instead (chroma_factor 1) measured below it at 2-5x
     # the time: 3200 (ri) 30.71, 12800 24.63; the 8x8 patches at half resolution reach lower
     # frequencies.
-    "light": Tier("light", 0, 2, 3, garrote=2.0, fine=1.5),
+    # light, luma (session 13): until then the light tier left luma as it was, and base ISO
+    # kept its luma noise, which the tone curve lifts in the shadows. Luma is now garroted
+    # on a coarse grid (every 5 px) at its own lambda (``luma_garrote``). ISO 100 against
+    # chroma only, PSNR / SSIM: 8 CC0 wallpapers (640 px, bench metric) 41.71 / 0.9618 ->
+    # 42.55 / 0.9697; 6 of them developed (1024 px, tone curve, against the clean twin)
+    # 41.81 -> 43.72 dB; 12 Kodak + McMaster 40.83 / 0.9762 -> 41.05 / 0.9786. Luma step 4
+    # / 5 / 6 and lambda 1.0-1.8 tried: step 4 +0.07 dB for 1.5x the luma cost; lambda 1.5
+    # +0.15 dB on the developed wallpapers, but -0.09 on the 12 and a textured Kodak crop
+    # lost 0.17 dB against the noisy input (1.2: -0.04). The medium tier (luma every 3 px)
+    # stays 0.25-0.45 dB above it from ISO 140 to 280 on the wallpapers (a tie on the 12).
+    "light": Tier("light", 5, 2, 3, garrote=2.0, fine=1.5, luma_garrote=1.2),
     "medium": Tier("medium", 3, 2, 2, garrote=1.8, chroma_k=1.1, fine=2.5),
     # full: the pilot (hard) pass every 3 px under a Wiener pass every 2 px: 12 Kodak +
     # McMaster synthetic raws, ISO 3200 28.170 / SSIM 0.7816 against 28.172 / 0.7815 with
@@ -1425,12 +1441,14 @@ TIERS: dict[str, Tier] = {
     "full": Tier("full", 2, 2, 2, pilot_step=3, chroma_k=1.1, fine=4.0),
 }
 # 'auto' picks the tier by noise_level(profile): relative sigma at middle grey.
-# light (chroma only) up to ~ISO 140, the geometric mean of 100 and 200 (0.0284): it is the
-# base-ISO speed case. Its bound had been ~ISO 280 (0.04), but luma noise costs more than
-# that: medium against light, 12 Kodak + McMaster synthetic raws / 8 CC0 wallpapers at
-# 640 px (neither test set), ISO 140 +0.32 / +1.26 dB, 200 +0.46 / +1.54, 280
+# light up to ~ISO 140, the geometric mean of 100 and 200 (0.0284): it is the base-ISO speed
+# case. Its bound had been ~ISO 280 (0.04), but luma noise costs more than that: medium
+# against light (chroma only then), 12 Kodak + McMaster synthetic raws / 8 CC0 wallpapers
+# at 640 px (neither test set), ISO 140 +0.32 / +1.26 dB, 200 +0.46 / +1.54, 280
 # +0.62 / +1.97, SSIM +0.004 to +0.038; at ISO 100 +0.25 / +1.03 for ~2.3x the denoise
-# time (light 11, medium 25 ms/MP at 12 MP).
+# time (light 11, medium 25 ms/MP at 12 MP). Against the light tier with its luma filter
+# (session 13): +0.01 / +0.25 dB at ISO 140, +0.01 / +0.33 at 200, +0.05 / +0.43 at 280;
+# the bound stays.
 # medium up to ~ISO 1700 (the geometric mean of 800 and 3200).
 LIGHT_MAX_NOISE = 0.0285
 MEDIUM_MAX_NOISE = 0.10
@@ -1630,8 +1648,8 @@ def denoise(
     lum_d = None
     if luma_step:
         lum_d = denoise_channel(lum, psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), luma_step,
-                                row0=r0, use_numba=use_numba, garrote=t.garrote,
-                                pilot_step=pilot)
+                                row0=r0, use_numba=use_numba,
+                                garrote=t.luma_garrote or t.garrote, pilot_step=pilot)
     ck = t.chroma_k * chroma_k
     rem = []
     for c, ch in ((1, c1), (2, c2)):
