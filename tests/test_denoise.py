@@ -600,8 +600,10 @@ def test_lens_shading_is_taken_out_of_the_noise_model(q, monkeypatch):
     assert full.max() > 1.9
     want = (full[0::2, 0::2] + full[1::2, 1::2]) / 2  # (the grids clamp at their first and
     np.testing.assert_allclose(half[8:-8, 8:-8], want[8:-8, 8:-8], rtol=0.02)  # last points)
+    assert dv._defers_shading(noisy, r)  # (the maps after the highlights: never in denoise)
+    monkeypatch.setattr(dv, "_defers_shading", lambda raw_, r_: False)
     monkeypatch.setattr(dv._Shading, "of", classmethod(lambda cls, *a, **k: None))
-    before = dv.develop(noisy, r).rgb.astype(np.float32)
+    before = dv.develop(noisy, r).rgb.astype(np.float32)  # the maps' gain left in the noise
     corners = np.zeros(ref.shape[:2], bool)
     corners[:64, :64] = corners[:64, -64:] = corners[-64:, :64] = corners[-64:, -64:] = True
 
@@ -610,6 +612,114 @@ def test_lens_shading_is_taken_out_of_the_noise_model(q, monkeypatch):
 
     gain_all, gain_corners = psnr(out) - psnr(before), psnr(out, corners) - psnr(before, corners)
     assert gain_all > 0.2 and gain_corners > 0.5, (gain_all, gain_corners)
+
+
+def test_deferred_lens_shading_leaves_unclipped_highlights_alone(q, monkeypatch):
+    """Lens shading after the highlights (develop._defers_shading): a scene recorded at up
+    to 75 % of white, 2x GainMaps in the corners. In DNG order (the maps on the mosaic, what
+    the develop did) the corners' values pass the clip level and highlight reconstruction
+    rebuilt pixels that never clipped (10 % of them here); deferred, next to none. The two
+    orders otherwise agree: the maps are smooth (but for the gain's slope over demosaicing's
+    reach)."""
+    import dataclasses
+
+    from oneinch import develop as dv
+    from oneinch import synthetic
+    from oneinch.recipe import Recipe
+
+    img = q.load_set("kodak24", 6)[5][1][:256, :384]  # kodim06: bright sky, sails, sea
+    _, shaded = _vignetted_raws(img, 100)  # (its GainMap)
+    plain, _ = synthetic.unprocess(img)
+    black, white = float(plain.levels.black.flat[0]), float(plain.levels.white.flat[0])
+    x = plain.data.astype(np.float64) - black
+    x = black + x * (0.75 * (white - black) / x.max())
+    raw = dataclasses.replace(plain, data=np.rint(x).astype(np.uint16), opcodes=shaded.opcodes)
+    r = Recipe().with_(sharpen={"amount": 0.0}, denoise={"mode": "off"})
+    assert dv._defers_shading(raw, r)
+
+    def touched() -> float:
+        a = dv.develop(raw, r, until="opcodes3")
+        b = dv.develop(raw, r, until="highlights")
+        return float(np.mean(np.abs(a - b).max(axis=-1) > 1e-6))
+
+    deferred = dv.develop(raw, r).rgb.astype(np.float32)
+    assert touched() < 5e-4  # (0.01 %: demosaicing's overshoot at a few edges)
+    with monkeypatch.context() as m:
+        m.setattr(dv, "_defers_shading", lambda raw_, r_: False)
+        assert touched() > 0.05  # (measured: 10 %, by up to 0.18 of white)
+        m.setattr(dv, "reconstruct", lambda rgb, *a, **k: rgb)  # DNG order, no rebuild
+        dng_order = dv.develop(raw, r).rgb.astype(np.float32)
+    inner = (slice(8, -8), slice(8, -8))  # (the demosaic's edges amplify the difference)
+    assert synthetic.psnr(deferred[inner], dng_order[inner]) > 50
+
+
+def test_defers_shading_only_smooth_gain_maps_alone(monkeypatch):
+    """The maps go after the highlights only when OpcodeList2 is GainMaps alone, smooth,
+    the same on the sites of one colour, and no warp (OpcodeList3) works on the mosaic's
+    frame. The GoPro HERO7's four maps (greens within 0.25 % of each other) qualify."""
+    import dataclasses
+    from pathlib import Path
+
+    from oneinch import develop as dv
+    from oneinch import synthetic
+    from oneinch.raw.image import Opcode
+    from oneinch.recipe import Recipe
+
+    raw, _ = synthetic.unprocess(np.full((64, 96, 3), 128, np.uint8))
+    h, w = raw.data.shape
+
+    def gain_map(points: int, **over) -> Opcode:
+        p = dict(Top=0, Left=0, Bottom=h, Right=w, Plane=0, Planes=1, RowPitch=1,
+                 ColPitch=1, MapPointsV=points, MapPointsH=points,
+                 MapSpacingV=1.0 / (points - 1), MapSpacingH=1.0 / (points - 1),
+                 MapOriginV=0.0, MapOriginH=0.0, MapPlanes=1,
+                 MapGain=np.linspace(1.0, 1.5, points * points, dtype=np.float32)
+                 .reshape(points, points, 1))
+        p.update(over)
+        return Opcode(9, "GainMap", 0x01030000, 0, p)
+
+    r = Recipe()
+
+    def defers(ops: dict) -> bool:
+        return dv._defers_shading(dataclasses.replace(raw, opcodes=ops), r)
+
+    assert defers({2: (gain_map(5),)})
+    assert not defers({})
+    assert not defers({2: (gain_map(33),)})  # points 2 px apart: not smooth
+    one_green = gain_map(5, Top=0, Left=1, RowPitch=2, ColPitch=2)  # Gr only: 1.5 vs 1
+    assert not defers({2: (one_green,)})
+    warp = Opcode(1, "WarpRectilinear", 0x01030000, 0, {})
+    assert not defers({2: (gain_map(5),), 3: (warp,)})
+    assert not dv._defers_shading(dataclasses.replace(raw, opcodes={2: (gain_map(5),)}),
+                                  r.with_(opcodes={"apply": False}))
+    gopro = (Path(__file__).resolve().parents[2] / "shared" / "data" / "dng" / "decodable"
+             / "gopro_hero7_GOPR9231_gpr2dng.dng")
+    if gopro.is_file():
+        from oneinch.isp import shading
+        from oneinch.raw.reader import open_raw
+
+        g = open_raw(gopro)
+        assert dv._defers_shading(g, r)
+        spread = shading.site_spread(g.opcodes[2], g.cfa.pattern, g.data.shape)
+        assert 0.001 < spread < 0.004, spread
+
+
+def test_demosaiced_has_the_lens_shading_in(q):
+    """develop.demosaiced (the camera RGB a chart is measured in) multiplies in the lens
+    shading the develop defers: the DNG order's demosaiced image, within the maps' slope."""
+    from oneinch import develop as dv
+    from oneinch.recipe import Recipe
+
+    img = q.load_set("kodak24", 3)[2][1][:256, :384]
+    _, clean = _vignetted_raws(img, 100)
+    r = Recipe().with_(denoise={"mode": "off"}, highlights={"mode": "clip"})
+    got = dv.demosaiced(clean, r)
+    plain = np.asarray(dv.develop(clean, r, until="demosaic"))
+    assert dv._defers_shading(clean, r)
+    corner = (slice(0, 32), slice(0, 32))
+    assert got[corner].mean() > 1.6 * plain[corner].mean()  # the corners brought back
+    mosaic = np.asarray(dv.develop(clean, r, until="whitebalance"))  # (unshaded, deferred)
+    assert mosaic[corner].mean() < 0.7 * got[corner].mean()
 
 
 def test_denoise_runs_before_opcode_list_3(q):

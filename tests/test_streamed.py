@@ -235,9 +235,11 @@ GOPRO = (Path(__file__).resolve().parents[2] / "shared" / "data" / "dng" / "deco
 
 
 def test_gopro_gain_maps_run_per_strip(spy, monkeypatch):
-    """A real file: the GoPro HERO7's OpcodeList2 (four GainMaps) runs per strip with the
-    levels and white balance (no float mosaic of the whole image), and the mirrored
-    (orientation 2) 4000 x 3000 image streams: the whole-image reference's image."""
+    """A real file: the GoPro HERO7's OpcodeList2 (four GainMaps) is lens shading the
+    develop defers (develop._defers_shading): levels and white balance run per strip (no
+    float mosaic of the whole image), the maps' colour gain multiplies each strip after the
+    highlights, and the mirrored (orientation 2) 4000 x 3000 image streams: the
+    whole-image reference's image."""
     from oneinch.raw.reader import open_raw
 
     monkeypatch.setattr(tiles, "ROWS", 384)  # (the default: 4 strips of 768 rows)
@@ -245,11 +247,17 @@ def test_gopro_gain_maps_run_per_strip(spy, monkeypatch):
     assert [op.name for op in raw.opcodes[2]] == ["GainMap"] * 4
     assert raw.shot.orientation == 2
     rows: list[int] = []
+    maps: list[int] = []
     real = dv._front
-    monkeypatch.setattr(dv, "_front",
-                        lambda data, row=0, **kw: rows.append(row) or real(data, row, **kw))
+    monkeypatch.setattr(dv, "_front", lambda data, row=0, **kw: rows.append(row) or maps.append(
+        len(kw["ops2"])) or real(data, row, **kw))
+    shaded: list[int] = []
+    real_rows = dv._Shading.rows
+    monkeypatch.setattr(dv._Shading, "rows",
+                        lambda self, row0, n: shaded.append(row0) or real_rows(self, row0, n))
     got = develop(raw, Recipe(), dtype=np.uint8).rgb
     assert spy and len({r for r in rows if r > 0}) >= 3  # the front, strip by strip
+    assert set(maps) == {0} and len({r for r in shaded if r > 0}) >= 3  # the maps, after
     _codes_match(got, develop(raw, Recipe(), tiled=False).rgb)
 
 

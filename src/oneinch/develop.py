@@ -64,6 +64,7 @@ STAGES = (
     "denoise",
     "opcodes3",
     "highlights",
+    "shading",
     "color",
     "exposure",
     "geometry",
@@ -121,30 +122,44 @@ def develop(
                                  rows=rows)
             return _photo(rgb, raw, r, neutral)
         x = at("levels", levels.normalize(_opcodes1(raw, ops.get(1, ())), raw.levels))
-        x = at("opcodes2", apply_ops(x, ops.get(2, ()), list_no=2, cfa=raw.cfa))
-        neutral = whitebalance.neutral(raw.color, r.white_balance, x, raw.cfa)
+        ops2 = tuple(ops.get(2, ()))
+        defer = _defers_shading(raw, r)
+        # deferred lens shading: the GainMaps' product, in DNG order, only for what reads the
+        # whole mosaic (auto WB, the statistics); the pipeline goes on without it
+        shaded = at("opcodes2", apply_ops(x, ops2, list_no=2, cfa=raw.cfa))
+        x = x if defer else shaded
+        neutral = whitebalance.neutral(raw.color, r.white_balance, shaded, raw.cfa)
         gains = whitebalance.gains(neutral)
         x = at("whitebalance", whitebalance.apply_gains(x, gains, raw.cfa))
+        seen = whitebalance.apply_gains(shaded, gains, raw.cfa) if defer else x
+        del shaded
         if _use_strips(raw, r, until, tiled):
-            held, x = [x], None  # develop_strips drops the mosaic once it is demosaiced
-            rgb = develop_strips(held, raw, r, neutral, gains, bits=bits, rows=rows)
+            stats = _statistics(seen, raw, r, neutral, gains)
+            held, x, seen = [x], None, None  # develop_strips drops the mosaic once demosaiced
+            rgb = develop_strips(held, raw, r, neutral, gains, bits=bits, rows=rows,
+                                 stats=stats)
             return _photo(rgb, raw, r, neutral)
         made_by = _made_by(raw, r)
         noise = _developed_noise(raw, r, gains)
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
             noise = _estimate_noise(x, raw, r, made_by)
-        stats = _statistics(x, raw, r, neutral, gains)
+        stats = _statistics(seen, raw, r, neutral, gains)
+        seen = None
         x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise))
         x = at("demosaic", x)
         # denoise before OpcodeList3: its noise model is the sensor's, on the mosaic's grid;
         # a FixVignetteRadial gain or a warp's resampling after it would change the noise
         # (2x vignette, ISO 3200, 4 Kodak: +1.07 dB, corners +2.5, against after)
-        shade = None if r.denoise.mode == "off" else _Shading.of(
-            raw, tuple(ops.get(2, ())), x.shape[:2], exact=_bin_factor(raw, r) > 1)
+        exact = _bin_factor(raw, r) > 1
+        shade = None if r.denoise.mode == "off" or defer else _Shading.of(
+            raw, ops2, x.shape[:2], exact=exact)
         x = at("denoise", _unshaded(denoise, x, shade, 0, False, r.denoise, noise_profile=noise,
                                     iso=raw.shot.iso, demosaic_method=made_by))
         x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
+        if defer:
+            x = x * _Shading(raw, ops2, x.shape[:2], exact=exact).rows(0, x.shape[0])
+        x = at("shading", x)
         x = at("color", camera_colour(x, raw, neutral, r))
         gain = _exposure_gain(raw, r, stats.sample if stats.sample is not None else x)
         x = at("exposure", x if gain == 1.0 else x * gain)
@@ -236,6 +251,7 @@ def develop_strips(
     front=None,
     bits: int | None = None,
     rows=None,
+    stats: _Statistics | None = None,
 ) -> np.ndarray:
     """develop() from demosaic to the encoded output, in strips of rows (isp.tiles.map_rows).
 
@@ -252,7 +268,10 @@ def develop_strips(
     ``front``: when given, ``held`` holds the stored sensor values and ``front(strip, row)``
     (levels, OpcodeList2 and white balance) runs per strip before demosaicing. ``bits`` (8 or
     16): each output strip is quantised as it is made, into a new integer image (see
-    :func:`develop`; ``rows``: its row sink).
+    :func:`develop`; ``rows``: its row sink). Lens shading that :func:`_defers_shading`:
+    ``held`` (or the front) is without it, and its gain multiplies each strip after the
+    highlight reconstruction; ``stats``: the statistics of the mosaic with it, when ``held``
+    is a mosaic (else made here from the front's).
     """
     from .isp import tiles
     from .isp.demosaic import demosaic
@@ -268,17 +287,23 @@ def develop_strips(
     factor = _bin_factor(raw, r)
     method = _auto_method(raw, r)
 
+    rows_out = round(mosaic.shape[0] / factor)
+    width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
     made_by = _made_by(raw, r)
+    ops2 = tuple(raw.opcodes.get(2, ())) if r.opcodes.apply else ()
+    deferred = _Shading(raw, ops2, (rows_out, width_out), exact=factor > 1) \
+        if _defers_shading(raw, r) else None
+    whole = front  # the front in DNG order (the statistics read what it makes)
+    if deferred is not None and front is not None:  # the sensor's strips: without the maps
+        front = partial(_front, **{**front.keywords, "ops2": ()})
     noise = _developed_noise(raw, r, gains)
     if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
         noise = _estimate_noise(mosaic, raw, r, made_by, front)
     domain = demosaic_domain(r, noise)
 
     def dem(m: np.ndarray, row: int) -> np.ndarray:
-        if factor > 1 and _gains_only(front, m):  # levels, WB and binning: one pass, then
-            if prebinned:  # lens shading (GainMaps) after denoise, which models its absence
-                return bin_stored(m, front.keywords["lv"], front.keywords["gains"], cfa, factor)
-            return _bin_stored_shaded(m, row, front, cfa, factor)  # ... or now
+        if factor > 1 and _gains_only(front, m):  # levels, WB and binning: one pass (and
+            return _bin_stored_shaded(m, row, front, cfa, factor)  # GainMaps at the bins)
         if front is not None and m.dtype == np.uint16 and not front.keywords["ops2"]:
             lv, g = front.keywords["lv"], front.keywords["gains"]
             if method == "rcd":  # levels, WB (and the encoding) read inside RCD
@@ -291,15 +316,8 @@ def develop_strips(
             return _bin(m, cfa, factor)
         return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer, domain=domain)
 
-    rows_out = round(mosaic.shape[0] / factor)
-    width_out = mosaic.shape[1] if raw.is_linear or factor == 1 else mosaic.shape[1] // factor
-    shade = None if r.denoise.mode == "off" else _Shading.of(  # (OpcodeList2's GainMaps)
-        raw, tuple(raw.opcodes.get(2, ())) if r.opcodes.apply else (), (rows_out, width_out),
-        exact=factor > 1)
-    # binned strips of stored values leave the shading out until after denoise: no product
-    # before it and division again
-    prebinned = (shade is not None and factor > 1 and _gains_only(front, mosaic)
-                 and bool(front.keywords["ops2"]))
+    shade = None if r.denoise.mode == "off" or deferred is not None else _Shading.of(
+        raw, ops2, (rows_out, width_out), exact=factor > 1)  # (OpcodeList2's GainMaps)
 
     def clean(rgb: np.ndarray, m: np.ndarray, row: int) -> np.ndarray:  # denoise
         # row0 puts denoise's patch grid where the whole-image run has it, so strips join
@@ -308,9 +326,8 @@ def develop_strips(
         fresh = (rgb.dtype == np.float32 and rgb.flags.c_contiguous
                  and not np.may_share_memory(rgb, m))
         return _unshaded(denoise, rgb, shade, row // factor, fresh, r.denoise,
-                         shaded=not prebinned, noise_profile=noise, iso=raw.shot.iso,
-                         demosaic_method=made_by, row0=row // factor)  # (in place when
-        # fresh: one image a strip)
+                         noise_profile=noise, iso=raw.shot.iso, demosaic_method=made_by,
+                         row0=row // factor)  # (in place when fresh: one image a strip)
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, denoise (opcodes3: none)
         # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
@@ -358,7 +375,8 @@ def develop_strips(
     s_amount, s_radius, s_thr = r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold
     s_margin = int(4 * max(0.3, float(s_radius))) + 2 if s_amount > 0 else 0
     crop = _box_div(raw.default_crop, factor)
-    stats = _statistics(mosaic, raw, r, neutral, gains, front)
+    if stats is None:
+        stats = _statistics(mosaic, raw, r, neutral, gains, whole)
     if _streams(raw, r, bits, factor, mat, (rows_out, width_out), crop, s_margin, stats):
         gain = _exposure_gain(raw, r, stats.sample)
         local = stats.local(r, space, gain) or local_setup(
@@ -367,7 +385,7 @@ def develop_strips(
                                  r, clip, crop, s_margin, bits, walk=walk, mat=mat,
                                  gain=gain, local=local,
                                  orientation=raw.shot.orientation,
-                                 rows=rows if bits == 8 else None)
+                                 rows=rows if bits == 8 else None, shading=deferred)
     x = tiles.empty((rows_out, width_out, 3))  # the sensor pass's output
     if not aot.available():  # its pages, faulted in on the other core while the JIT loads
         tiles.prefault(x)  # (with compiled-ahead kernels nothing loads: the strips fault
@@ -382,6 +400,13 @@ def develop_strips(
     )
     del mosaic
     reconstruct(x, clip, r.highlights.mode, out=x, prescan=pre)
+    if deferred is not None:  # lens shading, after the highlights (a uniform clip level)
+
+        def shade_rows(s: np.ndarray, row: int) -> np.ndarray:
+            s *= deferred.rows(row, s.shape[0])
+            return s
+
+        tiles.map_rows(x, _one_thread(shade_rows), out=x, rows=PIXEL_STRIP_ROWS)
     sample = stats.sample
     if sample is None and r.exposure.auto:  # auto_exposure_ev's sample of the image
         step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 250_000)))
@@ -469,7 +494,7 @@ def _streams(raw: RawImage, r: Recipe, bits: int | None, factor: int, mat: np.nd
 def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: np.ndarray,
                       crop: tuple | None, s_margin: int, bits: int, *, mat: np.ndarray,
                       gain: np.float32, local: tuple, orientation: int = 1, rows=None,
-                      walk=None) -> np.ndarray:
+                      walk=None, shading: _Shading | None = None) -> np.ndarray:
     """develop_strips in one pass: each strip of rows goes from the sensor to its encoded
     integer rows (demosaic, denoise, highlights, colour, tone, look, sharpen) while it is in
     cache, with no full-size float image: peak memory is the mosaic, the output and the
@@ -490,7 +515,8 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
     ``walk`` (RCD from the stored values; else ``sensor`` on each strip's rows): the strips
     go to the workers in walks down the image (:class:`.isp.tiles.Walks`), each handing the
     next the RCD rows the two share, so that a row is demosaiced once but where a walk starts
-    (50 MP: 6 of 8 strips take their overlap of 176 rows; RCD's CPU -17 %).
+    (50 MP: 6 of 8 strips take their overlap of 176 rows; RCD's CPU -17 %). ``shading``: the
+    deferred lens shading, multiplied into the rows each display reads (after the highlights).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -525,7 +551,10 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
         if oa >= ob:
             return
         ia, ib = max(top, oa - s_margin), min(top + hh, ob + s_margin)
-        res = _fused.display_strip(src[ia - r0 : ib - r0, left : left + ww], r, local,
+        seg = src[ia - r0 : ib - r0, left : left + ww]
+        if shading is not None:
+            seg = seg * shading.rows(ia, ib - ia)[:, left : left + ww]
+        res = _fused.display_strip(seg, r, local,
                                    ia - top, hh, odt, matrix=mat, gain=gain,
                                    out=out[ia - top : ib - top] if direct else None,
                                    keep=(oa - ia, ob - ia))
@@ -912,15 +941,18 @@ def _bin_stored_nb(data, black, g, colour, factor):  # pragma: no cover - numba
 
 
 class _Shading:
-    """The gain OpcodeList2's GainMaps (lens shading) put on each colour of the image denoise
-    sees, which multiplied the sensor's noise with the signal: denoise then models the noise
-    of ``x / gain`` (the sensor's NoiseProfile) and multiplies its result back. A GoPro
-    HERO7's maps reach 1.6-2x in the corners: the noise there was that much above the model,
-    and was left. The gains are sampled on a grid of ~16 output pixels (isp.shading.colour_gain)
-    and interpolated linearly per strip, the same rows for the division and the product;
-    ``exact`` (binned previews, few pixels): evaluated at every pixel's centre instead."""
+    """The gain OpcodeList2's GainMaps (lens shading) put on each colour of the demosaiced
+    image. Deferred (:func:`_defers_shading`), it multiplies the image after the highlights.
+    Otherwise the maps are on the mosaic and multiplied the sensor's noise with the signal:
+    denoise then models the noise of ``x / gain`` (the sensor's NoiseProfile) and multiplies
+    its result back (a GoPro HERO7's maps reach 1.6-2x in the corners: the noise there was
+    that much above the model, and was left). The gains are sampled on a grid of ``STEP``
+    output pixels and at the outermost pixels (isp.shading.colour_gain), and interpolated
+    linearly per strip; ``exact`` (binned previews, few pixels): evaluated at every pixel's
+    centre instead. Against that, the grid is within 6e-4 on a HERO7, 6e-3 (mean 5e-4) on a
+    map 4x as steep (2x in the corners of 384 x 256)."""
 
-    STEP = 16  # output pixels between grid points
+    STEP = 8  # output pixels between grid points (16: 1.3e-2 on that steep map)
 
     def __init__(self, raw: RawImage, ops2: tuple, shape: tuple[int, int],
                  exact: bool = False) -> None:
@@ -933,11 +965,16 @@ class _Shading:
         self.hc, self.wc = max(2, -(-h // self.STEP)), max(2, -(-w // self.STEP))
         # grid points at the centres of hc x wc equal cells of the image (the alignment
         # cv2.resize assumes), in frame (mosaic) coordinates: pixel centres scale by fh / h
-        yo = (np.arange(self.hc) + 0.5) * (h / self.hc)
-        xo = (np.arange(self.wc) + 0.5) * (w / self.wc)
+        # and, first and last, the outermost pixels' centres: a strip's gains are linear
+        # between them and the grid (not held at the grid's first and last points: 2 % off
+        # in the corners of a map that doubles over the frame)
+        yo = np.concatenate([[0.5], (np.arange(self.hc) + 0.5) * (h / self.hc), [h - 0.5]])
+        xo = np.concatenate([[0.5], (np.arange(self.wc) + 0.5) * (w / self.wc), [w - 0.5]])
+        self.yo, self.xo = yo, xo
         self.pattern = None if raw.is_linear or raw.cfa is None else raw.cfa.pattern
-        self.grid = shading.colour_gain(ops2, self.pattern, (fh, fw), self._frame(yo, 0),
+        self.full = shading.colour_gain(ops2, self.pattern, (fh, fw), self._frame(yo, 0),
                                         self._frame(xo, 1))
+        self.grid = None if self.full is None else self.full[1:-1, 1:-1]
 
     def _frame(self, centres: np.ndarray, axis: int) -> np.ndarray:
         """Frame (mosaic) coordinates of image positions ``centres`` (pixel i's centre is
@@ -967,30 +1004,82 @@ class _Shading:
                 self.ops2, self.pattern, self.frame,
                 self._frame(row0 + np.arange(n) + 0.5, 0),
                 self._frame(np.arange(self.shape[1]) + 0.5, 1))
-        y = (row0 + np.arange(n) + 0.5) * (self.hc / self.shape[0]) - 0.5
-        y = np.clip(y, 0.0, self.hc - 1.0)
-        i0 = np.minimum(np.floor(y).astype(np.int64), self.hc - 2)
-        wy = (y - i0).astype(np.float32)[:, None, None]
-        a = self.grid[i0] * (1.0 - wy) + self.grid[i0 + 1] * wy  # (n, wc, 3)
-        return cv2.resize(a, (self.shape[1], n), interpolation=cv2.INTER_LINEAR)
+        y = row0 + np.arange(n) + 0.5  # rows: linear between the points yo (edges included)
+        i0 = np.clip(np.searchsorted(self.yo, y, side="right") - 1, 0, self.yo.size - 2)
+        span = np.maximum(self.yo[i0 + 1] - self.yo[i0], 1e-6)  # (1-row images: 0)
+        wy = np.clip((y - self.yo[i0]) / span, 0.0, 1.0).astype(np.float32)
+        wy = wy[:, None, None]
+        a = self.full[i0] * (1.0 - wy) + self.full[i0 + 1] * wy  # (n, wc + 2, 3)
+        # columns: cv2's resize between the grid's cell centres (it holds the first and last
+        # beyond them), then the edge columns linear to the outermost pixels' centres
+        out = cv2.resize(np.ascontiguousarray(a[:, 1:-1]), (self.shape[1], n),
+                         interpolation=cv2.INTER_LINEAR)
+        xo, w = self.xo, self.shape[1]
+        for edge, inner, cols in ((0, 1, np.arange(0, int(np.ceil(xo[1] - 0.5)))),
+                                  (-1, -2, np.arange(int(np.floor(xo[-2] - 0.5)) + 1, w))):
+            if cols.size:
+                t = np.clip((cols + 0.5 - xo[edge]) / (xo[inner] - xo[edge] or 1e-6), 0, 1)
+                t = t.astype(np.float32)
+                t = t[None, :, None]
+                out[:, cols] = a[:, edge, None] * (1.0 - t) + a[:, inner, None] * t
+        return out
 
 
 def _unshaded(denoise, rgb: np.ndarray, shade: _Shading | None, first: int, in_place: bool,
-              settings, *, shaded: bool = True, **kw) -> np.ndarray:
+              settings, **kw) -> np.ndarray:
     """``denoise(rgb, settings, **kw)`` of the image without its lens shading (rows first.. of
-    the image :class:`_Shading` describes): divided by the GainMaps' gain before (unless
-    ``shaded`` is False: ``rgb`` is without it already), multiplied after. ``in_place``:
-    ``rgb`` may be overwritten (and holds the result)."""
+    the image :class:`_Shading` describes): divided by the GainMaps' gain before, multiplied
+    after. ``in_place``: ``rgb`` may be overwritten (and holds the result)."""
     if shade is None:
         return denoise(rgb, settings, out=rgb if in_place else None, **kw)
     g = shade.rows(first, rgb.shape[0])
-    if shaded:
-        x = np.divide(rgb, g, out=rgb if in_place else None, dtype=np.float32)
-    else:
-        x = rgb if in_place else np.array(rgb, np.float32)
+    x = np.divide(rgb, g, out=rgb if in_place else None, dtype=np.float32)
     y = denoise(x, settings, out=x, **kw)
     y *= g
     return y
+
+
+DEFER_MAX_SITE_SPREAD = 0.005  # same-colour CFA sites' gains (isp.shading.site_spread)
+DEFER_MIN_MAP_SPACING = 8.0  # frame pixels between the maps' points
+
+
+def _defers_shading(raw: RawImage, r: Recipe) -> bool:
+    """Whether lens shading is applied after the highlights rather than before demosaicing.
+
+    DNG puts OpcodeList2 (a phone's or GoPro's lens-shading GainMaps) on the mosaic. Their
+    gain is smooth (bilinear between points ~100 px apart), so it commutes with demosaicing
+    and denoising but for the gain's slope across their few-pixel reach, and applied to the
+    RGB after them it spares the per-sample front (RCD then reads the stored values), the
+    division around denoise (whose noise model is the sensor's, before the maps), and it puts
+    the highlight reconstruction where the clip level is uniform: with the maps first, a
+    GoPro HERO7's unclipped sky near the top edge (gains up to 1.3) had crossed it. Only when
+    OpcodeList2 is GainMaps alone on a CFA mosaic, with no OpcodeList1 or 3 (a warp's frame
+    is the mosaic's), points at least ``DEFER_MIN_MAP_SPACING`` px apart, and the sites of one
+    colour (the greens) getting gains within ``DEFER_MAX_SITE_SPREAD`` of each other: a
+    colour then takes their mean (isp.shading.colour_gain), which leaves a green imbalance
+    of at most about half of that for the demosaic to see (GoPro HERO6 0.41 %, HERO7 0.29 %).
+    """
+    from .isp import shading
+
+    ops = raw.opcodes if r.opcodes.apply else {}
+    ops2 = tuple(ops.get(2, ()))
+    if (not ops2 or ops.get(1) or ops.get(3) or raw.is_linear or raw.cfa is None
+            or not all(getattr(op, "name", None) == "GainMap" for op in ops2)):
+        return False
+    frame = raw.data.shape[:2]
+    return (shading.map_spacing_px(ops2, frame) >= DEFER_MIN_MAP_SPACING
+            and shading.site_spread(ops2, raw.cfa.pattern, frame) <= DEFER_MAX_SITE_SPREAD)
+
+
+def demosaiced(raw: RawImage, recipe: Recipe) -> np.ndarray:
+    """``develop(raw, recipe, until="demosaic")`` with the lens shading in, as DNG orders it,
+    also where the develop defers it (:func:`_defers_shading`): camera RGB for measurements
+    (a chart's patches)."""
+    x = np.asarray(develop(raw, recipe, until="demosaic"))
+    if _defers_shading(raw, recipe):
+        x = x * _Shading(raw, tuple(raw.opcodes[2]), x.shape[:2],
+                         exact=_bin_factor(raw, recipe) > 1).rows(0, x.shape[0])
+    return x
 
 
 def _developed_noise(raw: RawImage, r: Recipe, gains: np.ndarray) -> np.ndarray | None:

@@ -238,12 +238,12 @@ def build_dcp(fits: list[ChartFit], camera_model: str | None, name: str = "onein
 
 def chart_camera_rgb(raw: object, corners: np.ndarray | None = None) -> np.ndarray:
     """(24, 3) camera RGB (white balance undone) of a chart in a RawImage."""
-    from .develop import develop
+    from .develop import demosaiced
     from .isp import whitebalance
     from .recipe import Recipe
 
     r = Recipe().with_(denoise={"mode": "off"}, highlights={"mode": "clip"})
-    rgb = np.asarray(develop(raw, r, until="demosaic"))  # type: ignore[arg-type]
+    rgb = demosaiced(raw, r)  # type: ignore[arg-type]
     gains = whitebalance.gains(raw.color.as_shot_neutral)  # type: ignore[attr-defined]
     return patch_values(rgb, corners) / gains
 

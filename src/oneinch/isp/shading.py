@@ -163,6 +163,50 @@ def colour_gain(
     return out
 
 
+def site_spread(ops: Any, pattern: tuple[tuple[int, ...], ...], frame: tuple[int, int],
+                n: int = 33) -> float:
+    """How far the GainMaps' gains of one colour's CFA sites part (the two greens of a Bayer
+    quad: separate maps, or a map on one of them only), read at the same places: the largest
+    (max / min - 1) over the colours and an n x n grid over the frame. 0 when the sites of a
+    colour get the same gain; :func:`colour_gain` gives a colour its sites' mean, which
+    differs from a site's gain by about half of this at most. (The gain's slope between the
+    sites of one cell is left out: a smooth gain does that to any image it multiplies.)"""
+    ph, pw = len(pattern), len(pattern[0])
+    fh, fw = frame
+    cells_y = np.floor(np.linspace(0, fh - 1, n) / ph) * ph
+    cells_x = np.floor(np.linspace(0, fw - 1, n) / pw) * pw
+    by_colour: dict[int, list[np.ndarray]] = {}
+    for dy in range(ph):
+        for dx in range(pw):  # a pattern in which this site alone is colour 1
+            alone = tuple(tuple(int((y, x) == (dy, dx)) for x in range(pw)) for y in range(ph))
+            g = colour_gain(ops, alone, frame, cells_y, cells_x)
+            if g is None:
+                return 0.0
+            by_colour.setdefault(pattern[dy][dx], []).append(g[..., 1])
+    worst = 0.0
+    for sites in by_colour.values():
+        if len(sites) > 1:
+            st = np.stack(sites)
+            worst = max(worst, float((st.max(0) / np.maximum(st.min(0), 1e-6) - 1.0).max()))
+    return worst
+
+
+def map_spacing_px(ops: Any, frame: tuple[int, int]) -> float:
+    """The smallest distance in frame pixels between neighbouring points of the GainMaps
+    (inf when no map has two points along an axis): how smooth their bilinear gain is."""
+    fh, fw = frame
+    out = float("inf")
+    for op in ops:
+        if getattr(op, "name", None) != "GainMap":
+            continue
+        p = op.params
+        if int(p["MapPointsV"]) > 1:
+            out = min(out, float(p["MapSpacingV"]) * fh)
+        if int(p["MapPointsH"]) > 1:
+            out = min(out, float(p["MapSpacingH"]) * fw)
+    return out
+
+
 def optical_centre(cx: float, cy: float, frame: tuple[int, int]) -> tuple[float, float, float]:
     """(centre_y, centre_x, norm): the optical centre (cy * frame_h, cx * frame_w) in frame
     pixel coordinates and the largest distance from it to a frame corner, which DNG 1.7 ch. 7
