@@ -949,10 +949,13 @@ class _Shading:
     that much above the model, and was left). The gains are sampled on a grid of ``STEP``
     output pixels and at the outermost pixels (isp.shading.colour_gain), and interpolated
     linearly per strip; ``exact`` (binned previews, few pixels): evaluated at every pixel's
-    centre instead. Against that, the grid is within 6e-4 on a HERO7, 6e-3 (mean 5e-4) on a
+    centre instead. Against that, the grid is within 1.2e-3 on a HERO7, 6e-3 (mean 5e-4) on a
     map 4x as steep (2x in the corners of 384 x 256)."""
 
-    STEP = 8  # output pixels between grid points (16: 1.3e-2 on that steep map)
+    # output pixels between grid points: 16 where the maps' points are 64 px apart or more
+    # (a HERO7's, 136: 1.2e-3 at 16, 5e-4 at 8, and 4x the points to evaluate, 50 ms), else
+    # 8 (the steep map: 1.3e-2 at 16)
+    STEP, FINE_STEP, FINE_BELOW = 16, 8, 64.0
 
     def __init__(self, raw: RawImage, ops2: tuple, shape: tuple[int, int],
                  exact: bool = False) -> None:
@@ -962,7 +965,9 @@ class _Shading:
         h, w = shape  # previews and Quad-Bayer 'bin': fewer pixels over the same frame)
         fh, fw = raw.data.shape[:2]
         self.ops2, self.exact, self.frame = ops2, exact, (fh, fw)
-        self.hc, self.wc = max(2, -(-h // self.STEP)), max(2, -(-w // self.STEP))
+        step = (self.STEP if shading.map_spacing_px(ops2, (fh, fw)) * min(h / fh, w / fw)
+                >= self.FINE_BELOW else self.FINE_STEP)
+        self.hc, self.wc = max(2, -(-h // step)), max(2, -(-w // step))
         # grid points at the centres of hc x wc equal cells of the image (the alignment
         # cv2.resize assumes), in frame (mosaic) coordinates: pixel centres scale by fh / h
         # and, first and last, the outermost pixels' centres: a strip's gains are linear
