@@ -131,7 +131,9 @@ def develop(
         neutral = whitebalance.neutral(raw.color, r.white_balance, shaded, raw.cfa)
         gains = whitebalance.gains(neutral)
         x = at("whitebalance", whitebalance.apply_gains(x, gains, raw.cfa))
-        seen = whitebalance.apply_gains(shaded, gains, raw.cfa) if defer else x
+        seen = x  # the statistics' mosaic: with the maps (their prepass, large raws only)
+        if defer and _prepass_factor(raw) > 1:
+            seen = whitebalance.apply_gains(shaded, gains, raw.cfa)
         del shaded
         if _use_strips(raw, r, until, tiled):
             stats = _statistics(seen, raw, r, neutral, gains)
