@@ -638,7 +638,7 @@ def test_deferred_lens_shading_leaves_unclipped_highlights_alone(q, monkeypatch)
     assert dv._defers_shading(raw, r)
 
     def touched() -> float:
-        a = dv.develop(raw, r, until="opcodes3")
+        a = dv.develop(raw, r, until="denoise")
         b = dv.develop(raw, r, until="highlights")
         return float(np.mean(np.abs(a - b).max(axis=-1) > 1e-6))
 
@@ -655,8 +655,8 @@ def test_deferred_lens_shading_leaves_unclipped_highlights_alone(q, monkeypatch)
 
 def test_defers_shading_only_smooth_gain_maps_alone(monkeypatch):
     """The maps go after the highlights only when OpcodeList2 is GainMaps alone, smooth,
-    the same on the sites of one colour, and no warp (OpcodeList3) works on the mosaic's
-    frame. The GoPro HERO7's four maps (greens within 0.25 % of each other) qualify."""
+    the same on the sites of one colour, and there is no OpcodeList1. The GoPro HERO7's four
+    maps (greens within 0.25 % of each other) qualify."""
     import dataclasses
     from pathlib import Path
 
@@ -689,7 +689,8 @@ def test_defers_shading_only_smooth_gain_maps_alone(monkeypatch):
     one_green = gain_map(5, Top=0, Left=1, RowPitch=2, ColPitch=2)  # Gr only: 1.5 vs 1
     assert not defers({2: (one_green,)})
     warp = Opcode(1, "WarpRectilinear", 0x01030000, 0, {})
-    assert not defers({2: (gain_map(5),), 3: (warp,)})
+    assert defers({2: (gain_map(5),), 3: (warp,)})  # (OpcodeList3 comes after the shading)
+    assert not defers({1: (warp,), 2: (gain_map(5),)})
     assert not dv._defers_shading(dataclasses.replace(raw, opcodes={2: (gain_map(5),)}),
                                   r.with_(opcodes={"apply": False}))
     gopro = (Path(__file__).resolve().parents[2] / "shared" / "data" / "dng" / "decodable"
@@ -702,6 +703,42 @@ def test_defers_shading_only_smooth_gain_maps_alone(monkeypatch):
         assert dv._defers_shading(g, r)
         spread = shading.site_spread(g.opcodes[2], g.cfa.pattern, g.data.shape)
         assert 0.001 < spread < 0.004, spread
+
+
+def test_highlights_come_before_opcode_list_3_gains(q):
+    """OpcodeList3's FixVignetteRadial (2x in the corners here) lifts unclipped values past
+    the clip level just as deferred GainMaps would: highlight reconstruction runs before it
+    (STAGES), on the sensor's values. After it (the order until session 13), it rebuilt many
+    of a bright scene's pixels that never clipped; before it, next to none."""
+    import dataclasses
+
+    from oneinch import develop as dv
+    from oneinch import synthetic
+    from oneinch.isp import opcodes
+    from oneinch.isp.highlights import clip_levels, reconstruct
+    from oneinch.isp.whitebalance import gains as wb_gains
+    from oneinch.isp.whitebalance import neutral
+    from oneinch.raw.image import Opcode
+    from oneinch.recipe import Recipe
+
+    assert (dv.STAGES.index("denoise") < dv.STAGES.index("highlights")
+            < dv.STAGES.index("shading") < dv.STAGES.index("opcodes3"))
+    img = q.load_set("kodak24", 6)[5][1][:256, :384]
+    plain, _ = synthetic.unprocess(img)
+    black, white = float(plain.levels.black.flat[0]), float(plain.levels.white.flat[0])
+    x = plain.data.astype(np.float64) - black
+    x = black + x * (0.75 * (white - black) / x.max())
+    op = Opcode(3, "FixVignetteRadial", 0x01030000, 0,
+                dict(k0=1.0, k1=0.0, k2=0.0, k3=0.0, k4=0.0, cx=0.5, cy=0.5))
+    raw = dataclasses.replace(plain, data=np.rint(x).astype(np.uint16), opcodes={3: (op,)})
+    r = Recipe().with_(sharpen={"amount": 0.0}, denoise={"mode": "off"})
+    a = dv.develop(raw, r, until="denoise")
+    b = dv.develop(raw, r, until="highlights")
+    assert np.mean(np.abs(a - b).max(axis=-1) > 1e-6) < 5e-4
+    clip = clip_levels(wb_gains(neutral(raw.color, r.white_balance, None, raw.cfa)))
+    lifted = opcodes.apply_opcode_list(a, [op], list_no=3, cfa=None)
+    after = reconstruct(lifted, clip, r.highlights.mode)
+    assert np.mean(np.abs(after - lifted).max(axis=-1) > 1e-6) > 0.05
 
 
 def test_demosaiced_has_the_lens_shading_in(q):

@@ -1,7 +1,8 @@
 """develop(raw, recipe) -> Photo: the whole pipeline, one stage per line, in order.
 
 Stages (names usable as ``until=``): levels, opcodes2, whitebalance, demosaic, denoise,
-opcodes3, highlights, color, exposure, geometry, tone, look, sharpen; the result is a Photo.
+highlights, shading (OpcodeList2's lens shading where it is deferred: :func:`_defers_shading`),
+opcodes3, color, exposure, geometry, tone, look, sharpen; the result is a Photo.
 ``until=NAME`` returns the float32 array right after that stage — tests, benchmarks and the
 browser preview use it instead of private shortcuts.
 """
@@ -62,9 +63,9 @@ STAGES = (
     "whitebalance",
     "demosaic",
     "denoise",
-    "opcodes3",
     "highlights",
     "shading",
+    "opcodes3",
     "color",
     "exposure",
     "geometry",
@@ -157,11 +158,14 @@ def develop(
             raw, ops2, x.shape[:2], exact=exact)
         x = at("denoise", _unshaded(denoise, x, shade, 0, False, r.denoise, noise_profile=noise,
                                     iso=raw.shot.iso, demosaic_method=made_by))
-        x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
+        # highlights on the sensor's values and grid: before the gains of deferred lens
+        # shading and of OpcodeList3 (FixVignetteRadial), which lift unclipped values past
+        # the uniform clip level, and before a warp's resampling
         x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
         if defer:
             x = x * _Shading(raw, ops2, x.shape[:2], exact=exact).rows(0, x.shape[0])
         x = at("shading", x)
+        x = at("opcodes3", apply_ops(x, ops.get(3, ()), list_no=3, cfa=None))
         x = at("color", camera_colour(x, raw, neutral, r))
         gain = _exposure_gain(raw, r, stats.sample if stats.sample is not None else x)
         x = at("exposure", x if gain == 1.0 else x * gain)
@@ -1060,8 +1064,9 @@ def _defers_shading(raw: RawImage, r: Recipe) -> bool:
     division around denoise (whose noise model is the sensor's, before the maps), and it puts
     the highlight reconstruction where the clip level is uniform: with the maps first, a
     GoPro HERO7's unclipped sky near the top edge (gains up to 1.3) had crossed it. Only when
-    OpcodeList2 is GainMaps alone on a CFA mosaic, with no OpcodeList1 or 3 (a warp's frame
-    is the mosaic's), points at least ``DEFER_MIN_MAP_SPACING`` px apart, and the sites of one
+    OpcodeList2 is GainMaps alone on a CFA mosaic, with no OpcodeList1 (OpcodeList3 comes
+    after the shading stage, in the mosaic's frame), points at least
+    ``DEFER_MIN_MAP_SPACING`` px apart, and the sites of one
     colour (the greens) getting gains within ``DEFER_MAX_SITE_SPREAD`` of each other: a
     colour then takes their mean (isp.shading.colour_gain), which leaves a green imbalance
     of at most about half of that for the demosaic to see (GoPro HERO6 0.41 %, HERO7 0.29 %).
@@ -1070,7 +1075,7 @@ def _defers_shading(raw: RawImage, r: Recipe) -> bool:
 
     ops = raw.opcodes if r.opcodes.apply else {}
     ops2 = tuple(ops.get(2, ()))
-    if (not ops2 or ops.get(1) or ops.get(3) or raw.is_linear or raw.cfa is None
+    if (not ops2 or ops.get(1) or raw.is_linear or raw.cfa is None
             or not all(getattr(op, "name", None) == "GainMap" for op in ops2)):
         return False
     frame = raw.data.shape[:2]
