@@ -118,6 +118,24 @@ def colour_gain(
     :func:`apply_gain_map`. Area bounds are kept; the other opcodes (tonal, bad pixels) put
     no gain. This is what lens shading did to the noise: the develop denoises the image
     divided by it (isp.denoise's noise model is the sensor's, before the opcodes)."""
+    gain = _site_gains(ops, pattern, frame, rows, cols)
+    if gain is None:
+        return None
+    out = np.empty((len(rows), len(cols), 3), np.float32)
+    for c in range(3):
+        mine = [g for s, g in gain.items() if pattern[s[0]][s[1]] == c] if pattern is not None \
+            else [gain[c]]
+        out[..., c] = np.mean(mine, axis=0) if mine else 1.0
+    return out
+
+
+def _site_gains(
+    ops: Any, pattern: tuple[tuple[int, ...], ...] | None, frame: tuple[int, int],
+    rows: np.ndarray, cols: np.ndarray,
+) -> dict | None:
+    """:func:`colour_gain` before its mean over a colour's sites: {(dy, dx): gain} per CFA
+    site of ``pattern`` (float64, (len(rows), len(cols))), or {plane: gain} for RGB; None
+    when no GainMap applies."""
     maps = [op for op in ops if getattr(op, "name", None) == "GainMap"]
     if not maps:
         return None
@@ -155,12 +173,7 @@ def colour_gain(
             k = min(plane - first, g.shape[2] - 1)
             field = gain_map_field(g[:, :, k], p, rows, cols, fh, fw)
             gain[plane] = gain[plane] * np.where(inside(p, 0, 0), field, 1.0)
-    out = np.empty((rows.size, cols.size, 3), np.float32)
-    for c in range(3):
-        mine = [gain[s] for s in sites if pattern[s[0]][s[1]] == c] if pattern is not None \
-            else [gain[c]]
-        out[..., c] = np.mean(mine, axis=0) if mine else 1.0
-    return out
+    return gain
 
 
 def site_spread(ops: Any, pattern: tuple[tuple[int, ...], ...], frame: tuple[int, int],
@@ -171,18 +184,14 @@ def site_spread(ops: Any, pattern: tuple[tuple[int, ...], ...], frame: tuple[int
     colour get the same gain; :func:`colour_gain` gives a colour its sites' mean, which
     differs from a site's gain by about half of this at most. (The gain's slope between the
     sites of one cell is left out: a smooth gain does that to any image it multiplies.)"""
-    ph, pw = len(pattern), len(pattern[0])
     fh, fw = frame
-    cells_y = np.floor(np.linspace(0, fh - 1, n) / ph) * ph
-    cells_x = np.floor(np.linspace(0, fw - 1, n) / pw) * pw
+    gain = _site_gains(ops, pattern, frame, np.linspace(0, fh - 1, n),
+                       np.linspace(0, fw - 1, n))
+    if gain is None:
+        return 0.0
     by_colour: dict[int, list[np.ndarray]] = {}
-    for dy in range(ph):
-        for dx in range(pw):  # a pattern in which this site alone is colour 1
-            alone = tuple(tuple(int((y, x) == (dy, dx)) for x in range(pw)) for y in range(ph))
-            g = colour_gain(ops, alone, frame, cells_y, cells_x)
-            if g is None:
-                return 0.0
-            by_colour.setdefault(pattern[dy][dx], []).append(g[..., 1])
+    for (dy, dx), g in gain.items():
+        by_colour.setdefault(pattern[dy][dx], []).append(g)
     worst = 0.0
     for sites in by_colour.values():
         if len(sites) > 1:
