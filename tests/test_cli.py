@@ -296,8 +296,10 @@ def test_reuse_freed_memory_keeps_freed_blocks_resident():
         "    ts = [threading.Thread(target=work) for _ in range(2)]\n"
         "    [t.start() for t in ts]\n"
         "    [t.join() for t in ts]\n"
-        "rounds()\n"
-        "f0 = faults()\n"
+        "held = [np.ones(9 << 20, np.float32) for _ in range(3)]\n"  # the most two threads
+        "del held\n"  # can hold at once (36 + 36 MB), with room to spare, faulted in once:
+        "rounds()\n"  # warm-up rounds alone had not always reached that peak (under load,
+        "f0 = faults()\n"  # a measured round did: ~10000 faults, one suite run in three)
         "for _ in range(5):\n"
         "    rounds()\n"
         "print(faults() - f0)\n"
