@@ -198,10 +198,12 @@ def _grid_start(row0: int, step: int) -> int:
 
 
 
+# float32 constants: Python floats are float64 to numba, and a float32 times one is computed
+# in double precision and converted back (perf had the DCT passes in vmulpd / vcvtpd2ps)
 _C = [math.cos(j * math.pi / 16) for j in range(8)]
-_A0 = math.sqrt(1 / 8)
-_H1, _H2, _H3, _H4 = 0.5 * _C[1], 0.5 * _C[2], 0.5 * _C[3], 0.5 * _C[4]
-_H5, _H6, _H7 = 0.5 * _C[5], 0.5 * _C[6], 0.5 * _C[7]
+_A0 = np.float32(math.sqrt(1 / 8))
+_H1, _H2, _H3, _H4 = (np.float32(0.5 * _C[k]) for k in (1, 2, 3, 4))
+_H5, _H6, _H7 = (np.float32(0.5 * _C[k]) for k in (5, 6, 7))
 
 
 @njit(cache=True, inline="always", fastmath=True, nogil=True)
