@@ -164,11 +164,23 @@ def test_white_noise_psd_is_flat():
     assert np.allclose(psd[0], 1.0, atol=0.08)
 
 
+def test_noise_psd_quarter_level_only_when_asked():
+    """The quarter-resolution spectrum (a 448-px field demosaiced: 3x the time of the other
+    two levels) is made only for a caller that asks; the full and half levels are the same
+    either way (bit for bit: the same field and seed)."""
+    rel = np.array([1.3, 0.9, 1.1])
+    for method in ("rcd", None):
+        two = dn.noise_psd(method, rel)
+        three = dn.noise_psd(method, rel, quarter=True)
+        assert two.shape == (2, 3, 64) and three.shape == (3, 3, 64)
+        assert np.array_equal(two, three[:2])
+
+
 def test_white_noise_psd_closed_form_matches_a_measurement():
     """noise_psd(None) (no demosaicing) is computed in closed form; a measurement on a large
     field of white noise (unequal colours, every level) agrees within its sampling error."""
     rel = (1.7, 0.6, 1.2)
-    got = dn.noise_psd(None, np.array(rel))
+    got = dn.noise_psd(None, np.array(rel), quarter=True)
     meas = dn._psd_field(None, rel, 1024, 99, (0, 1, 2))
     assert got.shape == meas.shape == (3, 3, 64)
     assert np.abs(meas / got - 1).mean() < 0.015

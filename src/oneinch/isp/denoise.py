@@ -1124,14 +1124,19 @@ def _white_psd(rel: tuple[float, float, float], levels: tuple[int, ...]) -> np.n
 
 
 @lru_cache(maxsize=32)
-def _noise_psd_cached(method: str | None, rel: tuple[float, float, float]) -> np.ndarray:
+def _noise_psd_cached(method: str | None, rel: tuple[float, float, float],
+                      quarter: bool) -> np.ndarray:
+    levels = (0, 1, 2) if quarter else (0, 1)
     if method is None:  # exact, where a measurement would carry 5-10% sampling error
-        out = _white_psd(rel, (0, 1, 2))
+        out = _white_psd(rel, levels)
         out.setflags(write=False)
         return out
     # full and half resolution from a 192-px field; quarter resolution from a 448-px one
-    out = np.concatenate([_psd_field(method, rel, 192, 12345, (0, 1)),
-                          _psd_field(method, rel, 448, 6789, (2,))], axis=0)
+    # (3x the time of the other two: only when a caller filters chroma at quarter resolution)
+    parts = [_psd_field(method, rel, 192, 12345, (0, 1))]
+    if quarter:
+        parts.append(_psd_field(method, rel, 448, 6789, (2,)))
+    out = np.concatenate(parts, axis=0)
     out.setflags(write=False)
     return out
 
@@ -1150,14 +1155,15 @@ def _rel_key(rel: np.ndarray) -> tuple[float, float, float]:
     return tuple(round(float(v), 2) for v in rel)  # type: ignore[return-value]
 
 
-def noise_psd(method: str | None, rel: np.ndarray) -> np.ndarray:
-    """(3, 3, 64): noise std per 8x8 DCT coefficient of Y, C1, C2, at full, half and quarter
-    resolution (2x2 / 4x4 box-downsampled).
+def noise_psd(method: str | None, rel: np.ndarray, quarter: bool = False) -> np.ndarray:
+    """(levels, 3, 64): noise std per 8x8 DCT coefficient of Y, C1, C2, at full and half
+    resolution (2x2 box-downsampled), and with ``quarter`` at quarter resolution (4x4; a
+    Tier with ``chroma_factor`` 4).
 
     Measured by pushing a flat mosaic with unit stabilised noise (relative variance ``rel`` per
     colour) through ``demosaic(method)``; None means no demosaicing (white noise).
     """
-    return _noise_psd_cached(method, _rel_key(rel))
+    return _noise_psd_cached(method, _rel_key(rel), bool(quarter))
 
 
 def fine_band_std(method: str | None, rel: np.ndarray) -> np.ndarray:
@@ -1568,7 +1574,7 @@ def prepare(settings: Denoise | None, noise_profile: np.ndarray | None,
     prof = _check_profile(noise_profile)
     if np.any(prof > 0):
         rel = _gat_params(prof)[2]
-        noise_psd(demosaic_method, rel)
+        noise_psd(demosaic_method, rel, quarter=choose_tier(s, noise_profile).chroma_factor == 4)
         fine_band_std(demosaic_method, rel)
 
 
@@ -1641,8 +1647,8 @@ def denoise(
     r0 = int(row0) - k_al
 
     alpha, sigma2, rel = _gat_params(prof)
-    psd = noise_psd(demosaic_method, rel)
     level = {1: 0, 2: 1, 4: 2}[f]
+    psd = noise_psd(demosaic_method, rel, quarter=level == 2)
 
     h, w = x.shape[:2]
     a32, c32, k32 = (np.float32(alpha), np.float32(0.375 * alpha * alpha + sigma2),
