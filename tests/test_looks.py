@@ -167,6 +167,7 @@ FUSED_RECIPES = {
     "prophoto-threshold": Recipe().with_(output={"space": "prophoto"},
                                          sharpen={"threshold": 0.01, "radius": 1.6}),
     "no-sharpen": Recipe().with_(sharpen={"amount": 0.0}),
+    "lifted-black": Recipe().with_(tone={"black": -0.03}),  # (authentic: a positive one)
 }
 
 

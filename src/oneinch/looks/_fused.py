@@ -239,30 +239,43 @@ def _row_local(rr, gg, bb, fp, lc, ec, ca, cb):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def _row_tone(rr, gg, bb, fp, tone_y, tone_t, tbase):  # pragma: no cover - numba
-    """Filmic curve on the max-RGB norm (tables), black point, path to white."""
+def _row_tone(rr, gg, bb, fp, tone_y, tone_t, tbase, kk, tf, yv):  # pragma: no cover - numba
+    """Filmic curve on the max-RGB norm (tables), black point, path to white. In loops of
+    their own: the table segments (``kk``, ``tf``: scratch rows), the lookups, the black
+    point, the per-pixel rest. One loop had kept the whole row scalar (its table reads are
+    gathers LLVM would not vectorise): 4.6 -> 2.0 ns a pixel, the same values."""
     w = rr.shape[0]
     one, zero = np.float32(1.0), np.float32(0.0)
     black = fp[1]
     v0 = max(-black, zero)
     ib = one / (one - black) if black > zero else one
     nseg = np.int32(tone_y.shape[0] - 1)
-    for j in range(w):
-        r, g, b = rr[j], gg[j], bb[j]
-        nrm = max(r, g, b)
-        bits = f32_bits(nrm)  # one table segment for both curves
+    for j in range(w):  # one table segment for both curves
+        bits = f32_bits(max(rr[j], gg[j], bb[j]))
         k = (bits >> np.int32(SHIFT)) - tbase
         t = np.float32(bits & np.int32(_MASK)) * np.float32(_INV)
         t = zero if k < np.int32(0) else t
         t = one if k >= nseg else t
-        k = min(max(k, np.int32(0)), nseg - np.int32(1))
-        y = tone_y[k] + t * (tone_y[k + 1] - tone_y[k])
-        t = tone_t[k] + t * (tone_t[k + 1] - tone_t[k])
-        if black > zero:
-            y = max(y - black, zero) * ib
-        elif black < zero:
-            y = -black + (one + black) * y
-        y = min(y, one)
+        kk[j] = min(max(k, np.int32(0)), nseg - np.int32(1))
+        tf[j] = t
+    for j in range(w):  # the lookups: the curve into yv, the path-to-white weight into tf
+        k = kk[j]
+        t = tf[j]
+        y0 = tone_y[k]
+        t0 = tone_t[k]
+        yv[j] = y0 + t * (tone_y[k + 1] - y0)
+        tf[j] = t0 + t * (tone_t[k + 1] - t0)
+    if black > zero:
+        for j in range(w):
+            yv[j] = max(yv[j] - black, zero) * ib
+    elif black < zero:
+        for j in range(w):
+            yv[j] = -black + (one + black) * yv[j]
+    for j in range(w):
+        r, g, b = rr[j], gg[j], bb[j]
+        nrm = max(r, g, b)
+        y = min(yv[j], one)
+        t = tf[j]
         s = y / max(nrm, np.float32(1e-30))
         dark = nrm <= np.float32(1e-10)
         rr[j] = v0 if dark else min(r * s + t * (y - r * s), one)
@@ -470,6 +483,9 @@ def _rows(src, dst, dst8, dst16, r_lo, r_hi, fp, mat, use_mat, tone_y, tone_t, t
     bb = np.empty(w, np.float32)
     vb = np.empty(w + 2 * rad, np.float32)
     det = np.empty(w, np.float32)
+    kk = np.empty(w, np.int32)  # _row_tone's scratch
+    tf = np.empty(w, np.float32)
+    yv = np.empty(w, np.float32)
     # local operator: grid columns per output column, and the grids' rows at each image row
     hs, ws = ga.shape
     x0 = np.zeros(w, np.int32)
@@ -505,7 +521,7 @@ def _rows(src, dst, dst8, dst16, r_lo, r_hi, fp, mat, use_mat, tone_y, tone_t, t
                     ca[j] = ra[x0[j]] + t * (ra[x1[j]] - ra[x0[j]])
                     cb[j] = rb[x0[j]] + t * (rb[x1[j]] - rb[x0[j]])
                 _row_local(rr, gg, bb, fp, lc, ec, ca, cb)
-            _row_tone(rr, gg, bb, fp, tone_y, tone_t, tbase)
+            _row_tone(rr, gg, bb, fp, tone_y, tone_t, tbase, kk, tf, yv)
             if n_looks:
                 _row_looks(rr, gg, bb, n_looks, lprm, ltabs, lbases, tints)
             s = nxt % dring
