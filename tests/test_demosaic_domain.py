@@ -53,6 +53,17 @@ def test_tables_match_the_exact_transfer_on_the_whole_line() -> None:
     assert np.isnan(nan[0])
 
 
+def test_encode_inside_the_table_equals_the_per_value_path() -> None:
+    """A chunk of values all inside the table is encoded by its own loop (no pow() for the
+    compiler to speculate); it gives the values of the per-value path that a chunk with one
+    value past the table takes, bit for bit."""
+    x = np.random.default_rng(5).uniform(-1.2, 3.9, 9000).astype(np.float32)
+    x[:4] = (0.0, 0.0031308, 1.0, -0.002)
+    fast = _domain.encode(x)
+    per_value = _domain.encode(np.append(x, np.float32(50.0)))  # (one chunk: < 16384 values)
+    np.testing.assert_array_equal(fast, per_value[:-1])
+
+
 @pytest.mark.parametrize("name", ["RGGB", "GRBG", "GBRG", "BGGR"])
 def test_fused_rcd_equals_the_generic_encoded_path(name: str) -> None:
     """rcd_stored(domain='srgb') (tables on the uint16 samples, decode as written) is the

@@ -138,11 +138,28 @@ def dec1(y):  # pragma: no cover - numba
 @aot.entry(noalias=True)  # element-wise: in place at the same index only
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _encode_flat(src, dst, tab, inv_h):  # pragma: no cover - numba
+    # enc1 per value, but a chunk with every value inside the table takes a loop without
+    # enc1's pow() branch: LLVM speculated that call for every value (perf, 12 MP develop:
+    # 5 % of all samples in powf), 10.1 -> 3.9 ns a value, the same values
     n = src.size
     chunk = 16384
+    lim = _F(tab.shape[0] - 1)
     for c in numba.prange((n + chunk - 1) // chunk):
-        for i in range(c * chunk, min(n, c * chunk + chunk)):
-            dst[i] = enc1(src[i], tab, inv_h)
+        lo, hi = c * chunk, min(n, c * chunk + chunk)
+        past = 0
+        for i in range(lo, hi):  # values past the table, or NaN
+            past += np.int32(not (abs(src[i]) * inv_h < lim))
+        if past:
+            for i in range(lo, hi):
+                dst[i] = enc1(src[i], tab, inv_h)
+            continue
+        for i in range(lo, hi):  # enc1's table branch
+            x = src[i]
+            t = abs(x) * inv_h
+            k = int(t)
+            f = t - _F(k)
+            v = tab[k] + f * (tab[k + 1] - tab[k])
+            dst[i] = v if x >= 0 else -v
 
 
 @aot.entry(noalias=True)  # element-wise: in place at the same index only
