@@ -310,15 +310,24 @@ def demosaic(
         if pat.kind == "quad" and quad_mode == "bin":  # bin the linear samples, then demosaic
             binned, bayer = _quad_bin(arr, pat)
             return demosaic(binned, bayer, method, domain=domain)
-        rgb = demosaic(_domain.encode(arr), pat, method, quad_mode)
+        # (the encoded samples are not put back: the linear ones are, after decoding)
+        rgb = _demosaic_linear(_domain.encode(arr), pat, name, quad_mode, restore=False)
         return _restore_samples(_domain.decode(rgb, out=rgb), arr, pat)
+    return _demosaic_linear(arr, pat, name, quad_mode)
+
+
+def _demosaic_linear(arr: np.ndarray, pat: CFAPattern, name: str, quad_mode: str,
+                     restore: bool = True) -> np.ndarray:
+    """demosaic() of a C-contiguous float32 mosaic, options checked, in the linear domain;
+    ``restore=False``: the samples are not put back (a caller that puts others back)."""
     if pat.kind == "quad":
         if quad_mode == "bin":
             binned, bayer = _quad_bin(arr, pat)
-            return demosaic(binned, bayer, method)
+            return _demosaic_linear(binned, bayer, name, quad_mode, restore)
         bayer_mosaic, bayer = _quad_remosaic(arr, pat)
         # the Quad samples the Bayer target moved (R/B: 3 of 4, G: half) go back as well
-        return _restore_samples(demosaic(bayer_mosaic, bayer, method), arr, pat)
+        rgb = _demosaic_linear(bayer_mosaic, bayer, name, quad_mode)
+        return _restore_samples(rgb, arr, pat) if restore else rgb
     if pat.kind == "xtrans":
         from oneinch.isp._demosaic_xtrans import xtrans_demosaic
 
@@ -329,7 +338,7 @@ def demosaic(
         from oneinch.isp._demosaic_xtrans import generic_bilinear
 
         rgb = generic_bilinear(arr, pat)
-    if pat.kind == "bayer" and name == "rcd":
-        return rgb  # the RCD kernel writes every sample unchanged already (tested)
-    rgb = _restore_samples(np.ascontiguousarray(rgb, np.float32), arr, pat)
-    return rgb
+    rgb = np.ascontiguousarray(rgb, np.float32)
+    if not restore or (pat.kind == "bayer" and name == "rcd"):
+        return rgb  # (the RCD kernel writes every sample unchanged already: tested)
+    return _restore_samples(rgb, arr, pat)
