@@ -130,7 +130,7 @@ _GM = 8  # rows/cols of the green plane's border copied from the mosaic (GBTF re
 
 
 @aot.entry
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _green_nb(
     c: np.ndarray,
     f0: float,
@@ -138,14 +138,16 @@ def _green_nb(
     f2: float,
     f3: float,
     g: np.ndarray,
-    out: np.ndarray,
     dh: np.ndarray,
     dv: np.ndarray,
     wh: np.ndarray,
     wv: np.ndarray,
 ) -> None:
-    """GBTF green (as :func:`green_gbtf`) of an RGGB mosaic into g and out[..., 1]; a border of
-    _GM px keeps the mosaic value. dh, dv, wh, wv: (H, W) float32 scratch (any content)."""
+    """GBTF green (as :func:`green_gbtf`) of an RGGB mosaic into g; a border of _GM px keeps
+    the mosaic value. dh, dv, wh, wv: (H, W) float32 scratch (any content).
+    The per-pixel loops run over every column (the R/B sites' values kept) with offsets >= 0
+    and numpy's error model (no zero-division branch): LLVM vectorises them; the weights'
+    and the estimate's divisions had kept their stride-2 loops scalar."""
     h, w = c.shape
     q, hf = np.float32(0.25), np.float32(0.5)
     k0, k1 = np.float64(np.float32(f0)), np.float64(np.float32(f1))
@@ -155,12 +157,12 @@ def _green_nb(
     for y in range(h):
         for x in (0, 1, w - 2, w - 1):
             dh[y, x] = 0.0
-        cr = c[y]  # row views, offsets >= 0: no negative-index handling, the loop vectorises
+        cr = c[y]
         dr = dh[y, 2:]
         for i in range(w - 4):  # x = i + 2
-            s = hf * cr[i + 1] - q * cr[i]  # OpenCV's tap order (products exact)
+            s = hf * cr[i + 1] - q * cr[i]
             s = s + hf * cr[i + 2] + hf * cr[i + 3] - q * cr[i + 4]
-            dr[i] = (cr[i + 2] - s) * np.float32(((y + i) & 1) * 2 - 1)  # + at G
+            dr[i] = (cr[i + 2] - s) * np.float32(((y + i) & 1) * 2 - 1)
     for y in (0, 1, h - 2, h - 1):
         for x in range(w):
             dv[y, x] = 0.0
@@ -171,8 +173,6 @@ def _green_nb(
             s = hf * r1[x] - q * r0[x]
             s = s + hf * r2[x] + hf * r3[x] - q * r4[x]
             dr[x] = (r2[x] - s) * np.float32(((y + x) & 1) * 2 - 1)
-    # weights 1 / (5x5 sum of |d(dh)/dx| or |d(dv)/dy|)^2 at the R/B sites (the only ones
-    # read), the sums as float64 running column sums rounded to float32 (as OpenCV's box)
     colh = np.zeros(w, np.float64)
     colv = np.zeros(w, np.float64)
     y0 = 5
@@ -185,59 +185,61 @@ def _green_nb(
             yn, yo = y + 2, y - 3
             hn, ho, ch1 = dh[yn], dh[yo], colh[1:]
             vn1, vn0, vo1, vo0 = dv[yn + 1], dv[yn - 1], dv[yo + 1], dv[yo - 1]
-            for i in range(w - 2):  # x = i + 1
+            for i in range(w - 2):
                 ch1[i] += abs(hn[i + 2] - hn[i]) - np.float64(abs(ho[i + 2] - ho[i]))
             for x in range(w):
                 colv[x] += abs(vn1[x] - vn0[x]) - np.float64(abs(vo1[x] - vo0[x]))
-        for x in range(6 - (y & 1), w - 5, 2):
-            v = np.float32(colh[x - 2] + colh[x - 1] + colh[x] + colh[x + 1] + colh[x + 2])
-            wh[y, x] = one / (v * v + eps)
-            v = np.float32(colv[x - 2] + colv[x - 1] + colv[x] + colv[x + 1] + colv[x + 2])
-            wv[y, x] = one / (v * v + eps)
+        # every column (unit stride: vectorised); only the R/B sites' are read
+        whr, wvr = wh[y, 5:], wv[y, 5:]
+        for i in range(w - 10):  # x = i + 5
+            v = np.float32(colh[i + 3] + colh[i + 4] + colh[i + 5] + colh[i + 6] + colh[i + 7])
+            whr[i] = one / (v * v + eps)
+            v = np.float32(colv[i + 3] + colv[i + 4] + colv[i + 5] + colv[i + 6] + colv[i + 7])
+            wvr[i] = one / (v * v + eps)
+    t = np.empty(w, np.float32)
     for y in range(h):
         if y < _GM or y >= h - _GM:
             for x in range(w):
                 g[y, x] = c[y, x]
-                out[y, x, 1] = c[y, x]
             continue
+        vm3, vm2, vm1, v0 = dv[y - 3], dv[y - 2], dv[y - 1], dv[y]
+        vp1, vp2, vp3 = dv[y + 1], dv[y + 2], dv[y + 3]
+        hr, wn_r, ws_r, wr = dh[y], wv[y - 2], wv[y + 2], wh[y]
+        cr = c[y]
+        for x in range(_GM, w - _GM):  # every column (vectorised), the R/B sites kept
+            wn = wn_r[x]
+            ws = ws_r[x]
+            ww = wr[x - 2]
+            we = wr[x + 2]
+            en = np.float32(k3 * vm3[x])
+            en = np.float32(k2 * vm2[x] + en)
+            en = np.float32(k1 * vm1[x] + en)
+            en = np.float32(k0 * v0[x] + en)
+            es = np.float32(k0 * v0[x])
+            es = np.float32(k1 * vp1[x] + es)
+            es = np.float32(k2 * vp2[x] + es)
+            es = np.float32(k3 * vp3[x] + es)
+            ew = np.float32(k3 * hr[x - 3])
+            ew = np.float32(k2 * hr[x - 2] + ew)
+            ew = np.float32(k1 * hr[x - 1] + ew)
+            ew = np.float32(k0 * hr[x] + ew)
+            ee = np.float32(k0 * hr[x])
+            ee = np.float32(k1 * hr[x + 1] + ee)
+            ee = np.float32(k2 * hr[x + 2] + ee)
+            ee = np.float32(k3 * hr[x + 3] + ee)
+            num = wn * en + ws * es + ww * ew + we * ee
+            t[x] = cr[x] + num / (wn + ws + ww + we)
         for x in range(w):
             g[y, x] = c[y, x]
-        for x in range(_GM + (y & 1), w - _GM, 2):  # R/B sites only (_GM even)
-            wn = wv[y - 2, x]
-            ws = wv[y + 2, x]
-            ww = wh[y, x - 2]
-            we = wh[y, x + 2]
-            # the taper sums as OpenCV's filter2D forms them: fused multiply-adds in the
-            # kernel's tap order (a float64 product of two float32 is exact: one rounding)
-            en = np.float32(k3 * dv[y - 3, x])
-            en = np.float32(k2 * dv[y - 2, x] + en)
-            en = np.float32(k1 * dv[y - 1, x] + en)
-            en = np.float32(k0 * dv[y, x] + en)
-            es = np.float32(k0 * dv[y, x])
-            es = np.float32(k1 * dv[y + 1, x] + es)
-            es = np.float32(k2 * dv[y + 2, x] + es)
-            es = np.float32(k3 * dv[y + 3, x] + es)
-            ew = np.float32(k3 * dh[y, x - 3])
-            ew = np.float32(k2 * dh[y, x - 2] + ew)
-            ew = np.float32(k1 * dh[y, x - 1] + ew)
-            ew = np.float32(k0 * dh[y, x] + ew)
-            ee = np.float32(k0 * dh[y, x])
-            ee = np.float32(k1 * dh[y, x + 1] + ee)
-            ee = np.float32(k2 * dh[y, x + 2] + ee)
-            ee = np.float32(k3 * dh[y, x + 3] + ee)
-            num = wn * en + ws * es + ww * ew + we * ee
-            g[y, x] = c[y, x] + num / (wn + ws + ww + we)
-        for x in range(w):
-            out[y, x, 1] = g[y, x]
+        for x in range(_GM + (y & 1), w - _GM, 2):
+            g[y, x] = t[x]
 
 
 @aot.entry
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _rb_nb(
     c: np.ndarray,
     g: np.ndarray,
-    out: np.ndarray,
-    ch: int,
     p: int,
     eps: float,
     av: np.ndarray,
@@ -245,12 +247,15 @@ def _rb_nb(
     tent: np.ndarray,
 ) -> None:
     """Residual interpolation (as :func:`rb_residual`, r = 3) of the colour sampled at
-    (p, p) mod 2 into out[..., ch]: sparse guided filter fit, 7x7 mean of (a, b), tentative
-    plane, bilinear residual. Box sums are float64 running sums rounded to float32.
-    av, bv, tent: (H, W) float32 scratch (any content)."""
+    (p, p) mod 2, into ``tent`` (planar; its outermost ring 0): sparse guided filter fit,
+    7x7 mean of (a, b), tentative plane, bilinear residual added in place. Box sums are
+    float64 column sums (running down the image) summed 7 wide per pixel (exact for these
+    sums of float32 values, so the order is free: a unit-stride loop) and rounded to
+    float32; the fit's divisions in a loop of their own. av, bv, tent: (H, W) float32
+    scratch (any content)."""
     h, w = c.shape
     r = 3
-    for y in range(h):  # the ring the passes below do not write, zeroed
+    for y in range(h):
         if y < r or y >= h - r:
             for x in range(w):
                 av[y, x] = 0.0
@@ -264,13 +269,18 @@ def _rb_nb(
     e32 = np.float32(eps)
     tiny = np.float32(1e-12)
     nn = np.float32(49.0)
-    # --- a, b of the sparse fit (rows/cols r .. size-r-1)
     cn = np.zeros(w, np.float64)
     cg = np.zeros(w, np.float64)
     ct = np.zeros(w, np.float64)
     cgt = np.zeros(w, np.float64)
     cgg = np.zeros(w, np.float64)
-    for y in range(0, 2 * r + 1):  # column sums for the window of row r
+    m = w - 2 * r
+    s_n = np.empty(m, np.float32)
+    s_g = np.empty(m, np.float32)
+    s_t = np.empty(m, np.float32)
+    s_gt = np.empty(m, np.float32)
+    s_gg = np.empty(m, np.float32)
+    for y in range(0, 2 * r + 1):
         if (y & 1) == p:
             for x in range(p, w, 2):
                 gv = g[y, x]
@@ -283,7 +293,6 @@ def _rb_nb(
     for y in range(r, h - r):
         if y > r:
             yn, yo = y + r, y - r - 1
-            # 2r + 1 is odd: exactly one of the entering / leaving rows holds samples
             sgn, ys = (1.0, yn) if (yn & 1) == p else (-1.0, yo)
             for x in range(p, w, 2):
                 gv = g[ys, x]
@@ -293,40 +302,29 @@ def _rb_nb(
                 ct[x] += sgn * tv
                 cgt[x] += sgn * (gv * tv)
                 cgg[x] += sgn * (gv * gv)
-        sn = 0.0
-        sg = 0.0
-        st = 0.0
-        sgt = 0.0
-        sgg = 0.0
-        for x in range(0, 2 * r):
-            sn += cn[x]
-            sg += cg[x]
-            st += ct[x]
-            sgt += cgt[x]
-            sgg += cgg[x]
+        # 7-column window sums (float64, exact for these sums of float32 values: the order is
+        # free), then the fit: unit-stride loops that vectorise
+        for i in range(m):
+            s_n[i] = np.float32(cn[i] + cn[i + 1] + cn[i + 2] + cn[i + 3] + cn[i + 4]
+                                + cn[i + 5] + cn[i + 6])
+            s_g[i] = np.float32(cg[i] + cg[i + 1] + cg[i + 2] + cg[i + 3] + cg[i + 4]
+                                + cg[i + 5] + cg[i + 6])
+            s_t[i] = np.float32(ct[i] + ct[i + 1] + ct[i + 2] + ct[i + 3] + ct[i + 4]
+                                + ct[i + 5] + ct[i + 6])
+            s_gt[i] = np.float32(cgt[i] + cgt[i + 1] + cgt[i + 2] + cgt[i + 3] + cgt[i + 4]
+                                 + cgt[i + 5] + cgt[i + 6])
+            s_gg[i] = np.float32(cgg[i] + cgg[i + 1] + cgg[i + 2] + cgg[i + 3] + cgg[i + 4]
+                                 + cgg[i + 5] + cgg[i + 6])
         ar, br = av[y, r:], bv[y, r:]
-        for i in range(w - 2 * r):  # x = i + r; offsets >= 0 (no negative-index handling)
-            xn = i + 2 * r
-            sn += cn[xn]
-            sg += cg[xn]
-            st += ct[xn]
-            sgt += cgt[xn]
-            sgg += cgg[xn]
-            n = np.float32(sn) + tiny
-            mi = np.float32(sg) / n
-            mp = np.float32(st) / n
-            cov = np.float32(sgt) / n - mi * mp
-            var = np.float32(sgg) / n - mi * mi
+        for i in range(m):
+            n = s_n[i] + tiny
+            mi = s_g[i] / n
+            mp = s_t[i] / n
+            cov = s_gt[i] / n - mi * mp
+            var = s_gg[i] / n - mi * mi
             a = cov / (var + e32)
             ar[i] = a
             br[i] = mp - a * mi
-            xo = i
-            sn -= cn[xo]
-            sg -= cg[xo]
-            st -= ct[xo]
-            sgt -= cgt[xo]
-            sgg -= cgg[xo]
-    # --- tentative plane = mean(a) * G + mean(b) (rows/cols 2r .. size-2r-1)
     ca = np.zeros(w, np.float64)
     cb = np.zeros(w, np.float64)
     for y in range(0, 2 * r + 1):
@@ -339,20 +337,11 @@ def _rb_nb(
             for x in range(w):
                 ca[x] += an[x] - np.float64(ao[x])
                 cb[x] += bn[x] - np.float64(bo[x])
-        sa = 0.0
-        sb = 0.0
-        for x in range(0, 2 * r):
-            sa += ca[x]
-            sb += cb[x]
         tr, gr = tent[y, r:], g[y, r:]
-        for i in range(w - 2 * r):  # x = i + r
-            sa += ca[i + 2 * r]
-            sb += cb[i + 2 * r]
+        for i in range(m):
+            sa = ca[i] + ca[i + 1] + ca[i + 2] + ca[i + 3] + ca[i + 4] + ca[i + 5] + ca[i + 6]
+            sb = cb[i] + cb[i + 1] + cb[i + 2] + cb[i + 3] + cb[i + 4] + cb[i + 5] + cb[i + 6]
             tr[i] = (np.float32(sa) / nn) * gr[i] + np.float32(sb) / nn
-            sa -= ca[i]
-            sb -= cb[i]
-    # --- residual (zero off the samples) through the bilinear [1 2 1]^T [1 2 1] / 4 kernel,
-    # added back; rows of the residual held in two buffers, branch-free
     hf = np.float32(0.5)
     prev = np.zeros(w, np.float32)
     cur = np.zeros(w, np.float32)
@@ -362,22 +351,36 @@ def _rb_nb(
         for x in range(p, w, 2):
             cur[x] = c[ys, x] - tent[ys, x]
         if 1 <= ys <= h - 2:
-            o, t = out[ys, 1:, ch], tent[ys, 1:]
+            t = tent[ys, 1:]  # (in place: row ys of tent was read into cur above)
             for i in range(w - 2):  # x = i + 1
-                o[i] = t[i] + (cur[i + 1] + hf * (cur[i] + cur[i + 2]))
+                t[i] = t[i] + (cur[i + 1] + hf * (cur[i] + cur[i + 2]))
         y = ys - 1
         if 1 <= y <= h - 2:
             for x in range(w):
                 vs[x] = hf * (prev[x] + cur[x])
-            o, t = out[y, 1:, ch], tent[y, 1:]
+            t = tent[y, 1:]
             for i in range(w - 2):
-                o[i] = t[i] + (vs[i + 1] + hf * (vs[i] + vs[i + 2]))
-    for y in range(h):  # outermost ring: defined (0) but, like the margin, not meaningful
-        out[y, 0, ch] = 0.0
-        out[y, w - 1, ch] = 0.0
+                t[i] = t[i] + (vs[i + 1] + hf * (vs[i] + vs[i + 2]))
+    for y in range(h):
+        tent[y, 0] = 0.0
+        tent[y, w - 1] = 0.0
     for x in range(w):
-        out[0, x, ch] = 0.0
-        out[h - 1, x, ch] = 0.0
+        tent[0, x] = 0.0
+        tent[h - 1, x] = 0.0
+
+
+@aot.entry
+@njit(cache=True, nogil=True, error_model="numpy")
+def _interleave(r: np.ndarray, g: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out[..., 0], out[..., 1], out[..., 2] = r, g, b (one pass, unit-stride loads)."""
+    h, w = r.shape
+    for y in range(h):
+        o = out[y].reshape(-1)
+        rr, gg, bb = r[y], g[y], b[y]
+        for x in range(w):
+            o[3 * x] = rr[x]
+            o[3 * x + 1] = gg[x]
+            o[3 * x + 2] = bb[x]
 
 
 def ri_rggb(cfa: np.ndarray) -> np.ndarray:
@@ -391,7 +394,8 @@ def ri_rggb(cfa: np.ndarray) -> np.ndarray:
     # scratch planes from numpy (its large allocations take huge pages: first touch is ~3x
     # cheaper than numba's), shared by the green and the R/B passes
     g, s0, s1, s2, s3 = (np.empty_like(c) for _ in range(5))
-    _green_nb(c, 0.56, 0.35, 0.08, 0.01, g, out, s0, s1, s2, s3)
-    _rb_nb(c, g, out, 0, 0, 1e-5, s0, s1, s2)
-    _rb_nb(c, g, out, 2, 1, 1e-5, s0, s1, s2)
+    _green_nb(c, 0.56, 0.35, 0.08, 0.01, g, s0, s1, s2, s3)
+    _rb_nb(c, g, 0, 1e-5, s0, s1, s2)  # R into s2
+    _rb_nb(c, g, 1, 1e-5, s0, s1, s3)  # B into s3 (s2 kept)
+    _interleave(s2, g, s3, out)
     return out
