@@ -241,3 +241,21 @@ def test_noise_estimate_band_demosaiced_in_two_strips_is_the_whole_bands(method,
     whole = dv._estimate_noise(x, raw, r, method)
     assert len(strips) == 1
     np.testing.assert_array_equal(split, whole)
+
+
+@pytest.mark.parametrize("name", ["RGGB", "GRBG", "GBRG", "BGGR"])
+def test_fused_ri_equals_the_generic_encoded_path(name: str) -> None:
+    """'ri' in the sRGB domain runs encode, demosaic, decode and the samples' restore with no
+    unpadded copy in between (demosaic._demosaic_ri.ri_srgb); it gives the generic path's
+    values bit for bit, at every Bayer phase and at odd sizes."""
+    from oneinch.isp import demosaic as dm
+    from oneinch.raw.image import as_pattern
+
+    rng = np.random.default_rng(7)
+    for shape in ((64, 96), (65, 97), (33, 40)):
+        m = (rng.random(shape, dtype=np.float32) ** 2 * 1.3).astype(np.float32)
+        pat = as_pattern(name)
+        fused = demosaic(m, name, "ri", domain="srgb")
+        rgb = dm._demosaic_linear(_domain.encode(m), pat, "ri", "remosaic", restore=False)
+        generic = dm._restore_samples(_domain.decode(rgb, out=rgb), m, pat)
+        np.testing.assert_array_equal(fused, generic)
