@@ -43,15 +43,19 @@ the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_de
     noisy   -                -                           39.32   30.05   23.63    17.07     -
     light   garrote, step 5  1/2 res, garrote, step 3    39.84   32.14   26.74    21.36     ~17
             (lambda 1.2)     fine band 1.5
-    medium  garrote, step 3  1/2 res, garrote, step 2    39.80   32.39   27.67    23.02     ~25
+    medium  garrote, step 3  1/2 res, garrote, step 2    39.80   32.39   27.67    23.02     ~22
                              (chroma_k 1.1) fine 2.5
-    full    2-pass, step 2   1/2 res, 2-pass, step 2     39.96   32.60   27.92    23.35     ~47
+    full    2-pass, step 2   1/2 res, 2-pass, step 2     39.96   32.60   27.92    23.35     ~41
             (pilot step 3)   (pilot step 3, chroma_k 1.1) fine 4
     auto    picks light / medium / full / full: 39.84 / 32.39 / 27.92 / 23.35
             (SSIM 0.9708 / 0.8936 / 0.7909 / 0.6200)
     ('fine': the fine-band garrote's multiple, taken by the noise level, see ``Tier``; a
     tier run off its own noise level takes the one of the level: the light row at ISO 800
-    garrotes at 2.5. ms/MP measured in a faster phase of the machine than the figures below:
+    garrotes at 2.5. ms/MP of session 14 (whole-image calls, whose parallel kernels the
+    ahead-of-time module runs on one thread), after the DCT passes went from double to
+    single precision: light 17, medium 22, full 41; the light tier's luma and chroma
+    passes alone: 6.3 -> 5.2 and 10.6 -> 6.3 ns a pixel of their planes. Earlier figures,
+    measured in a faster phase of the machine than the figures below:
     the same run gave light 11 -> 10 ms/MP without the fine band; medium and full were ~35
     and ~57 until session 12 vectorised their backward pass. Until session 13 the light
     tier left luma untouched: 39.72 / 31.03 / 24.68 / 18.15 (SSIM 0.9692 at ISO 100),
