@@ -284,18 +284,26 @@ def _to_res(row, pcols, s, nj, w, dst):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always", fastmath=True, nogil=True)
-def _add_from_res(src, s, nj, w, dst):  # pragma: no cover - numba
-    """dst[x] += the residue-order band value of band column x + 8, for x in [0, w)."""
+def _add_from_res(src, s, nj, w, dst, first):  # pragma: no cover - numba
+    """dst[x] += the residue-order band value of band column x + 8, for x in [0, w); ``first``
+    (the row's first band): dst[x] = that value, dst not read (it may hold anything)."""
     jlo, jhi = _res_span(s, nj, w)
     for xx in range(min(jlo * s - 8, w)):
         xi = xx + 8
-        dst[xx] += src[(xi % s) * nj + xi // s]
+        v = src[(xi % s) * nj + xi // s]
+        dst[xx] = v if first else dst[xx] + v
     for xx in range(max(jhi * s - 8, 0), w):
         xi = xx + 8
-        dst[xx] += src[(xi % s) * nj + xi // s]
+        v = src[(xi % s) * nj + xi // s]
+        dst[xx] = v if first else dst[xx] + v
     n = jhi - jlo
     d = dst[jlo * s - 8:]
-    if s == 4:
+    if first:  # (loops of their own: the sums' memory is only written)
+        for m in range(s):
+            sm = src[m * nj + jlo:]
+            for k in range(n):
+                d[s * k + m] = sm[k]
+    elif s == 4:
         s0, s1, s2, s3 = src[jlo:], src[nj + jlo:], src[2 * nj + jlo:], src[3 * nj + jlo:]
         for k in range(n):
             d[4 * k] += s0[k]
@@ -530,13 +538,17 @@ def _dct_pass_nb(x, pil, has_pilot, garrote, thr, s2, step, oy, g0, acc, wband,
                     t = _idct8(b0[p], b1[p], b2[p], b3[p], b4[p], b5[p], b6[p], b7[p])
                     r0[p], r1[p], r2[p], r3[p] = t[0], t[1], t[2], t[3]
                     r4[p], r5[p], r6[p], r7[p] = t[4], t[5], t[6], t[7]
-                wi = wband[i]
-                wi[:] = 0.0
-                _add_from_res(wrow, s, nj, w, wi)
+                _add_from_res(wrow, s, nj, w, wband[i], True)
+                ti = (i + g0) % groups
                 for a in range(8):
                     yy = y0 + a
-                    if 0 <= yy < h:
-                        _add_from_res(r[a], s, nj, w, acc[yy])
+                    if 0 <= yy < h:  # the row's first band (in turn order) sets its sums
+                        first = True
+                        for j in range(max(0, -((oy + 7 - yy) // s)),
+                                       min(n_rows, (yy - oy) // s + 1)):
+                            if j != i and (j + g0) % groups < ti:
+                                first = False
+                        _add_from_res(r[a], s, nj, w, acc[yy], first)
 
 
 @aot.entry(noalias=True)  # acc in place; wband is read
@@ -639,20 +651,18 @@ _TLS = threading.local()
 _SCRATCH_MAX = 1 << 23  # floats (32 MB): a strip's full-resolution plane at 50 MP
 
 
-def _scratch_zeros(shape: tuple[int, ...]) -> np.ndarray:
-    """A zeroed float32 array from a per-thread buffer reused across calls (the band weights of
-    :func:`dct_denoise`, never returned): refilling mapped pages is far cheaper than the page
-    faults of a fresh allocation per strip and pass."""
+def _scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array (any content) from a per-thread buffer reused across calls (the band
+    weights of :func:`dct_denoise`, every row of which its pass sets; never returned): mapped
+    pages are far cheaper than the page faults of a fresh allocation per strip and pass."""
     n = int(np.prod(shape))
     if n > _SCRATCH_MAX:  # whole-image calls: do not keep a big buffer alive
-        return np.zeros(shape, np.float32)
+        return np.empty(shape, np.float32)
     buf = getattr(_TLS, "buf", None)
     if buf is None or buf.size < n:
         buf = np.empty(n, np.float32)
         _TLS.buf = buf
-    out = buf[:n].reshape(shape)
-    out.fill(0.0)
-    return out
+    return buf[:n].reshape(shape)
 
 
 def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
@@ -683,13 +693,13 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
         garrote = 0.0  # (a pilot: the Wiener pass)
     if not use_numba or min(x.shape) <= _PATCH + step:
         return _dct_denoise_numpy(x, sig, step, pil, oy, garrote)
-    # zeroed by writing, not calloc: the pass reads each sum before adding to it, and a page
-    # of fresh calloc memory is first read-mapped to the shared zero page, then copied on the
-    # write, each copy a TLB flush on the other core (perf, 50 MP develop: ~4 % of all
-    # samples in ptep_clear_flush and its IPIs under this pass)
-    acc = np.empty(x.shape, np.float32)
-    acc.fill(0.0)
-    wband = _scratch_zeros(((x.shape[0] - 1 - oy) // step + 1, x.shape[1]))
+    # not calloc: the pass read each sum before adding to it, and a page of fresh calloc
+    # memory is first read-mapped to the shared zero page, then copied on the write, each
+    # copy a TLB flush on the other core (perf, 50 MP develop: ~4 % of all samples in
+    # ptep_clear_flush and its IPIs under this pass); nor zero-filled (a pass of its own):
+    # the first band of a row in the pass's order writes its sums, later ones add
+    acc = np.empty(x.shape, np.float32)  # (not zeroed: each row's first band sets it)
+    wband = _scratch(((x.shape[0] - 1 - oy) // step + 1, x.shape[1]))  # (every row set)
     s2 = np.ascontiguousarray(sig * sig, np.float32)
     thr = np.ascontiguousarray(np.float32(garrote or _HARD_LAMBDA) * sig, np.float32)
     g0 = (int(row0) + oy + _PATCH) // step  # band 0's index on the global grid -8 + k*step
