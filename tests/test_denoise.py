@@ -262,6 +262,30 @@ def test_dct_pass_sets_every_sum_whatever_its_memory_held():
             assert np.allclose(again, ref, atol=1e-5), (step, shape, row0)
 
 
+@pytest.mark.parametrize("tier", ["light", "medium", "full"])
+def test_luma_sums_normalised_in_the_backward_pass(tier, monkeypatch):
+    """The luma pass hands its unnormalised sums and band weights to the backward pass, which
+    divides each row as it reads it: bit for bit the result of normalising first (the chroma
+    passes that run in between must not touch those weights: they did once, through the
+    per-thread scratch buffer, and the luma came out up to 0.47 off)."""
+    rng = np.random.default_rng(2)
+    x = (rng.random((96, 130, 3), dtype=np.float32) * 0.5 + 0.02).astype(np.float32)
+    prof = np.array([[1e-4, 1e-6]] * 3)
+    plain = dn.denoise_channel
+
+    def normalised_first(*a, **k):
+        if k.pop("sums", False):
+            return plain(*a, **k), None, 0
+        return plain(*a, **k)
+
+    for row0 in (0, 5):
+        deferred = dn.denoise(x, Denoise(), prof, tier=tier, row0=row0, demosaic_method="rcd")
+        monkeypatch.setattr(dn, "denoise_channel", normalised_first)
+        first = dn.denoise(x, Denoise(), prof, tier=tier, row0=row0, demosaic_method="rcd")
+        monkeypatch.undo()
+        np.testing.assert_array_equal(deferred, first)
+
+
 # ---------------------------------------------------------------------------------------------
 # tiers, strips, fast kernels
 

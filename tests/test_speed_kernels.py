@@ -180,15 +180,17 @@ def test_denoise_row_kernels_match_numpy_passes(shape: tuple[int, int]) -> None:
             dn._backward_nb(x, a32, c32, k32, t, lum if luma is None else luma,
                             luma is not None, d1, d2, yi0, yi1, yf, xi0, xi1, xf, unbiased,
                             a32, np.float32(sigma2 / alpha**2), out, f, c1, c2,
-                            np.float32(q), np.float32(q / 2))
+                            np.float32(q), np.float32(q / 2), np.zeros((1, 1), np.float32),
+                            0, 1)  # (luma normalised already: no band weights)
             ref = dn._backward_np(x, alpha, sigma2, luma, d1, d2, f, unbiased, low=(c1, c2),
                                   q=(float(q), float(q) / 2))
             assert np.abs(out - ref).max() < 1e-5
 
 
 def test_dct_denoise_scratch_reuse_across_shapes_and_threads() -> None:
-    """The per-thread weight buffer of dct_denoise is re-zeroed for every call: results after
-    a bigger call, and in another thread, equal the numpy reference."""
+    """The per-thread weight buffer of dct_denoise (not zeroed: every row of it is set) is
+    reused by every call: results after a bigger call, and in another thread, equal the numpy
+    reference."""
     from concurrent.futures import ThreadPoolExecutor
 
     from oneinch.isp import denoise as dn

@@ -551,6 +551,22 @@ def _dct_pass_nb(x, pil, has_pilot, garrote, thr, s2, step, oy, g0, acc, wband,
                         _add_from_res(r[a], s, nj, w, acc[yy], first)
 
 
+@njit(cache=True, fastmath=True, nogil=True)
+def _normalized_row(ay, wband, y, oy, step):  # pragma: no cover - numba
+    """Row y of :func:`_normalize_nb`'s result from the unnormalised sums' row ``ay`` (new)."""
+    w = ay.shape[0]
+    n_rows = wband.shape[0]
+    ws = np.zeros(w, np.float32)
+    for i in range(max(0, -((oy + 7 - y) // step)), min(n_rows, (y - oy) // step + 1)):
+        wi = wband[i]
+        for x in range(w):
+            ws[x] += wi[x]
+    o = np.empty(w, np.float32)
+    for x in range(w):
+        o[x] = ay[x] / max(ws[x], np.float32(1e-12))
+    return o
+
+
 @aot.entry(noalias=True)  # acc in place; wband is read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _normalize_nb(acc, wband, oy, step):  # pragma: no cover - numba
@@ -667,7 +683,7 @@ def _scratch(shape: tuple[int, ...]) -> np.ndarray:
 
 def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
                 pilot: np.ndarray | None = None, *, use_numba: bool = True,
-                row0: int = 0, garrote: float = 0.0) -> np.ndarray:
+                row0: int = 0, garrote: float = 0.0, sums: bool = False) -> np.ndarray | tuple:
     """One pass of sliding 8x8 DCT denoising of a 2-D float32 image with white noise ``sigma``.
 
     Without ``pilot``: hard thresholding at 2.7 sigma, aggregation weights 1/#kept
@@ -680,31 +696,39 @@ def dct_denoise(img: np.ndarray, sigma: float | np.ndarray, step: int = 2,
     (white noise) or 64 noise standard deviations, one per DCT coefficient (row-major 8x8;
     coloured noise, as after demosaicing: Makinen, Azzari, Foi 2020, "Collaborative filtering
     of correlated noise", uses the same per-coefficient variances).
-    ``use_numba=False`` runs the plain numpy/BLAS reference.
+    ``use_numba=False`` runs the plain numpy/BLAS reference. ``sums``: (weighted sums, band
+    weights, grid start) before the normalisation (:func:`_normalize_nb`; a caller that
+    divides as it reads them, the backward pass), or (result, None, 0) where the numpy path
+    ran.
     """
     sig = np.ascontiguousarray(
         np.broadcast_to(np.asarray(sigma, np.float32), (_PATCH * _PATCH,)), np.float32)
     x = np.ascontiguousarray(img, np.float32)
     if not np.any(sig > 0):
-        return x.copy()
+        return (x.copy(), None, 0) if sums else x.copy()
     oy = _grid_start(row0, step)
     pil = None if pilot is None else np.ascontiguousarray(pilot, np.float32)
     if pil is not None:
         garrote = 0.0  # (a pilot: the Wiener pass)
     if not use_numba or min(x.shape) <= _PATCH + step:
-        return _dct_denoise_numpy(x, sig, step, pil, oy, garrote)
+        res = _dct_denoise_numpy(x, sig, step, pil, oy, garrote)
+        return (res, None, 0) if sums else res
     # not calloc: the pass read each sum before adding to it, and a page of fresh calloc
     # memory is first read-mapped to the shared zero page, then copied on the write, each
     # copy a TLB flush on the other core (perf, 50 MP develop: ~4 % of all samples in
     # ptep_clear_flush and its IPIs under this pass); nor zero-filled (a pass of its own):
     # the first band of a row in the pass's order writes its sums, later ones add
     acc = np.empty(x.shape, np.float32)  # (not zeroed: each row's first band sets it)
-    wband = _scratch(((x.shape[0] - 1 - oy) // step + 1, x.shape[1]))  # (every row set)
+    n_bands = (x.shape[0] - 1 - oy) // step + 1  # (every row of wband is set)
+    wband = (np.empty((n_bands, x.shape[1]), np.float32) if sums  # (returned: not the scratch
+             else _scratch((n_bands, x.shape[1])))  # buffer, which the next call reuses)
     s2 = np.ascontiguousarray(sig * sig, np.float32)
     thr = np.ascontiguousarray(np.float32(garrote or _HARD_LAMBDA) * sig, np.float32)
     g0 = (int(row0) + oy + _PATCH) // step  # band 0's index on the global grid -8 + k*step
     _dct_pass_nb(x, x if pil is None else pil, pil is not None, garrote > 0,
                  thr, s2, int(step), int(oy), g0, acc, wband, 4 * _jit.threads())
+    if sums:
+        return acc, wband, int(oy)
     return _normalize_nb(acc, wband, int(oy), int(step))
 
 
@@ -724,19 +748,22 @@ def _up2(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def denoise_channel(img: np.ndarray, sigma: float | np.ndarray, step: int = 2, *,
                     row0: int = 0, use_numba: bool = True, garrote: float = 0.0,
-                    pilot_step: int = 0) -> np.ndarray:
+                    pilot_step: int = 0, sums: bool = False) -> np.ndarray | tuple:
     """Two-pass DCT denoising (hard threshold, then Wiener) of one channel; ``garrote`` > 0:
     one pass of the non-negative garrote at that many sigma instead. ``pilot_step``: the
     hard pass's patch spacing when not ``step`` (the pilot may be coarser than the Wiener
     pass it guides).
 
-    ``sigma``: scalar or (64,) per-DCT-coefficient noise standard deviations.
+    ``sigma``: scalar or (64,) per-DCT-coefficient noise standard deviations. ``sums``: the
+    last pass's unnormalised sums (see :func:`dct_denoise`).
     """
     x = np.ascontiguousarray(img, np.float32)
     if garrote > 0:
-        return dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba, garrote=garrote)
+        return dct_denoise(x, sigma, step, row0=row0, use_numba=use_numba, garrote=garrote,
+                           sums=sums)
     basic = dct_denoise(x, sigma, pilot_step or step, row0=row0, use_numba=use_numba)
-    return dct_denoise(x, sigma, step, pilot=basic, row0=row0, use_numba=use_numba)
+    return dct_denoise(x, sigma, step, pilot=basic, row0=row0, use_numba=use_numba,
+                       sums=sums)
 
 
 def denoise_channel_half(img: np.ndarray, sigma_half: float | np.ndarray,
@@ -969,10 +996,15 @@ def _bwd_row(xr, a, c0, k, t, lr, has_luma, e1, e2, fine, l1, l2, q1, q2, unbias
 @aot.entry(noalias=True)  # writes only out (fresh); the rest is read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, xf,
-                 unbiased, alpha, sz2, out, f, c1, c2, q1, q2):  # pragma: no cover - numba
+                 unbiased, alpha, sz2, out, f, c1, c2, q1, q2, lwb, loy,
+                 lstep):  # pragma: no cover - numba
     """The chroma corrections d1, d2 (low res) upsampled and subtracted, luma replaced (or
     kept), back to linear RGB in ``out``. ``q1``, ``q2`` > 0 (Tier.fine): the chroma above
-    the low-res band, against the noisy low-res chroma c1, c2, garroted (_fine_cut)."""
+    the low-res band, against the noisy low-res chroma c1, c2, garroted (_fine_cut).
+    ``lwb`` (more than one row): ``lum`` holds the luma pass's unnormalised sums, and each
+    row is divided by its bands' weights (``lwb``, grid start ``loy``, spacing ``lstep``) as
+    it is read, as _normalize_nb would have (the same sums, in the same order): no pass of
+    its own over the luma plane."""
     h, w = x.shape[0], x.shape[1]
     wl = d1.shape[1]
     ia = np.float32(alpha * 0.5)
@@ -980,6 +1012,7 @@ def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, 
     t2 = np.ascontiguousarray(t[2])
     light = not has_luma and not unbiased
     fine = q1 > 0 or q2 > 0
+    norm = lwb.shape[0] > 1 or lwb.shape[1] > 1
     for y in prange(h):
         lo = np.empty(wl, np.float32)
         e1 = np.empty(w, np.float32)
@@ -995,7 +1028,10 @@ def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, 
             _bwd_light_row(x[y].reshape(3 * w), a, c0, ia, t1, t2, e1, e2, fine, lf[0], lf[1],
                            q1, q2, p[0], p[1], p[2], out[y].reshape(3 * w))
         else:
-            _bwd_row(x[y].reshape(3 * w), a, c0, k, t, lum[y] if has_luma else lum[0],
+            lr = lum[y] if has_luma else lum[0]
+            if has_luma and norm:
+                lr = _normalized_row(lr, lwb, y, loy, lstep)
+            _bwd_row(x[y].reshape(3 * w), a, c0, k, t, lr,
                      has_luma, e1, e2, fine, lf[0], lf[1], q1, q2, unbiased, alpha, sz2,
                      p[0], p[1], p[2], out[y].reshape(3 * w))
 
@@ -1677,10 +1713,14 @@ def denoise(
     else:
         lum, c1, c2 = _forward_np(x, alpha, sigma2, f)
     lum_d = None
+    lwb, loy = np.zeros((1, 1), np.float32), 0  # luma sums' band weights: normalised as read
     if luma_step:
-        lum_d = denoise_channel(lum, psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), luma_step,
-                                row0=r0, use_numba=use_numba,
-                                garrote=t.luma_garrote or t.garrote, pilot_step=pilot)
+        lum_d, lwb, loy = denoise_channel(
+            lum, psd[0, 0] * (LUMA_SIGMA_FACTOR * luma_k), luma_step, row0=r0,
+            use_numba=use_numba, garrote=t.luma_garrote or t.garrote, pilot_step=pilot,
+            sums=True)
+        if lwb is None:  # (the numpy path ran: normalised already)
+            lwb, loy = np.zeros((1, 1), np.float32), 0
     ck = t.chroma_k * chroma_k
     rem = []
     for c, ch in ((1, c1), (2, c2)):
@@ -1704,7 +1744,8 @@ def denoise(
         xi0, xi1, xf = _up_coords(w, rem[0].shape[1], f)
         _backward_nb(x, a32, c32, k32, topp, lum_d if unbiased else lum, unbiased,
                      rem[0], rem[1], yi0, yi1, yf, xi0, xi1, xf, unbiased, np.float32(alpha),
-                     np.float32(sigma2 / (alpha * alpha)), out, f, c1, c2, q1, q2)
+                     np.float32(sigma2 / (alpha * alpha)), out, f, c1, c2, q1, q2,
+                     lwb, int(loy), int(luma_step))
     else:
         out = _backward_np(x, alpha, sigma2, lum_d, rem[0], rem[1], f, unbiased,
                            low=(c1, c2), q=(float(q1), float(q2)))
