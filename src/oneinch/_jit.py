@@ -13,6 +13,15 @@ intrinsic gets its real dispatcher, and every global of the package's modules th
 stand-in is rebound to the real object, before numba compiles anything: compiled code sees
 exactly what ``import numba`` / ``@numba.njit`` at import time would have given it. Once numba
 is loaded, ``njit`` returns real dispatchers directly.
+
+Habits for kernels, each measured (perf on a 50 MP and a 12 MP develop, session 14): a
+float32 kernel takes its constants as ``np.float32`` (a Python float is float64 to numba:
+the arithmetic runs in double precision and converts back); a kernel with divisions whose
+denominators LLVM cannot prove nonzero takes ``error_model="numpy"`` (python's puts a
+zero-division branch on each, and the loop stays scalar); a table read (a gather), a call
+such as ``pow`` or a running sum goes in a loop of its own, so that the rest of the row
+vectorises; a float reduction needs ``reassoc`` (fastmath) to vectorise; arrays the kernel
+reads before writing are not calloc'd (zero-page copies, TLB shootdowns).
 """
 
 from __future__ import annotations
