@@ -246,7 +246,7 @@ def test_noise_estimate_band_demosaiced_in_two_strips_is_the_whole_bands(method,
 @pytest.mark.parametrize("name", ["RGGB", "GRBG", "GBRG", "BGGR"])
 def test_fused_ri_equals_the_generic_encoded_path(name: str) -> None:
     """'ri' in the sRGB domain runs encode, demosaic, decode and the samples' restore with no
-    unpadded copy in between (demosaic._demosaic_ri.ri_srgb); it gives the generic path's
+    unpadded copy in between (_domain.decode_crop_restore); it gives the generic path's
     values bit for bit, at every Bayer phase and at odd sizes."""
     from oneinch.isp import demosaic as dm
     from oneinch.raw.image import as_pattern

@@ -19,7 +19,6 @@ import numpy as np
 
 from .. import _aot as aot
 from .._jit import njit
-from ._domain import dec1
 
 _B = cv2.BORDER_REFLECT_101
 
@@ -382,57 +381,6 @@ def _interleave(r: np.ndarray, g: np.ndarray, b: np.ndarray, out: np.ndarray) ->
             o[3 * x] = rr[x]
             o[3 * x + 1] = gg[x]
             o[3 * x + 2] = bb[x]
-
-
-@aot.entry(noalias=True)  # writes only out (fresh)
-@njit(cache=True, nogil=True, error_model="numpy",
-      fastmath={"nsz", "arcp", "afn", "contract"})  # as _domain._decode_flat: the same values
-def _interleave_decoded(r: np.ndarray, g: np.ndarray, b: np.ndarray, lin: np.ndarray,
-                        top: int, left: int, site: np.ndarray, out: np.ndarray) -> None:
-    """out[y, x] = the decoded (sRGB -> linear, :func:`._domain.dec1`) r, g, b planes at
-    (top + y, left + x), and each pixel's own sample ``lin[y, x]`` in its channel
-    (``site[y & 1, x & 1]``): _domain.decode then demosaic._restore_samples of the unpadded
-    planes, in one pass."""
-    h, w = lin.shape
-    t = np.empty((3, w), np.float32)
-    for y in range(h):
-        t0, t1, t2 = t[0], t[1], t[2]
-        rr, gg, bb = r[top + y, left:], g[top + y, left:], b[top + y, left:]
-        for x in range(w):
-            t0[x] = dec1(rr[x])
-            t1[x] = dec1(gg[x])
-            t2[x] = dec1(bb[x])
-        o = out[y].reshape(-1)
-        for x in range(w):
-            o[3 * x] = t0[x]
-            o[3 * x + 1] = t1[x]
-            o[3 * x + 2] = t2[x]
-        lr = lin[y]
-        c0, c1 = site[y & 1, 0], site[y & 1, 1]
-        for x in range(0, w - 1, 2):
-            o[3 * x + c0] = lr[x]
-            o[3 * x + 3 + c1] = lr[x + 1]
-        if w & 1:
-            o[3 * (w - 1) + c0] = lr[w - 1]
-
-
-def ri_srgb(padded: np.ndarray, lin: np.ndarray, crop: tuple[int, int, int, int],
-            site: np.ndarray) -> np.ndarray:
-    """:func:`ri_rggb` of an sRGB-encoded RGGB mosaic with its mirror margin (``padded``),
-    returned linear, cropped to ``crop`` = (top, left, h, w) and with the samples of the
-    linear mosaic ``lin`` (h, w) put back in their channels (``site``: the (2, 2) channel of
-    each CFA site of ``lin``): demosaic(..., domain='srgb') of 'ri' without the unpadded
-    copy, the decoding pass and the restoring passes of the generic path (the same values)."""
-    c = np.ascontiguousarray(padded, np.float32)
-    g, s0, s1, s2, s3 = (np.empty_like(c) for _ in range(5))
-    _green_nb(c, 0.56, 0.35, 0.08, 0.01, g, s0, s1, s2, s3)
-    _rb_nb(c, g, 0, 1e-5, s0, s1, s2)
-    _rb_nb(c, g, 1, 1e-5, s0, s1, s3)
-    top, left, h, w = crop
-    out = np.empty((h, w, 3), np.float32)
-    _interleave_decoded(s2, g, s3, np.ascontiguousarray(lin, np.float32), int(top), int(left),
-                        np.ascontiguousarray(site, np.int64), out)
-    return out
 
 
 def ri_rggb(cfa: np.ndarray) -> np.ndarray:

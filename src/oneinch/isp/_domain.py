@@ -173,6 +173,40 @@ def _decode_flat(src, dst):  # pragma: no cover - numba
             dst[i] = dec1(src[i])
 
 
+@aot.entry(noalias=True)  # writes only out (fresh)
+@numba.njit(cache=True, nogil=True, error_model="numpy",
+            fastmath={"nsz", "arcp", "afn", "contract"})  # as _decode_flat: the same values
+def _decode_crop_restore_nb(rgb, lin, top, left, site, out):  # pragma: no cover - numba
+    h, w = lin.shape
+    for y in range(h):
+        src = rgb[top + y, left : left + w].reshape(3 * w)
+        o = out[y].reshape(3 * w)
+        for j in range(3 * w):
+            o[j] = dec1(src[j])
+        lr = lin[y]
+        c0, c1 = site[y & 1, 0], site[y & 1, 1]
+        for x in range(0, w - 1, 2):
+            o[3 * x + c0] = lr[x]
+            o[3 * x + 3 + c1] = lr[x + 1]
+        if w & 1:
+            o[3 * (w - 1) + c0] = lr[w - 1]
+
+
+def decode_crop_restore(rgb: np.ndarray, lin: np.ndarray, crop: tuple[int, int, int, int],
+                        site: np.ndarray) -> np.ndarray:
+    """:func:`decode` of the encoded (H, W, 3) ``rgb``, cropped to ``crop`` = (top, left, h,
+    w), with each sample of the linear (h, w) mosaic ``lin`` put back in its channel
+    (``site``: the (2, 2) channel of each CFA site of ``lin``), in one pass: a demosaic of an
+    encoded, mirror-padded Bayer mosaic to its linear result without an unpadded copy, a
+    decoding pass and the restoring passes (the same values)."""
+    top, left, h, w = crop
+    out = np.empty((h, w, 3), np.float32)
+    _decode_crop_restore_nb(np.ascontiguousarray(rgb, np.float32),
+                            np.ascontiguousarray(lin, np.float32), int(top), int(left),
+                            np.ascontiguousarray(site, np.int64), out)
+    return out
+
+
 def encode(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Odd-extended sRGB encoding of float32 ``x`` (any shape) into ``out`` (new when None;
     may be ``x`` itself)."""

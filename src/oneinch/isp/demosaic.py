@@ -310,11 +310,11 @@ def demosaic(
         if pat.kind == "quad" and quad_mode == "bin":  # bin the linear samples, then demosaic
             binned, bayer = _quad_bin(arr, pat)
             return demosaic(binned, bayer, method, domain=domain)
-        if pat.kind == "bayer" and name == "ri":  # encode, demosaic, decode, restore fused
-            from oneinch.isp._demosaic_ri import ri_srgb
-
-            padded, crop = _bayer_pad(arr, pat, _BAYER["ri"][1])
-            return ri_srgb(_domain.encode(padded, out=padded), arr, crop, pat.array())
+        if pat.kind == "bayer" and name != "rcd":  # a padded method: encoded in place in
+            fn, margin = _BAYER[name]  # the padded copy, then decode, crop, restore: one pass
+            padded, crop = _bayer_pad(arr, pat, margin)
+            rgb = fn(_domain.encode(padded, out=padded))
+            return _domain.decode_crop_restore(rgb, arr, crop, pat.array())
         # (the encoded samples are not put back: the linear ones are, after decoding)
         rgb = _demosaic_linear(_domain.encode(arr), pat, name, quad_mode, restore=False)
         return _restore_samples(_domain.decode(rgb, out=rgb), arr, pat)
