@@ -65,14 +65,20 @@ def encode_table() -> tuple[np.ndarray, np.float32]:
 
 
 @numba.njit(cache=True, inline="always", nogil=True, error_model="numpy")
+def _tab_lerp(t, tab):  # pragma: no cover - numba
+    """The table of :func:`encode_table` at position t (0 <= t < its last index)."""
+    k = int(t)
+    f = t - _F(k)
+    return tab[k] + f * (tab[k + 1] - tab[k])
+
+
+@numba.njit(cache=True, inline="always", nogil=True, error_model="numpy")
 def enc1(x, tab, inv_h):  # pragma: no cover - numba
     """Encode one float32 value with the table of :func:`encode_table` (numba, inlined)."""
     a = abs(x)
     t = a * inv_h
     if t < _F(tab.shape[0] - 1):
-        k = int(t)
-        f = t - _F(k)
-        v = tab[k] + f * (tab[k + 1] - tab[k])
+        v = _tab_lerp(t, tab)
     else:  # past the table (or NaN, which stays NaN)
         v = _F(1.055) * a ** _F(1 / 2.4) - _F(0.055)
     return v if x >= 0 else -v
@@ -155,10 +161,7 @@ def _encode_flat(src, dst, tab, inv_h):  # pragma: no cover - numba
             continue
         for i in range(lo, hi):  # enc1's table branch
             x = src[i]
-            t = abs(x) * inv_h
-            k = int(t)
-            f = t - _F(k)
-            v = tab[k] + f * (tab[k + 1] - tab[k])
+            v = _tab_lerp(abs(x) * inv_h, tab)
             dst[i] = v if x >= 0 else -v
 
 
