@@ -551,9 +551,10 @@ def _dct_pass_nb(x, pil, has_pilot, garrote, thr, s2, step, oy, g0, acc, wband,
                         _add_from_res(r[a], s, nj, w, acc[yy], first)
 
 
-@njit(cache=True, fastmath=True, nogil=True)
-def _normalized_row(ay, wband, y, oy, step):  # pragma: no cover - numba
-    """Row y of :func:`_normalize_nb`'s result from the unnormalised sums' row ``ay`` (new)."""
+@njit(cache=True, inline="always", fastmath=True, nogil=True)
+def _normalize_row(ay, wband, y, oy, step, dst):  # pragma: no cover - numba
+    """dst = row y of the sums ``ay`` divided by the summed weights of the bands (rows oy +
+    i*step .. +7) that cover it (dst may be ay)."""
     w = ay.shape[0]
     n_rows = wband.shape[0]
     ws = np.zeros(w, np.float32)
@@ -561,27 +562,16 @@ def _normalized_row(ay, wband, y, oy, step):  # pragma: no cover - numba
         wi = wband[i]
         for x in range(w):
             ws[x] += wi[x]
-    o = np.empty(w, np.float32)
     for x in range(w):
-        o[x] = ay[x] / max(ws[x], np.float32(1e-12))
-    return o
+        dst[x] = ay[x] / max(ws[x], np.float32(1e-12))
 
 
 @aot.entry(noalias=True)  # acc in place; wband is read
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _normalize_nb(acc, wband, oy, step):  # pragma: no cover - numba
-    """acc /= the summed weights of the bands (rows oy + i*step .. +7) covering each row."""
-    h, w = acc.shape
-    n_rows = wband.shape[0]
-    for y in prange(h):
-        ws = np.zeros(w, np.float32)
-        for i in range(max(0, -((oy + 7 - y) // step)), min(n_rows, (y - oy) // step + 1)):
-            wi = wband[i]
-            for x in range(w):
-                ws[x] += wi[x]
-        ay = acc[y]
-        for x in range(w):
-            ay[x] = ay[x] / max(ws[x], np.float32(1e-12))
+    """acc /= the summed weights of the bands covering each row (:func:`_normalize_row`)."""
+    for y in prange(acc.shape[0]):
+        _normalize_row(acc[y], wband, y, oy, step, acc[y])
     return acc
 
 
@@ -1029,8 +1019,10 @@ def _backward_nb(x, a, c0, k, t, lum, has_luma, d1, d2, yi0, yi1, yf, xi0, xi1, 
                            q1, q2, p[0], p[1], p[2], out[y].reshape(3 * w))
         else:
             lr = lum[y] if has_luma else lum[0]
-            if has_luma and norm:
-                lr = _normalized_row(lr, lwb, y, loy, lstep)
+            if has_luma and norm:  # (the luma pass's sums: normalised as read)
+                lr_n = np.empty(w, np.float32)
+                _normalize_row(lr, lwb, y, loy, lstep, lr_n)
+                lr = lr_n
             _bwd_row(x[y].reshape(3 * w), a, c0, k, t, lr,
                      has_luma, e1, e2, fine, lf[0], lf[1], q1, q2, unbiased, alpha, sz2,
                      p[0], p[1], p[2], out[y].reshape(3 * w))
