@@ -121,6 +121,54 @@ def test_streamed_walks_hand_on_their_rcd_rows(raw, monkeypatch):
     _codes_match(walked, develop(raw, RCD, tiled=False).rgb)
 
 
+def test_streamed_fields_are_made_on_a_worker(raw, monkeypatch):
+    """The highlight fields are made by the worker that adds the last strip to the scan (the
+    other can still show its strips meanwhile), not after both have finished; the image is
+    that of the whole-image reference."""
+    import threading
+
+    where = []
+    real = dv.reconstruct
+
+    def spying(x, clip, mode, **kw):
+        if kw.get("prescan") is not None:
+            where.append(threading.current_thread() is threading.main_thread())
+        return real(x, clip, mode, **kw)
+
+    monkeypatch.setattr(dv, "reconstruct", spying)
+    got = develop(raw, RCD, tiled=True, dtype=np.uint8).rgb
+    assert where == [False]
+    monkeypatch.setattr(dv, "reconstruct", real)
+    _codes_match(got, develop(raw, RCD, tiled=False).rgb)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("where", ["fields", "strip"])
+def test_streamed_errors_reach_the_caller(raw, monkeypatch, where):
+    """An error in the fields (on a worker, while the other may wait for them) or in one
+    strip's first pass reaches the caller; no worker is left waiting."""
+    if where == "fields":
+        real = dv.reconstruct
+
+        def failing(x, clip, mode, **kw):
+            if kw.get("prescan") is not None:
+                raise RuntimeError("fields failed")
+            return real(x, clip, mode, **kw)
+
+        monkeypatch.setattr(dv, "reconstruct", failing)
+    else:
+        real = dv.rcd_stored
+
+        def failing(data, *a, rows=None, **k):
+            if rows is not None and rows[0] > 200:
+                raise RuntimeError("strip failed")
+            return real(data, *a, rows=rows, **k)
+
+        monkeypatch.setattr(dv, "rcd_stored", failing)
+    with pytest.raises(RuntimeError, match="failed"):
+        develop(raw, RCD, tiled=True, dtype=np.uint8)
+
+
 @pytest.mark.parametrize("recipe", [
     # a look's colour (its local tone operator is whole-image: two passes, tested below)
     preset("vibrant").with_(demosaic={"method": "rcd"}, tone={"local": 0.0, "detail": 0.0}),

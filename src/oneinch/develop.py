@@ -512,7 +512,10 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
     its rows to a :class:`Prescan`; a strip with a value near a clip within ``s_margin + 2 *
     SPREAD`` rows of its own (the rows a rebuilt pixel can reach through the clip confidence
     and the sharpening) keeps its sensor rows, in a full-size image only those strips touch,
-    and is displayed after the reconstruction, which reads no other rows. The result is that
+    and is displayed after the reconstruction, which reads no other rows. The worker that adds
+    the last strip to the scan makes the fields and rebuilds those rows while the other still
+    shows its own strips (the tail of a 50 MP develop had the reconstruction on one core, the
+    other idle); then both show the deferred strips, in parts. The result is that
     of the two-pass develop_strips (the same functions on the same values). A rotated or
     mirrored image is displayed in the sensor's layout and written where ``orientation`` puts
     it (tone and look are per pixel, the sharpening's kernel is symmetric: the same values,
@@ -572,75 +575,115 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
         elif not direct:
             dst[oa - top : ob - top] = res[oa - ia : ob - ia]
 
-    def first_pass(a: int, b: int, carry: tuple | None, hand: tuple | None) -> tuple:
-        """(the deferred strip or None, the RCD rows ``hand`` asks for or None)"""
+    def first_pass(a: int, b: int, carry: tuple | None, hand: tuple | None
+                   ) -> tuple | None:
+        """Rows a..b to the output, or deferred (True); returns the RCD rows ``hand`` asks
+        for, or None."""
         lo, hi = max(0, a - extra), min(h, b + extra)
         if walk is None:
             rgb, handed = sensor(mosaic[lo:hi], lo), None
         else:
             rgb, handed = walk(mosaic, lo, hi, carry, hand)
-        return show_or_defer(a, b, lo, rgb), handed
+        show_or_defer(a, b, lo, rgb)
+        return handed
 
-    def show_or_defer(a: int, b: int, lo: int, rgb: np.ndarray) -> tuple | None:
+    bounds = tiles.strip_bounds(h, STREAM_ROWS_FACTOR * tiles.ROWS, align)
+    walks = tiles.Walks(len(bounds))
+    workers = max(1, tiles.WORKERS)
+    lock = threading.Lock()
+    held: list[tuple] = []  # the deferred strips: (a, b, context rows above, below)
+    passed = [0]  # strips whose rows are in the highlight scan
+    rebuilt = threading.Event()  # set once the second passes are known (or on an error)
+    jobs: list[tuple[int, int]] = []  # the second passes: rows of deferred strips to show
+    failed: list[BaseException] = []
+
+    def show_or_defer(a: int, b: int, lo: int, rgb: np.ndarray) -> None:
         if rebuild:
             pre.add(rgb[a - lo : b - lo], a)
             e0, e1 = max(0, a - reach), min(h, b + reach)
             near = partial(highlights._clip_mask, clip=clip, frac=highlights.SOFT_LO)
-            if ((pre.last[a:b] >= 0).any() or near(rgb[e0 - lo : a - lo]).any()
-                    or near(rgb[b - lo : e1 - lo]).any()):
-                x[a:b] = rgb[a - lo : b - lo]  # deferred: shown once the fields are known
+            deferred = bool((pre.last[a:b] >= 0).any() or near(rgb[e0 - lo : a - lo]).any()
+                            or near(rgb[b - lo : e1 - lo]).any())
+            if deferred:
+                x[a:b] = rgb[a - lo : b - lo]  # shown once the fields are known
                 above = rgb[max(0, a - s_margin) - lo : a - lo].copy()
                 below = rgb[b - lo : min(h, b + s_margin) - lo].copy()
-                return a, b, above, below
+            with lock:
+                if deferred:
+                    held.append((a, b, above, below))
+                passed[0] += 1
+                last = passed[0] == len(bounds)
+            if last:  # every row is in the scan: the fields now, while the other worker
+                reconstruct_held()  # still shows its strip
+            if deferred:
+                return
         else:
             reconstruct(rgb, clip, r.highlights.mode, out=rgb)  # per pixel
         with _threads(1):
             show(rgb, lo, a, b)
-        return None
 
-    def second_pass(job: tuple) -> None:
-        with _threads(1):
-            show(x, 0, job[0], job[1])
+    def reconstruct_held() -> None:
+        """The highlight fields from the whole scan, the deferred strips' rows rebuilt in
+        ``x``, and their second passes queued: each cut in parts (whole MCU rows of 8) for
+        both workers, one of which may still be showing its last strip."""
+        try:
+            deferred = sorted(held, key=lambda d: d[0])
+            if not deferred:
+                return
+            starts, ends = {d[0] for d in deferred}, {d[1] for d in deferred}
+            for a, b, above, below in deferred:  # the context rows of strips shown already
+                if a not in ends:
+                    x[a - len(above) : a] = above
+                if b not in starts:
+                    x[b : b + len(below)] = below
+            if pre.result(x, clip) is None:  # (every row was added, on the blocks)
+                raise AssertionError("streamed strips left rows out of the highlight scan")
+            reconstruct(x, clip, "reconstruct", out=x, prescan=pre)
+            n = 2 * workers
+            parts = [(a + (b - a) * k // n // 8 * 8,
+                      b if k + 1 == n else a + (b - a) * (k + 1) // n // 8 * 8)
+                     for a, b, *_ in deferred for k in range(n)]
+            with lock:
+                jobs.extend(p for p in parts if p[0] < p[1])
+        finally:
+            rebuilt.set()
 
-    bounds = tiles.strip_bounds(h, STREAM_ROWS_FACTOR * tiles.ROWS, align)
-    walks = tiles.Walks(len(bounds))
+    def second_passes() -> None:
+        """The deferred strips' parts, once the fields are known, until none is left."""
+        rebuilt.wait()
+        while True:
+            with lock:
+                if failed or not jobs:
+                    return
+                a, b = jobs.pop(0)
+            with _threads(1):
+                show(x, 0, a, b)
 
-    def walker() -> list[tuple]:
-        """First passes down a walk of strips, each handing the next its RCD rows."""
-        held, i, carry = [], None, None
+    def walker() -> None:
+        """First passes down a walk of strips, each handing the next its RCD rows, then
+        second passes."""
+        i, carry = None, None
         try:
             while (j := walks.claim(i)) is not None:
                 if j != (-1 if i is None else i + 1):
                     carry = None  # (a new walk)
                 a, b = bounds[j]
                 hand = (max(0, b - extra), min(h, b + extra)) if j + 1 < len(bounds) else None
-                d, carry = first_pass(a, b, carry, hand)
-                held += [] if d is None else [d]
+                carry = first_pass(a, b, carry, hand)
                 i = j
-        except BaseException:
+            if rebuild:
+                second_passes()
+        except BaseException as e:
+            with lock:
+                failed.append(e)
             walks.stop()
+            rebuilt.set()  # (a worker waiting for the fields: there will be none)
             raise
-        return held
 
-    workers = max(1, tiles.WORKERS)
     with ThreadPoolExecutor(workers) as pool:
         done = [pool.submit(walker) for _ in range(workers)]
-        deferred = sorted(d for f in done for d in f.result())
-        if not deferred:
-            return out
-        starts, ends = {d[0] for d in deferred}, {d[1] for d in deferred}
-        for a, b, above, below in deferred:  # the context rows of strips shown already
-            if a not in ends:
-                x[a - len(above) : a] = above
-            if b not in starts:
-                x[b : b + len(below)] = below
-        if pre.result(x, clip) is None:  # (every row was added, on the blocks)
-            raise AssertionError("streamed strips left rows out of the highlight scan")
-        reconstruct(x, clip, "reconstruct", out=x, prescan=pre)
-        parts = [(a + (b - a) * k // workers // 8 * 8, b if k + 1 == workers else
-                  a + (b - a) * (k + 1) // workers // 8 * 8)
-                 for a, b, *_ in deferred for k in range(workers)]  # (a strip on every core)
-        list(pool.map(second_pass, [p for p in parts if p[0] < p[1]]))
+        for f in done:
+            f.result()
     return out
 
 
