@@ -155,3 +155,33 @@ def test_embedded_hue_sat_map_is_applied():
     assert chroma(grey) < 0.1 * chroma(plain.rgb)
     matrix_only = develop(grey_raw, PLAIN.with_(profile={"dcp": "matrix"})).rgb
     np.testing.assert_allclose(matrix_only, plain.rgb, atol=1e-6)
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_binned_preview_of_a_base_iso_raw_is_not_filtered(tiled, monkeypatch):
+    """A preview binned 4x4 averages 16 samples a pixel: at base ISO its noise level (~0.010)
+    is below ``AUTO_MIN_NOISE_BINNED``, where filtering measured worse than none, so 'auto'
+    leaves it as it is (the same image as denoise off, and no denoise call). At ISO 1600
+    the preview is filtered, at full chroma resolution (``binned``)."""
+    from oneinch import develop as dv
+    from oneinch.isp import denoise as dn
+    from oneinch.synthetic import demo_scene
+
+    monkeypatch.setattr(dv, "TILE_MIN_PIXELS", 100_000)
+    calls = []
+    real = dn.denoise
+
+    def spying(*a, **k):
+        calls.append(k.get("binned"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(dn, "denoise", spying)
+    r = Recipe().with_(output={"size": 192})
+    off = r.with_(denoise={"mode": "off"})
+    for iso, filtered in ((100, False), (1600, True)):
+        raw, _ = unprocess(demo_scene(512, 768), linear_input=True, iso=iso, seed=1)
+        calls.clear()
+        got = develop(raw, r, tiled=tiled).rgb
+        assert got.shape[:2] == (128, 192)
+        assert np.array_equal(got, develop(raw, off, tiled=tiled).rgb) != filtered
+        assert (calls and all(calls)) if filtered else not calls, calls

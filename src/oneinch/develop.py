@@ -154,10 +154,11 @@ def develop(
         # a FixVignetteRadial gain or a warp's resampling after it would change the noise
         # (2x vignette, ISO 3200, 4 Kodak: +1.07 dB, corners +2.5, against after)
         exact = _bin_factor(raw, r) > 1
-        shade = None if r.denoise.mode == "off" or defer else _Shading.of(
-            raw, ops2, x.shape[:2], exact=exact)
-        x = at("denoise", _unshaded(denoise, x, shade, 0, False, r.denoise, noise_profile=noise,
-                                    iso=raw.shot.iso, demosaic_method=made_by))
+        if _filters(r, noise, exact):
+            shade = None if defer else _Shading.of(raw, ops2, x.shape[:2], exact=exact)
+            x = _unshaded(denoise, x, shade, 0, False, r.denoise, noise_profile=noise,
+                          iso=raw.shot.iso, demosaic_method=made_by, binned=exact)
+        x = at("denoise", x)
         # highlights on the sensor's values and grid: before the gains of deferred lens
         # shading and of OpcodeList3 (FixVignetteRadial), which lift unclipped values past
         # the uniform clip level, and before a warp's resampling
@@ -322,18 +323,22 @@ def develop_strips(
             return _bin(m, cfa, factor)
         return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer, domain=domain)
 
-    shade = None if r.denoise.mode == "off" or deferred is not None else _Shading.of(
-        raw, ops2, (rows_out, width_out), exact=factor > 1)  # (OpcodeList2's GainMaps)
+    binned = factor > 1
+    filters = _filters(r, noise, binned)
+    shade = None if not filters or deferred is not None else _Shading.of(
+        raw, ops2, (rows_out, width_out), exact=binned)  # (OpcodeList2's GainMaps)
 
     def clean(rgb: np.ndarray, m: np.ndarray, row: int) -> np.ndarray:  # denoise
         # row0 puts denoise's patch grid where the whole-image run has it, so strips join
         # exactly
+        if not filters:
+            return rgb
         prepared.join()
         fresh = (rgb.dtype == np.float32 and rgb.flags.c_contiguous
                  and not np.may_share_memory(rgb, m))
         return _unshaded(denoise, rgb, shade, row // factor, fresh, r.denoise,
                          noise_profile=noise, iso=raw.shot.iso, demosaic_method=made_by,
-                         row0=row // factor)  # (in place when fresh: one image a strip)
+                         row0=row // factor, binned=binned)  # (in place when fresh)
 
     def sensor(m: np.ndarray, row: int) -> np.ndarray:  # demosaic, denoise (opcodes3: none)
         # the RCD and denoise kernels release the GIL (nogil=True): one thread per strip, two
@@ -369,11 +374,11 @@ def develop_strips(
     # method), made on another thread while the first strips demosaic (nogil kernels)
     def prepare() -> None:
         with contextlib.suppress(Exception):  # an error here: the strips' denoise meets it
-            denoise_prepare(r.denoise, noise, made_by)  # again, and reports it
+            denoise_prepare(r.denoise, noise, made_by, binned)  # again, and reports it
 
     prepared = threading.Thread(target=prepare, name="oneinch-denoise-prepare")
     prepared.start()
-    margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise)
+    margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise, binned)
     clip = clip_levels(gains)
     profile = _profile(raw, r)  # resolved once for every strip
     fused = _fused.supports(r)
@@ -1077,6 +1082,17 @@ class _Shading:
                 t = t[None, :, None]
                 out[:, cols] = a[:, edge, None] * (1.0 - t) + a[:, inner, None] * t
         return out
+
+
+def _filters(r: Recipe, noise: np.ndarray | None, binned: bool) -> bool:
+    """Whether denoise filters anything: not 'off', and not 'auto' below its floor
+    (:func:`oneinch.isp.denoise.choose_tier`; an unknown noise level is estimated, then
+    filtered)."""
+    from .isp.denoise import choose_tier
+
+    if r.denoise.mode == "off":
+        return False
+    return noise is None or choose_tier(r.denoise, noise, binned) is not None
 
 
 def _unshaded(denoise, rgb: np.ndarray, shade: _Shading | None, first: int, in_place: bool,

@@ -35,7 +35,9 @@ Demosaicing correlates the noise; following Jin, Facciolo, Morel (CVPRW 2020) th
 a noise level above the raw one where that measures better (``LUMA_SIGMA_FACTOR``,
 ``Tier.chroma_k``, tuned on synthetic raws, see bench/quality_denoise.py).
 
-Tiers ('auto' picks by :func:`noise_level`; 'manual' always 'full'). PSNR of displayed sRGB on
+Tiers ('auto' picks by :func:`noise_level`, and filters nothing below ``AUTO_MIN_NOISE``, where
+every tier measured below the unfiltered image; 'manual' always 'full'). Binned previews
+(``binned``) filter chroma at full resolution. PSNR of displayed sRGB on
 the quick subset (kodim01, kodim02, McMaster 1, whole images; ``bench/quality_denoise.py
 --quick``), ms/MP at 12 MP on the shared 2-core machine (``--speed``, min of 3; load-dependent):
 
@@ -1511,6 +1513,20 @@ TIERS: dict[str, Tier] = {
 # medium up to ~ISO 1700 (the geometric mean of 800 and 3200).
 LIGHT_MAX_NOISE = 0.0285
 MEDIUM_MAX_NOISE = 0.10
+# 'auto' filters nothing below these levels, where the tier it picks measured below the
+# unfiltered image (session 15; until then the light tier ran at any level). Demosaiced
+# (AUTO_MIN_NOISE), 12 Kodak + 12 McMaster synthetic raws, PSNR of the tier against none:
+# bench metric (bench/quality_denoise.py's cases) ISO 10 (noise level 0.0075) -0.69 dB,
+# 16 (0.0095) -0.41, 25 (0.0119) -0.10, 30 (0.0131) -0.01, 35 (0.0141) +0.08, 40 (0.0151)
+# +0.15, 50 (0.0169) +0.28, 100 (0.0239) +0.62; developed (tone curve, no sharpening,
+# against the developed clean twin) ISO 20 -0.13, 25 -0.05, 30 +0.02, 40 +0.15, 60 +0.35:
+# both cross zero near 0.0125-0.013, the lower taken. Binned previews
+# (AUTO_MIN_NOISE_BINNED: white noise per pixel, chroma at full resolution, see
+# :func:`denoise`'s ``binned``), the raws binned 2x2, the light tier: 0.0113 -0.31 dB,
+# 0.0159 -0.07, 0.0225 +0.30. A 50 MP base-ISO raw binned 4x4 for a 2048-px preview is
+# at ~0.010: left as it is.
+AUTO_MIN_NOISE = 0.0125
+AUTO_MIN_NOISE_BINNED = 0.016
 _ALIGN = 4  # strips are re-aligned to this many rows (max chroma factor)
 
 
@@ -1524,32 +1540,43 @@ def noise_level(noise_profile: np.ndarray) -> float:
     return math.sqrt(max(var, 0.0)) / 0.18
 
 
-def choose_tier(settings: Denoise | None, noise_profile: np.ndarray | None) -> Tier:
-    """'manual' always uses the full method; 'auto' picks by :func:`noise_level` (no profile:
-    the full method, since the noise level is only known after estimating it)."""
-    s = settings or Denoise()
-    if s.mode != "auto" or noise_profile is None:
-        return TIERS["full"]
-    lev = noise_level(noise_profile)
-    if lev <= LIGHT_MAX_NOISE:
+def _level_tier(level: float) -> Tier:
+    """The tier of 'auto' at this :func:`noise_level` (above the floor)."""
+    if level <= LIGHT_MAX_NOISE:
         return TIERS["light"]
-    if lev <= MEDIUM_MAX_NOISE:
+    if level <= MEDIUM_MAX_NOISE:
         return TIERS["medium"]
     return TIERS["full"]
 
 
-def _tier_margin(t: Tier) -> int:
+def choose_tier(settings: Denoise | None, noise_profile: np.ndarray | None,
+                binned: bool = False) -> Tier | None:
+    """'manual' always uses the full method; 'auto' picks by :func:`noise_level` (no profile:
+    the full method, since the noise level is only known after estimating it), and None
+    (nothing to filter) below ``AUTO_MIN_NOISE`` (``binned``: ``AUTO_MIN_NOISE_BINNED``)."""
+    s = settings or Denoise()
+    if s.mode != "auto" or noise_profile is None:
+        return TIERS["full"]
+    lev = noise_level(noise_profile)
+    if lev < (AUTO_MIN_NOISE_BINNED if binned else AUTO_MIN_NOISE):
+        return None
+    return _level_tier(lev)
+
+
+def _tier_margin(t: Tier, binned: bool = False) -> int:
     """Rows of context a tier needs: each pass of 8-row patches reaches 7 rows (two passes:
-    14); chroma adds the box (factor f) and one low-res row of bilinear upsampling: 16
-    low-res rows for two passes, 8 for one."""
+    14); chroma adds the box (factor f; 1 when ``binned``) and one low-res row of bilinear
+    upsampling: 16 low-res rows for two passes, 8 for one."""
     passes = 1 if t.garrote else 2
     luma = 7 * passes if t.luma_step else 0
-    return max(luma, 8 * passes * t.chroma_factor) + _ALIGN
+    return max(luma, 8 * passes * (1 if binned else t.chroma_factor)) + _ALIGN
 
 
-def margin(settings: Denoise | None = None, noise_profile: np.ndarray | None = None) -> int:
+def margin(settings: Denoise | None = None, noise_profile: np.ndarray | None = None,
+           binned: bool = False) -> int:
     """Rows of overlap a strip needs above and below so that ``denoise(strip, ..., row0=r)``
-    equals the same rows of the whole-image result (within float rounding).
+    equals the same rows of the whole-image result (within float rounding); 0 when nothing
+    is filtered. ``binned``: as given to :func:`denoise`.
 
     Without a profile this is the worst case over the tiers 'auto' may choose. Strips must
     be given the same ``noise_profile`` (estimating it per strip would differ).
@@ -1558,8 +1585,9 @@ def margin(settings: Denoise | None = None, noise_profile: np.ndarray | None = N
     if s.mode == "off":
         return 0
     if s.mode == "auto" and noise_profile is None:
-        return max(_tier_margin(t) for t in TIERS.values())
-    return _tier_margin(choose_tier(s, noise_profile))
+        return max(_tier_margin(t, binned) for t in TIERS.values())
+    t = choose_tier(s, noise_profile, binned)
+    return 0 if t is None else _tier_margin(t, binned)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1607,17 +1635,19 @@ def _gat_params(prof: np.ndarray) -> tuple[float, float, np.ndarray]:
 
 
 def prepare(settings: Denoise | None, noise_profile: np.ndarray | None,
-            demosaic_method: str | None = "auto") -> None:
+            demosaic_method: str | None = "auto", binned: bool = False) -> None:
     """Compute (and cache) what every strip of one image shares — the noise spectrum after
     demosaicing — once, before strips run in parallel threads (which would each compute it)."""
     s = settings or Denoise()
     if s.mode == "off" or noise_profile is None:
         return
+    t = choose_tier(s, noise_profile, binned)
     prof = _check_profile(noise_profile)
-    if np.any(prof > 0):
+    if t is not None and np.any(prof > 0):
         rel = _gat_params(prof)[2]
-        noise_psd(demosaic_method, rel, quarter=choose_tier(s, noise_profile).chroma_factor == 4)
-        fine_band_std(demosaic_method, rel)
+        noise_psd(demosaic_method, rel, quarter=not binned and t.chroma_factor == 4)
+        if not binned:
+            fine_band_std(demosaic_method, rel)
 
 
 def denoise(
@@ -1633,10 +1663,22 @@ def denoise(
     row0: int = 0,
     use_numba: bool = True,
     out: np.ndarray | None = None,
+    binned: bool = False,
 ) -> np.ndarray:
     """Denoise white-balanced linear camera RGB (H, W, 3) float32; returns a new array, or
     ``out`` (C-contiguous float32 of ``rgb``'s shape; may be ``rgb`` itself: the last pass
     reads each pixel before it writes it, so a strip needs no second image).
+
+    ``binned``: each pixel is the mean of mosaic samples of its own colours (develop's
+    binned previews), not interpolated: white noise per pixel and chroma detail of full
+    resolution, which the half-resolution chroma path and its fine-band garrote (made for
+    demosaiced chroma) take away: chroma is filtered at full resolution instead, and 'auto'
+    stops at ``AUTO_MIN_NOISE_BINNED``. 12 Kodak + 12 McMaster synthetic raws binned 2x2,
+    'auto' against no filtering, PSNR (bench metric), the half-resolution chroma -> full:
+    ISO 100 (noise level 0.0225, light) +0.13 -> +0.30 dB, 200 (0.032, medium) -1.10 ->
+    +1.03, 400 -0.22 -> +1.67, 800 +0.87 -> +2.49, 1600 +2.22 -> +3.53, 3200 (full) +3.30
+    -> +5.03, 12800 +7.12 -> +7.35, for 1.6-2x the time (2048 x 1536, whole-image calls:
+    light 60 -> 98 ms, medium 69 -> 142, full 126 -> 247).
 
     ``noise_profile`` is (3, 2) [S, O] per channel (variance = S*x + O) or None (estimated
     from the image). ``iso`` is informational (the model already encodes it).
@@ -1670,11 +1712,17 @@ def denoise(
         return out
     if tier is not None and tier not in TIERS:
         raise OptionError(f"unknown denoise tier {tier!r}; valid: {', '.join(TIERS)}")
-    t = TIERS[tier] if tier else choose_tier(s, noise_profile)
+    t = TIERS[tier] if tier else choose_tier(s, noise_profile, binned)
+    if t is None:  # 'auto' below its floor: nothing to filter
+        if out is None:
+            return x.copy()
+        if out is not x:
+            out[...] = x
+        return out
     luma_step = (step or t.luma_step) if t.luma_step else 0
     chroma_step = step or t.chroma_step
     pilot = 0 if step else t.pilot_step  # (a step asked for: both passes take it)
-    f = t.chroma_factor if chroma_half else 1
+    f = t.chroma_factor if chroma_half and not binned else 1
     if luma_k == 0:
         luma_step = 0
     h0 = x.shape[0]
@@ -1726,7 +1774,7 @@ def denoise(
     unbiased = lum_d is not None
     q1 = q2 = np.float32(0.0)  # Tier.fine: the squared thresholds of the fine-band garrote
     if f > 1 and ck > 0:  # (its multiple by the noise level, whichever tier runs)
-        lam = choose_tier(Denoise(), prof).fine
+        lam = _level_tier(noise_level(prof)).fine
         tau = fine_band_std(demosaic_method, rel).astype(np.float64) * (lam * ck)
         q1, q2 = np.float32(tau[1] ** 2), np.float32(tau[2] ** 2)
     dst = out
