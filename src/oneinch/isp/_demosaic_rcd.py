@@ -302,12 +302,34 @@ def _out_pairs(cm3, cm1, c0, cp1, cp3, rm3, rm1, r0, rp1, rp3, gm2, gm1, g0r, gp
 def _decode_row(out, n, cs, par, c0l, tmp):  # pragma: no cover - numba
     """Decode the interpolated pairs ``tmp`` of ``_out_row`` (one unit-stride loop), then
     write the output row: each pixel's linear sample from ``c0l`` and its two decoded
-    values."""
+    values. The placing loop is specialised on the row's colour (``cs``) and phase: with
+    both constant its indices need no negative-index wrap (a select each, which kept the
+    loop scalar): 2.67 -> 2.1 ns a pixel for the whole row, the same values."""
     for j in range(2 * n):
         tmp[j] = dec1(tmp[j])
-    # pixel pairs (the first at even i): the site test is loop-invariant, a select, not a
-    # branch per pixel (0.99 -> 0.73 ns a pixel)
     p0 = par == 0  # even i: an R/B site (the sample along, G, across), else G (along, G)
+    if cs == 0:
+        if p0:
+            _place_pairs(out, n, c0l, tmp, 0, True)
+        else:
+            _place_pairs(out, n, c0l, tmp, 0, False)
+    elif p0:
+        _place_pairs(out, n, c0l, tmp, 2, True)
+    else:
+        _place_pairs(out, n, c0l, tmp, 2, False)
+    if n & 1:
+        i = n - 1
+        a, b, s = tmp[2 * i], tmp[2 * i + 1], c0l[i + 9]
+        site = (i & 1) == par
+        out[3 * i + cs] = s if site else a
+        out[3 * i + 1] = a if site else s
+        out[3 * i + 2 - cs] = b
+
+
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
+def _place_pairs(out, n, c0l, tmp, cs, p0):  # pragma: no cover - numba
+    """Pixel pairs (the first at even i) of :func:`_decode_row`; ``cs`` and ``p0`` are
+    constants where it is inlined."""
     for k in range(n // 2):
         i = 2 * k
         a0, b0, s0 = tmp[2 * i], tmp[2 * i + 1], c0l[i + 9]
@@ -318,13 +340,6 @@ def _decode_row(out, n, cs, par, c0l, tmp):  # pragma: no cover - numba
         out[3 * i + 3 + cs] = a1 if p0 else s1
         out[3 * i + 4] = s1 if p0 else a1
         out[3 * i + 5 - cs] = b1
-    if n & 1:
-        i = n - 1
-        a, b, s = tmp[2 * i], tmp[2 * i + 1], c0l[i + 9]
-        site = (i & 1) == par
-        out[3 * i + cs] = s if site else a
-        out[3 * i + 1] = a if site else s
-        out[3 * i + 2 - cs] = b
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM, error_model="numpy")
