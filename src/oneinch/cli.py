@@ -185,7 +185,9 @@ def develop(
     ] = None,
     exposure: Annotated[float | None, typer.Option("--exposure", help="exposure in EV")] = None,
     size: Annotated[int | None, typer.Option("--size", help="long edge in pixels")] = None,
-    denoise: Annotated[str | None, typer.Option("--denoise", help="auto | off | 0..1")] = None,
+    denoise: Annotated[str | None, typer.Option(
+        "--denoise", help="auto (by the noise level; none on nearly clean images) | off | 0..1",
+    )] = None,
     look: Annotated[
         str | None, typer.Option("--look", help="neutral | authentic | vibrant")
     ] = None,

@@ -582,8 +582,8 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
 
     def first_pass(a: int, b: int, carry: tuple | None, hand: tuple | None
                    ) -> tuple | None:
-        """Rows a..b to the output, or deferred (True); returns the RCD rows ``hand`` asks
-        for, or None."""
+        """Rows a..b shown, or deferred to the second passes; returns the RCD rows ``hand``
+        asks for, or None."""
         lo, hi = max(0, a - extra), min(h, b + extra)
         if walk is None:
             rgb, handed = sensor(mosaic[lo:hi], lo), None
