@@ -23,6 +23,8 @@ sigma 1.5, mean over R, G, B) with a 10-px border dropped.
 
     .venv/bin/python bench/quality_denoise.py [--quick] [--no-rawpy] [--bm3d N]
     .venv/bin/python bench/quality_denoise.py --speed     # ms/MP per tier at 12 MP
+    .venv/bin/python bench/quality_denoise.py --floor     # auto's floor: gains at low ISO
+    .venv/bin/python bench/quality_denoise.py --binned    # binned previews (white noise)
 """
 
 from __future__ import annotations
@@ -384,6 +386,99 @@ def speed_table(mp: float = 12.0, repeats: int = 3, file=None) -> dict[str, floa
     return res
 
 
+def floor_table(isos=(10, 16, 25, 30, 35, 40, 50, 100), n: int = 12, file=None) -> dict:
+    """'auto' against no filtering at low ISOs (``AUTO_MIN_NOISE``): n Kodak + n McMaster
+    synthetic raws, the bench metric; per ISO the noise level, the gain of the tier 'auto'
+    would pick above its floor (the light tier there) and of what auto does."""
+    from oneinch.isp import denoise as dn
+
+    out = file or sys.stdout
+    images = load_set("kodak24", n) + load_set("mcmaster18", n)
+    print(f"Denoise floor: {len(images)} images, PSNR gain over no filtering (dB), bench metric",
+          file=out)
+    print(f"{'ISO':>6} {'level':>7} {'light':>8} {'min':>7} {'wins':>6} {'auto':>8}  auto picks",
+          file=out)
+    res = {}
+    for iso in isos:
+        gains, auto = [], []
+        lev, pick = 0.0, None
+        for i, (_n, im) in enumerate(images):
+            case = make_case(im, iso, seed=i)
+            lev = dn.noise_level(case["profile"])
+            pick = dn.choose_tier(Denoise(), case["profile"])
+            base = score_cam(case, case["cam_noisy"])[0]
+            gains.append(score_cam(case, oneinch_denoise(case, tier="light"))[0] - base)
+            auto.append(score_cam(case, oneinch_denoise(case))[0] - base)
+        g = np.array(gains)
+        res[iso] = (lev, float(g.mean()), float(np.mean(auto)))
+        print(f"{iso:6d} {lev:7.4f} {g.mean():+8.2f} {g.min():+7.2f} {int((g > 0).sum()):3d}/"
+              f"{len(g):<2d} {np.mean(auto):+8.2f}  {pick.name if pick else 'none'}",
+              file=out, flush=True)
+    return res
+
+
+def binned_case(im: np.ndarray, iso: float, seed: int) -> dict:
+    """A synthetic raw of ``im`` binned 2x2 as develop's previews bin it (each pixel the mean
+    of its quad: white noise, chroma of full resolution), noisy and clean, with the binned
+    noise profile."""
+    from oneinch.develop import bin2x2, binned_noise
+    from oneinch.isp.whitebalance import apply_gains
+
+    c = make_case(im, iso, seed=seed)
+    g = wb_gains(c["raw_noisy"])
+
+    def binned(r):
+        return bin2x2(apply_gains(levels.normalize(r.data, r.levels), g, r.cfa), r.cfa)
+
+    mc = binned(c["raw_clean"])
+    return {"noisy": binned(c["raw_noisy"]), "profile": binned_noise(c["profile"], 2),
+            "ref": cam_to_display(mc, c["m"], c["headroom"]), "m": c["m"],
+            "headroom": c["headroom"], "iso": iso}
+
+
+def binned_table(isos=(25, 50, 100, 200, 400, 800, 1600, 3200, 12800), n: int = 12,
+                 file=None) -> dict:
+    """Binned previews (``denoise(..., binned=True)``): n Kodak + n McMaster synthetic raws
+    binned 2x2, PSNR gain over no filtering of 'auto' (binned), of the half-resolution chroma
+    path demosaiced images take ('half': binned=False, no floor), and of each tier with
+    chroma at full resolution."""
+    from oneinch.isp import denoise as dn
+
+    out = file or sys.stdout
+    images = load_set("kodak24", n) + load_set("mcmaster18", n)
+    cols = ("auto", "half", "light", "medium", "full")
+    print(f"Binned 2x2 previews: {len(images)} images, PSNR gain over no filtering (dB)",
+          file=out)
+    print(f"{'ISO':>6} {'level':>7} {'none':>7} " + " ".join(f"{c:>7}" for c in cols)
+          + "  auto picks", file=out)
+    res = {}
+    for iso in isos:
+        acc: dict[str, list[float]] = {c: [] for c in cols}
+        base, lev, pick = [], 0.0, None
+        for i, (_n, im) in enumerate(images):
+            b = binned_case(im, iso, i)
+            prof = b["profile"]
+            lev = dn.noise_level(prof)
+            pick = dn.choose_tier(Denoise(), prof, binned=True)
+
+            def score(x, b=b):
+                return psnr(b["ref"], cam_to_display(x, b["m"], b["headroom"]))
+
+            b0 = score(b["noisy"])
+            base.append(b0)
+            runs = {"auto": {"binned": True},
+                    "half": {"tier": dn._level_tier(lev).name},
+                    **{t: {"tier": t, "binned": True} for t in cols[2:]}}
+            for c, kw in runs.items():
+                acc[c].append(score(denoise(b["noisy"], Denoise(), prof, iso,
+                                            demosaic_method=None, **kw)) - b0)
+        res[iso] = {c: float(np.mean(v)) for c, v in acc.items()}
+        print(f"{iso:6d} {lev:7.4f} {np.mean(base):7.2f} "
+              + " ".join(f"{res[iso][c]:+7.2f}" for c in cols)
+              + f"  {pick.name if pick else 'none'}", file=out, flush=True)
+    return res
+
+
 Runner = Callable[..., dict]
 
 if __name__ == "__main__":
@@ -391,6 +486,10 @@ if __name__ == "__main__":
     bm3d_n = int(args[args.index("--bm3d") + 1]) if "--bm3d" in args else 3
     if "--speed" in args:
         speed_table()
+    elif "--floor" in args:
+        floor_table()
+    elif "--binned" in args:
+        binned_table()
     else:
         denoise_table(quick="--quick" in args, use_rawpy="--no-rawpy" not in args,
                       bm3d_n=bm3d_n)

@@ -867,23 +867,6 @@ def test_denoise_runs_before_opcode_list_3(q):
     assert gain() > 0.3 and gain(corners) > 0.6, (gain(), gain(corners))
 
 
-def _binned_case(q, im, iso, seed):
-    """A synthetic raw of ``im`` binned 2x2 (develop's preview path: each pixel the mean of
-    its quad's samples, white noise per pixel), noisy and clean, and the binned profile."""
-    from oneinch.develop import bin2x2, binned_noise
-    from oneinch.isp import levels
-    from oneinch.isp.whitebalance import apply_gains
-
-    c = q.make_case(im, iso, seed=seed)
-    rn, rc = c["raw_noisy"], c["raw_clean"]
-    g = q.wb_gains(rn)
-
-    def binned(r):
-        return bin2x2(apply_gains(levels.normalize(r.data, r.levels), g, r.cfa), r.cfa)
-
-    return c, binned(rn), binned(rc), binned_noise(c["profile"], 2)
-
-
 def test_auto_leaves_an_almost_clean_image_alone(q):
     """Below ``AUTO_MIN_NOISE`` every tier measured below the unfiltered image; 'auto'
     returns it as it is there (until session 15 the light tier ran at any level: at ISO 25,
@@ -915,12 +898,12 @@ def test_binned_images_keep_their_chroma_detail(q, iso, tier):
     ims = q.load_set("kodak24", 2) + q.load_set("mcmaster18", 2)
     gain, half = [], []
     for i, (_, im) in enumerate(ims):
-        c, noisy, clean, prof = _binned_case(q, im, iso, i)
+        b = q.binned_case(im, iso, i)  # (bench/quality_denoise.py --binned: the table)
+        noisy, prof = b["noisy"], b["profile"]
         assert dn.choose_tier(Denoise(), prof, binned=True).name == tier
-        ref = q.cam_to_display(clean, c["m"], c["headroom"])
 
-        def score(x, ref=ref, c=c):
-            return q.psnr(ref, q.cam_to_display(x, c["m"], c["headroom"]))
+        def score(x, b=b):
+            return q.psnr(b["ref"], q.cam_to_display(x, b["m"], b["headroom"]))
 
         base = score(noisy)
         got = dn.denoise(noisy, Denoise(), prof, demosaic_method=None, binned=True)

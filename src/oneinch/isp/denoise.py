@@ -1515,16 +1515,16 @@ LIGHT_MAX_NOISE = 0.0285
 MEDIUM_MAX_NOISE = 0.10
 # 'auto' filters nothing below these levels, where the tier it picks measured below the
 # unfiltered image (session 15; until then the light tier ran at any level). Demosaiced
-# (AUTO_MIN_NOISE), 12 Kodak + 12 McMaster synthetic raws, PSNR of the tier against none:
-# bench metric (bench/quality_denoise.py's cases) ISO 10 (noise level 0.0075) -0.69 dB,
-# 16 (0.0095) -0.41, 25 (0.0119) -0.10, 30 (0.0131) -0.01, 35 (0.0141) +0.08, 40 (0.0151)
-# +0.15, 50 (0.0169) +0.28, 100 (0.0239) +0.62; developed (tone curve, no sharpening,
-# against the developed clean twin) ISO 20 -0.13, 25 -0.05, 30 +0.02, 40 +0.15, 60 +0.35:
-# both cross zero near 0.0125-0.013, the lower taken. Binned previews
+# (AUTO_MIN_NOISE), 12 Kodak + 12 McMaster synthetic raws, PSNR of the light tier against
+# none (bench/quality_denoise.py --floor): ISO 10 (noise level 0.0075) -0.59 dB, 16
+# (0.0095) -0.33, 25 (0.0119) -0.10, 30 (0.0131) -0.00, 35 (0.0141) +0.08, 40 (0.0151)
+# +0.15, 50 (0.0169) +0.28, 100 (0.0239) +0.72; developed instead (tone curve, no
+# sharpening, against the developed clean twin) ISO 20 -0.13, 25 -0.05, 30 +0.02, 40
+# +0.15, 60 +0.35: both cross zero near 0.0125-0.013, the lower taken. Binned previews
 # (AUTO_MIN_NOISE_BINNED: white noise per pixel, chroma at full resolution, see
-# :func:`denoise`'s ``binned``), the raws binned 2x2, the light tier: 0.0113 -0.31 dB,
-# 0.0159 -0.07, 0.0225 +0.30. A 50 MP base-ISO raw binned 4x4 for a 2048-px preview is
-# at ~0.010: left as it is.
+# :func:`denoise`'s ``binned``; --binned), the raws binned 2x2, the light tier: 0.0113
+# -0.31 dB, 0.0159 -0.07, 0.0225 +0.30. A 50 MP base-ISO raw binned 4x4 for a 2048-px
+# preview is at ~0.010: left as it is.
 AUTO_MIN_NOISE = 0.0125
 AUTO_MIN_NOISE_BINNED = 0.016
 _ALIGN = 4  # strips are re-aligned to this many rows (max chroma factor)
@@ -1674,11 +1674,12 @@ def denoise(
     resolution, which the half-resolution chroma path and its fine-band garrote (made for
     demosaiced chroma) take away: chroma is filtered at full resolution instead, and 'auto'
     stops at ``AUTO_MIN_NOISE_BINNED``. 12 Kodak + 12 McMaster synthetic raws binned 2x2,
-    'auto' against no filtering, PSNR (bench metric), the half-resolution chroma -> full:
-    ISO 100 (noise level 0.0225, light) +0.13 -> +0.30 dB, 200 (0.032, medium) -1.10 ->
-    +1.03, 400 -0.22 -> +1.67, 800 +0.87 -> +2.49, 1600 +2.22 -> +3.53, 3200 (full) +3.30
-    -> +5.03, 12800 +7.12 -> +7.35, for 1.6-2x the time (2048 x 1536, whole-image calls:
-    light 60 -> 98 ms, medium 69 -> 142, full 126 -> 247).
+    'auto' against no filtering, PSNR (bench metric, ``bench/quality_denoise.py
+    --binned``), the half-resolution chroma -> full: ISO 100 (noise level 0.0225, light)
+    +0.14 -> +0.30 dB, 200 (0.032, medium) -1.09 -> +1.03, 400 -0.22 -> +1.68, 800 +0.88
+    -> +2.50, 1600 +2.24 -> +3.54, 3200 (full) +3.32 -> +5.03, 12800 +7.11 -> +7.35, for
+    1.6-2x the time (2048 x 1536, whole-image calls: light 60 -> 98 ms, medium 69 -> 142,
+    full 126 -> 247).
 
     ``noise_profile`` is (3, 2) [S, O] per channel (variance = S*x + O) or None (estimated
     from the image). ``iso`` is informational (the model already encodes it).
