@@ -643,7 +643,8 @@ def _develop_streamed(mosaic: np.ndarray, sensor, margin: int, r: Recipe, clip: 
                     x[b : b + len(below)] = below
             if pre.result(x, clip) is None:  # (every row was added, on the blocks)
                 raise AssertionError("streamed strips left rows out of the highlight scan")
-            reconstruct(x, clip, "reconstruct", out=x, prescan=pre)
+            with _threads(1):  # (as a strip: the other worker may still be running one)
+                reconstruct(x, clip, "reconstruct", out=x, prescan=pre)
             n = 2 * workers
             parts = [(a + (b - a) * k // n // 8 * 8,
                       b if k + 1 == n else a + (b - a) * (k + 1) // n // 8 * 8)
