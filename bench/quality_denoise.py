@@ -25,6 +25,7 @@ sigma 1.5, mean over R, G, B) with a 10-px border dropped.
     .venv/bin/python bench/quality_denoise.py --speed     # ms/MP per tier at 12 MP
     .venv/bin/python bench/quality_denoise.py --floor     # auto's floor: gains at low ISO
     .venv/bin/python bench/quality_denoise.py --binned    # binned previews (white noise)
+    .venv/bin/python bench/quality_denoise.py --linear    # LinearRaw's noise model
 """
 
 from __future__ import annotations
@@ -479,6 +480,63 @@ def binned_table(isos=(25, 50, 100, 200, 400, 800, 1600, 3200, 12800), n: int = 
     return res
 
 
+def linear_case(im: np.ndarray, iso: float, seed: int, phone: str) -> dict:
+    """A LinearRaw-like image of ``im``: the synthetic raw demosaiced by ``phone`` (the
+    camera's own, unknown method), noisy and clean."""
+    from oneinch.isp.demosaic import demosaic
+    from oneinch.isp.whitebalance import apply_gains
+
+    c = make_case(im, iso, seed=seed)
+    g = wb_gains(c["raw_noisy"])
+
+    def dem(r):
+        return demosaic(apply_gains(levels.normalize(r.data, r.levels), g, r.cfa), r.cfa, phone)
+
+    return {"noisy": dem(c["raw_noisy"]), "profile": c["profile"], "m": c["m"],
+            "headroom": c["headroom"],
+            "ref": cam_to_display(dem(c["raw_clean"]), c["m"], c["headroom"])}
+
+
+def linear_table(isos=(100, 800, 3200), n: int = 12, file=None) -> dict:
+    """LinearRaw (develop's ``LINEAR_RAW_NOISE_MODEL``): n Kodak + n McMaster synthetic raws
+    demosaiced by a 'camera' (malvar, rcd) before denoise, and raws binned 2x2 (truly white
+    noise, as a sensor without a CFA would give), PSNR gain over no filtering of denoise
+    with the white-noise model and with RCD's demosaiced spectrum; then with the profile
+    estimated from the image (no NoiseProfile), the estimator calibrated for white noise or
+    for RCD's."""
+    from oneinch.isp import denoise as dn
+
+    out = file or sys.stdout
+    images = load_set("kodak24", n) + load_set("mcmaster18", n)
+    print(f"LinearRaw noise model: {len(images)} images, PSNR gain over no filtering (dB)",
+          file=out)
+    res = {}
+    for iso in isos:
+        for kind in ("malvar", "rcd", "white"):
+            acc: dict[str, list[float]] = {}
+            for i, (_n, im) in enumerate(images):
+                b = binned_case(im, iso, i) if kind == "white" else linear_case(im, iso, i, kind)
+
+                def score(x, b=b):
+                    return psnr(b["ref"], cam_to_display(x, b["m"], b["headroom"]))
+
+                b0 = score(b["noisy"])
+                est = {m: dn.estimate_noise_profile(b["noisy"], demosaic_method=m)
+                       for m in (None, "rcd")}  # (no NoiseProfile: estimated, white / rcd)
+                runs = (("white model", b["profile"], None), ("rcd model", b["profile"], "rcd"),
+                        ("est white, white model", est[None], None),
+                        ("est white, rcd model", est[None], "rcd"),
+                        ("est rcd, rcd model", est["rcd"], "rcd"))
+                for label, prof, method in runs:
+                    acc.setdefault(label, []).append(score(dn.denoise(
+                        b["noisy"], Denoise(), prof, iso, demosaic_method=method)) - b0)
+            res[(iso, kind)] = {k: float(np.mean(v)) for k, v in acc.items()}
+            what = "binned (white noise)" if kind == "white" else f"demosaiced by {kind}"
+            print(f"ISO {iso:5d} {what:22s} " + "  ".join(
+                f"{k} {v:+.2f}" for k, v in res[(iso, kind)].items()), file=out, flush=True)
+    return res
+
+
 Runner = Callable[..., dict]
 
 if __name__ == "__main__":
@@ -490,6 +548,8 @@ if __name__ == "__main__":
         floor_table()
     elif "--binned" in args:
         binned_table()
+    elif "--linear" in args:
+        linear_table()
     else:
         denoise_table(quick="--quick" in args, use_rawpy="--no-rawpy" not in args,
                       bm3d_n=bm3d_n)

@@ -926,3 +926,58 @@ def test_binned_strips_are_the_whole_image():
         out[a:b] = dn.denoise(x[s0:s1], Denoise(), prof, demosaic_method=None, binned=True,
                               row0=s0)[a - s0 : b - s0]
     assert np.abs(out - whole).max() < 1e-5
+
+
+def test_linear_raw_noise_is_modelled_as_demosaiced(q):
+    """A LinearRaw DNG holds RGB the camera demosaiced: its noise is modelled with RCD's
+    spectrum (``LINEAR_RAW_NOISE_MODEL``), not as white noise, as it was until session 15.
+    On synthetic raws demosaiced by another method (malvar: the camera's is unknown) at ISO
+    800 the demosaiced model gains ~1 dB more over no filtering (bench/quality_denoise.py
+    --linear: +2.53 against +1.50 dB on 24 images)."""
+    from conftest import DECODABLE
+    from oneinch import develop as dv
+    from oneinch.raw import open_raw
+    from oneinch.recipe import Recipe
+
+    raw = open_raw(DECODABLE / "lg_g4_h815_linearraw_lossy_1mp.dng")
+    assert raw.is_linear
+    assert dv._made_by(raw, Recipe()) == dv.LINEAR_RAW_NOISE_MODEL == "rcd"
+    gains = []
+    for i, (_, im) in enumerate(q.load_set("kodak24", 2) + q.load_set("mcmaster18", 2)):
+        b = q.linear_case(im, 800, i, "malvar")
+
+        def score(x, b=b):
+            return q.psnr(b["ref"], q.cam_to_display(x, b["m"], b["headroom"]))
+
+        got = [score(dn.denoise(b["noisy"], Denoise(), b["profile"], 800, demosaic_method=m))
+               for m in (dv._made_by(raw, Recipe()), None)]
+        gains.append(got[0] - got[1])
+    assert min(gains) > 0 and np.mean(gains) > 0.5, gains
+
+
+def test_linear_raw_without_a_profile_is_estimated_as_white(monkeypatch):
+    """The LG G4 LinearRaw DNG has no NoiseProfile: its noise is estimated as it is in the
+    image (the estimator's white-noise calibration: calibrated as demosaiced, the estimate
+    rose ~1.9x in sigma and lost at ISO 100-800, bench/quality_denoise.py --linear), and
+    denoised with the demosaiced model."""
+    from conftest import DECODABLE
+    from oneinch import develop as dv
+    from oneinch.raw import open_raw
+
+    seen = {}
+    est, den = dn.estimate_noise_profile, dn.denoise
+
+    def estimating(rgb, *a, demosaic_method="auto", **k):
+        seen["estimated as"] = demosaic_method
+        return est(rgb, *a, demosaic_method=demosaic_method, **k)
+
+    def denoising(*a, demosaic_method="auto", **k):
+        seen["denoised as"] = demosaic_method
+        return den(*a, demosaic_method=demosaic_method, **k)
+
+    monkeypatch.setattr(dn, "estimate_noise_profile", estimating)
+    monkeypatch.setattr(dn, "denoise", denoising)
+    raw = open_raw(DECODABLE / "lg_g4_h815_linearraw_lossy_1mp.dng")
+    assert raw.noise_profile is None
+    dv.develop(raw)
+    assert seen == {"estimated as": None, "denoised as": dv.LINEAR_RAW_NOISE_MODEL}

@@ -774,11 +774,28 @@ def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None)
     )
 
 
+# LinearRaw DNGs (phones, raw converters) hold RGB that the camera demosaiced by a method of
+# its own: their noise is correlated as a demosaic correlates it. Denoise models it with
+# RCD's spectrum. Until session 15 it was modelled as white (as a sensor without a CFA would
+# give). bench/quality_denoise.py --linear, 24 Kodak + McMaster synthetic raws, gain over no
+# filtering, white model -> this: demosaiced by malvar, ISO 100 -0.62 -> +0.43 dB, 800 +1.50
+# -> +2.53, 3200 +3.45 -> +4.41; by rcd -0.30 -> +0.81, +2.34 -> +2.88, +4.79 -> +5.41; and
+# on truly white noise (raws binned 2x2) +0.14 -> +0.30, +0.88 -> +1.61, +3.32 -> +3.62.
+# Without a NoiseProfile (estimated, see _estimate_noise), demosaiced by malvar: ISO 100
+# -3.88 -> -2.41, 800 +1.16 -> +1.99, 3200 +2.68 -> +3.31; better in 8 of the 9 cases (by
+# rcd at 3200: +2.93 -> +2.73). The estimator overrates the noise of these small textured
+# images at low ISO either way.
+LINEAR_RAW_NOISE_MODEL = "rcd"
+
+
 def _made_by(raw: RawImage, r: Recipe) -> str | None:
     """The demosaic method whose noise spectrum denoise models: the one used ('xtrans',
-    'quad:METHOD' for a remosaiced Quad-Bayer, see isp.denoise._cfa_of), or None when the
-    RGB is not interpolated (binned previews, LinearRaw: white noise per site)."""
-    if raw.is_linear or _bin_factor(raw, r) > 1:
+    'quad:METHOD' for a remosaiced Quad-Bayer, see isp.denoise._cfa_of),
+    ``LINEAR_RAW_NOISE_MODEL`` for LinearRaw (demosaiced in the camera), or None when the
+    RGB is not interpolated (binned previews: white noise per site)."""
+    if raw.is_linear:
+        return LINEAR_RAW_NOISE_MODEL
+    if _bin_factor(raw, r) > 1:
         return None
     if raw.cfa is not None and raw.cfa.kind == "xtrans":
         return "xtrans"  # its own method whatever the name (isp.denoise models it as such)
@@ -838,8 +855,8 @@ def demosaic_domain(r: Recipe, noise: np.ndarray | None) -> str:
 def _needs_noise(raw: RawImage, r: Recipe) -> bool:
     """Whether a raw without a noise profile needs one estimated: for denoise, or to choose
     the 'auto' demosaic domain."""
-    return r.denoise.mode != "off" or (r.demosaic.domain == "auto" and _made_by(raw, r)
-                                         is not None)
+    return r.denoise.mode != "off" or (r.demosaic.domain == "auto" and not raw.is_linear
+                                         and _bin_factor(raw, r) == 1)
 
 
 def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str | None,
@@ -864,7 +881,12 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str |
             margin=DEMOSAIC_MARGIN, align=step, rows=-(-band.shape[0] // (2 * step)) * step)
     else:
         rgb, _ = _demosaic(band, raw, r, demosaic, "linear")
-    return estimate_noise_profile(rgb, demosaic_method=made_by)
+    # LinearRaw: the estimator reads the noise as it is in the image (white-noise
+    # calibration), the denoise then models it as demosaiced. Calibrated as demosaiced too, the
+    # estimate rose ~1.9x in sigma and lost at ISO 100-800 (bench/quality_denoise.py --linear,
+    # demosaiced by malvar: ISO 100 -2.41 -> -5.82 dB, 800 +1.99 -> +0.76, 3200 +3.31 ->
+    # +4.49)
+    return estimate_noise_profile(rgb, demosaic_method=None if raw.is_linear else made_by)
 
 
 def _opcodes1(raw: RawImage, ops1: tuple) -> np.ndarray:
