@@ -418,23 +418,35 @@ def floor_table(isos=(10, 16, 25, 30, 35, 40, 50, 100), n: int = 12, file=None) 
     return res
 
 
-def binned_case(im: np.ndarray, iso: float, seed: int) -> dict:
-    """A synthetic raw of ``im`` binned 2x2 as develop's previews bin it (each pixel the mean
-    of its quad: white noise, chroma of full resolution), noisy and clean, with the binned
-    noise profile."""
-    from oneinch.develop import bin2x2, binned_noise
+def _mosaic_case(im: np.ndarray, iso: float, seed: int, develop, profile=None) -> dict:
+    """``im``'s synthetic raw, noisy and clean, each white-balanced mosaic made RGB by
+    ``develop(mosaic, cfa)``; the reference is the clean one displayed. ``profile`` maps the
+    raw's white-balanced noise profile to the RGB's (default: as it is)."""
     from oneinch.isp.whitebalance import apply_gains
 
     c = make_case(im, iso, seed=seed)
     g = wb_gains(c["raw_noisy"])
 
-    def binned(r):
-        return bin2x2(apply_gains(levels.normalize(r.data, r.levels), g, r.cfa), r.cfa)
+    def rgb(r):
+        return develop(apply_gains(levels.normalize(r.data, r.levels), g, r.cfa), r.cfa)
 
-    mc = binned(c["raw_clean"])
-    return {"noisy": binned(c["raw_noisy"]), "profile": binned_noise(c["profile"], 2),
-            "ref": cam_to_display(mc, c["m"], c["headroom"]), "m": c["m"],
-            "headroom": c["headroom"], "iso": iso}
+    return {"noisy": rgb(c["raw_noisy"]), "m": c["m"], "headroom": c["headroom"],
+            "profile": c["profile"] if profile is None else profile(c["profile"]),
+            "ref": cam_to_display(rgb(c["raw_clean"]), c["m"], c["headroom"]), "iso": iso}
+
+
+def case_psnr(case: dict, rgb: np.ndarray) -> float:
+    """PSNR of ``rgb`` displayed against a :func:`_mosaic_case`'s reference."""
+    return psnr(case["ref"], cam_to_display(rgb, case["m"], case["headroom"]))
+
+
+def binned_case(im: np.ndarray, iso: float, seed: int) -> dict:
+    """A synthetic raw of ``im`` binned 2x2 as develop's previews bin it (each pixel the mean
+    of its quad: white noise, chroma of full resolution), noisy and clean, with the binned
+    noise profile."""
+    from oneinch.develop import bin2x2, binned_noise
+
+    return _mosaic_case(im, iso, seed, bin2x2, lambda p: binned_noise(p, 2))
 
 
 def binned_table(isos=(25, 50, 100, 200, 400, 800, 1600, 3200, 12800), n: int = 12,
@@ -461,18 +473,14 @@ def binned_table(isos=(25, 50, 100, 200, 400, 800, 1600, 3200, 12800), n: int = 
             prof = b["profile"]
             lev = dn.noise_level(prof)
             pick = dn.choose_tier(Denoise(), prof, binned=True)
-
-            def score(x, b=b):
-                return psnr(b["ref"], cam_to_display(x, b["m"], b["headroom"]))
-
-            b0 = score(b["noisy"])
+            b0 = case_psnr(b, b["noisy"])
             base.append(b0)
             runs = {"auto": {"binned": True},
                     "half": {"tier": dn._level_tier(lev).name},
                     **{t: {"tier": t, "binned": True} for t in cols[2:]}}
             for c, kw in runs.items():
-                acc[c].append(score(denoise(b["noisy"], Denoise(), prof, iso,
-                                            demosaic_method=None, **kw)) - b0)
+                acc[c].append(case_psnr(b, denoise(b["noisy"], Denoise(), prof, iso,
+                                                   demosaic_method=None, **kw)) - b0)
         res[iso] = {c: float(np.mean(v)) for c, v in acc.items()}
         print(f"{iso:6d} {lev:7.4f} {np.mean(base):7.2f} "
               + " ".join(f"{res[iso][c]:+7.2f}" for c in cols)
@@ -484,17 +492,8 @@ def linear_case(im: np.ndarray, iso: float, seed: int, phone: str) -> dict:
     """A LinearRaw-like image of ``im``: the synthetic raw demosaiced by ``phone`` (the
     camera's own, unknown method), noisy and clean."""
     from oneinch.isp.demosaic import demosaic
-    from oneinch.isp.whitebalance import apply_gains
 
-    c = make_case(im, iso, seed=seed)
-    g = wb_gains(c["raw_noisy"])
-
-    def dem(r):
-        return demosaic(apply_gains(levels.normalize(r.data, r.levels), g, r.cfa), r.cfa, phone)
-
-    return {"noisy": dem(c["raw_noisy"]), "profile": c["profile"], "m": c["m"],
-            "headroom": c["headroom"],
-            "ref": cam_to_display(dem(c["raw_clean"]), c["m"], c["headroom"])}
+    return _mosaic_case(im, iso, seed, lambda m, cfa: demosaic(m, cfa, phone))
 
 
 def linear_table(isos=(100, 800, 3200), n: int = 12, file=None) -> dict:
@@ -516,11 +515,7 @@ def linear_table(isos=(100, 800, 3200), n: int = 12, file=None) -> dict:
             acc: dict[str, list[float]] = {}
             for i, (_n, im) in enumerate(images):
                 b = binned_case(im, iso, i) if kind == "white" else linear_case(im, iso, i, kind)
-
-                def score(x, b=b):
-                    return psnr(b["ref"], cam_to_display(x, b["m"], b["headroom"]))
-
-                b0 = score(b["noisy"])
+                b0 = case_psnr(b, b["noisy"])
                 est = {m: dn.estimate_noise_profile(b["noisy"], demosaic_method=m)
                        for m in (None, "rcd")}  # (no NoiseProfile: estimated, white / rcd)
                 runs = (("white model", b["profile"], None), ("rcd model", b["profile"], "rcd"),
@@ -528,7 +523,7 @@ def linear_table(isos=(100, 800, 3200), n: int = 12, file=None) -> dict:
                         ("est white, rcd model", est[None], "rcd"),
                         ("est rcd, rcd model", est["rcd"], "rcd"))
                 for label, prof, method in runs:
-                    acc.setdefault(label, []).append(score(dn.denoise(
+                    acc.setdefault(label, []).append(case_psnr(b, dn.denoise(
                         b["noisy"], Denoise(), prof, iso, demosaic_method=method)) - b0)
             res[(iso, kind)] = {k: float(np.mean(v)) for k, v in acc.items()}
             what = "binned (white noise)" if kind == "white" else f"demosaiced by {kind}"

@@ -901,14 +901,10 @@ def test_binned_images_keep_their_chroma_detail(q, iso, tier):
         b = q.binned_case(im, iso, i)  # (bench/quality_denoise.py --binned: the table)
         noisy, prof = b["noisy"], b["profile"]
         assert dn.choose_tier(Denoise(), prof, binned=True).name == tier
-
-        def score(x, b=b):
-            return q.psnr(b["ref"], q.cam_to_display(x, b["m"], b["headroom"]))
-
-        base = score(noisy)
+        base = q.case_psnr(b, noisy)
         got = dn.denoise(noisy, Denoise(), prof, demosaic_method=None, binned=True)
-        gain.append(score(got) - base)
-        half.append(score(dn.denoise(noisy, Denoise(), prof, demosaic_method=None)) - base)
+        gain.append(q.case_psnr(b, got) - base)
+        half.append(q.case_psnr(b, dn.denoise(noisy, Denoise(), prof, demosaic_method=None)) - base)
     assert min(gain) > 0, gain
     assert np.mean(gain) > np.mean(half) + 0.3, (gain, half)
 
@@ -945,11 +941,8 @@ def test_linear_raw_noise_is_modelled_as_demosaiced(q):
     gains = []
     for i, (_, im) in enumerate(q.load_set("kodak24", 2) + q.load_set("mcmaster18", 2)):
         b = q.linear_case(im, 800, i, "malvar")
-
-        def score(x, b=b):
-            return q.psnr(b["ref"], q.cam_to_display(x, b["m"], b["headroom"]))
-
-        got = [score(dn.denoise(b["noisy"], Denoise(), b["profile"], 800, demosaic_method=m))
+        got = [q.case_psnr(b, dn.denoise(b["noisy"], Denoise(), b["profile"], 800,
+                                         demosaic_method=m))
                for m in (dv._made_by(raw, Recipe()), None)]
         gains.append(got[0] - got[1])
     assert min(gains) > 0 and np.mean(gains) > 0.5, gains
