@@ -1650,6 +1650,15 @@ def prepare(settings: Denoise | None, noise_profile: np.ndarray | None,
             fine_band_std(demosaic_method, rel)
 
 
+def _unfiltered(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """denoise's result when nothing is filtered: a copy of ``x``, or ``out`` holding it."""
+    if out is None:
+        return x.copy()
+    if out is not x:
+        out[...] = x
+    return out
+
+
 def denoise(
     rgb: np.ndarray,
     settings: Denoise | None = None,
@@ -1707,19 +1716,12 @@ def denoise(
                             or not out.flags.c_contiguous):
         raise ValueError("out must be a C-contiguous float32 array of rgb's shape")
     if (luma_k == 0 and chroma_k == 0) or not np.any(prof > 0):
-        if out is None:
-            return x.copy()
-        out[...] = x
-        return out
+        return _unfiltered(x, out)
     if tier is not None and tier not in TIERS:
         raise OptionError(f"unknown denoise tier {tier!r}; valid: {', '.join(TIERS)}")
     t = TIERS[tier] if tier else choose_tier(s, noise_profile, binned)
     if t is None:  # 'auto' below its floor: nothing to filter
-        if out is None:
-            return x.copy()
-        if out is not x:
-            out[...] = x
-        return out
+        return _unfiltered(x, out)
     luma_step = (step or t.luma_step) if t.luma_step else 0
     chroma_step = step or t.chroma_step
     pilot = 0 if step else t.pilot_step  # (a step asked for: both passes take it)
