@@ -26,6 +26,7 @@ sigma 1.5, mean over R, G, B) with a 10-px border dropped.
     .venv/bin/python bench/quality_denoise.py --floor     # auto's floor: gains at low ISO
     .venv/bin/python bench/quality_denoise.py --binned    # binned previews (white noise)
     .venv/bin/python bench/quality_denoise.py --linear    # LinearRaw's noise model
+    .venv/bin/python bench/quality_denoise.py --estimate [--quick]  # no NoiseProfile
 """
 
 from __future__ import annotations
@@ -532,6 +533,86 @@ def linear_table(isos=(100, 800, 3200), n: int = 12, file=None) -> dict:
     return res
 
 
+REAL_DNGS = ("gopro_hero7_GOPR9231_gpr2dng.dng", "gopro_fusion_front_GPFR7066_gpr2dng.dng",
+             "gopro_hero6_GOPR0024_gpr2dng.dng")
+
+
+def estimates(raw) -> dict[str, np.ndarray]:
+    """The (3, 2) noise profile of a Bayer raw as develop estimates it without a NoiseProfile
+    (``mosaic``: isp.denoise.estimate_mosaic_noise on the white-balanced mosaic's central
+    band), and as it did before (``demosaiced``: the band demosaiced in the linear domain,
+    then isp.denoise.estimate_noise_profile with that method's calibration); with the true
+    one (``true``: the raw's NoiseProfile in the same units)."""
+    import oneinch.develop as dv
+    from oneinch.isp import denoise as dn
+    from oneinch.isp import whitebalance
+    from oneinch.recipe import Recipe
+
+    r = Recipe()
+    g = whitebalance.gains(whitebalance.neutral(raw.color, r.white_balance, None, raw.cfa))
+    x = whitebalance.apply_gains(levels.normalize(raw.data, raw.levels), g, raw.cfa)
+    mid = x.shape[0] // 2 // 8 * 8
+    band = x[max(0, mid - 512) : mid + 512]
+    made_by = dv._made_by(raw, r)
+    rgb = demosaic(band, raw.cfa, dv._auto_method(raw, r), domain="linear")
+    return {"true": dv._noise_in_wb_units(raw, g),
+            "mosaic": dv._estimate_noise(x, raw, r, made_by, g),
+            "demosaiced": dn.estimate_noise_profile(rgb, demosaic_method=made_by)}
+
+
+def estimate_table(isos=(25, 100, 800, 3200, 12800), n: int = 12, file=None) -> dict:
+    """Raws without a NoiseProfile: the estimated noise level (isp.denoise.noise_level) over
+    the true one, and the PSNR gain over no filtering of 'auto' denoise given the true
+    profile or an estimate. Three kinds of raw: n Kodak + n McMaster synthetic raws (small,
+    dense texture, film grain in the 'clean' scans), synthetic.demo_scene at 3 MP, and the
+    real GoPro DNGs of ../shared/data (their own NoiseProfile as the truth; VC-5 compressed
+    before, which may have taken noise out: level only)."""
+    from oneinch.isp import denoise as dn
+    from oneinch.raw.reader import open_raw
+
+    out = file or sys.stdout
+    est_cols = ("demosaiced", "mosaic")
+    print("Noise estimated without a NoiseProfile: level estimated / true (median [min, max]); "
+          "PSNR gain of 'auto' over no filtering (dB)", file=out)
+    print(f"{'raws':>22} {'ISO':>6} " + " ".join(f"{'level ' + c:>24}" for c in est_cols)
+          + f" {'true prof':>10} " + " ".join(f"{c:>10}" for c in est_cols), file=out)
+    demo = np.clip(np.round(synthetic.demo_scene(1536, 2048) * 255), 0, 255).astype(np.uint8)
+    sets = {f"Kodak+McMaster ({2 * n})": load_set("kodak24", n) + load_set("mcmaster18", n),
+            "demo_scene 3 MP": [("demo", demo)]}
+    res: dict = {}
+    for name, images in sets.items():
+        for iso in isos if "demo" not in name else (100, 800, 3200):
+            ratio: dict[str, list[float]] = {c: [] for c in est_cols}
+            gain: dict[str, list[float]] = {c: [] for c in ("true", *est_cols)}
+            for i, (_n, im) in enumerate(images):
+                c = make_case(im, iso, seed=i)
+                e = estimates(c["raw_noisy"])
+                p0 = score_cam(c, c["cam_noisy"])[0]
+                for k in ("true", *est_cols):
+                    prof = c["profile"] if k == "true" else e[k]
+                    gain[k].append(score_cam(c, denoise(c["cam_noisy"], Denoise(), prof, iso))[0]
+                                   - p0)
+                    if k != "true":
+                        ratio[k].append(dn.noise_level(prof) / dn.noise_level(c["profile"]))
+            res[(name, iso)] = {"ratio": ratio, "gain": {k: float(np.mean(v))
+                                                          for k, v in gain.items()}}
+            cells = [f"{np.median(v):5.2f} [{min(v):4.2f}, {max(v):4.2f}]"
+                     for v in ratio.values()]
+            print(f"{name:>22} {iso:6d} " + " ".join(f"{c:>24}" for c in cells) + " "
+                  + " ".join(f"{v:+10.2f}" for v in res[(name, iso)]["gain"].values()),
+                  file=out, flush=True)
+    real = DATA.parent / "dng" / "decodable"
+    for f in REAL_DNGS:
+        if not (real / f).is_file():
+            continue
+        e = estimates(open_raw(real / f))
+        lv = {k: dn.noise_level(e[k]) / dn.noise_level(e["true"]) for k in est_cols}
+        res[f] = lv
+        print(f"{f[:22]:>22} {'-':>6} " + " ".join(f"{v:24.2f}" for v in lv.values()),
+              file=out, flush=True)
+    return res
+
+
 Runner = Callable[..., dict]
 
 if __name__ == "__main__":
@@ -545,6 +626,8 @@ if __name__ == "__main__":
         binned_table()
     elif "--linear" in args:
         linear_table()
+    elif "--estimate" in args:
+        estimate_table(n=4 if "--quick" in args else 12)
     else:
         denoise_table(quick="--quick" in args, use_rawpy="--no-rawpy" not in args,
                       bm3d_n=bm3d_n)

@@ -145,7 +145,7 @@ def develop(
         made_by = _made_by(raw, r)
         noise = _developed_noise(raw, r, gains)
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
-            noise = _estimate_noise(x, raw, r, made_by)
+            noise = _estimate_noise(x, raw, r, made_by, gains)
         stats = _statistics(seen, raw, r, neutral, gains)
         seen = None
         x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise))
@@ -305,7 +305,7 @@ def develop_strips(
         front = partial(_front, **{**front.keywords, "ops2": ()})
     noise = _developed_noise(raw, r, gains)
     if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
-        noise = _estimate_noise(mosaic, raw, r, made_by, front)
+        noise = _estimate_noise(mosaic, raw, r, made_by, gains, front)
     domain = demosaic_domain(r, noise)
 
     def dem(m: np.ndarray, row: int) -> np.ndarray:
@@ -860,11 +860,14 @@ def _needs_noise(raw: RawImage, r: Recipe) -> bool:
 
 
 def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str | None,
-                    front=None) -> np.ndarray:
-    """(3, 2) noise profile estimated on a central band of 1024 rows, demosaiced (or binned)
-    in the linear domain, for which the estimator is calibrated (isp.denoise)."""
+                    gains: np.ndarray, front=None) -> np.ndarray:
+    """(3, 2) noise profile of the image denoise receives, estimated on a central band of
+    1024 rows: a Bayer mosaic's on the mosaic itself (isp.denoise.estimate_mosaic_noise,
+    white noise; then as :func:`_developed_noise` makes a profile of the sensor's), any other
+    image's demosaiced (or binned) in the linear domain, for which that estimator is
+    calibrated (isp.denoise.estimate_noise_profile)."""
     from .isp.demosaic import demosaic
-    from .isp.denoise import estimate_noise_profile
+    from .isp.denoise import estimate_mosaic_noise, estimate_noise_profile
 
     # rows start on a multiple of the CFA's period (X-Trans: 6) and of 8 (4x4 binning)
     step = math.lcm(8, raw.cfa.shape[0] if raw.cfa is not None else 1)
@@ -872,15 +875,10 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str |
     band = mosaic[max(0, mid - half) : mid + half]
     if front is not None:
         band = front(band, max(0, mid - half))
-    if (raw.cfa is not None and raw.cfa.kind == "bayer" and _auto_method(raw, r) not in NONLOCAL
-            and band.shape[0] >= 4 * DEMOSAIC_MARGIN):
-        from .isp import tiles  # the band in two strips, one a core (the same values)
-
-        rgb = tiles.map_rows(band, _one_thread(
-            lambda m, _row: _demosaic(m, raw, r, demosaic, "linear")[0]),
-            margin=DEMOSAIC_MARGIN, align=step, rows=-(-band.shape[0] // (2 * step)) * step)
-    else:
-        rgb, _ = _demosaic(band, raw, r, demosaic, "linear")
+    if not raw.is_linear and raw.cfa is not None and raw.cfa.kind == "bayer":  # (white noise)
+        sensor = estimate_mosaic_noise(band, raw.cfa, clip_levels(gains))
+        return binned_noise(sensor, _bin_factor(raw, r))
+    rgb, _ = _demosaic(band, raw, r, demosaic, "linear")  # (X-Trans, Quad Bayer, LinearRaw)
     # LinearRaw: the estimator reads the noise as it is in the image (white-noise
     # calibration), the denoise then models it as demosaiced. Calibrated as demosaiced too, the
     # estimate rose ~1.9x in sigma and lost at ISO 100-800 (bench/quality_denoise.py --linear,
