@@ -551,13 +551,13 @@ def estimates(raw) -> dict[str, np.ndarray]:
     r = Recipe()
     g = whitebalance.gains(whitebalance.neutral(raw.color, r.white_balance, None, raw.cfa))
     x = whitebalance.apply_gains(levels.normalize(raw.data, raw.levels), g, raw.cfa)
-    mid = x.shape[0] // 2 // 8 * 8
-    band = x[max(0, mid - 512) : mid + 512]
-    made_by = dv._made_by(raw, r)
-    rgb = demosaic(band, raw.cfa, dv._auto_method(raw, r), domain="linear")
+    step = math.lcm(8, raw.cfa.shape[0])
+    mid = x.shape[0] // 2 // step * step
+    band = x[max(0, mid - 512 // step * step) : mid + 512 // step * step]
+    rgb = dv._demosaic(band, raw, r, demosaic, "linear")[0]
     return {"true": dv._noise_in_wb_units(raw, g),
-            "mosaic": dv._estimate_noise(x, raw, r, made_by, g),
-            "demosaiced": dn.estimate_noise_profile(rgb, demosaic_method=made_by)}
+            "mosaic": dv._estimate_noise(x, raw, r, g),
+            "demosaiced": dn.estimate_noise_profile(rgb, demosaic_method=dv._made_by(raw, r))}
 
 
 def estimate_table(isos=(25, 100, 800, 3200, 12800), n: int = 12, file=None) -> dict:
@@ -566,7 +566,8 @@ def estimate_table(isos=(25, 100, 800, 3200, 12800), n: int = 12, file=None) -> 
     profile or an estimate. Three kinds of raw: n Kodak + n McMaster synthetic raws (small,
     dense texture, film grain in the 'clean' scans), synthetic.demo_scene at 3 MP, and the
     real GoPro DNGs of ../shared/data (their own NoiseProfile as the truth; VC-5 compressed
-    before, which may have taken noise out: level only)."""
+    before, which may have taken noise out: level only). The same synthetic scenes as
+    X-Trans and Quad Bayer raws: level only."""
     from oneinch.isp import denoise as dn
     from oneinch.raw.reader import open_raw
 
@@ -601,6 +602,22 @@ def estimate_table(isos=(25, 100, 800, 3200, 12800), n: int = 12, file=None) -> 
             print(f"{name:>22} {iso:6d} " + " ".join(f"{c:>24}" for c in cells) + " "
                   + " ".join(f"{v:+10.2f}" for v in res[(name, iso)]["gain"].values()),
                   file=out, flush=True)
+    from oneinch.raw.image import CFAPattern
+
+    for kind, pattern in (("X-Trans", CFAPattern.xtrans()), ("Quad Bayer", CFAPattern.quad_bayer())):
+        for name, images in sets.items():
+            for iso in (100, 800, 3200):
+                ratio = {c: [] for c in est_cols}
+                for i, (_n, im) in enumerate(images):
+                    e = estimates(synthetic.unprocess(im, iso=iso, seed=i, pattern=pattern)[0])
+                    for c in est_cols:
+                        ratio[c].append(dn.noise_level(e[c]) / dn.noise_level(e["true"]))
+                res[(kind, name, iso)] = ratio
+                cells = [f"{np.median(v):5.2f} [{min(v):4.2f}, {max(v):4.2f}]"
+                         for v in ratio.values()]
+                label = f"{kind}: {name.split(' (')[0]}"
+                print(f"{label[:22]:>22} {iso:6d} " + " ".join(f"{c:>24}" for c in cells),
+                      file=out, flush=True)
     real = DATA.parent / "dng" / "decodable"
     for f in REAL_DNGS:
         if not (real / f).is_file():

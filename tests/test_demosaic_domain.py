@@ -201,9 +201,10 @@ def test_noise_estimate_of_an_xtrans_raw_without_profile() -> None:
     """A raw without a NoiseProfile has its noise estimated on a central band: on X-Trans the
     band must start on the 6-row period (it started on a multiple of 8: colours mixed, S 4x too
     high) and the estimator's calibration must push noise through the X-Trans method, not a
-    Bayer one (S was 2.5-5x too low). Now X-Trans is estimated about as well as Bayer (whose
-    mosaic is measured directly: isp.denoise.estimate_mosaic_noise)."""
-    from oneinch.develop import _estimate_noise, _made_by, _noise_in_wb_units
+    Bayer one (S was 2.5-5x too low). Both are now measured on the mosaic itself
+    (isp.denoise.estimate_mosaic_noise; X-Trans on its green 2x2 blocks), which must still
+    find the 6-row period's phase."""
+    from oneinch.develop import _estimate_noise, _noise_in_wb_units
     from oneinch.isp import levels, whitebalance
     from oneinch.isp.denoise import noise_level
 
@@ -214,7 +215,7 @@ def test_noise_estimate_of_an_xtrans_raw_without_profile() -> None:
         g = whitebalance.gains(whitebalance.neutral(raw.color, r.white_balance, None, raw.cfa))
         true = _noise_in_wb_units(raw, g)
         x = whitebalance.apply_gains(levels.normalize(raw.data, raw.levels), g, raw.cfa)
-        est = _estimate_noise(x, raw, r, _made_by(raw, r), g)
+        est = _estimate_noise(x, raw, r, g)
         ratio = est[:, 0] / true[:, 0]
         assert np.all((ratio > 0.45) & (ratio < 1.6)), (pat.kind, ratio)
         assert 0.75 < noise_level(est) / noise_level(true) < 1.33, pat.kind

@@ -145,7 +145,7 @@ def develop(
         made_by = _made_by(raw, r)
         noise = _developed_noise(raw, r, gains)
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
-            noise = _estimate_noise(x, raw, r, made_by, gains)
+            noise = _estimate_noise(x, raw, r, gains)
         stats = _statistics(seen, raw, r, neutral, gains)
         seen = None
         x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise))
@@ -305,7 +305,7 @@ def develop_strips(
         front = partial(_front, **{**front.keywords, "ops2": ()})
     noise = _developed_noise(raw, r, gains)
     if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
-        noise = _estimate_noise(mosaic, raw, r, made_by, gains, front)
+        noise = _estimate_noise(mosaic, raw, r, gains, front)
     domain = demosaic_domain(r, noise)
 
     def dem(m: np.ndarray, row: int) -> np.ndarray:
@@ -859,14 +859,12 @@ def _needs_noise(raw: RawImage, r: Recipe) -> bool:
                                          and _bin_factor(raw, r) == 1)
 
 
-def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str | None,
-                    gains: np.ndarray, front=None) -> np.ndarray:
+def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, gains: np.ndarray,
+                    front=None) -> np.ndarray:
     """(3, 2) noise profile of the image denoise receives, estimated on a central band of
-    1024 rows: a Bayer mosaic's on the mosaic itself (isp.denoise.estimate_mosaic_noise,
-    white noise; then as :func:`_developed_noise` makes a profile of the sensor's), any other
-    image's demosaiced (or binned) in the linear domain, for which that estimator is
-    calibrated (isp.denoise.estimate_noise_profile)."""
-    from .isp.demosaic import demosaic
+    1024 rows: a mosaic's on the mosaic itself (isp.denoise.estimate_mosaic_noise, white
+    noise; then as :func:`_developed_noise` makes a profile of the sensor's), LinearRaw's on
+    its RGB (isp.denoise.estimate_noise_profile, calibrated for white noise)."""
     from .isp.denoise import estimate_mosaic_noise, estimate_noise_profile
 
     # rows start on a multiple of the CFA's period (X-Trans: 6) and of 8 (4x4 binning)
@@ -875,16 +873,14 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, made_by: str |
     band = mosaic[max(0, mid - half) : mid + half]
     if front is not None:
         band = front(band, max(0, mid - half))
-    if not raw.is_linear and raw.cfa is not None and raw.cfa.kind == "bayer":  # (white noise)
-        sensor = estimate_mosaic_noise(band, raw.cfa, clip_levels(gains))
-        return binned_noise(sensor, _bin_factor(raw, r))
-    rgb, _ = _demosaic(band, raw, r, demosaic, "linear")  # (X-Trans, Quad Bayer, LinearRaw)
+    if not raw.is_linear and raw.cfa is not None:
+        return _as_developed(estimate_mosaic_noise(band, raw.cfa, clip_levels(gains)), raw, r)
     # LinearRaw: the estimator reads the noise as it is in the image (white-noise
     # calibration), the denoise then models it as demosaiced. Calibrated as demosaiced too, the
     # estimate rose ~1.9x in sigma and lost at ISO 100-800 (bench/quality_denoise.py --linear,
     # demosaiced by malvar: ISO 100 -2.41 -> -5.82 dB, 800 +1.99 -> +0.76, 3200 +3.31 ->
     # +4.49)
-    return estimate_noise_profile(rgb, demosaic_method=None if raw.is_linear else made_by)
+    return estimate_noise_profile(band, demosaic_method=None)
 
 
 def _opcodes1(raw: RawImage, ops1: tuple) -> np.ndarray:
@@ -1179,7 +1175,12 @@ def _developed_noise(raw: RawImage, r: Recipe, gains: np.ndarray) -> np.ndarray 
     sensor's, divided as binning averages samples, by the preview's binning
     (:func:`binned_noise`) or by Quad-Bayer 'bin' (each site the mean of a 2x2 block of one
     colour: a quarter of the variance, every colour). None without a profile."""
-    noise = binned_noise(_noise_in_wb_units(raw, gains), _bin_factor(raw, r))
+    return _as_developed(_noise_in_wb_units(raw, gains), raw, r)
+
+
+def _as_developed(sensor: np.ndarray | None, raw: RawImage, r: Recipe) -> np.ndarray | None:
+    """:func:`_developed_noise` of the sensor's (3, 2) profile in white-balanced units."""
+    noise = binned_noise(sensor, _bin_factor(raw, r))
     if (noise is not None and raw.cfa is not None and raw.cfa.kind == "quad"
             and r.demosaic.quad_bayer == "bin"):
         return noise / 4.0

@@ -1271,25 +1271,59 @@ _HP /= math.sqrt(float((_HP * _HP).sum()))
 _IMMERKAER = np.outer([1.0, -2.0, 1.0], [1.0, -2.0, 1.0]).astype(np.float32) / np.float32(6.0)
 
 
-def _block_stats(channel: np.ndarray, kernel: np.ndarray = _HP,
-                 peak: bool = False) -> tuple[np.ndarray, ...]:
-    """Per 8x8 block: mean value and robust (MAD) variance of the high-pass ``kernel``
-    (and with ``peak`` the block's largest value)."""
+def _block_stats(channel: np.ndarray, kernel: np.ndarray | None = _HP, peak: bool = False,
+                 detail: np.ndarray | None = None, top: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, ...]:
+    """Per 8x8 block: mean value and robust (MAD) variance of the high-pass ``kernel`` (or of
+    ``detail``, given instead); with ``peak`` also the block's largest value (of ``top`` when
+    given) and the variance of its values."""
     b = _EST_BLOCK
     h, w = (channel.shape[0] // b) * b, (channel.shape[1] // b) * b
     ch = np.ascontiguousarray(channel[:h, :w], np.float32)
-    hp = cv2.filter2D(ch, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT_101)
-    blocks = ch.reshape(h // b, b, w // b, b)
-    mb = blocks.mean(axis=(1, 3)).reshape(-1)
+    hp = (cv2.filter2D(ch, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT_101)
+          if detail is None else np.ascontiguousarray(detail[:h, :w], np.float32))
     mad = _block_mad(hp, b) / 0.6745
-    out = (mb.astype(np.float64), mad.astype(np.float64) ** 2)
-    return (*out, blocks.max(axis=(1, 3)).reshape(-1)) if peak else out
+    if not peak:
+        mb = ch.reshape(h // b, b, w // b, b).mean(axis=(1, 3)).reshape(-1)
+        return mb.astype(np.float64), mad.astype(np.float64) ** 2
+    t = ch if top is None else np.ascontiguousarray(top[:h, :w], np.float32)
+    mb, spread, mx = (np.empty((h // b) * (w // b), dt)
+                      for dt in (np.float64, np.float64, np.float32))
+    _block_moments_nb(ch, t, b, mb, spread, mx)
+    return mb, mad.astype(np.float64) ** 2, mx, spread
+
+
+@aot.entry
+@njit(cache=True, nogil=True)
+def _block_moments_nb(ch, top, b, mean, var, peak):  # pragma: no cover - numba
+    """Per b x b block of ``ch`` (row-major blocks): its mean, the variance of its values
+    (about the mean, in float64) and the largest value of ``top``'s block."""
+    nbx = ch.shape[1] // b
+    n = b * b
+    for by in range(ch.shape[0] // b):
+        for bx in range(nbx):
+            s = 0.0
+            m = top[by * b, bx * b]
+            for i in range(b):
+                for j in range(b):
+                    s += ch[by * b + i, bx * b + j]
+                    m = max(m, top[by * b + i, bx * b + j])
+            mu = s / n
+            q = 0.0
+            for i in range(b):
+                for j in range(b):
+                    d = ch[by * b + i, bx * b + j] - mu
+                    q += d * d
+            k = by * nbx + bx
+            mean[k] = mu
+            var[k] = q / n
+            peak[k] = m
 
 
 def estimate_mosaic_noise(mosaic: np.ndarray, cfa: CFAPattern, clip: np.ndarray,
                           bands: int = 24) -> np.ndarray:
-    """Estimate (3, 2) [S, O] (variance = S*x + O) per colour from a Bayer mosaic (levels and
-    white balance applied, before demosaicing).
+    """Estimate (3, 2) [S, O] (variance = S*x + O) per colour from a mosaic (levels and white
+    balance applied, before demosaicing). ``clip``: each colour's clip level (the WB gains).
 
     Foi, Trimeche, Katkovnik, Egiazarian 2008 ("Practical Poissonian-Gaussian noise modeling
     and fitting for single-image raw-data", IEEE TIP 17(10)) fit the noise of the raw data
@@ -1298,15 +1332,27 @@ def estimate_mosaic_noise(mosaic: np.ndarray, cfa: CFAPattern, clip: np.ndarray,
     variance estimation", CVIU 64(2), 1996: zero on ramps and on straight horizontal and
     vertical edges) and measured in 8x8 blocks (mean; robust variance from the median
     absolute deviation, Donoho & Johnstone 1994). Blocks that reach ``clip`` (per colour)
-    are left out. The blocks are split at quantiles of their means into ``bands`` equal
-    shares; in each a low quantile of the variances keeps the flat (texture-free) blocks, at
-    the band's median level. S and O: a non-negative least-squares line through the bands,
-    each weighted by sqrt(count) / variance (equal relative errors: a dark band's variance
-    counts as much as a bright one's, which is what fixes O). The noise being white, the only
-    calibration is the statistic's response to unit white noise (:func:`_white_gain`).
+    are left out, and in each band (below) the blocks whose values vary more than the
+    band's noise would make them (:func:`_flat`: an edge or texture in the levels themselves;
+    a block across a dark and a bright stripe has the mean of both and the noise of either:
+    on a striped synthetic scene S came out 0.3-0.6x with them).
+    The blocks are split at quantiles of their means into ``bands`` equal shares; in each a
+    low quantile of the variances keeps the flattest blocks, at the band's median level.
+    S and O: a non-negative least-squares line through the bands, each weighted by
+    sqrt(count) / variance (equal relative errors: a dark band's variance counts as much as
+    a bright one's, which is what fixes O). The noise being white, the only calibration is
+    the statistic's response to unit white noise (:func:`_white_gain`).
+
+    Other mosaics (:func:`_same_colour_blocks`): every 2x2 block of one colour (Quad Bayer: all
+    of them; X-Trans: its green ones) gives (a - b - c + d) / 2 of its four samples, which
+    has the noise's variance and is zero on ramps and on straight horizontal and vertical
+    edges (the finest diagonal Haar detail, where natural images have the least energy);
+    those are measured in 8x8 groups of blocks as above. A colour with no such block (X-Trans
+    R and B) takes the sensor's noise in stored units from the others (one S and O for every
+    colour, as the DNG NoiseProfile's single pair has it), scaled by its gain.
 
     Against the estimator on the demosaiced image (:func:`estimate_noise_profile`, kept for
-    the other mosaics and for LinearRaw), on synthetic raws with a known profile
+    LinearRaw), on synthetic raws with a known profile
     (bench/quality_denoise.py --estimate; noise level estimated / true, and the PSNR gain of
     'auto' denoise over none, dB):
 
@@ -1314,59 +1360,142 @@ def estimate_mosaic_noise(mosaic: np.ndarray, cfa: CFAPattern, clip: np.ndarray,
     raws, ISO                        demosaiced   mosaic       gain: demosaiced / mosaic
                                                                / true profile
     ===============================  ===========  ===========  ==========================
-    demo_scene 3 MP, 100             0.72         0.94         +1.06 / +1.66 / +1.70
-    demo_scene 3 MP, 800             0.84         0.97         +3.56 / +5.61 / +5.65
+    demo_scene 3 MP, 100             0.72         1.00         +1.06 / +1.65 / +1.70
+    demo_scene 3 MP, 800             0.84         1.00         +3.56 / +5.62 / +5.65
     demo_scene 3 MP, 3200            0.87         1.00         +4.95 / +7.76 / +7.77
-    24 Kodak + McMaster, 800         1.02         1.20         +2.24 / +2.33 / +2.89
-    24 Kodak + McMaster, 3200        0.93         1.10         +4.53 / +5.23 / +5.39
+    24 Kodak + McMaster, 800         1.02         1.16         +2.24 / +2.44 / +2.89
+    24 Kodak + McMaster, 3200        0.93         1.07         +4.53 / +5.27 / +5.39
+    X-Trans demo_scene, 800 / 3200   0.73 / 0.71  1.01 / 1.01
+    Quad demo_scene, 800 / 3200      0.78 / 0.80  1.02 / 1.02
     ===============================  ===========  ===========  ==========================
 
     (median levels). The small, densely textured test images (film grain in the 'clean'
-    Kodak scans) are still overrated at low ISO: 1.55x at ISO 100, where 'auto' then loses
-    1.5 dB to no filtering (it lost 2.4 before).
+    Kodak scans) are still overrated at low ISO: 1.50x at ISO 100, where 'auto' then loses
+    1.3 dB to no filtering (it lost 2.4 before).
     """
     x = np.asarray(mosaic, np.float32)
-    if cfa.shape != (2, 2) or x.ndim != 2:
-        raise InputError(f"estimate_mosaic_noise needs a Bayer mosaic, got {cfa.name}")
-    gain = _white_gain()
+    if x.ndim != 2:
+        raise InputError(f"estimate_mosaic_noise needs a mosaic (H, W), got shape {x.shape}")
+    clip = np.asarray(clip, np.float64).reshape(3)
+    ph, pw = cfa.shape
     pat = cfa.array()
     out = np.zeros((3, 2))
-    for c in range(3):
-        parts = [_block_stats(x[dy::2, dx::2], _IMMERKAER, peak=True)
-                 for dy in range(2) for dx in range(2)
-                 if pat[dy, dx] == c and x.shape[0] >= 4 * _EST_BLOCK
-                 and x.shape[1] >= 4 * _EST_BLOCK]
-        if not parts:
-            continue
-        mb, var, top = (np.concatenate(v) for v in zip(*parts, strict=True))
-        keep = top < 0.98 * float(clip[c])
-        mb, var = mb[keep], var[keep]
-        if mb.size < 8:
-            continue
-        edges = np.quantile(mb, np.linspace(0.01, 0.99, bands + 1))
-        xs, vs, ws = [], [], []
-        for i in range(bands):
-            sel = (mb >= edges[i]) & (mb <= edges[i + 1])
-            n = int(sel.sum())
-            if n < 8:
+    if (ph, pw) == (2, 2):
+        stats = {c: [_block_stats(x[dy::2, dx::2], _IMMERKAER, peak=True)
+                     for dy in range(2) for dx in range(2) if pat[dy, dx] == c]
+                 for c in range(3)} if min(x.shape) >= 8 * _EST_BLOCK else {}
+        gain = _white_gain("immerkaer")
+    else:
+        blocks = _same_colour_blocks(cfa)
+        if not blocks:
+            raise InputError(f"estimate_mosaic_noise: no 2x2 blocks of one colour in {cfa.name}")
+        stats = {}
+        for y0, x0, c in blocks:
+            h, w = (x.shape[0] - y0 - 2) // ph + 1, (x.shape[1] - x0 - 2) // pw + 1
+            if min(h, w) < 2 * _EST_BLOCK:
                 continue
-            v = float(np.quantile(var[sel], _EST_Q))
-            if v <= 0:
-                continue
-            xs.append(float(np.median(mb[sel])))
-            vs.append(v)
-            ws.append(math.sqrt(n) / v)
-        s_c, o_c = _fit_line_nonneg(np.array(xs), np.array(vs), np.array(ws))
+            a, b = x[y0::ph, x0::pw][:h, :w], x[y0::ph, x0 + 1 :: pw][:h, :w]
+            d, e = x[y0 + 1 :: ph, x0::pw][:h, :w], x[y0 + 1 :: ph, x0 + 1 :: pw][:h, :w]
+            stats.setdefault(c, []).append(_block_stats(
+                (a + e) * np.float32(0.25) + (b + d) * np.float32(0.25), None, peak=True,
+                detail=(a - b - d + e) * np.float32(0.5),
+                top=np.maximum(np.maximum(a, b), np.maximum(d, e))))
+        gain = _white_gain("haar")
+    limit = _flat_limit((ph, pw) == (2, 2))
+    for c, parts in stats.items():
+        mb, var, top, spread = (np.concatenate(v) for v in zip(*parts, strict=True))
+        keep = top < 0.98 * clip[c]
+        s_c, o_c = _fit_bands(mb[keep], var[keep], bands, spread[keep] / limit)
         out[c] = (s_c / gain, o_c / gain)
+    measured = sorted(stats)
+    for c in set(range(3)) - set(measured):  # (no block of this colour)
+        if measured:
+            stored = np.mean([out[m] / (clip[m], clip[m] ** 2) for m in measured], axis=0)
+            out[c] = stored * (clip[c], clip[c] ** 2)
     return out
 
 
-@lru_cache(maxsize=1)
-def _white_gain() -> float:
-    """:func:`estimate_mosaic_noise`'s statistic (the ``_EST_Q`` quantile of the blocks'
-    robust variances of the Immerkaer high-pass) for unit white noise."""
-    z = np.random.default_rng(54321).standard_normal((512, 512)).astype(np.float32)
-    return float(np.quantile(_block_stats(z, _IMMERKAER)[1], _EST_Q))
+def _fit_bands(mb: np.ndarray, var: np.ndarray, bands: int,
+               spread: np.ndarray | None = None) -> tuple[float, float]:
+    """S and O of :func:`estimate_mosaic_noise` from its blocks' means and robust variances;
+    with ``spread`` (the variance of each block's levels over the most its noise may give,
+    :func:`_flat_limit`), each band is measured on its flat blocks (:func:`_flat`) alone,
+    and left out with fewer than 8 (all blocks are measured when fewer than 3 bands are
+    left)."""
+    if mb.size < 8:
+        return 0.0, 0.0
+    bands = max(1, min(bands, mb.size // 16))  # (few blocks: fewer, fuller bands)
+    edges = np.quantile(mb, np.linspace(0.01, 0.99, bands + 1))
+    xs, vs, ws = [], [], []
+    for i in range(bands):
+        sel = (mb >= edges[i]) & (mb <= edges[i + 1])
+        if spread is not None and sel.any():
+            sel &= _flat(float(np.median(var[sel])), spread)
+        n = int(sel.sum())
+        if n < 8:
+            continue
+        v = float(np.quantile(var[sel], _EST_Q))
+        if v <= 0:
+            continue
+        xs.append(float(np.median(mb[sel])))
+        vs.append(v)
+        ws.append(math.sqrt(n) / v)
+    if spread is not None and len(xs) < 3:  # (texture everywhere: every block)
+        return _fit_bands(mb, var, bands)
+    return _fit_line_nonneg(np.array(xs), np.array(vs), np.array(ws))
+
+
+def _same_colour_blocks(cfa: CFAPattern) -> list[tuple[int, int, int]]:
+    """(row, column, colour) of non-overlapping 2x2 blocks of one colour in one period of the
+    CFA (taken in raster order; a block may reach into the next period)."""
+    ph, pw = cfa.shape
+    pat = cfa.array()
+    used = np.zeros((ph, pw), bool)
+    out = []
+    for y in range(ph):
+        for x in range(pw):
+            cells = [((y + dy) % ph, (x + dx) % pw) for dy in (0, 1) for dx in (0, 1)]
+            if len({int(pat[p]) for p in cells}) == 1 and not any(used[p] for p in cells):
+                for p in cells:
+                    used[p] = True
+                out.append((y, x, int(pat[y, x])))
+    return out
+
+
+def _flat_limit(planes: bool) -> float:
+    """How much a block's levels may vary, over the noise variance, and still count as flat
+    (:func:`_flat`): 3x what the noise alone gives a Bayer plane's 8x8 block (16 sensor
+    pixels across), 8x for a group of 2x2 blocks (32-48 pixels across, over which a scene
+    varies more, and which their detail ignores; at 3x, the shadows of a textured X-Trans
+    scene had no flat group left and O came out 0.3x). The noise alone: each level is one
+    sample (a plane), or the mean of a 2x2 block (a quarter of its detail's variance)."""
+    return 3.0 if planes else 8.0 * 0.25
+
+
+def _flat(var: float, spread: np.ndarray) -> np.ndarray:
+    """Blocks whose levels vary no more than the noise variance ``var`` (a band's typical
+    measure: not each block's own, which would favour the blocks whose measure came out
+    high) allows (``spread`` in units of :func:`_flat_limit`): no edge or texture in the
+    levels themselves, so that a block's level is the level of the noise its detail
+    measures (a block across a dark and a bright region has the mean of both and the noise
+    of either)."""
+    return spread <= var
+
+
+@lru_cache(maxsize=2)
+def _white_gain(kind: str) -> float:
+    """:func:`estimate_mosaic_noise`'s statistic (the ``_EST_Q`` quantile of the flat blocks'
+    robust variances of its detail: 'immerkaer' on a plane, or 'haar' on 2x2 blocks) for unit
+    white noise."""
+    z = np.random.default_rng(54321).standard_normal((4, 512, 512)).astype(np.float32)
+    if kind == "immerkaer":
+        _, var, _, spread = _block_stats(z[0], _IMMERKAER, peak=True)
+    else:
+        a, b, d, e = z
+        _, var, _, spread = _block_stats((a + b + d + e) * np.float32(0.25), None, peak=True,
+                                         detail=(a - b - d + e) * np.float32(0.5))
+    limit = _flat_limit(kind == "immerkaer")
+    return float(np.quantile(var[_flat(float(np.median(var)), spread / limit)], _EST_Q))
 
 
 def _block_mad(hp: np.ndarray, b: int) -> np.ndarray:
