@@ -183,18 +183,27 @@ def test_mosaic_noise_estimate_leaves_clipped_blocks_out():
         dn.estimate_mosaic_noise(np.zeros((64, 64), np.float32), stripes, clip_levels(g))
 
 
-def test_binned_preview_noise_is_the_mosaic_estimate_binned():
-    """A binned preview's estimated profile is the sensor's, binned (develop.binned_noise), as a
-    NoiseProfile from the file would be: the same numbers."""
+@pytest.mark.parametrize("size", [1536, 768])  # binned 2x2, 4x4
+@pytest.mark.parametrize("iso", [100, 3200])
+def test_binned_preview_noise_is_measured_on_its_binned_pixels(size, iso):
+    """A binned preview of a raw without a NoiseProfile: its noise is measured on the binned
+    pixels themselves (white noise per channel; a quarter or a sixteenth of the pixels the
+    full-size estimate reads), in their units: within 10 % in level (S within 20 %) of the
+    sensor's profile binned (develop.binned_noise), as a NoiseProfile would give it."""
     from oneinch.develop import _bin_factor, _estimate_noise, binned_noise
     from oneinch.recipe import Recipe
 
-    raw, x, g, _ = _no_profile_case(800)
-    full, preview = Recipe(), Recipe().with_(output={"size": 512})
-    assert _bin_factor(raw, preview) > 1
-    sensor = _estimate_noise(x, raw, full, g)
-    binned = _estimate_noise(x, raw, preview, g)
-    np.testing.assert_array_equal(binned, binned_noise(sensor, _bin_factor(raw, preview)))
+    raw, x, g, true = _no_profile_case(iso, size=(2048, 3072))
+    preview = Recipe().with_(output={"size": size})
+    factor = _bin_factor(raw, preview)
+    assert factor == (2 if size == 1536 else 4)
+    est = _estimate_noise(x, raw, preview, g)
+    want = binned_noise(true, factor)
+    assert 0.9 < dn.noise_level(est) / dn.noise_level(want) < 1.1
+    s_ratio = est[:, 0] / want[:, 0]
+    assert np.all((s_ratio > 0.8) & (s_ratio < 1.2)), s_ratio
+    with pytest.raises(InputError, match="RGB"):
+        dn.estimate_binned_noise(x, g)
 
 
 def test_develop_without_a_profile_denoises_as_well_as_with_it(q):

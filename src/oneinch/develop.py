@@ -863,9 +863,14 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, gains: np.ndar
                     front=None) -> np.ndarray:
     """(3, 2) noise profile of the image denoise receives, estimated on a central band of
     1024 rows: a mosaic's on the mosaic itself (isp.denoise.estimate_mosaic_noise, white
-    noise; then as :func:`_developed_noise` makes a profile of the sensor's), LinearRaw's on
-    its RGB (isp.denoise.estimate_noise_profile, calibrated for white noise)."""
-    from .isp.denoise import estimate_mosaic_noise, estimate_noise_profile
+    noise; then as :func:`_developed_noise` makes a profile of the sensor's), a binned
+    preview's on its binned pixels (estimate_binned_noise), LinearRaw's on its RGB
+    (estimate_noise_profile, calibrated for white noise)."""
+    from .isp.denoise import (
+        estimate_binned_noise,
+        estimate_mosaic_noise,
+        estimate_noise_profile,
+    )
 
     # rows start on a multiple of the CFA's period (X-Trans: 6) and of 8 (4x4 binning)
     step = math.lcm(8, raw.cfa.shape[0] if raw.cfa is not None else 1)
@@ -874,6 +879,10 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, gains: np.ndar
     if front is not None:
         band = front(band, max(0, mid - half))
     if not raw.is_linear and raw.cfa is not None:
+        factor = _bin_factor(raw, r)
+        if factor > 1:  # a preview: its own binned pixels (white noise; a quarter or a
+            # sixteenth of the pixels the sub-images have)
+            return estimate_binned_noise(_bin(band, raw.cfa, factor), clip_levels(gains))
         return _as_developed(estimate_mosaic_noise(band, raw.cfa, clip_levels(gains)), raw, r)
     # LinearRaw: the estimator reads the noise as it is in the image (white-noise
     # calibration), the denoise then models it as demosaiced. Calibrated as demosaiced too, the

@@ -1376,32 +1376,57 @@ def estimate_mosaic_noise(mosaic: np.ndarray, cfa: CFAPattern, clip: np.ndarray,
     x = np.asarray(mosaic, np.float32)
     if x.ndim != 2:
         raise InputError(f"estimate_mosaic_noise needs a mosaic (H, W), got shape {x.shape}")
-    clip = np.asarray(clip, np.float64).reshape(3)
     ph, pw = cfa.shape
-    pat = cfa.array()
-    out = np.zeros((3, 2))
     if (ph, pw) == (2, 2):
-        stats = {c: [_block_stats(x[dy::2, dx::2], _IMMERKAER, peak=True)
-                     for dy in range(2) for dx in range(2) if pat[dy, dx] == c]
-                 for c in range(3)} if min(x.shape) >= 8 * _EST_BLOCK else {}
-        gain = _white_gain("immerkaer")
-    else:
-        blocks = _same_colour_blocks(cfa)
-        if not blocks:
-            raise InputError(f"estimate_mosaic_noise: no 2x2 blocks of one colour in {cfa.name}")
-        stats = {}
-        for y0, x0, c in blocks:
-            h, w = (x.shape[0] - y0 - 2) // ph + 1, (x.shape[1] - x0 - 2) // pw + 1
-            if min(h, w) < 2 * _EST_BLOCK:
-                continue
-            a, b = x[y0::ph, x0::pw][:h, :w], x[y0::ph, x0 + 1 :: pw][:h, :w]
-            d, e = x[y0 + 1 :: ph, x0::pw][:h, :w], x[y0 + 1 :: ph, x0 + 1 :: pw][:h, :w]
-            stats.setdefault(c, []).append(_block_stats(
-                (a + e) * np.float32(0.25) + (b + d) * np.float32(0.25), None, peak=True,
-                detail=(a - b - d + e) * np.float32(0.5),
-                top=np.maximum(np.maximum(a, b), np.maximum(d, e))))
-        gain = _white_gain("haar")
-    limit = _flat_limit((ph, pw) == (2, 2))
+        pat = cfa.array()
+        return _planes_noise({c: [x[dy::2, dx::2] for dy in range(2) for dx in range(2)
+                                  if pat[dy, dx] == c] for c in range(3)}, clip, bands)
+    blocks = _same_colour_blocks(cfa)
+    if not blocks:
+        raise InputError(f"estimate_mosaic_noise: no 2x2 blocks of one colour in {cfa.name}")
+    stats: dict[int, list] = {}
+    for y0, x0, c in blocks:
+        h, w = (x.shape[0] - y0 - 2) // ph + 1, (x.shape[1] - x0 - 2) // pw + 1
+        if min(h, w) < 2 * _EST_BLOCK:
+            continue
+        a, b = x[y0::ph, x0::pw][:h, :w], x[y0::ph, x0 + 1 :: pw][:h, :w]
+        d, e = x[y0 + 1 :: ph, x0::pw][:h, :w], x[y0 + 1 :: ph, x0 + 1 :: pw][:h, :w]
+        stats.setdefault(c, []).append(_block_stats(
+            (a + e) * np.float32(0.25) + (b + d) * np.float32(0.25), None, peak=True,
+            detail=(a - b - d + e) * np.float32(0.5),
+            top=np.maximum(np.maximum(a, b), np.maximum(d, e))))
+    return _profile(stats, clip, bands, _white_gain("haar"), _flat_limit(False))
+
+
+def estimate_binned_noise(rgb: np.ndarray, clip: np.ndarray, bands: int = 24) -> np.ndarray:
+    """(3, 2) [S, O] per colour of an image whose every channel carries white noise: a Bayer
+    mosaic binned as develop's previews bin it (each pixel the mean of its own colour's
+    samples), in its own units. Each channel is measured as :func:`estimate_mosaic_noise`
+    measures a Bayer mosaic's sub-images, at a quarter or a sixteenth of their pixels."""
+    x = np.asarray(rgb, np.float32)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise InputError(f"estimate_binned_noise needs (H, W, 3) RGB, got shape {x.shape}")
+    return _planes_noise({c: [x[..., c]] for c in range(3)}, clip, bands)
+
+
+def _planes_noise(planes: dict[int, list[np.ndarray]], clip: np.ndarray,
+                  bands: int) -> np.ndarray:
+    """:func:`estimate_mosaic_noise` of white-noise planes, by colour: each high-passed by
+    Immerkaer's kernel, in 8x8 blocks."""
+    stats = {c: [_block_stats(p, _IMMERKAER, peak=True) for p in ps
+                 if min(p.shape) >= 4 * _EST_BLOCK] for c, ps in planes.items()}
+    return _profile({c: v for c, v in stats.items() if v}, clip, bands,
+                    _white_gain("immerkaer"), _flat_limit(True))
+
+
+def _profile(stats: dict[int, list], clip: np.ndarray, bands: int, gain: float,
+             limit: float) -> np.ndarray:
+    """(3, 2) [S, O] from each colour's blocks (:func:`_block_stats` with ``peak``): the
+    blocks that reach the colour's ``clip`` left out, a line through the bands
+    (:func:`_fit_bands`), the white-noise calibration ``gain``; a colour with no blocks
+    takes the others' noise in stored units, scaled by its gain (``clip``)."""
+    clip = np.asarray(clip, np.float64).reshape(3)
+    out = np.zeros((3, 2))
     for c, parts in stats.items():
         mb, var, top, spread = (np.concatenate(v) for v in zip(*parts, strict=True))
         keep = top < 0.98 * clip[c]
