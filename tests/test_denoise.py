@@ -206,6 +206,29 @@ def test_binned_preview_noise_is_measured_on_its_binned_pixels(size, iso):
         dn.estimate_binned_noise(x, g)
 
 
+def test_binned_preview_noise_from_the_stored_values_is_the_fronts():
+    """A streamed preview bins the band straight from the stored values (levels, white
+    balance and binning in one pass, develop._bin_stored_shaded): the same estimate, to float
+    rounding, as from the band made by the front (levels, WB) and binned."""
+    from functools import partial
+
+    from oneinch.develop import _estimate_noise, _front
+    from oneinch.recipe import Recipe
+
+    raw, x, g, _ = _no_profile_case(800, size=(2048, 3072))
+    preview = Recipe().with_(output={"size": 768})
+    front = partial(_front, lv=raw.levels, gains=g, cfa=raw.cfa, ops2=(), frame=None)
+    stored = _estimate_noise(raw.data, raw, preview, g, front)
+    made = _estimate_noise(x, raw, preview, g)
+    np.testing.assert_allclose(stored, made, rtol=1e-3, atol=1e-8)
+
+
+def test_white_gains_are_measured():
+    """The estimator's white-noise calibration constants are what measuring gives."""
+    for kind in ("immerkaer", "haar"):
+        assert dn._white_gain(kind) == pytest.approx(dn._white_gain_measured(kind), rel=1e-9)
+
+
 def test_develop_without_a_profile_denoises_as_well_as_with_it(q):
     """develop() of a raw without a NoiseProfile at ISO 800: the estimate denoises as well as
     the true profile, within 0.15 dB (measured 0.00; the demosaiced estimator lost 0.56)."""

@@ -875,13 +875,17 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, gains: np.ndar
     # rows start on a multiple of the CFA's period (X-Trans: 6) and of 8 (4x4 binning)
     step = math.lcm(8, raw.cfa.shape[0] if raw.cfa is not None else 1)
     mid, half = (mosaic.shape[0] // 2) // step * step, 512 // step * step
-    band = mosaic[max(0, mid - half) : mid + half]
+    lo = max(0, mid - half)
+    band = mosaic[lo : mid + half]
+    factor = _bin_factor(raw, r)  # (> 1: a Bayer preview; measured on its own binned pixels,
+    # white noise, a quarter or a sixteenth of the pixels the sub-images have)
+    if factor > 1 and _gains_only(front, band):  # (levels, WB and binning: one pass)
+        binned = _bin_stored_shaded(band, lo, front, raw.cfa, factor)
+        return estimate_binned_noise(binned, clip_levels(gains))
     if front is not None:
-        band = front(band, max(0, mid - half))
+        band = front(band, lo)
     if not raw.is_linear and raw.cfa is not None:
-        factor = _bin_factor(raw, r)
-        if factor > 1:  # a preview: its own binned pixels (white noise; a quarter or a
-            # sixteenth of the pixels the sub-images have)
+        if factor > 1:
             return estimate_binned_noise(_bin(band, raw.cfa, factor), clip_levels(gains))
         return _as_developed(estimate_mosaic_noise(band, raw.cfa, clip_levels(gains)), raw, r)
     # LinearRaw: the estimator reads the noise as it is in the image (white-noise
