@@ -3,8 +3,9 @@
 Pipeline (one call of :func:`denoise`):
 
 1. Noise model: variance = S*x + O per channel (DNG NoiseProfile, already scaled for the WB
-   gains by ``develop``), or estimated from the image: by ``develop`` on a Bayer mosaic
-   (:func:`estimate_mosaic_noise`), else on the RGB (:func:`estimate_noise_profile`).
+   gains by ``develop``), or estimated from the image: by ``develop`` on the mosaic
+   (:func:`estimate_mosaic_noise`; a binned preview on its pixels, :func:`estimate_binned_noise`),
+   else on the RGB (:func:`estimate_noise_profile`).
 2. Variance stabilisation: generalised Anscombe transform (GAT, Starck, Murtagh, Bijaoui 1998;
    Makitalo & Foi 2013) with one (alpha, sigma) shared by the three channels, so that a grey
    pixel stays grey and the chroma channels carry no luma structure.
