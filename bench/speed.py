@@ -1,6 +1,7 @@
 """Speed and memory of whole processes: oneinch develop vs rawpy (LibRaw) and peers.
 
-Makes 12.5, 24 and 50.3 MP 14-bit synthetic DNGs (noise at ISO 100, and ISO 3200 for 50 MP),
+Makes 12.5, 24 and 50.3 MP 14-bit synthetic DNGs (noise at ISO 100, and ISO 3200 for 50 MP;
+the 50 MP ISO 100 one also without its NoiseProfile, as camera raws come),
 then times, one process per run: `oneinch develop` (JPEG defaults, --size 2048 preview, 16-bit
 TIFF), rawpy postprocess (AHD and LINEAR, 8-bit sRGB, JPEG written by Pillow), and darktable-cli
 / rawtherapee-cli when installed. Reports wall, CPU (user+sys) and peak RSS of each process and
@@ -71,8 +72,12 @@ develop(raw, preset("vibrant"), tiled=True)
 """
 
 
-def make_dng(path: Path, hw: tuple[int, int], iso: float) -> None:
-    """A textured scene (Kodak-like statistics from a procedural image) unprocessed to a DNG."""
+def make_dng(path: Path, hw: tuple[int, int], iso: float,
+             without_profile: Path | None = None) -> None:
+    """A textured scene (Kodak-like statistics from a procedural image) unprocessed to a DNG
+    (and the same raw without its NoiseProfile, as camera raws come, to ``without_profile``)."""
+    from dataclasses import replace
+
     from oneinch.raw.dng import write_dng
     from oneinch.synthetic import demo_scene, unprocess
 
@@ -81,6 +86,8 @@ def make_dng(path: Path, hw: tuple[int, int], iso: float) -> None:
     raw, _ = unprocess(scene, linear_input=True, iso=iso, seed=3, path=str(path))
     del scene
     write_dng(path, raw)
+    if without_profile is not None:
+        write_dng(without_profile, replace(raw, noise_profile=None))
 
 
 def run(cmd: list[str]) -> tuple[float, float, float, int]:
@@ -200,11 +207,18 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 tmpd = Path(tmp)
                 dng = tmpd / f"synthetic_{key}MP_iso{iso}.dng"
-                make_dng(dng, SIZES[key], iso)
+                bare = tmpd / f"synthetic_{key}MP_iso{iso}_no_profile.dng" if key == "50" \
+                    and iso == 100 else None
+                make_dng(dng, SIZES[key], iso, without_profile=bare)
                 ahd = None
                 todo = [(name, cmd) for name, cmd in cases(dng, tmpd)
                         if iso == 100 or name in ("rawpy AHD", "oneinch jpeg",
                                                   "oneinch jpeg, JIT")]  # ISO 3200: vs AHD
+                if bare is not None:  # the noise estimated from the image (most camera raws)
+                    cli = [*DEVELOP, str(bare)]
+                    todo += [("jpeg, no NoiseProfile", [*cli, "-o", str(tmpd / "np.jpg")]),
+                             ("2048, no NoiseProfile",
+                              [*cli, "-o", str(tmpd / "np_prev.jpg"), "--size", "2048"])]
                 # repeats interleaved (every case once, then again): a slow spell of a shared
                 # machine then falls on every case alike, not on one case's repeats
                 all_runs: dict[str, list] = {name: [] for name, _ in todo}
