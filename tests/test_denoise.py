@@ -223,6 +223,26 @@ def test_binned_preview_noise_from_the_stored_values_is_the_fronts():
     np.testing.assert_allclose(stored, made, rtol=1e-3, atol=1e-8)
 
 
+@pytest.mark.parametrize("kind", ["bayer", "xtrans"])
+def test_mosaic_noise_estimate_on_two_cores_is_the_serial_one(kind, monkeypatch):
+    """Large planes are measured one a core at a time: the same numbers as one after
+    another."""
+    from oneinch.isp import tiles
+    from oneinch.raw.image import CFAPattern
+
+    pattern = CFAPattern.bayer("RGGB") if kind == "bayer" else CFAPattern.xtrans()
+    raw, x, g, _ = _no_profile_case(800, size=(2048, 3072), pattern=pattern)
+    calls = []
+    real = dn._block_stats
+    monkeypatch.setattr(dn, "_block_stats", lambda *a, **k: calls.append(k["split"])
+                        or real(*a, **k))
+    monkeypatch.setattr(tiles, "WORKERS", 2)
+    both = dn.estimate_mosaic_noise(x, raw.cfa, g)
+    assert calls and not any(calls)  # (each plane's MAD on its own thread)
+    monkeypatch.setattr(tiles, "WORKERS", 1)
+    np.testing.assert_array_equal(both, dn.estimate_mosaic_noise(x, raw.cfa, g))
+
+
 def test_white_gains_are_measured():
     """The estimator's white-noise calibration constants are what measuring gives."""
     for kind in ("immerkaer", "haar"):

@@ -1273,17 +1273,17 @@ _IMMERKAER = np.outer([1.0, -2.0, 1.0], [1.0, -2.0, 1.0]).astype(np.float32) / n
 
 
 def _block_stats(channel: np.ndarray, kernel: np.ndarray | None = _HP, peak: bool = False,
-                 detail: np.ndarray | None = None, top: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, ...]:
+                 detail: np.ndarray | None = None, top: np.ndarray | None = None,
+                 split: bool = True) -> tuple[np.ndarray, ...]:
     """Per 8x8 block: mean value and robust (MAD) variance of the high-pass ``kernel`` (or of
     ``detail``, given instead); with ``peak`` also the block's largest value (of ``top`` when
-    given) and the variance of its values."""
+    given) and the variance of its values. ``split``: the MAD on both cores."""
     b = _EST_BLOCK
     h, w = (channel.shape[0] // b) * b, (channel.shape[1] // b) * b
     ch = np.ascontiguousarray(channel[:h, :w], np.float32)
     hp = (cv2.filter2D(ch, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT_101)
           if detail is None else np.ascontiguousarray(detail[:h, :w], np.float32))
-    mad = _block_mad(hp, b) / 0.6745
+    mad = (_block_mad(hp, b) if split else _block_mad_nb(hp, b, _NETWORK)) / 0.6745
     if not peak:
         mb = ch.reshape(h // b, b, w // b, b).mean(axis=(1, 3)).reshape(-1)
         return mb.astype(np.float64), mad.astype(np.float64) ** 2
@@ -1385,17 +1385,22 @@ def estimate_mosaic_noise(mosaic: np.ndarray, cfa: CFAPattern, clip: np.ndarray,
     blocks = _same_colour_blocks(cfa)
     if not blocks:
         raise InputError(f"estimate_mosaic_noise: no 2x2 blocks of one colour in {cfa.name}")
-    stats: dict[int, list] = {}
-    for y0, x0, c in blocks:
-        h, w = (x.shape[0] - y0 - 2) // ph + 1, (x.shape[1] - x0 - 2) // pw + 1
-        if min(h, w) < 2 * _EST_BLOCK:
-            continue
+    sizes = [((x.shape[0] - y0 - 2) // ph + 1, (x.shape[1] - x0 - 2) // pw + 1)
+             for y0, x0, _ in blocks]
+    jobs = [(y0, x0, c, h, w) for (y0, x0, c), (h, w) in zip(blocks, sizes, strict=True)
+            if min(h, w) >= 2 * _EST_BLOCK]
+
+    def one(job: tuple, split: bool) -> tuple:
+        y0, x0, _, h, w = job
         a, b = x[y0::ph, x0::pw][:h, :w], x[y0::ph, x0 + 1 :: pw][:h, :w]
         d, e = x[y0 + 1 :: ph, x0::pw][:h, :w], x[y0 + 1 :: ph, x0 + 1 :: pw][:h, :w]
-        stats.setdefault(c, []).append(_block_stats(
-            (a + e) * np.float32(0.25) + (b + d) * np.float32(0.25), None, peak=True,
-            detail=(a - b - d + e) * np.float32(0.5),
-            top=np.maximum(np.maximum(a, b), np.maximum(d, e))))
+        return _block_stats((a + e) * np.float32(0.25) + (b + d) * np.float32(0.25), None,
+                            peak=True, detail=(a - b - d + e) * np.float32(0.5),
+                            top=np.maximum(np.maximum(a, b), np.maximum(d, e)), split=split)
+
+    stats: dict[int, list] = {}
+    for job, st in zip(jobs, _each_plane(one, jobs, [j[3] * j[4] for j in jobs]), strict=True):
+        stats.setdefault(job[2], []).append(st)
     return _profile(stats, clip, bands, _white_gain("haar"), _flat_limit(False))
 
 
@@ -1414,10 +1419,27 @@ def _planes_noise(planes: dict[int, list[np.ndarray]], clip: np.ndarray,
                   bands: int) -> np.ndarray:
     """:func:`estimate_mosaic_noise` of white-noise planes, by colour: each high-passed by
     Immerkaer's kernel, in 8x8 blocks."""
-    stats = {c: [_block_stats(p, _IMMERKAER, peak=True) for p in ps
-                 if min(p.shape) >= 4 * _EST_BLOCK] for c, ps in planes.items()}
-    return _profile({c: v for c, v in stats.items() if v}, clip, bands,
-                    _white_gain("immerkaer"), _flat_limit(True))
+    jobs = [(c, p) for c, ps in planes.items() for p in ps if min(p.shape) >= 4 * _EST_BLOCK]
+    stats: dict[int, list] = {}
+    for (c, _), st in zip(jobs, _each_plane(
+            lambda job, split: _block_stats(job[1], _IMMERKAER, peak=True, split=split),
+            jobs, [p.size for _, p in jobs]), strict=True):
+        stats.setdefault(c, []).append(st)
+    return _profile(stats, clip, bands, _white_gain("immerkaer"), _flat_limit(True))
+
+
+def _each_plane(fn, jobs: list, pixels: list[int]) -> list:
+    """``fn(job, split)`` of each of the estimator's planes: when they are large (``pixels``)
+    one a core at a time (the kernels release the GIL; ``split`` False: each on one thread),
+    else one after another (``split`` True: each block-MAD on both cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import tiles
+
+    if tiles.WORKERS < 2 or len(jobs) < 2 or sum(pixels) < 1 << 19:
+        return [fn(j, True) for j in jobs]
+    with ThreadPoolExecutor(min(tiles.WORKERS, len(jobs))) as pool:
+        return list(pool.map(lambda j: fn(j, False), jobs))
 
 
 def _profile(stats: dict[int, list], clip: np.ndarray, bands: int, gain: float,
