@@ -309,8 +309,8 @@ def develop_strips(
     domain = demosaic_domain(r, noise)
 
     def dem(m: np.ndarray, row: int) -> np.ndarray:
-        if factor > 1 and _gains_only(front, m):  # levels, WB and binning: one pass (and
-            return _bin_stored_shaded(m, row, front, cfa, factor)  # GainMaps at the bins)
+        if factor > 1:
+            return _binned(m, row, front, cfa, factor)
         if front is not None and m.dtype == np.uint16 and not front.keywords["ops2"]:
             lv, g = front.keywords["lv"], front.keywords["gains"]
             if method == "rcd":  # levels, WB (and the encoding) read inside RCD
@@ -319,8 +319,6 @@ def develop_strips(
             m = front(m, row)
         if raw.is_linear:
             return m
-        if factor > 1:
-            return _bin(m, cfa, factor)
         return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer, domain=domain)
 
     binned = factor > 1
@@ -877,16 +875,14 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, gains: np.ndar
     mid, half = (mosaic.shape[0] // 2) // step * step, 512 // step * step
     lo = max(0, mid - half)
     band = mosaic[lo : mid + half]
-    factor = _bin_factor(raw, r)  # (> 1: a Bayer preview; measured on its own binned pixels,
-    # white noise, a quarter or a sixteenth of the pixels the sub-images have)
-    if factor > 1 and _gains_only(front, band):  # (levels, WB and binning: one pass)
-        binned = _bin_stored_shaded(band, lo, front, raw.cfa, factor)
+    factor = _bin_factor(raw, r)
+    if factor > 1:  # a Bayer preview: measured on its own binned pixels (white noise; a
+        # quarter or a sixteenth of the pixels the sub-images have)
+        binned = _binned(band, lo, front, raw.cfa, factor)
         return estimate_binned_noise(binned, clip_levels(gains))
     if front is not None:
         band = front(band, lo)
     if not raw.is_linear and raw.cfa is not None:
-        if factor > 1:
-            return estimate_binned_noise(_bin(band, raw.cfa, factor), clip_levels(gains))
         return _as_developed(estimate_mosaic_noise(band, raw.cfa, clip_levels(gains)), raw, r)
     # LinearRaw: the estimator reads the noise as it is in the image (white-noise
     # calibration), the denoise then models it as demosaiced. Calibrated as demosaiced too, the
@@ -1207,6 +1203,14 @@ def _gains_only(front, m: np.ndarray) -> bool:
             and all(getattr(op, "name", None) == "GainMap" for op in front.keywords["ops2"]))
 
 
+def _binned(m: np.ndarray, row: int, front, cfa, factor: int) -> np.ndarray:
+    """``_bin(front(m, row), cfa, factor)`` (``m`` as it is without a front): in one pass over
+    the stored values when :func:`_gains_only` allows (:func:`_bin_stored_shaded`)."""
+    if _gains_only(front, m):  # levels, WB and binning: one pass (and GainMaps at the bins)
+        return _bin_stored_shaded(m, row, front, cfa, factor)
+    return _bin(m if front is None else front(m, row), cfa, factor)
+
+
 def _bin_stored_shaded(m: np.ndarray, row: int, front, cfa, factor: int) -> np.ndarray:
     """``_bin(front(m, row), cfa, factor)`` for a front whose OpcodeList2 holds only GainMaps:
     :func:`bin_stored` (levels, white balance, binning in one pass over the stored values),
@@ -1410,10 +1414,8 @@ def _statistics(mosaic: np.ndarray, raw: RawImage, r: Recipe, neutral: np.ndarra
     if raw.is_linear:
         h, w = (mosaic.shape[0] // k) * k, (mosaic.shape[1] // k) * k
         small = mosaic[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))
-    elif front is None:
-        small = _bin(mosaic, raw.cfa, k)
-    elif _gains_only(front, mosaic):
-        small = _bin_stored_shaded(mosaic, 0, front, raw.cfa, k)
+    elif front is None or _gains_only(front, mosaic):
+        small = _binned(mosaic, 0, front, raw.cfa, k)
     else:  # the front in bands of rows (on the bins' 4-row blocks), each binned
         small = np.concatenate([_bin(front(mosaic[a : a + 256], a), raw.cfa, k)
                                 for a in range(0, mosaic.shape[0], 256)])
