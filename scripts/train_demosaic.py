@@ -449,7 +449,7 @@ def fit_stage(images, firsts, model, args, rng, t0, prep=None, nch=3) -> np.ndar
             first = (
                 firsts[i][1]
                 if k == 0 and args.noise == 0
-                else lr.first_pass(mosaic_rggb(truth), args.refine, args.stack)
+                else lr.first_pass(mosaic_rggb(truth), args.refine, args.stack, args.mlri)
             )
             x = first if prep is None else prep(first)
             _accumulate(truth, x, model, p, args.frac, rng, ata[fold], aty[fold], count[fold])
@@ -485,6 +485,10 @@ def main() -> None:
         "--refine", action="store_true", help="first pass with iri's refine_cd (default: without)"
     )
     ap.add_argument("--stack", action="store_true", help="filters see iri with and without refine")
+    ap.add_argument(
+        "--mlri", action="store_true",
+        help="first pass with iri's minimized-Laplacian R/B fit (default: the guided filter's)",
+    )
     ap.add_argument("--frac", type=float, default=1.0, help="fraction of pixels used")
     ap.add_argument("--orient", type=int, default=8, help="orientations used (1..8)")
     ap.add_argument("--cascade", action="store_true", help="also train a second stage")
@@ -505,7 +509,7 @@ def main() -> None:
     firsts = []  # first pass of each image as given (orientation 0)
     for _, rgb in images:
         t = orientations(rgb)[0]
-        firsts.append((t, lr.first_pass(mosaic_rggb(t), args.refine, args.stack)))
+        firsts.append((t, lr.first_pass(mosaic_rggb(t), args.refine, args.stack, args.mlri)))
 
     rng = np.random.default_rng(0)
     if args.stage1:
@@ -521,6 +525,7 @@ def main() -> None:
             **{k: v.astype(np.float32) for k, v in thr.items()},
             "sigma": np.float32(SIGMA),
             "refine": np.int32(args.refine),
+            "mlri": np.int32(args.mlri),
         }
         nch = 6 if args.stack else 3
         model["weights"] = fit_stage(images, firsts, model, args, rng, t0, nch=nch)

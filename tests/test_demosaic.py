@@ -26,11 +26,11 @@ FLOORS = {
     "bilinear": (31.9, 28.0),
     "malvar": (37.0, 30.3),
     "rcd": (37.6, 31.65),
-    "ri": (40.0, 32.05),
-    "iri": (40.45, 32.14),  # measured 40.58 / 32.24
+    "ri": (40.7, 32.05),  # measured 40.83 / 32.15 (guided-filter fit of R/B: 40.11 / 32.16)
+    "iri": (41.2, 32.05),  # measured 41.30 / 32.15 (guided-filter fit of R/B: 40.58 / 32.24)
     "iri-lr": (41.85, 32.68),  # measured 41.96 / 32.79
     "iri-cnn": (41.9, 32.83),  # measured 42.00 / 32.93
-    "auto": (40.0, 32.05),
+    "auto": (40.7, 32.05),
 }
 
 
@@ -160,6 +160,37 @@ def test_iri_green_beats_gbtf(images) -> None:
             axis=0,
         )
         assert p[1] > p[0] + 0.25, p
+
+
+def test_mlri_fit_of_red_and_blue_beats_the_guided_filter_fit(images) -> None:
+    """R/B's tentative plane by the minimized-Laplacian fit (Kiku et al. 2014/2016) against the
+    guided filter's least-squares fit, the same iri green and residual fill otherwise: clearly
+    better on the Kodak subset, no worse than 0.15 dB on McMaster's (measured: Kodak 40.57 ->
+    41.30, McMaster 32.22 -> 32.15 dB; the full sets 40.31 / 36.26 -> 40.75 / 36.28)."""
+    from oneinch.isp import _demosaic_iri as iri
+
+    def run(rgb: np.ndarray, mlri: bool) -> float:
+        padded, crop = dm._bayer_pad(_mosaic(rgb), CFAPattern.bayer("RGGB"), 24)
+        return _cpsnr(rgb, dm._unpad(iri.iri_rggb(padded, mlri=mlri), crop))
+
+    kodak, mcm = images
+    k = np.mean([[run(i, False), run(i, True)] for i in kodak], axis=0)
+    m = np.mean([[run(i, False), run(i, True)] for i in mcm], axis=0)
+    assert k[1] > k[0] + 0.5, k
+    assert m[1] > m[0] - 0.15, m
+
+
+def test_mlri_fit_is_exact_on_an_affine_relation() -> None:
+    """Where the sampled colour is an affine function of the guide (a constant hue and
+    contrast ratio), the fit reproduces it: the residual left for interpolation is zero."""
+    from oneinch.isp._demosaic_ri import _masks, mlri_sparse
+
+    rng = np.random.default_rng(3)
+    guide = cv2.GaussianBlur(rng.random((64, 80)).astype(np.float32), (0, 0), 2.0) * 0.8 + 0.1
+    target = 0.6 * guide + 0.05
+    mr = _masks(64, 80)[0]
+    tent = mlri_sparse(guide, target * mr, mr)
+    assert np.abs(tent - target)[4:-4, 4:-4].max() < 2e-3
 
 
 def test_xtrans(images) -> None:

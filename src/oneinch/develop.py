@@ -41,7 +41,7 @@ AUTO_RI_MAX_PIXELS = 16_000_000
 # +0.20: the crossover near ISO 5000, within the crops' spread of this threshold.)
 DOMAIN_SRGB_MAX_NOISE = 0.16
 TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
-DEMOSAIC_MARGIN = 16  # rows of context demosaicing needs (RI's guided filters, RCD: fewer)
+DEMOSAIC_MARGIN = 18  # rows of context demosaicing needs (RI: reach 17, RCD: fewer)
 RCD_CONTEXT = 10  # rows RCD reads each side of an output row (its rolling pipeline's 9)
 # methods whose result at a pixel depends on rows far away (iri's iterations, stopped by a
 # criterion over the whole image): developed whole, never in strips

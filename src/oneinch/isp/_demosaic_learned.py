@@ -209,21 +209,25 @@ def apply_correction_reference(first: np.ndarray, model: dict) -> np.ndarray:
     return out.reshape(h, wd, 3).astype(np.float32)
 
 
-def first_pass_rggb(cfa: np.ndarray, refine: bool = True, stack: bool = False) -> np.ndarray:
+def first_pass_rggb(
+    cfa: np.ndarray, refine: bool = True, stack: bool = False, mlri: bool = False
+) -> np.ndarray:
     """The ``iri`` first pass on an RGGB mosaic (margin >= 24), its samples put back.
 
     ``stack``: (H, W, 6), the full ``iri`` result and, behind it, the same without the
     colour-difference refinement (both come out of one run); the filters then see both.
+    ``mlri``: R/B from the minimized-Laplacian fit (``iri``'s default), else from the guided
+    filter's (what a model without the ``mlri`` key was trained on).
     """
     from oneinch.isp import _demosaic_iri as iri
 
     c = np.ascontiguousarray(cfa, np.float32)
     if not stack:
-        parts = [iri.iri_rggb(c, refine=refine)]
+        parts = [iri.iri_rggb(c, refine=refine, mlri=mlri)]
     else:  # the body of iri_rggb, keeping both of its results
         g = iri.green_iri(c)
         tents: list = []
-        r, b = iri.rb_iri(c, g, tents)
+        r, b = iri.rb_iri(c, g, tents, mlri)
         base = np.stack([r, g, b], axis=-1)
         wgt = iri.refine_weight(c, g, tents)[..., None]
         ref = np.stack(iri.refine_cd(c, r, g, b), axis=-1)
@@ -236,13 +240,15 @@ def first_pass_rggb(cfa: np.ndarray, refine: bool = True, stack: bool = False) -
     return np.ascontiguousarray(np.concatenate(parts, axis=-1), np.float32)
 
 
-def first_pass(mosaic: np.ndarray, refine: bool = True, stack: bool = False) -> np.ndarray:
+def first_pass(
+    mosaic: np.ndarray, refine: bool = True, stack: bool = False, mlri: bool = False
+) -> np.ndarray:
     """``first_pass_rggb`` of an RGGB mosaic of any size (mirror margin added and removed)."""
     from oneinch.isp.demosaic import _bayer_pad, _unpad
     from oneinch.raw.image import CFAPattern
 
     padded, crop = _bayer_pad(np.asarray(mosaic, np.float32), CFAPattern.bayer("RGGB"), 24)
-    return _unpad(first_pass_rggb(padded, refine, stack), crop)
+    return _unpad(first_pass_rggb(padded, refine, stack, mlri), crop)
 
 
 def stages(model: dict) -> list[dict]:
@@ -278,7 +284,7 @@ def iri_lr_rggb(cfa: np.ndarray) -> np.ndarray:
     steps = stages(model)
     pad = CASCADE_PAD if len(steps) > 1 else 0
     c = np.pad(cfa, pad, mode="reflect") if pad else cfa
-    first = first_pass_rggb(c, bool(model.get("refine", 1)), stack)
+    first = first_pass_rggb(c, bool(model.get("refine", 1)), stack, bool(model.get("mlri", 0)))
     out = apply_correction(first, model)
     for m in steps[1:]:
         out = apply_correction(stage_input(out, first, m), m)

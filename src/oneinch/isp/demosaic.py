@@ -10,10 +10,12 @@ Bayer methods (any phase; every method works internally on RGGB, reached by mirr
   Bayer-patterned color images" (ICASSP), gradient-corrected 5x5 linear filters (Fig. 2).
 - ``rcd``: Ratio Corrected Demosaicing (L. Sanz Rodriguez, 2017), numba kernel.
 - ``ri``: gradient-weighted directional green (Pekkucuksen & Glotzbach 2010, GBTF) followed by
-  residual interpolation of R/B with a guided filter (Kiku, Monno, Tanaka, Okutomi 2013/2014).
+  residual interpolation of R/B (Kiku, Monno, Tanaka, Okutomi 2013), its tentative plane
+  fitted by minimizing the residual's Laplacian (MLRI, Kiku et al. 2014/2016).
 - ``iri``: iterated directional residual interpolation of green (Kiku et al. 2013 RI along
   rows/columns, iterated as in Ye & Ma 2015, combined with GBTF weights) and green-guided
-  residual interpolation of R/B with an edge-directed residual fill (``_demosaic_iri``).
+  residual interpolation of R/B (the MLRI fit) with an edge-directed residual fill
+  (``_demosaic_iri``).
 - ``iri-lr``: ``iri`` (without its colour-difference refinement) plus a learned, RAISR-style
   per-bucket linear correction of the missing colours (Romano et al. 2017; weights trained by
   scripts/train_demosaic.py on images that are neither Kodak nor McMaster,
@@ -204,7 +206,7 @@ _BAYER = {  # name -> (RGGB kernel, margin it needs)
     "bilinear": (_bilinear_rggb, 2),
     "malvar": (_malvar_rggb, 4),
     "rcd": (_rcd_rggb, 12),
-    "ri": (_ri_rggb, 16),
+    "ri": (_ri_rggb, 18),
     "iri": (_iri_rggb, 24),
     "iri-lr": (_iri_lr_rggb, 32),
     "iri-cnn": (_iri_cnn_rggb, 56),
