@@ -83,17 +83,22 @@ buckets and thresholds computed on the first stage's output (``_demosaic_learned
 ``--cascade-first``: its filters also see the first pass, 6 channels). Prints the fit on the
 training set (CPSNR of each image as given: first pass, then after each stage).
 
-Measured (bench/quality_demosaic.py, Kodak-24 / McMaster-18 CPSNR): camera mosaics and the
-first 11 photos (scikit-image ... mahotas), iri-lr 40.37 / 36.59 dB; with all 46 photos,
-40.94 / 37.24 dB (``iri``: 40.20 / 36.23); the 46 and their first stage plus a second stage
-(``--stage1``), 40.96 / 37.29 (``--cascade-first``: 40.97 / 37.29, not kept); with the 80
-photos, one stage 41.05 / 37.27, both stages 41.09 / 37.32 (shipped; train mean 40.88 ->
-41.96 -> 42.01 dB; the second stage corrects 791 of 1728 buckets). In one run at edge 1500
+Measured (bench/quality_demosaic.py, Kodak-24 / McMaster-18 CPSNR): camera mosaics and the first
+11 photos (scikit-image ... mahotas), iri-lr 40.37 / 36.59 dB; with all 46 photos, 40.94 / 37.24
+dB (``iri``: 40.20 / 36.23); the 46 and their first stage plus a second stage (``--stage1``),
+40.96 / 37.29 (``--cascade-first``: 40.97 / 37.29, not kept); with the 80 photos, one stage
+41.05 / 37.27, both stages 41.09 / 37.32 (shipped until session 17; train mean 40.88 -> 41.96 ->
+42.01 dB; the second stage corrects 791 of 1728 buckets). Session 17: ``iri``'s R/B tentative
+plane now comes from the minimized-Laplacian fit; the command above on that first pass gives the
+shipped model (train mean 41.06 -> 41.98 -> 42.02 dB; scored on the 8-bit output, 41.19 / 37.37
+dB). In the same run the guided-filter first pass, retrained from the photos fetched again, gave
+the earlier model's train means exactly (40.88 -> 41.96 -> 42.01) and 41.18 / 37.35 (the earlier
+model: 41.19 / 37.35). Each run 37 min, the two at once on 2 cores. In one run at edge 1500
 alone (41.05 / 37.20): finer buckets (``--angles 24`` and/or ``--strengths 8``) no better on
-either set (41.03-41.04 / 37.15-37.18); camera mosaics left out: Kodak +0.06, McMaster -0.06
-dB. (These with the 50 photos, the 4 left out included.) 7x7 filters (``--patch 7``) on all
-50, 2 orientations: 40.87 / 37.15 vs 40.88 / 37.17 for 5x5 in the same run (and 40.97 / 37.23
-with 8 orientations).
+either set (41.03-41.04 / 37.15-37.18); camera mosaics left out: Kodak +0.06, McMaster -0.06 dB.
+(These with the 50 photos, the 4 left out included.) 7x7 filters (``--patch 7``) on all 50, 2
+orientations: 40.87 / 37.15 vs 40.88 / 37.17 for 5x5 in the same run (and 40.97 / 37.23 with 8
+orientations).
 """
 
 from __future__ import annotations
@@ -449,7 +454,7 @@ def fit_stage(images, firsts, model, args, rng, t0, prep=None, nch=3) -> np.ndar
             first = (
                 firsts[i][1]
                 if k == 0 and args.noise == 0
-                else lr.first_pass(mosaic_rggb(truth), args.refine, args.stack, args.mlri)
+                else lr.first_pass(mosaic_rggb(truth), args.refine, args.stack)
             )
             x = first if prep is None else prep(first)
             _accumulate(truth, x, model, p, args.frac, rng, ata[fold], aty[fold], count[fold])
@@ -485,10 +490,6 @@ def main() -> None:
         "--refine", action="store_true", help="first pass with iri's refine_cd (default: without)"
     )
     ap.add_argument("--stack", action="store_true", help="filters see iri with and without refine")
-    ap.add_argument(
-        "--mlri", action="store_true",
-        help="first pass with iri's minimized-Laplacian R/B fit (default: the guided filter's)",
-    )
     ap.add_argument("--frac", type=float, default=1.0, help="fraction of pixels used")
     ap.add_argument("--orient", type=int, default=8, help="orientations used (1..8)")
     ap.add_argument("--cascade", action="store_true", help="also train a second stage")
@@ -509,7 +510,7 @@ def main() -> None:
     firsts = []  # first pass of each image as given (orientation 0)
     for _, rgb in images:
         t = orientations(rgb)[0]
-        firsts.append((t, lr.first_pass(mosaic_rggb(t), args.refine, args.stack, args.mlri)))
+        firsts.append((t, lr.first_pass(mosaic_rggb(t), args.refine, args.stack)))
 
     rng = np.random.default_rng(0)
     if args.stage1:
@@ -525,7 +526,6 @@ def main() -> None:
             **{k: v.astype(np.float32) for k, v in thr.items()},
             "sigma": np.float32(SIGMA),
             "refine": np.int32(args.refine),
-            "mlri": np.int32(args.mlri),
         }
         nch = 6 if args.stack else 3
         model["weights"] = fit_stage(images, firsts, model, args, rng, t0, nch=nch)
