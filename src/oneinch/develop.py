@@ -857,13 +857,39 @@ def _needs_noise(raw: RawImage, r: Recipe) -> bool:
                                          and _bin_factor(raw, r) == 1)
 
 
+ESTIMATE_ROWS = 1024  # rows of the image the noise estimate reads
+
+
+def _central_band(height: int, step: int) -> tuple[int, int]:
+    """The ``ESTIMATE_ROWS`` rows (or all) around the middle, from a multiple of ``step``."""
+    mid, half = (height // 2) // step * step, (ESTIMATE_ROWS // 2) // step * step
+    return max(0, mid - half), min(height, mid + half)
+
+
+def _estimate_bands(height: int, step: int) -> list[tuple[int, int]]:
+    """Row ranges (start, stop) the noise estimate reads, each starting on a multiple of
+    ``step``: ``ESTIMATE_ROWS`` in all, as four bands at the centres of the image's quarters
+    when it has twice that many rows or more (a scene whose middle is all texture or all clip
+    still has flat blocks in the others: a textured middle third had the estimate 2-5x the
+    true noise with one central band), else one central band (then half the image or more)."""
+    if height < 2 * ESTIMATE_ROWS:
+        return [_central_band(height, step)]
+    rows = -(-(ESTIMATE_ROWS // 4) // step) * step
+    out = []
+    for q in range(4):
+        lo = ((2 * q + 1) * height // 8 - rows // 2) // step * step
+        out.append((lo, lo + rows))
+    return out
+
+
 def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, gains: np.ndarray,
                     front=None) -> np.ndarray:
-    """(3, 2) noise profile of the image denoise receives, estimated on a central band of
-    1024 rows: a mosaic's on the mosaic itself (isp.denoise.estimate_mosaic_noise, white
-    noise; then as :func:`_developed_noise` makes a profile of the sensor's), a binned
-    preview's on its binned pixels (estimate_binned_noise), LinearRaw's on its RGB
-    (estimate_noise_profile, calibrated for white noise)."""
+    """(3, 2) noise profile of the image denoise receives, estimated on ``ESTIMATE_ROWS`` rows
+    (:func:`_estimate_bands`): a mosaic's on the mosaic itself
+    (isp.denoise.estimate_mosaic_noise, white noise; then as :func:`_developed_noise` makes a
+    profile of the sensor's), a binned preview's on its binned pixels (estimate_binned_noise),
+    LinearRaw's on its RGB (estimate_noise_profile, calibrated for white noise; the central
+    band)."""
     from .isp.denoise import (
         estimate_binned_noise,
         estimate_mosaic_noise,
@@ -872,24 +898,24 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, gains: np.ndar
 
     # rows start on a multiple of the CFA's period (X-Trans: 6) and of 8 (4x4 binning)
     step = math.lcm(8, raw.cfa.shape[0] if raw.cfa is not None else 1)
-    mid, half = (mosaic.shape[0] // 2) // step * step, 512 // step * step
-    lo = max(0, mid - half)
-    band = mosaic[lo : mid + half]
+    rows = _estimate_bands(mosaic.shape[0], step)
     factor = _bin_factor(raw, r)
     if factor > 1:  # a Bayer preview: measured on its own binned pixels (white noise; a
         # quarter or a sixteenth of the pixels the sub-images have)
-        binned = _binned(band, lo, front, raw.cfa, factor)
+        binned = [_binned(mosaic[a:b], a, front, raw.cfa, factor) for a, b in rows]
         return estimate_binned_noise(binned, clip_levels(gains))
-    if front is not None:
-        band = front(band, lo)
     if not raw.is_linear and raw.cfa is not None:
-        return _as_developed(estimate_mosaic_noise(band, raw.cfa, clip_levels(gains)), raw, r)
+        bands = [mosaic[a:b] if front is None else front(mosaic[a:b], a) for a, b in rows]
+        return _as_developed(estimate_mosaic_noise(bands, raw.cfa, clip_levels(gains)), raw, r)
     # LinearRaw: the estimator reads the noise as it is in the image (white-noise
     # calibration), the denoise then models it as demosaiced. Calibrated as demosaiced too, the
     # estimate rose ~1.9x in sigma and lost at ISO 100-800 (bench/quality_denoise.py --linear,
     # demosaiced by malvar: ISO 100 -2.41 -> -5.82 dB, 800 +1.99 -> +0.76, 3200 +3.31 ->
     # +4.49)
-    return estimate_noise_profile(band, demosaic_method=None)
+    a, b = _central_band(mosaic.shape[0], step)
+    band = mosaic[a:b]
+    return estimate_noise_profile(band if front is None else front(band, a),
+                                  demosaic_method=None)
 
 
 def _opcodes1(raw: RawImage, ops1: tuple) -> np.ndarray:

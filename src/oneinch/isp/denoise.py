@@ -100,6 +100,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -1321,10 +1322,12 @@ def _block_moments_nb(ch, top, b, mean, var, peak):  # pragma: no cover - numba
             peak[k] = m
 
 
-def estimate_mosaic_noise(mosaic: np.ndarray, cfa: CFAPattern, clip: np.ndarray,
-                          bands: int = 24) -> np.ndarray:
+def estimate_mosaic_noise(mosaic: np.ndarray | Sequence[np.ndarray], cfa: CFAPattern,
+                          clip: np.ndarray, bands: int = 24) -> np.ndarray:
     """Estimate (3, 2) [S, O] (variance = S*x + O) per colour from a mosaic (levels and white
-    balance applied, before demosaicing). ``clip``: each colour's clip level (the WB gains).
+    balance applied, before demosaicing), or from several bands of rows of one (each starting
+    on a row of the CFA's first; their blocks measured together). ``clip``: each colour's clip
+    level (the WB gains).
 
     Foi, Trimeche, Katkovnik, Egiazarian 2008 ("Practical Poissonian-Gaussian noise modeling
     and fitting for single-image raw-data", IEEE TIP 17(10)) fit the noise of the raw data
@@ -1374,24 +1377,29 @@ def estimate_mosaic_noise(mosaic: np.ndarray, cfa: CFAPattern, clip: np.ndarray,
     Kodak scans) are still overrated at low ISO: 1.45x at ISO 100, where 'auto' then loses
     1.2 dB to no filtering (it lost 2.4 before).
     """
-    x = np.asarray(mosaic, np.float32)
-    if x.ndim != 2:
-        raise InputError(f"estimate_mosaic_noise needs a mosaic (H, W), got shape {x.shape}")
+    parts = [np.asarray(m, np.float32) for m in
+             ([mosaic] if isinstance(mosaic, np.ndarray) else mosaic)]
+    for x in parts:
+        if x.ndim != 2:
+            raise InputError(f"estimate_mosaic_noise needs a mosaic (H, W), got shape {x.shape}")
     ph, pw = cfa.shape
     if (ph, pw) == (2, 2):
         pat = cfa.array()
-        return _planes_noise({c: [x[dy::2, dx::2] for dy in range(2) for dx in range(2)
-                                  if pat[dy, dx] == c] for c in range(3)}, clip, bands)
+        return _planes_noise({c: [x[dy::2, dx::2] for x in parts for dy in range(2)
+                                  for dx in range(2) if pat[dy, dx] == c] for c in range(3)},
+                             clip, bands)
     blocks = _same_colour_blocks(cfa)
     if not blocks:
         raise InputError(f"estimate_mosaic_noise: no 2x2 blocks of one colour in {cfa.name}")
-    sizes = [((x.shape[0] - y0 - 2) // ph + 1, (x.shape[1] - x0 - 2) // pw + 1)
-             for y0, x0, _ in blocks]
-    jobs = [(y0, x0, c, h, w) for (y0, x0, c), (h, w) in zip(blocks, sizes, strict=True)
-            if min(h, w) >= 2 * _EST_BLOCK]
+    jobs = []
+    for x in parts:
+        for y0, x0, c in blocks:
+            h, w = (x.shape[0] - y0 - 2) // ph + 1, (x.shape[1] - x0 - 2) // pw + 1
+            if min(h, w) >= 2 * _EST_BLOCK:
+                jobs.append((x, y0, x0, c, h, w))
 
     def one(job: tuple, split: bool) -> tuple:
-        y0, x0, _, h, w = job
+        x, y0, x0, _, h, w = job
         a, b = x[y0::ph, x0::pw][:h, :w], x[y0::ph, x0 + 1 :: pw][:h, :w]
         d, e = x[y0 + 1 :: ph, x0::pw][:h, :w], x[y0 + 1 :: ph, x0 + 1 :: pw][:h, :w]
         return _block_stats((a + e) * np.float32(0.25) + (b + d) * np.float32(0.25), None,
@@ -1399,20 +1407,23 @@ def estimate_mosaic_noise(mosaic: np.ndarray, cfa: CFAPattern, clip: np.ndarray,
                             top=np.maximum(np.maximum(a, b), np.maximum(d, e)), split=split)
 
     stats: dict[int, list] = {}
-    for job, st in zip(jobs, _each_plane(one, jobs, [j[3] * j[4] for j in jobs]), strict=True):
-        stats.setdefault(job[2], []).append(st)
+    for job, st in zip(jobs, _each_plane(one, jobs, [j[4] * j[5] for j in jobs]), strict=True):
+        stats.setdefault(job[3], []).append(st)
     return _profile(stats, clip, bands, _white_gain("haar"), _flat_limit(False))
 
 
-def estimate_binned_noise(rgb: np.ndarray, clip: np.ndarray, bands: int = 24) -> np.ndarray:
+def estimate_binned_noise(rgb: np.ndarray | Sequence[np.ndarray], clip: np.ndarray,
+                          bands: int = 24) -> np.ndarray:
     """(3, 2) [S, O] per colour of an image whose every channel carries white noise: a Bayer
     mosaic binned as develop's previews bin it (each pixel the mean of its own colour's
-    samples), in its own units. Each channel is measured as :func:`estimate_mosaic_noise`
-    measures a Bayer mosaic's sub-images, at a quarter or a sixteenth of their pixels."""
-    x = np.asarray(rgb, np.float32)
-    if x.ndim != 3 or x.shape[2] != 3:
-        raise InputError(f"estimate_binned_noise needs (H, W, 3) RGB, got shape {x.shape}")
-    return _planes_noise({c: [x[..., c]] for c in range(3)}, clip, bands)
+    samples), in its own units; or of several bands of one. Each channel is measured as
+    :func:`estimate_mosaic_noise` measures a Bayer mosaic's sub-images, at a quarter or a
+    sixteenth of their pixels."""
+    parts = [np.asarray(x, np.float32) for x in ([rgb] if isinstance(rgb, np.ndarray) else rgb)]
+    for x in parts:
+        if x.ndim != 3 or x.shape[2] != 3:
+            raise InputError(f"estimate_binned_noise needs (H, W, 3) RGB, got shape {x.shape}")
+    return _planes_noise({c: [x[..., c] for x in parts] for c in range(3)}, clip, bands)
 
 
 def _planes_noise(planes: dict[int, list[np.ndarray]], clip: np.ndarray,
