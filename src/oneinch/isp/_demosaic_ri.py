@@ -292,9 +292,9 @@ def _lap_products(g: np.ndarray, c: np.ndarray, y: int, p: int, gt: np.ndarray,
         yd = 2 * h - 2 - yd
     f4 = np.float32(4.0)
     g0, gu, gd, c0, cu, cd = g[y], g[yu], g[yd], c[y], c[yu], c[yd]
-    for x in range(p, w, 2):
-        if 2 <= x < w - 2:
-            continue
+    s0 = max(2, w - 2)
+    s0 += (s0 - p) & 1
+    for x in list(range(p, min(2, w), 2)) + list(range(s0, w, 2)):  # the edge columns
         xl, xr = x - 2, x + 2
         if xl < 0:
             xl = -xl
