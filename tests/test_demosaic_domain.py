@@ -234,7 +234,6 @@ def test_fused_ri_equals_the_generic_encoded_path(name: str) -> None:
         m = (rng.random(shape, dtype=np.float32) ** 2 * 1.3).astype(np.float32)
         pat = as_pattern(name)
         fused = demosaic(m, name, "ri", domain="srgb")
-        rgb = dm._demosaic_linear(_domain.encode(m), pat, "ri", "remosaic", restore=False,
-                                  encoded=True)
+        rgb = dm._demosaic_linear(_domain.encode(m), pat, "ri", "remosaic", restore=False)
         generic = dm._restore_samples(_domain.decode(rgb, out=rgb), m, pat)
         np.testing.assert_array_equal(fused, generic)

@@ -17,8 +17,7 @@ R/B: residual interpolation guided by the final green (Kiku et al. 2013, sec. 3.
 tentative plane fitted to the samples by minimizing the Laplacian of the residual (MLRI, Kiku,
 Monno, Tanaka, Okutomi 2014/2016; ``_demosaic_ri.mlri_sparse``) rather than by the 2-D sparse
 guided filter (bench/quality_demosaic.py, Kodak-24 / McMaster-18: 40.31 / 36.26 with the guided
-filter, 40.75 / 36.28 dB; 40.74 / 36.25 with the regulariser for linear values, which the
-benchmark's path uses), and the residual is interpolated edge-directed instead of
+filter, 40.75 / 36.28 dB), and the residual is interpolated edge-directed instead of
 bilinearly: first at the sites diagonal to the samples, then at the remaining sites from their
 four axial neighbours, each neighbour weighted by 1 / (green gradient + residual gradient) in
 its direction (the inverse-gradient weighting of GBTF/RCD applied to the residual).
@@ -35,7 +34,7 @@ import numpy as np
 
 from .. import _aot as aot
 from .._jit import numba
-from ._demosaic_ri import _box, _f, _masks, linear_eps, mlri_sparse  # shared helpers
+from ._demosaic_ri import _box, _f, _masks, mlri_sparse  # shared helpers (one source)
 
 GREEN_RADIUS = 11  # half-length of the 1-D guided-filter window (pixels)
 GREEN_ITERS = 4
@@ -196,20 +195,18 @@ def edge_directed_residual(res: np.ndarray, g: np.ndarray, diag_sites: np.ndarra
 
 
 def rb_iri(
-    cfa: np.ndarray, green: np.ndarray, tentatives: list | None = None, linear: bool = False
+    cfa: np.ndarray, green: np.ndarray, tentatives: list | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """R and B: green-guided residual interpolation (the tentative plane by the
-    minimized-Laplacian fit, ``_demosaic_ri.mlri_sparse``; ``linear``: its regulariser for
-    linear values) with edge-directed residual filling.
+    minimized-Laplacian fit, ``_demosaic_ri.mlri_sparse``) with edge-directed residual filling.
 
     ``tentatives``, if a list, receives the two tentative planes (R, B) for reuse.
     """
     h, w = cfa.shape
     mr, _, mb = _masks(h, w)
-    eps, rel = linear_eps(linear)
     out = []
     for m, other in ((mr, mb), (mb, mr)):
-        tent = mlri_sparse(green, cfa * m, m, eps=eps, rel=rel)
+        tent = mlri_sparse(green, cfa * m, m)
         if tentatives is not None:
             tentatives.append(tent)
         resid = (cfa - tent) * m
@@ -278,14 +275,13 @@ def refine_weight(cfa: np.ndarray, green: np.ndarray, tentatives: list | None = 
     return (np.clip(REFINE_GAIN * out, 0.0, 1.0) ** REFINE_POWER).astype(np.float32)
 
 
-def iri_rggb(cfa: np.ndarray, refine: bool = True, linear: bool = False) -> np.ndarray:
+def iri_rggb(cfa: np.ndarray, refine: bool = True) -> np.ndarray:
     """Iterated directional RI green + edge-directed RI R/B on an RGGB mosaic (margin >= 24),
-    then the colour-difference refinement blended in by ``refine_weight``; ``linear``: linear
-    values (the R/B fit's regulariser)."""
+    then the colour-difference refinement blended in by ``refine_weight``."""
     c = np.ascontiguousarray(cfa, np.float32)
     g = green_iri(c)
     tents: list = []
-    r, b = rb_iri(c, g, tents, linear)
+    r, b = rb_iri(c, g, tents)
     base = np.stack([r, g, b], axis=-1)
     if not refine:
         return np.ascontiguousarray(base, dtype=np.float32)

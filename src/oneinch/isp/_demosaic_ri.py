@@ -9,9 +9,8 @@ R/B: Kiku, Monno, Tanaka, Okutomi 2013, "Residual interpolation for color image 
 tentative R; the residual R - tentative, known at the samples, is interpolated bilinearly and
 added back. The fit is the minimized-Laplacian one of Kiku et al. 2014/2016 (MLRI,
 ``mlri_sparse``) rather than the guided filter's least squares: bench/quality_demosaic.py,
-Kodak-24 / McMaster-18, 39.43 / 35.91 -> 39.90 / 35.98 dB with the encoded values' regulariser
-(39.89 / 35.96 with the linear values', which the benchmark's path now uses: ``linear_eps``).
-On an RGGB mosaic with a mirror margin.
+Kodak-24 / McMaster-18, 39.43 / 35.91 -> 39.90 / 35.98 dB. On an RGGB mosaic with a mirror
+margin.
 
 ``ri_rggb`` is the numba form (running-sum box filters, nogil, one thread per strip);
 ``ri_rggb_reference`` the OpenCV box-filter form it is tested against (same float32 steps).
@@ -90,31 +89,21 @@ _LAP_SPARSE = np.zeros((5, 5), np.float32)
 _LAP_SPARSE[2, 2] = 4.0
 _LAP_SPARSE[0, 2] = _LAP_SPARSE[4, 2] = _LAP_SPARSE[2, 0] = _LAP_SPARSE[2, 4] = -1.0
 RB_RADIUS = 3  # the fit's window is 7 x 7
-# The fit's regulariser (a where the guide's Laplacian energy is low: flat windows). On
-# encoded values (develop's sRGB domain, the 8-bit test sets) an absolute one, as the encoding
-# is near-uniform in perceived contrast; on linear values one relative to the window's squared
-# green level (Weber's law in the fit: the same a at any exposure), with a floor at a level of
-# 1e-3. Ri on linear Kodak / McMaster (8 + 8) at 1, 1/10 and 1/50 of the exposure: absolute
-# 39.85 / 34.70, 38.94 / 34.81, 33.78 / 32.79 dB; relative 39.84 / 34.68 at all three. On
-# encoded values the relative one measured 0.04-0.23 dB lower at the darker exposures.
-RB_EPS = 1e-3
-RB_EPS_REL = 4e-3
-RB_EPS_FLOOR = RB_EPS_REL * 1e-6
+RB_EPS = 1e-3  # regularises a where the guide's Laplacian energy is low (flat windows)
 
 
 def mlri_sparse(
     guide: np.ndarray, target: np.ndarray, mask: np.ndarray, r: int = RB_RADIUS,
-    eps: float = RB_EPS, rel: float = 0.0,
+    eps: float = RB_EPS,
 ) -> np.ndarray:
     """Minimized-Laplacian fit of ``target`` (known where ``mask`` > 0) to ``guide``:
     a * guide + b, the (a, b) of each (2r+1)^2 window averaged as in the guided filter.
-    The regulariser is ``eps + rel * m^2``, m the window's mean guide level (``linear_eps``).
 
     Kiku, Monno, Tanaka, Okutomi 2014, "Minimized-Laplacian residual interpolation for color
     image demosaicking" (Proc. SPIE 9023), and 2016, "Beyond color difference: residual
     interpolation for color image demosaicking" (IEEE TIP 25(3)): the slope a minimises the
     energy of the Laplacian of the residual target - a * guide over the window's samples,
-    a = sum(Lg * Lt) / (sum(Lg^2) + eps'), Lg and Lt the Laplacians on the samples' own
+    a = sum(Lg * Lt) / (sum(Lg^2) + eps), Lg and Lt the Laplacians on the samples' own
     lattice; b makes the residual's mean zero there. The guided filter's a (covariance over
     variance) fits the values, so a window across an edge gets the slope of the edge's two
     levels; the Laplacian's fit follows the local shape (what the residual's interpolation
@@ -123,42 +112,35 @@ def mlri_sparse(
     k = 2 * r + 1
     lg = _f(guide * mask, _LAP_SPARSE) * mask
     lt = _f(target * mask, _LAP_SPARSE) * mask
+    a = _box(lg * lt, k, k) / (_box(lg * lg, k, k) + np.float32(eps))
     n = _box(mask, k, k) + 1e-12
     mi = _box(guide * mask, k, k) / n
     mp = _box(target * mask, k, k) / n
-    reg = np.float32(eps) + np.float32(rel) * mi * mi
-    a = _box(lg * lt, k, k) / (_box(lg * lg, k, k) + reg)
     b = mp - a * mi
     nn = float(k * k)
     return (_box(a, k, k) / nn) * guide + _box(b, k, k) / nn
 
 
-def linear_eps(linear: bool) -> tuple[float, float]:
-    """(eps, rel) of the R/B fit's regulariser for encoded (False) or linear (True) values."""
-    return (RB_EPS_FLOOR, RB_EPS_REL) if linear else (RB_EPS, 0.0)
-
-
 def rb_residual(
-    cfa: np.ndarray, green: np.ndarray, r: int = RB_RADIUS, linear: bool = False
+    cfa: np.ndarray, green: np.ndarray, r: int = RB_RADIUS, eps: float = RB_EPS
 ) -> tuple[np.ndarray, np.ndarray]:
     """R and B by residual interpolation with green as the guide (Kiku et al. 2013, sec. 3),
-    the tentative plane fitted by the minimized-Laplacian rule (``mlri_sparse``; ``linear``:
-    the regulariser for linear values)."""
+    the tentative plane fitted by the minimized-Laplacian rule (``mlri_sparse``)."""
     h, w = cfa.shape
     mr, _, mb = _masks(h, w)
     out = []
     for m in (mr, mb):
-        tent = mlri_sparse(green, cfa * m, m, r, *linear_eps(linear))
+        tent = mlri_sparse(green, cfa * m, m, r, eps)
         resid = (cfa - tent) * m
         out.append((tent + _f(resid, _K_RB)).astype(np.float32))
     return out[0], out[1]
 
 
-def ri_rggb_reference(cfa: np.ndarray, linear: bool = False) -> np.ndarray:
+def ri_rggb_reference(cfa: np.ndarray) -> np.ndarray:
     """Plain OpenCV/numpy form of :func:`ri_rggb` (the reference the numba path is tested on)."""
     c = np.ascontiguousarray(cfa, np.float32)
     g = green_gbtf(c)
-    r, b = rb_residual(c, g, linear=linear)
+    r, b = rb_residual(c, g)
     return np.ascontiguousarray(np.stack([r, g, b], axis=-1))
 
 
@@ -333,13 +315,11 @@ def _rb_nb(
     g: np.ndarray,
     p: int,
     eps: float,
-    rel: float,
     av: np.ndarray,
     bv: np.ndarray,
     tent: np.ndarray,
 ) -> None:
-    """Residual interpolation (as :func:`rb_residual`, r = 3; regulariser eps + rel * m^2)
-    of the colour sampled at
+    """Residual interpolation (as :func:`rb_residual`, r = 3) of the colour sampled at
     (p, p) mod 2, into ``tent`` (planar; its outermost ring 0): minimized-Laplacian fit on
     the samples (``mlri_sparse``), 7x7 mean of (a, b), tentative plane, bilinear residual
     added in place. Box sums are float64 column sums (running down the image) summed 7 wide
@@ -359,7 +339,6 @@ def _rb_nb(
                 bv[y, x] = 0.0
                 tent[y, x] = 0.0
     e32 = np.float32(eps)
-    r32 = np.float32(rel)
     tiny = np.float32(1e-12)
     nn = np.float32(49.0)
     cn = np.zeros(w, np.float64)
@@ -424,7 +403,7 @@ def _rb_nb(
             n = s_n[i] + tiny
             mi = s_g[i] / n
             mp = s_t[i] / n
-            a = s_gt[i] / (s_gg[i] + (e32 + r32 * mi * mi))
+            a = s_gt[i] / (s_gg[i] + e32)
             ar[i] = a
             br[i] = mp - a * mi
     ca = np.zeros(w, np.float64)
@@ -485,9 +464,8 @@ def _interleave(r: np.ndarray, g: np.ndarray, b: np.ndarray, out: np.ndarray) ->
             o[3 * x + 2] = bb[x]
 
 
-def ri_rggb(cfa: np.ndarray, linear: bool = False) -> np.ndarray:
-    """GBTF green + residual-interpolated R/B on an RGGB mosaic (mirror margin >= 18);
-    ``linear``: linear values (the R/B fit's regulariser, ``linear_eps``).
+def ri_rggb(cfa: np.ndarray) -> np.ndarray:
+    """GBTF green + residual-interpolated R/B on an RGGB mosaic (mirror margin >= 18).
 
     numba form of :func:`ri_rggb_reference` (equal to it within 1e-5 beyond 18 px of the
     border; nearer the border the values are not meaningful, as for the reference).
@@ -498,8 +476,7 @@ def ri_rggb(cfa: np.ndarray, linear: bool = False) -> np.ndarray:
     # cheaper than numba's), shared by the green and the R/B passes
     g, s0, s1, s2, s3 = (np.empty_like(c) for _ in range(5))
     _green_nb(c, 0.56, 0.35, 0.08, 0.01, g, s0, s1, s2, s3)
-    eps, rel = linear_eps(linear)
-    _rb_nb(c, g, 0, eps, rel, s0, s1, s2)  # R into s2
-    _rb_nb(c, g, 1, eps, rel, s0, s1, s3)  # B into s3 (s2 kept)
+    _rb_nb(c, g, 0, RB_EPS, s0, s1, s2)  # R into s2
+    _rb_nb(c, g, 1, RB_EPS, s0, s1, s3)  # B into s3 (s2 kept)
     _interleave(s2, g, s3, out)
     return out

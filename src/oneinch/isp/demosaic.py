@@ -178,16 +178,16 @@ def _rcd_rggb(cfa: np.ndarray) -> np.ndarray:
     return rcd_rggb(cfa)
 
 
-def _ri_rggb(cfa: np.ndarray, linear: bool = False) -> np.ndarray:
+def _ri_rggb(cfa: np.ndarray) -> np.ndarray:
     from oneinch.isp._demosaic_ri import ri_rggb
 
-    return ri_rggb(cfa, linear)
+    return ri_rggb(cfa)
 
 
-def _iri_rggb(cfa: np.ndarray, linear: bool = False) -> np.ndarray:
+def _iri_rggb(cfa: np.ndarray) -> np.ndarray:
     from oneinch.isp._demosaic_iri import iri_rggb
 
-    return iri_rggb(cfa, linear=linear)
+    return iri_rggb(cfa)
 
 
 def _iri_lr_rggb(cfa: np.ndarray) -> np.ndarray:
@@ -213,13 +213,7 @@ _BAYER = {  # name -> (RGGB kernel, margin it needs)
 }
 
 
-_SCALE_FREE = ("ri", "iri")  # kernels with a regulariser for linear values (``linear=True``)
-
-
-def _demosaic_bayer(mosaic: np.ndarray, pattern: CFAPattern, method: str,
-                    encoded: bool = False) -> np.ndarray:
-    """A Bayer mosaic through ``method``'s RGGB kernel; ``encoded``: its values are the sRGB
-    domain's (else linear: 'ri' and 'iri' regularise their R/B fit relative to the level)."""
+def _demosaic_bayer(mosaic: np.ndarray, pattern: CFAPattern, method: str) -> np.ndarray:
     fn, margin = _BAYER[method]
     if method == "rcd":  # any phase, borders mirrored by index: no padded copy
         from oneinch.isp._demosaic_rcd import rcd_bayer
@@ -227,7 +221,7 @@ def _demosaic_bayer(mosaic: np.ndarray, pattern: CFAPattern, method: str,
         ry, rx = (int(v[0]) for v in np.nonzero(pattern.array() == 0))
         return rcd_bayer(mosaic, (ry, rx))
     padded, crop = _bayer_pad(mosaic, pattern, margin)
-    rgb = fn(padded, linear=True) if method in _SCALE_FREE and not encoded else fn(padded)
+    rgb = fn(padded)
     return _unpad(rgb, crop)
 
 
@@ -324,31 +318,29 @@ def demosaic(
             rgb = fn(_domain.encode(padded, out=padded))
             return _domain.decode_crop_restore(rgb, arr, crop, pat.array())
         # (the encoded samples are not put back: the linear ones are, after decoding)
-        rgb = _demosaic_linear(_domain.encode(arr), pat, name, quad_mode, restore=False,
-                               encoded=True)
+        rgb = _demosaic_linear(_domain.encode(arr), pat, name, quad_mode, restore=False)
         return _restore_samples(_domain.decode(rgb, out=rgb), arr, pat)
     return _demosaic_linear(arr, pat, name, quad_mode)
 
 
 def _demosaic_linear(arr: np.ndarray, pat: CFAPattern, name: str, quad_mode: str,
-                     restore: bool = True, encoded: bool = False) -> np.ndarray:
+                     restore: bool = True) -> np.ndarray:
     """demosaic() of a C-contiguous float32 mosaic, options checked, in the linear domain;
-    ``restore=False``: the samples are not put back (a caller that puts others back);
-    ``encoded``: the values are sRGB-encoded (the srgb domain's path for other mosaics)."""
+    ``restore=False``: the samples are not put back (a caller that puts others back)."""
     if pat.kind == "quad":
         if quad_mode == "bin":
             binned, bayer = _quad_bin(arr, pat)
-            return _demosaic_linear(binned, bayer, name, quad_mode, restore, encoded)
+            return _demosaic_linear(binned, bayer, name, quad_mode, restore)
         bayer_mosaic, bayer = _quad_remosaic(arr, pat)
         # the Quad samples the Bayer target moved (R/B: 3 of 4, G: half) go back as well
-        rgb = _demosaic_linear(bayer_mosaic, bayer, name, quad_mode, encoded=encoded)
+        rgb = _demosaic_linear(bayer_mosaic, bayer, name, quad_mode)
         return _restore_samples(rgb, arr, pat) if restore else rgb
     if pat.kind == "xtrans":
         from oneinch.isp._demosaic_xtrans import xtrans_demosaic
 
         rgb = xtrans_demosaic(arr, pat)
     elif pat.kind == "bayer":
-        rgb = _demosaic_bayer(arr, pat, name, encoded)
+        rgb = _demosaic_bayer(arr, pat, name)
     else:
         from oneinch.isp._demosaic_xtrans import generic_bilinear
 
