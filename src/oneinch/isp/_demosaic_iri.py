@@ -243,16 +243,16 @@ REFINE_GAIN = 6.0
 REFINE_POWER = 1.5  # tuned on both full sets: Kodak +0.47, McMaster +0.01 dB (unblended: -1.5)
 
 
-def refine_weight(cfa: np.ndarray, green: np.ndarray, tentatives: list | None = None) -> np.ndarray:
+def refine_weight(cfa: np.ndarray, green: np.ndarray, tentatives: list) -> np.ndarray:
     """Per-pixel weight in [0, 1] of the colour-difference refinement.
 
     Local test of the constant-colour-difference model against the residual-interpolation
     model (the idea of choosing per pixel by the local residual, Monno et al. 2015 ARI, sec. 3):
     on the R (B) samples of a window, the variance of X - G is compared with the mean square of
-    the residual X - (a G + b) of the tentative plane's fit (``mlri_sparse``; the gain and
-    power were tuned with the guided filter's fit, which measured the same within 0.04 dB).
-    Where the colour difference fits about as well as
-    the linear model the refinement is applied, where it fits much worse it is not
+    the residual X - (a G + b) of the tentative planes (``tentatives``, as rb_iri gives them:
+    ``mlri_sparse``; the gain and power were tuned with the guided filter's fit, which
+    measured the same within 0.04 dB). Where the colour difference fits about as well as the
+    linear model the refinement is applied, where it fits much worse it is not
     (weight = clip(gain * ratio, 0, 1) ** power, minimum over R and B).
     """
     h, w = cfa.shape
@@ -264,11 +264,7 @@ def refine_weight(cfa: np.ndarray, green: np.ndarray, tentatives: list | None = 
         d = (cfa - green) * m
         mu = _box(d, k, k) / n
         var_cd = _box(d * d, k, k) / n - mu * mu
-        if tentatives is None:
-            t = mlri_sparse(green, cfa * m, m)
-        else:
-            t = tentatives[i]
-        e = (cfa - t) * m
+        e = (cfa - tentatives[i]) * m
         var_ri = _box(e * e, k, k) / n
         ratio = (var_ri + 1e-6) / (var_cd + 1e-6)
         out = ratio if out is None else np.minimum(out, ratio)
