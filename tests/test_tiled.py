@@ -236,10 +236,12 @@ def test_strips_really_are_strips(raw, monkeypatch):
     assert calls and calls[0] == 64 and raw.height > 2 * 64
 
 
-def test_nonlocal_demosaic_is_developed_whole(raw):
-    """iri's iterations are stopped by a whole-image criterion: tiled=True falls back to the
-    whole-image path rather than join strips that differ at their seams."""
-    r = Recipe().with_(demosaic={"method": "iri"})
+@pytest.mark.parametrize("method", ["iri", "iri-lr", "iri-cnn"])
+def test_nonlocal_demosaic_is_developed_whole(raw, method):
+    """iri's iterations are stopped by a whole-image criterion, and iri-lr and iri-cnn start
+    from it: tiled=True falls back to the whole-image path rather than join strips that differ
+    at their seams."""
+    r = Recipe().with_(demosaic={"method": method})
     a = develop(raw, r, tiled=False).rgb
     b = develop(raw, r, tiled=True).rgb
     assert np.array_equal(a, b)

@@ -44,8 +44,9 @@ TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size 
 DEMOSAIC_MARGIN = 18  # rows of context demosaicing needs (RI: reach 17, RCD: fewer)
 RCD_CONTEXT = 10  # rows RCD reads each side of an output row (its rolling pipeline's 9)
 # methods whose result at a pixel depends on rows far away (iri's iterations, stopped by a
-# criterion over the whole image): developed whole, never in strips
-NONLOCAL = ("iri", "iri-lr")
+# criterion over the whole image, and the learned stages that start from them): developed
+# whole, never in strips
+NONLOCAL = ("iri", "iri-lr", "iri-cnn")
 PIXEL_STRIP_ROWS = 96  # per-pixel passes: short strips keep numpy temporaries in cache and small
 # a streamed strip keeps this many times isp.tiles.ROWS rows (768): its sensor margin (64 rows
 # each side at 50 MP: demosaic, denoise, sharpening) is then 17 % of its sensor work, not 33 %,
