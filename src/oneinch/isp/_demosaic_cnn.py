@@ -20,11 +20,12 @@ the network goes through OpenCV's DNN module (``cv2.dnn.readNetFromONNX``), in t
 halo of the network's reach, so memory stays bounded on large images and tiled equals whole;
 ``refine_reference`` is the same network in plain numpy from the same weights.
 
-Network: 10 bias-free 3x3 convolutions, 64 channels, 0.31 M weights (1.24 MB). Measured
-(bench/quality_demosaic.py, Kodak-24 / McMaster-18 CPSNR): iri-lr 41.09 / 37.32 dB, iri-cnn
-41.10 / 37.53 dB; 2.0 s/MP on 2 cores (iri-lr 1.0), 3.3 s/MP on one. Scored on the 8-bit
-output, on the iri-lr retrained in session 17 (not retrained itself): iri-lr 41.19 / 37.37,
-iri-cnn 41.21 / 37.57 dB (on the iri-lr it was trained on: 41.20 / 37.55).
+Network: 16 bias-free 3x3 convolutions, 64 channels, 0.53 M weights (2.12 MB): the earlier
+10-layer network (0.31 M) made 6 layers deeper, the new ones started as the identity, and
+trained on for 9000 iterations on the retrained iri-lr (scripts/train_demosaic_cnn.py).
+Measured (bench/quality_demosaic.py, Kodak-24 / McMaster-18 CPSNR of the 8-bit output): iri-lr
+41.19 / 37.37 dB; the 10-layer network 41.21 / 37.57; this one 41.27 / 37.66, at the same
+2.8 s/MP on 2 cores (iri-lr 0.7-1.0 of it).
 """
 
 from __future__ import annotations
@@ -150,8 +151,9 @@ def refine_reference(first: np.ndarray) -> np.ndarray:
 
 
 def iri_cnn_rggb(cfa: np.ndarray) -> np.ndarray:
-    """``iri-lr`` then the CNN refinement, on an RGGB mosaic with even sizes (margin >= 56:
-    iri-lr's 32 plus the network's reach of 2 x ``reach()`` full-resolution pixels)."""
+    """``iri-lr`` then the CNN refinement, on an RGGB mosaic with even sizes (margin >= 68:
+    iri-lr's 32 plus the network's reach of 2 x (``reach()`` + ``DETAIL // 2``) full-resolution
+    pixels; isp.demosaic gives it 72)."""
     from oneinch.isp._demosaic_learned import iri_lr_rggb
 
     return refine(iri_lr_rggb(cfa))

@@ -209,7 +209,7 @@ _BAYER = {  # name -> (RGGB kernel, margin it needs)
     "ri": (_ri_rggb, 18),
     "iri": (_iri_rggb, 24),
     "iri-lr": (_iri_lr_rggb, 32),
-    "iri-cnn": (_iri_cnn_rggb, 56),
+    "iri-cnn": (_iri_cnn_rggb, 72),
 }
 
 
