@@ -74,9 +74,10 @@ retrained iri-lr (127 images, 513 s), then
 
 Validation (Garden; iri-lr 48.13 / 44.37 on the retrained iri-lr): 48.24 / 44.72 after 500
 iterations (where it started), 48.17-48.29 / 44.65-44.83 along the way, 48.23 / 44.78 at
-9000. bench/quality_demosaic.py: 41.21 / 37.57 -> **41.27 / 37.66** (8-bit output), at the
-same speed (2.8 s/MP with iri-lr, 2 cores). Three times the training again bought +0.06 /
-+0.09 dB: the goal is not within reach of this network, data and CPU.
+9000. bench/quality_demosaic.py: 41.21 / 37.57 -> **41.27 / 37.66** (8-bit output); the
+network's own time 0.88 -> 1.55 s/MP (2 cores), the method's 3.5 s/MP. Nearly the whole
+earlier training time again bought +0.06 / +0.09 dB: the goal is not within reach of this
+network, data and CPU.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ Network: 16 bias-free 3x3 convolutions, 64 channels, 0.53 M weights (2.12 MB): t
 10-layer network (0.31 M) made 6 layers deeper, the new ones started as the identity, and
 trained on for 9000 iterations on the retrained iri-lr (scripts/train_demosaic_cnn.py).
 Measured (bench/quality_demosaic.py, Kodak-24 / McMaster-18 CPSNR of the 8-bit output): iri-lr
-41.19 / 37.37 dB; the 10-layer network 41.21 / 37.57; this one 41.27 / 37.66, at the same
-2.8 s/MP on 2 cores (iri-lr 0.7-1.0 of it).
+41.19 / 37.37 dB; the 10-layer network 41.21 / 37.57; this one 41.27 / 37.66. The network
+alone (``refine``, 2 cores, a 0.5 MP crop, min of 5, the two files alternated): 0.88 -> 1.55
+s/MP; the whole method 3.5 s/MP in bench/quality_demosaic.py (iri-lr 0.86).
 """
 
 from __future__ import annotations
