@@ -43,10 +43,6 @@ DOMAIN_SRGB_MAX_NOISE = 0.16
 TILE_MIN_PIXELS = 4_000_000  # tiled=None: strips of rows from this sensor size up
 DEMOSAIC_MARGIN = 18  # rows of context demosaicing needs (RI: reach 17, RCD: fewer)
 RCD_CONTEXT = 10  # rows RCD reads each side of an output row (its rolling pipeline's 9)
-# methods whose result at a pixel depends on rows far away (iri's iterations, stopped by a
-# criterion over the whole image, and the learned stages that start from them): developed
-# whole, never in strips
-NONLOCAL = ("iri", "iri-lr", "iri-cnn")
 PIXEL_STRIP_ROWS = 96  # per-pixel passes: short strips keep numpy temporaries in cache and small
 # a streamed strip keeps this many times isp.tiles.ROWS rows (768): its sensor margin (64 rows
 # each side at 50 MP: demosaic, denoise, sharpening) is then 17 % of its sensor work, not 33 %,
@@ -761,7 +757,7 @@ def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None)
     if tiled is None and raw.height * raw.width < TILE_MIN_PIXELS:
         return False
     sx, sy = (float(v) for v in raw.default_scale)
-    local = raw.is_linear or _bin_factor(raw, r) > 1 or _auto_method(raw, r) not in NONLOCAL
+    local = raw.is_linear or _bin_factor(raw, r) > 1 or _in_strips(_auto_method(raw, r))
     return (
         local
         and (raw.is_linear or (raw.cfa is not None and raw.cfa.kind == "bayer"))
@@ -802,6 +798,19 @@ def _made_by(raw: RawImage, r: Recipe) -> str | None:
         return f"quad:{_auto_method(raw, r)}"  # remosaic, then the method ('bin' averages:
         # the noise stays white per site of the half-size Bayer mosaic the method demosaics)
     return _auto_method(raw, r)
+
+
+def _in_strips(method: str) -> bool:
+    """A demosaic method runs in strips when the context it reads fits in the rows a strip
+    gets (``DEMOSAIC_MARGIN``). The others are developed whole: iri (its iterations stop on a
+    criterion over the whole image; margin 24) and the learned stages that start from it
+    (iri-lr 32, iri-cnn 72). Read from isp.demosaic's margins, so a new or deeper method
+    cannot be joined from strips that disagree at their seams (iri-cnn was, until it was
+    listed by hand)."""
+    from .isp.demosaic import context
+
+    need = context(method)
+    return need is not None and need <= DEMOSAIC_MARGIN
 
 
 def _auto_method(raw: RawImage, r: Recipe) -> str:

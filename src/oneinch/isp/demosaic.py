@@ -213,6 +213,13 @@ _BAYER = {  # name -> (RGGB kernel, margin it needs)
 }
 
 
+def context(method: str) -> int | None:
+    """Pixels of mosaic a Bayer ``method`` reads on each side of an output pixel (the mirror
+    margin it is given), or None for a name that is not a Bayer method."""
+    entry = _BAYER.get(method)
+    return None if entry is None else entry[1]
+
+
 def _demosaic_bayer(mosaic: np.ndarray, pattern: CFAPattern, method: str) -> np.ndarray:
     fn, margin = _BAYER[method]
     if method == "rcd":  # any phase, borders mirrored by index: no padded copy
