@@ -345,3 +345,28 @@ def test_iri_cnn_beats_iri_lr_on_mcmaster(images) -> None:
         for i in images[1]
     ]
     assert np.mean(gains) > 0.1, gains  # measured +0.20 dB (+0.14, +0.12, +0.33)
+
+
+
+def test_gbtf_weights_do_not_wrap_around(images) -> None:
+    """GBTF's directional weights shift the gradient sums by 2 px: np.roll wrapped the last
+    rows' onto the first. The first rows must not depend on how the array ends."""
+    from oneinch.isp._demosaic_ri import green_gbtf
+
+    mosaic = _mosaic(images[1][0])  # McMaster 1 (500 x 500), RGGB
+    whole = green_gbtf(mosaic)
+    cut = green_gbtf(np.ascontiguousarray(mosaic[:400]))
+    assert np.array_equal(whole[:200], cut[:200])
+    side = green_gbtf(np.ascontiguousarray(mosaic[:, :400]))
+    assert np.array_equal(whole[:, :200], side[:, :200])
+
+
+def test_iri_top_rows_do_not_depend_on_the_rows_far_below(images) -> None:
+    """iri on a mosaic with its 24-px mirror margin (as isp.demosaic gives it), and on the
+    same mosaic with 100 rows fewer at the bottom: the top rows agree. Before the fix of
+    GBTF's wrap-around they were 0.011 apart at row 5 (iri's 91-px refinement window reaches
+    into the margin rows that the wrap had filled from the other end)."""
+    c = np.ascontiguousarray(np.pad(_mosaic(images[1][0]), 24, mode="reflect"), np.float32)
+    whole = dm._iri_rggb(c)
+    cut = dm._iri_rggb(np.ascontiguousarray(c[:-100]))
+    assert np.abs(whole[24:150] - cut[24:150]).max() <= 1e-5

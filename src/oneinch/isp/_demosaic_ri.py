@@ -67,10 +67,10 @@ def green_gbtf(
     sv = _box(grad_v, 5, 5)
     sh = _box(grad_h, 5, 5)
     eps = np.float32(1e-10)
-    w_n = 1.0 / (np.roll(sv, 2, axis=0) ** 2 + eps)  # window rows y-4..y
-    w_s = 1.0 / (np.roll(sv, -2, axis=0) ** 2 + eps)
-    w_w = 1.0 / (np.roll(sh, 2, axis=1) ** 2 + eps)
-    w_e = 1.0 / (np.roll(sh, -2, axis=1) ** 2 + eps)
+    w_n = 1.0 / (_shifted(sv, 2, 0) ** 2 + eps)  # window rows y-4..y
+    w_s = 1.0 / (_shifted(sv, -2, 0) ** 2 + eps)
+    w_w = 1.0 / (_shifted(sh, 2, 1) ** 2 + eps)
+    w_e = 1.0 / (_shifted(sh, -2, 1) ** 2 + eps)
     f = np.array([0.56, 0.35, 0.08, 0.01, 0.0], np.float32) if taper is None else taper
     k_n = np.zeros((9, 1), np.float32)
     k_n[:5, 0] = f[::-1]  # rows y-4..y, weight f[0] at y
@@ -81,6 +81,19 @@ def green_gbtf(
     e_e = _f(dh, k_s.T.copy())
     delta = (w_n * e_n + w_s * e_s + w_w * e_w + w_e * e_e) / (w_n + w_s + w_w + w_e)
     return np.where(mg > 0, cfa, cfa + delta).astype(np.float32)
+
+
+def _shifted(a: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """``a`` moved ``k`` places along ``axis`` (element i holds a[i - k]), reflected (101)
+    past the border. Not np.roll, which wraps around: the first rows' weights came from the
+    last rows, and iri's 91-px refinement window carried that ~20 px into the image, from
+    whatever rows the array ended with (a strip's differed from the whole image's)."""
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (k, 0) if k > 0 else (0, -k)
+    p = np.pad(a, pad, mode="reflect")
+    idx = [slice(None)] * a.ndim
+    idx[axis] = slice(0, a.shape[axis]) if k > 0 else slice(-k, None)
+    return p[tuple(idx)]
 
 
 _K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
