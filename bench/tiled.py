@@ -4,8 +4,9 @@ develop() runs large images in strips of rows (develop_strips, from 4 MP up); th
 path is the reference. On every Kodak-24 and McMaster-18 image, unprocessed into a noisy
 14-bit raw (bench/quality_denoise.make_case: ISO 100 and 3200), this develops the raw both
 ways with the default recipe and the large-image demosaic (RCD: 'auto' picks iterative
-residual interpolation at this size, which is never run in strips), in strips of 64 rows so
-that each image has several seams, to 8-bit sRGB. Each is scored by PSNR against the same
+residual interpolation at this size), in strips of 64 rows so that each image has several
+seams, to 8-bit sRGB; then the same with iri, iri-lr and iri-cnn (run in strips since session
+19, each strip given 96-128 rows of context: isp.demosaic.strip_context) in strips of 128 rows. Each is scored by PSNR against the same
 develop of the noise-free raw (untiled): the issue's bound is |tiled - untiled| <= 0.01 dB.
 Also printed: the largest difference between the two 8-bit images, and the share of pixels
 that differ at all.
@@ -47,10 +48,15 @@ def _psnr(ref: np.ndarray, out: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / max(np.mean(d * d), 1e-12)))
 
 
-def tiled_table(quick: bool = False) -> str:
-    tiles.ROWS = 64  # several strips per 512-row image
+def tiled_table(quick: bool = False, method: str = "rcd", rows: int = 64,
+                isos: tuple[int, ...] = ISOS) -> str:
+    """The table for one demosaic ``method``, in strips of ``rows`` rows."""
+    tiles.ROWS = rows  # several strips per 512-row image
     limit = 4 if quick else None
+    recipe = Recipe().with_(demosaic={"method": method})
     lines = [
+        f"demosaic {method}, strips of {rows} rows (+ {_context(method)} rows of context for"
+        " the demosaic)\n",
         "| set | ISO | images | untiled dB | tiled dB | tiled - untiled dB | max diff (8-bit)"
         " | pixels differing |",
         "|---|---|---|---|---|---|---|---|",
@@ -58,14 +64,14 @@ def tiled_table(quick: bool = False) -> str:
     worst = 0.0
     for name in ("kodak24", "mcmaster18"):
         images = load_set(name, limit)
-        for iso in ISOS:
+        for iso in isos:
             p_whole, p_strips, maxd, share = [], [], 0, []
             for i, (_, srgb) in enumerate(images):
                 noisy, _ = synthetic.unprocess(srgb, iso=iso, seed=i)
                 clean, _ = synthetic.unprocess(srgb)
-                ref = develop(clean, RECIPE, tiled=False, dtype=np.uint8).rgb
-                whole = develop(noisy, RECIPE, tiled=False, dtype=np.uint8).rgb
-                strips = develop(noisy, RECIPE, tiled=True, dtype=np.uint8).rgb
+                ref = develop(clean, recipe, tiled=False, dtype=np.uint8).rgb
+                whole = develop(noisy, recipe, tiled=False, dtype=np.uint8).rgb
+                strips = develop(noisy, recipe, tiled=True, dtype=np.uint8).rgb
                 p_whole.append(_psnr(ref, whole))
                 p_strips.append(_psnr(ref, strips))
                 d = np.abs(whole.astype(np.int16) - strips.astype(np.int16))
@@ -77,6 +83,13 @@ def tiled_table(quick: bool = False) -> str:
                          f" | {maxd} | {100 * np.mean(share):.3f} % |")
     lines.append(f"\nlargest |tiled - untiled|: {worst:.4f} dB (bound 0.01 dB)")
     return "\n".join(lines)
+
+
+def _context(method: str) -> int:
+    from oneinch.develop import DEMOSAIC_MARGIN
+    from oneinch.isp.demosaic import strip_context
+
+    return max(DEMOSAIC_MARGIN, strip_context(method) or 0)
 
 
 def _canvas(images: list[tuple[str, np.ndarray]], cols: int, size: int) -> np.ndarray:
@@ -142,8 +155,14 @@ def streamed_table(quick: bool = False) -> str:
 
 def main() -> None:
     t0 = time.perf_counter()
-    print(tiled_table(quick="--quick" in sys.argv))
+    quick = "--quick" in sys.argv
+    print(tiled_table(quick))
     print()
+    # the long-reach methods (96-128 rows of context): strips of 128 rows, so that a 512-row
+    # image still has seams and the redundant context stays ~3x
+    for method in ("iri", "iri-lr", "iri-cnn"):
+        print(tiled_table(quick, method, rows=128))
+        print()
     print(streamed_table(quick="--quick" in sys.argv))
     print(f"({time.perf_counter() - t0:.0f} s)")
 

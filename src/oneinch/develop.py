@@ -373,7 +373,8 @@ def develop_strips(
 
     prepared = threading.Thread(target=prepare, name="oneinch-denoise-prepare")
     prepared.start()
-    margin = DEMOSAIC_MARGIN + denoise_margin(r.denoise, noise, binned)
+    dm = _demosaic_margin(raw, method, factor)
+    margin = dm + denoise_margin(r.denoise, noise, binned)
     clip = clip_levels(gains)
     profile = _profile(raw, r)  # resolved once for every strip
     fused = _fused.supports(r)
@@ -387,7 +388,7 @@ def develop_strips(
         gain = _exposure_gain(raw, r, stats.sample)
         local = stats.local(r, space, gain) or local_setup(
             np.zeros((1, 1, 3), np.float32), r.tone, space)  # (no local operator)
-        return _develop_streamed(mosaic, sensor, margin - (DEMOSAIC_MARGIN if walk else 0),
+        return _develop_streamed(mosaic, sensor, margin - (dm if walk else 0),
                                  r, clip, crop, s_margin, bits, walk=walk, mat=mat,
                                  gain=gain, local=local,
                                  orientation=raw.shot.orientation,
@@ -801,16 +802,26 @@ def _made_by(raw: RawImage, r: Recipe) -> str | None:
 
 
 def _in_strips(method: str) -> bool:
-    """A demosaic method runs in strips when the context it reads fits in the rows a strip
-    gets (``DEMOSAIC_MARGIN``). The others are developed whole: iri (its iterations stop on a
-    criterion over the whole image; margin 24) and the learned stages that start from it
-    (iri-lr 32, iri-cnn 72). Read from isp.demosaic's margins, so a new or deeper method
-    cannot be joined from strips that disagree at their seams (iri-cnn was, until it was
-    listed by hand)."""
-    from .isp.demosaic import context
+    """Every Bayer demosaic method runs in strips, each strip given the rows of context its
+    method needs (:func:`_demosaic_margin`). Until session 19 iri and the learned stages that
+    start from it were developed whole, on the belief that iri's iterations stop on a
+    whole-image criterion; they are a fixed count, combined per pixel, and the seams came from
+    strips with RI's 18 rows of context where iri's influence reaches ~100 (at 50 MP, whole:
+    iri-lr 5.8 GB peak RSS)."""
+    from .isp.demosaic import strip_context
 
-    need = context(method)
-    return need is not None and need <= DEMOSAIC_MARGIN
+    return strip_context(method) is not None
+
+
+def _demosaic_margin(raw: RawImage, method: str, factor: int) -> int:
+    """Rows of mosaic around a strip that its demosaic reads: ``DEMOSAIC_MARGIN``, or more
+    for a method whose reach is longer (isp.demosaic.strip_context: iri 96, iri-lr 88,
+    iri-cnn 128); binned and linear raws are not demosaiced."""
+    from .isp.demosaic import strip_context
+
+    if raw.is_linear or factor > 1:
+        return DEMOSAIC_MARGIN
+    return max(DEMOSAIC_MARGIN, strip_context(method) or 0)
 
 
 def _auto_method(raw: RawImage, r: Recipe) -> str:

@@ -103,7 +103,7 @@ def warm(aot: bool = True) -> float:
         # and from the lower half only, and by area tables (128 x 2000: factor 1.95)
         wide = demo_scene(128, 2048)
         lower = np.where(np.arange(128)[:, None, None] >= 64, 6.0, 1.0).astype(np.float32)
-        # (rcd: develop's strips, streamed; auto picks iri at this size, developed whole)
+        # (rcd: develop's strips, streamed; auto picks iri at this size: whole, under 4 MP)
         rcd = plain.with_(demosaic={"method": "rcd"})
         for lit in (scene * 6.0, wide * 6.0, wide * lower, demo_scene(128, 2000) * 6.0):
             bright, _ = unprocess(lit, linear_input=True, iso=100, seed=2)

@@ -111,7 +111,7 @@ _DIAG = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
 @aot.entry
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _wfill_numba(dp, gp, diag, eps):
     p = 3
     h = dp.shape[0] - 2 * p
@@ -301,7 +301,7 @@ def _refl(i, n):
     return i
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _gf_row(guide, p, m, r, eps, out, pre, ab):
     """Row guided filter fitted where m > 0; box sums by prefix sums over the reflect-101
     extended row (pre: (5, n + 2r + 1), ab: (2, n + 2r + 1) scratch)."""
@@ -364,7 +364,7 @@ def _interp_row(v, m, out):
 
 
 @aot.entry
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _dir_diff_rows(cfa, r, iters, eps, clen, ceps):
     h, w = cfa.shape
     out = np.empty((h, w), np.float32)
