@@ -198,6 +198,10 @@ def test_wrong_options_are_one_line(small_dng, tmp_path):
         res = run("develop", str(small_dng), "-o", str(tmp_path), *args)
         assert res.returncode == 2, (args, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+    # a binned preview never demosaics: the method used to go unchecked there
+    res = run("develop", str(small_dng), "-o", str(tmp_path), "--size", "200",
+              "--demosaic", "magic")
+    assert res.returncode == 2 and "unknown demosaic method 'magic'" in res.stderr
     assert not list(tmp_path.glob("*.jpg"))
 
 

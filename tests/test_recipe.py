@@ -42,3 +42,14 @@ def test_with_rejects_unknown_fields():
 
 def test_sidecar_name():
     assert sidecar_path("/a/b/IMG_1.dng").name == "IMG_1.dng.oneinch.toml"
+
+
+def test_demosaic_method_and_quad_mode_are_checked_up_front():
+    """An unknown demosaic method was only noticed when a full-size Bayer raw reached the
+    demosaic: with --size (binned) or on a LinearRaw DNG it was ignored without a word."""
+    with pytest.raises(OptionError, match="unknown demosaic method 'magic'"):
+        Recipe().with_(demosaic={"method": "magic"})
+    with pytest.raises(OptionError, match="unknown quad_bayer mode 'fold'"):
+        Recipe().with_(demosaic={"quad_bayer": "fold"})
+    for name in ("auto", "rcd", "iri-cnn"):
+        assert Recipe().with_(demosaic={"method": name}).demosaic.method == name

@@ -181,7 +181,9 @@ def develop(
         str | None, typer.Option("--wb", help="as-shot | auto | daylight | KELVIN[,TINT]")
     ] = None,
     demosaic: Annotated[
-        str | None, typer.Option("--demosaic", help="demosaic method (auto)")
+        str | None, typer.Option("--demosaic", help=(
+            "auto (by size: iri up to 4 MP, ri to 16 MP, rcd above) | bilinear | malvar | rcd"
+            " | ri | iri | iri-lr | iri-cnn (best, slowest: ~3.5 s/MP)"))
     ] = None,
     exposure: Annotated[float | None, typer.Option("--exposure", help="exposure in EV")] = None,
     size: Annotated[int | None, typer.Option("--size", help="long edge in pixels")] = None,

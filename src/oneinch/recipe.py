@@ -16,6 +16,9 @@ from .errors import InputError, OptionError
 SPACES = ("srgb", "p3", "rec2020", "prophoto")
 FORMATS = ("jpeg", "tiff", "png", "uhdr", "heif", "avif", "jxl")
 TRANSFERS = ("sdr", "pq", "hlg")
+# demosaic methods (isp.demosaic.METHODS is this tuple) and Quad-Bayer modes
+DEMOSAIC_METHODS = ("auto", "bilinear", "malvar", "rcd", "ri", "iri", "iri-lr", "iri-cnn")
+QUAD_MODES = ("remosaic", "bin")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class Demosaic:
     domain: str = "auto"  # 'auto' | 'srgb' | 'linear'
 
     def __post_init__(self) -> None:
+        if self.method not in DEMOSAIC_METHODS:
+            raise OptionError(f"unknown demosaic method {self.method!r} (one of "
+                              f"{', '.join(DEMOSAIC_METHODS)})")
+        if self.quad_bayer not in QUAD_MODES:
+            raise OptionError(f"unknown quad_bayer mode {self.quad_bayer!r} (remosaic, bin)")
         if self.domain not in ("auto", "srgb", "linear"):
             raise OptionError(f"unknown demosaic domain {self.domain!r} (auto, srgb, linear)")
 

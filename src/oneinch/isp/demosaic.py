@@ -43,18 +43,9 @@ import numpy as np
 
 from oneinch.errors import InputError, OptionError
 from oneinch.raw.image import CFAPattern, as_pattern
+from oneinch.recipe import DEMOSAIC_METHODS, QUAD_MODES
 
-METHODS: tuple[str, ...] = (
-    "auto",
-    "bilinear",
-    "malvar",
-    "rcd",
-    "ri",
-    "iri",
-    "iri-lr",
-    "iri-cnn",
-)
-QUAD_MODES: tuple[str, ...] = ("remosaic", "bin")
+METHODS: tuple[str, ...] = DEMOSAIC_METHODS  # (the recipe checks them without loading this)
 DOMAINS: tuple[str, ...] = ("linear", "srgb")
 AUTO_METHOD = "ri"
 
