@@ -53,3 +53,46 @@ def test_demosaic_method_and_quad_mode_are_checked_up_front():
         Recipe().with_(demosaic={"quad_bayer": "fold"})
     for name in ("auto", "rcd", "iri-cnn"):
         assert Recipe().with_(demosaic={"method": name}).demosaic.method == name
+
+
+BAD_SETTINGS = [  # each was accepted by the recipe; what followed is in the comment
+    ("output", "subsampling", "4:1:1"),  # streamed JPEG: internal error (KeyError)
+    ("sharpen", "radius", 1e9),  # internal error (OpenCV's Gaussian kernel)
+    ("sharpen", "radius", -2.0),  # silently radius 0.3
+    ("sharpen", "amount", float("nan")),  # an all-NaN image, written
+    ("sharpen", "threshold", -1.0),
+    ("exposure", "ev", float("nan")),  # a black JPEG, written
+    ("exposure", "ev", 1e9),  # a white one
+    ("white_balance", "tint", float("nan")),
+    ("white_balance", "tint", 1000.0),
+    ("lens", "mode", "on"),  # silently 'auto'
+    ("denoise", "strength", 7.0),  # silently ignored unless mode 'manual'
+    ("tone", "shadows", 5.0),
+    ("tone", "highlights", float("inf")),
+    ("tone", "detail", float("nan")),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "value"), BAD_SETTINGS)
+def test_settings_out_of_range_are_rejected_when_the_recipe_is_made(section, key, value):
+    with pytest.raises(OptionError, match=f"{section}.{key}|{key}"):
+        Recipe().with_(**{section: {key: value}})
+
+
+def test_a_recipe_file_with_a_bad_value_names_the_file(tmp_path):
+    p = tmp_path / "shot.toml"
+    p.write_text("[sharpen]\nradius = 1e9\n")
+    with pytest.raises(InputError, match=r"shot.toml: sharpen.radius 1000000000.0 is outside"):
+        Recipe.load(p)
+
+
+def test_the_presets_and_edges_of_the_ranges_are_accepted():
+    from oneinch.looks.looks import PRESETS, preset
+
+    for name in PRESETS:
+        preset(name)
+    Recipe().with_(exposure={"ev": -16.0}, sharpen={"amount": 0.0, "radius": 0.0},
+                   tone={"shadows": -2.0, "highlights": 2.0, "detail": 2.0},
+                   white_balance={"mode": "kelvin", "kelvin": 5000.0, "tint": -150.0},
+                   denoise={"mode": "manual", "strength": 1.0}, lens={"mode": "off"},
+                   output={"subsampling": "4:2:0"})

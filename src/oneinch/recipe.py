@@ -19,6 +19,17 @@ TRANSFERS = ("sdr", "pq", "hlg")
 # demosaic methods (isp.demosaic.METHODS is this tuple) and Quad-Bayer modes
 DEMOSAIC_METHODS = ("auto", "bilinear", "malvar", "rcd", "ri", "iri", "iri-lr", "iri-cnn")
 QUAD_MODES = ("remosaic", "bin")
+SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
+
+
+def _within(name: str, value: object, lo: float, hi: float, unit: str = "") -> None:
+    """OptionError unless ``value`` is a number in lo..hi (NaN is not)."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise OptionError(f"{name} {value!r} is not a number") from None
+    if not lo <= v <= hi:
+        raise OptionError(f"{name} {value} is outside {lo:g}..{hi:g}{unit}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class WhiteBalance:
             )
         if self.mode == "kelvin" and not (self.kelvin and 1500 <= self.kelvin <= 50000):
             raise OptionError(f"white balance temperature {self.kelvin} K is outside 1500..50000 K")
+        _within("white_balance.tint", self.tint, -150, 150)
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,13 @@ class Denoise:
     luma: float = 1.0
     chroma: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "off", "manual"):
+            raise OptionError(f"unknown denoise mode {self.mode!r} (auto, off, manual)")
+        _within("denoise.strength", self.strength, 0, 1)
+        _within("denoise.luma", self.luma, 0, 100)  # multipliers of the strength
+        _within("denoise.chroma", self.chroma, 0, 100)
+
 
 @dataclass(frozen=True)
 class Highlights:
@@ -98,6 +117,10 @@ class Lens:
 
     mode: str = "auto"
 
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "off"):
+            raise OptionError(f"unknown lens mode {self.mode!r} (auto, off)")
+
 
 @dataclass(frozen=True)
 class Exposure:
@@ -106,6 +129,9 @@ class Exposure:
     ev: float = 0.0
     baseline: bool = True
     auto: bool = False
+
+    def __post_init__(self) -> None:
+        _within("exposure.ev", self.ev, -16, 16, " stops")
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,11 @@ class Tone:
     local: float = 0.0  # strength of the local tone operator (0 = off)
     grey: float = 0.18  # display-linear value scene middle grey maps to (0.18 = sRGB 118)
     detail: float = 0.0  # local contrast: fraction of the detail layer added (0 = off)
+
+    def __post_init__(self) -> None:  # (the curve's own anchors: looks.tone.curve_params)
+        _within("tone.shadows", self.shadows, -2, 2, " stops")
+        _within("tone.highlights", self.highlights, -2, 2, " stops")
+        _within("tone.detail", self.detail, 0, 2)
 
 
 @dataclass(frozen=True)
@@ -146,6 +177,11 @@ class Sharpen:
     amount: float = 0.35
     radius: float = 1.0
     threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        _within("sharpen.amount", self.amount, 0, 5)
+        _within("sharpen.radius", self.radius, 0, 10, " px")
+        _within("sharpen.threshold", self.threshold, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -176,6 +212,9 @@ class Output:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise OptionError(f"unknown format {self.format!r} (one of {', '.join(FORMATS)})")
+        if self.subsampling not in SUBSAMPLINGS:
+            raise OptionError(f"unknown subsampling {self.subsampling!r} (one of "
+                              f"{', '.join(SUBSAMPLINGS)})")
         if self.space not in SPACES:
             raise OptionError(f"unknown colour space {self.space!r} (one of {', '.join(SPACES)})")
         if not 1 <= self.quality <= 100:
