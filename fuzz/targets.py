@@ -26,6 +26,46 @@ def _tiny_photo() -> np.ndarray:
     return _TINY
 
 
+_RAW = None
+
+
+def _tiny_raw():
+    """A 64 x 96 synthetic Bayer raw (made once per worker)."""
+    global _RAW
+    if _RAW is None:
+        from oneinch.synthetic import demo_scene, unprocess
+
+        _RAW, _ = unprocess(demo_scene(64, 96), linear_input=True, iso=400, seed=0)
+    return _RAW
+
+
+def _recipe_case(path: Path, workdir: Path) -> None:
+    """Load the recipe, then develop the tiny raw with it and write the result in its format:
+    a recipe the loader accepts must develop to a finite image or fail with a clear error
+    (until session 19 only the loading was fuzzed, and NaN exposures or a 1e9-px sharpening
+    radius passed it). A OneinchError the develop raises is the recipe's: it is reported with
+    the recipe's name."""
+    from oneinch.develop import develop
+    from oneinch.errors import OneinchError
+    from oneinch.output.encode import write
+    from oneinch.recipe import Recipe
+
+    r = Recipe.load(path)
+    r.to_toml()
+    r.hash()
+    out = workdir / f"{path.stem}_developed.{r.output.format}"
+    try:
+        photo = develop(_tiny_raw(), r)
+        if not np.isfinite(photo.rgb).all():
+            raise AssertionError(f"{path}: the developed image is not finite")
+        write([photo], out, r.output)
+    except OneinchError as e:
+        raise type(e)(e.detail, str(path)) from None
+    finally:
+        if out.exists():
+            out.unlink()
+
+
 def run_target(target: str, path: Path, workdir: Path) -> None:
     """Run one target on one input file; raise whatever the library raises."""
     if target == "raw":
@@ -61,11 +101,7 @@ def run_target(target: str, path: Path, workdir: Path) -> None:
         t = read_template(path)
         render(_tiny_photo(), ShotInfo(make="Xiaomi", model="2203121C", f_number=1.9), t.name, t)
     elif target == "recipe":
-        from oneinch.recipe import Recipe
-
-        r = Recipe.load(path)
-        r.to_toml()
-        r.hash()
+        _recipe_case(path, workdir)
     else:
         raise ValueError(f"unknown fuzz target {target!r}")
 

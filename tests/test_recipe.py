@@ -96,3 +96,29 @@ def test_the_presets_and_edges_of_the_ranges_are_accepted():
                    white_balance={"mode": "kelvin", "kelvin": 5000.0, "tint": -150.0},
                    denoise={"mode": "manual", "strength": 1.0}, lens={"mode": "off"},
                    output={"subsampling": "4:2:0"})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[tone]\ngrey = "x"\n', "tone.grey must be a number"),  # was: ValueError in looks.tone
+    ("[tone]\nblack = {a = 1}\n", "tone.black must be a number"),  # TypeError there
+    ("[profile]\ndcp = 3.0\n", "profile.dcp must be text"),  # TypeError in isp.dcp
+    ("[exposure]\nauto = 1\n", "exposure.auto must be true or false"),
+    ("[output]\nquality = 9.5\n", "output.quality must be a whole number"),
+    ("[output]\nsize = true\n", "output.size must be a whole number"),
+    ('[frame]\noverrides = {lens = 28}\n', "frame.overrides must be a table of text"),
+])
+def test_a_recipe_file_value_of_the_wrong_type_is_a_clear_error(tmp_path, text, message):
+    """Found by the recipe fuzz target once it developed what it loaded: values of the wrong
+    TOML type reached the stages and failed there as internal errors."""
+    p = tmp_path / "typed.toml"
+    p.write_text(text)
+    with pytest.raises(InputError, match=f"typed.toml: {message}"):
+        Recipe.load(p)
+
+
+def test_a_recipe_file_takes_integers_for_numbers(tmp_path):
+    p = tmp_path / "ints.toml"
+    p.write_text("[exposure]\nev = 1\n[white_balance]\nmode = \"kelvin\"\nkelvin = 5000\n")
+    r = Recipe.load(p)
+    assert r.exposure.ev == 1.0 and isinstance(r.exposure.ev, float)
+    assert r.white_balance.kelvin == 5000.0

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from types import UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
 from .errors import InputError, OptionError
 
@@ -297,6 +298,8 @@ class Recipe:
             bad = set(values) - known
             if bad:
                 raise InputError(f"unknown setting {name}.{sorted(bad)[0]}", source)
+            types = get_type_hints(sec_cls)
+            values = {k: _typed(f"{name}.{k}", v, types[k], source) for k, v in values.items()}
             try:
                 kwargs[name] = sec_cls(**values)
             except OptionError as e:
@@ -334,6 +337,33 @@ class Recipe:
         import hashlib
 
         return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
+
+
+def _typed(name: str, value: Any, hint: Any, source: str | None) -> Any:
+    """A recipe file's ``value`` for a setting annotated ``hint``, or InputError: TOML's
+    integers are numbers (as float), but a string, table or boolean where a number belongs (or
+    the like) would otherwise fail inside a stage as an internal error."""
+    allowed = set(get_args(hint)) if get_origin(hint) is UnionType else {hint}
+    allowed.discard(type(None))
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if float in allowed and number:
+        return float(value)
+    if int in allowed and number:
+        if isinstance(value, int):
+            return value
+        raise InputError(f"{name} must be a whole number, not {value!r}", source)
+    if bool in allowed and isinstance(value, bool):
+        return value
+    if str in allowed and isinstance(value, str):
+        return value
+    if dict in {get_origin(a) for a in allowed} and isinstance(value, dict) and \
+            all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return value
+    what = ("a number" if float in allowed else "a whole number" if int in allowed else
+            "true or false" if bool in allowed else "text" if str in allowed else
+            "a table of text")
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise InputError(f"{name} must be {what}, not {shown}", source)
 
 
 def sidecar_path(raw_path: str | Path) -> Path:
