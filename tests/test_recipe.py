@@ -122,3 +122,13 @@ def test_a_recipe_file_takes_integers_for_numbers(tmp_path):
     r = Recipe.load(p)
     assert r.exposure.ev == 1.0 and isinstance(r.exposure.ev, float)
     assert r.white_balance.kelvin == 5000.0
+
+
+def test_the_recipe_checks_the_names_the_stages_know():
+    """The recipe checks names without importing the stages; they share its tuples."""
+    from oneinch.isp import demosaic, denoise
+    from oneinch.output.encode import SUBSAMPLING
+    from oneinch.recipe import DEMOSAIC_METHODS, DENOISE_MODES, SUBSAMPLINGS
+
+    assert demosaic.METHODS == DEMOSAIC_METHODS and denoise.MODES == DENOISE_MODES
+    assert set(SUBSAMPLING) == set(SUBSAMPLINGS)

@@ -20,7 +20,8 @@ TRANSFERS = ("sdr", "pq", "hlg")
 # demosaic methods (isp.demosaic.METHODS is this tuple) and Quad-Bayer modes
 DEMOSAIC_METHODS = ("auto", "bilinear", "malvar", "rcd", "ri", "iri", "iri-lr", "iri-cnn")
 QUAD_MODES = ("remosaic", "bin")
-SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
+DENOISE_MODES = ("auto", "off", "manual")  # (isp.denoise.MODES)
+SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")  # (output.encode.SUBSAMPLING's keys)
 
 
 def _within(name: str, value: object, lo: float, hi: float, unit: str = "") -> None:
@@ -83,8 +84,8 @@ class Denoise:
     chroma: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("auto", "off", "manual"):
-            raise OptionError(f"unknown denoise mode {self.mode!r} (auto, off, manual)")
+        if self.mode not in DENOISE_MODES:
+            raise OptionError(f"unknown denoise mode {self.mode!r} ({', '.join(DENOISE_MODES)})")
         _within("denoise.strength", self.strength, 0, 1)
         _within("denoise.luma", self.luma, 0, 100)  # multipliers of the strength
         _within("denoise.chroma", self.chroma, 0, 100)

@@ -112,12 +112,12 @@ from .. import _jit
 from .._jit import njit, prange
 from ..errors import InputError, OptionError
 from ..raw.image import CFAPattern
-from ..recipe import Denoise
+from ..recipe import DENOISE_MODES, Denoise
 from ._demosaic_rcd import _refl  # reflect-101 index (numba, inlined)
 
 _BAYER = CFAPattern.bayer("RGGB")
 
-MODES: tuple[str, ...] = ("auto", "off", "manual")
+MODES: tuple[str, ...] = DENOISE_MODES
 
 # Noise-level multiplier of luma on the stabilised (unit-variance) raw noise. Tuned on the
 # synthetic Kodak/McMaster raws (bench/quality_denoise.py) with the default demosaic; chroma's
