@@ -77,7 +77,14 @@ def run_target(target: str, path: Path, workdir: Path) -> None:
         from oneinch.raw import open_raw
         from oneinch.recipe import Recipe
 
-        develop(open_raw(path), Recipe().with_(output={"size": 256}))
+        # every demosaic method, whole and in strips, as the case's name picks (the sizes of
+        # the seeds keep each develop at full resolution)
+        methods = ("auto", "bilinear", "malvar", "rcd", "ri", "iri", "iri-lr", "iri-cnn")
+        k = sum(path.name.encode())
+        recipe = Recipe().with_(output={"size": 256}, demosaic={"method": methods[k % 8]})
+        photo = develop(open_raw(path), recipe, tiled=bool(k // 8 % 2))
+        if not np.isfinite(photo.rgb).all():
+            raise AssertionError(f"{path}: the developed image is not finite")
     elif target == "image":
         from oneinch.frame import frame_file
 
