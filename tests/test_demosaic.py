@@ -386,3 +386,31 @@ def test_strip_context_covers_the_reach(images, method: str) -> None:
         diffs.append(float(np.abs(part[m : m + b - a] - whole[a:b]).max()))
     assert diffs[0] <= 5e-6
     assert diffs[1] > 20 * diffs[0]
+
+
+def test_learned_weight_falls_with_the_noise() -> None:
+    assert dm.learned_weight(None) == 1.0 and dm.learned_weight(0.024) == 1.0  # ISO 100
+    assert dm.learned_weight(0.068) == 0.6  # ISO 800 of the synthetic sensor (0.62, in 0.05s)
+    assert dm.learned_weight(0.143) == 0.0 and dm.learned_weight(0.33) == 0.0
+    assert dm.learned_weight(0.08) == 0.5
+
+
+def test_weight_blends_the_learned_correction(images) -> None:
+    """weight w: iri-lr is (1 - w) x its first pass + w x its full result; iri-cnn applies
+    iri-lr's correction and its network's by w each (at 0: iri-lr's first pass, too); other
+    methods ignore it."""
+    mosaic = _mosaic(images[1][0][:120, :160])
+    full = dm.demosaic(mosaic, "RGGB", "iri-lr")
+    assert np.array_equal(dm.demosaic(mosaic, "RGGB", "iri-lr", weight=1.0), full)
+    none = dm.demosaic(mosaic, "RGGB", "iri-lr", weight=0.0)
+    half = dm.demosaic(mosaic, "RGGB", "iri-lr", weight=0.5)
+    assert np.abs(half - 0.5 * (none + full)).max() <= 1e-5
+    assert np.abs(full - none).max() > 1e-2
+    cnn = dm.demosaic(mosaic, "RGGB", "iri-cnn")
+    assert np.array_equal(dm.demosaic(mosaic, "RGGB", "iri-cnn", weight=1.0), cnn)
+    big = _mosaic(images[1][0])  # (their mirror margins differ: compare away from borders)
+    a = dm.demosaic(big, "RGGB", "iri-cnn", weight=0.0)[100:-100, 100:-100]
+    assert np.abs(a - dm.demosaic(big, "RGGB", "iri-lr", weight=0.0)[100:-100, 100:-100]).max() \
+        <= 1e-5
+    rgb = dm.demosaic(mosaic, "RGGB", "ri")
+    assert np.array_equal(dm.demosaic(mosaic, "RGGB", "ri", weight=0.0), rgb)

@@ -1189,3 +1189,14 @@ def test_linear_raw_without_a_profile_is_estimated_as_white(monkeypatch):
     assert raw.noise_profile is None
     dv.develop(raw)
     assert seen == {"estimated as": None, "denoised as": dv.LINEAR_RAW_NOISE_MODEL}
+
+
+def test_the_noise_model_of_a_weighted_learned_method():
+    """develop names iri-lr / iri-cnn on a noisy raw 'iri-lr@W' (W: the weight of its learned
+    correction); denoise measures the noise through the method with that weight."""
+    assert dn._cfa_of("iri-lr@0.55") == (dn._BAYER, "iri-lr", 0.55)
+    cfa, name, w = dn._cfa_of("quad:iri-cnn@0.00")
+    assert cfa.kind == "quad" and name == "iri-cnn" and w == 0.0
+    assert dn._cfa_of("rcd") == (dn._BAYER, "rcd", 1.0)
+    rel = np.ones(3)
+    assert not np.allclose(dn.noise_psd("iri-lr@0.00", rel), dn.noise_psd("iri-lr", rel))

@@ -143,9 +143,10 @@ def develop(
         noise = _developed_noise(raw, r, gains)
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
             noise = _estimate_noise(x, raw, r, gains)
+        made_by = _weighted(made_by, noise)
         stats = _statistics(seen, raw, r, neutral, gains)
         seen = None
-        x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise))
+        x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise), noise)
         x = at("demosaic", x)
         # denoise before OpcodeList3: its noise model is the sensor's, on the mosaic's grid;
         # a FixVignetteRadial gain or a warp's resampling after it would change the noise
@@ -304,6 +305,8 @@ def develop_strips(
     if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
         noise = _estimate_noise(mosaic, raw, r, gains, front)
     domain = demosaic_domain(r, noise)
+    made_by = _weighted(made_by, noise)
+    weight = _learned_weight(noise)
 
     def dem(m: np.ndarray, row: int) -> np.ndarray:
         if factor > 1:
@@ -316,7 +319,8 @@ def develop_strips(
             m = front(m, row)
         if raw.is_linear:
             return m
-        return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer, domain=domain)
+        return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer, domain=domain,
+                        weight=weight)
 
     binned = factor > 1
     filters = _filters(r, noise, binned)
@@ -846,16 +850,38 @@ class _Stage:
         return x
 
 
-def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic, domain: str) -> tuple:
-    """Demosaic (or bin for small outputs); returns (rgb, default crop in its pixels)."""
+def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic, domain: str,
+              noise: np.ndarray | None = None) -> tuple:
+    """Demosaic (or bin for small outputs); returns (rgb, default crop in its pixels).
+    ``noise``: the profile the learned methods weigh their corrections by."""
     if raw.is_linear:
         return x, raw.default_crop
     factor = _bin_factor(raw, r)
     if factor > 1:
         return _bin(x, raw.cfa, factor), _box_div(raw.default_crop, factor)
     rgb = demosaic(x, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer,
-                   domain=domain)
+                   domain=domain, weight=_learned_weight(noise))
     return rgb, raw.default_crop
+
+
+def _learned_weight(noise: np.ndarray | None) -> float:
+    """The share of iri-lr's / iri-cnn's learned corrections at this noise profile (in
+    white-balanced units): isp.demosaic.learned_weight of isp.denoise.noise_level."""
+    if noise is None:
+        return 1.0
+    from .isp.demosaic import learned_weight
+    from .isp.denoise import noise_level
+
+    return learned_weight(noise_level(noise))
+
+
+def _weighted(made_by: str | None, noise: np.ndarray | None) -> str | None:
+    """``made_by`` with the learned methods' weight, when below 1 ('iri-lr@0.55'), so that
+    denoise models the noise of the method as it ran (isp.denoise._cfa_of)."""
+    w = _learned_weight(noise)
+    if made_by is None or w >= 1.0 or made_by.split(":")[-1] not in ("iri-lr", "iri-cnn"):
+        return made_by
+    return f"{made_by}@{w:.2f}"
 
 
 def demosaic_domain(r: Recipe, noise: np.ndarray | None) -> str:

@@ -151,11 +151,18 @@ def refine_reference(first: np.ndarray) -> np.ndarray:
     return unpack((x + h).astype(np.float32))
 
 
-def iri_cnn_rggb(cfa: np.ndarray) -> np.ndarray:
+def iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
     """``iri-lr`` then the CNN refinement, on an RGGB mosaic with even sizes (margin >= 68:
     iri-lr's 32 plus the network's reach of 2 x (``reach()`` + ``DETAIL // 2``) full-resolution
-    pixels; isp.demosaic gives it 72)."""
+    pixels; isp.demosaic gives it 72). ``weight`` < 1 (noisy mosaics, isp.demosaic.
+    learned_weight): iri-lr's correction and the network's each applied by that share."""
     from oneinch.isp._demosaic_learned import iri_lr_rggb
 
-    return refine(iri_lr_rggb(cfa))
+    first = iri_lr_rggb(cfa, weight)
+    if weight <= 0.0:
+        return first
+    out = refine(first)
+    if weight < 1.0:
+        out = first + np.float32(weight) * (out - first)
+    return np.ascontiguousarray(out, np.float32)
 

@@ -275,16 +275,23 @@ def stage_input(out: np.ndarray, first: np.ndarray, model: dict) -> np.ndarray:
 CASCADE_PAD = 8  # extra mirror margin (even: keeps the CFA parity) for the second stage's reach
 
 
-def iri_lr_rggb(cfa: np.ndarray) -> np.ndarray:
+def iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
     """``iri`` first pass + learned residual correction (each stage of it) on an RGGB mosaic
-    (margin >= 30; a cascade pads ``CASCADE_PAD`` more itself)."""
+    (margin >= 30; a cascade pads ``CASCADE_PAD`` more itself). ``weight`` < 1: the first pass
+    plus that share of the correction (isp.demosaic.learned_weight: noisy mosaics)."""
     model = load_model()
     stack = model["weights"].shape[2] == 6
     steps = stages(model)
     pad = CASCADE_PAD if len(steps) > 1 else 0
     c = np.pad(cfa, pad, mode="reflect") if pad else cfa
     first = first_pass_rggb(c, bool(model.get("refine", 1)), stack)
-    out = apply_correction(first, model)
-    for m in steps[1:]:
-        out = apply_correction(stage_input(out, first, m), m)
-    return np.ascontiguousarray(out[pad : out.shape[0] - pad, pad : out.shape[1] - pad])
+    if weight <= 0.0:
+        out = first[..., :3]
+    else:
+        out = apply_correction(first, model)
+        for m in steps[1:]:
+            out = apply_correction(stage_input(out, first, m), m)
+        if weight < 1.0:
+            out = first[..., :3] + np.float32(weight) * (out - first[..., :3])
+    return np.ascontiguousarray(out[pad : out.shape[0] - pad, pad : out.shape[1] - pad],
+                                np.float32)

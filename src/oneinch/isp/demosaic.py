@@ -38,6 +38,8 @@ mosaics, bench/quality_demosaic_domain.py). Sampled values come back exact eithe
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 
@@ -181,16 +183,40 @@ def _iri_rggb(cfa: np.ndarray) -> np.ndarray:
     return iri_rggb(cfa)
 
 
-def _iri_lr_rggb(cfa: np.ndarray) -> np.ndarray:
+def _iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
     from oneinch.isp._demosaic_learned import iri_lr_rggb
 
-    return iri_lr_rggb(cfa)
+    return iri_lr_rggb(cfa, weight)
 
 
-def _iri_cnn_rggb(cfa: np.ndarray) -> np.ndarray:
+def _iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
     from oneinch.isp._demosaic_cnn import iri_cnn_rggb
 
-    return iri_cnn_rggb(cfa)
+    return iri_cnn_rggb(cfa, weight)
+
+
+# The learned corrections (iri-lr's filters, iri-cnn's network) were fitted on noise-free
+# images; on a noisy mosaic they cost more than they give (bench/quality_demosaic_domain.py
+# --noisy, ISO 3200: iri-lr 27.49 dB, its first pass alone 28.49). develop applies them with
+# a weight that falls linearly from 1 at LEARNED_FULL to 0 at LEARNED_NONE of
+# isp.denoise.noise_level (the synthetic sensor: 0.024 at ISO 100, 0.068 at 800, 0.143 at
+# 3200), in steps of 0.05 (denoise models the noise of the weighted method: isp.denoise._cfa_of).
+LEARNED = ("iri-lr", "iri-cnn")
+LEARNED_FULL = 0.03
+LEARNED_NONE = 0.13
+
+
+def learned_weight(noise: float | None) -> float:
+    """Weight of the learned corrections at relative noise ``noise`` (None: noise-free)."""
+    if noise is None or not noise > LEARNED_FULL:
+        return 1.0
+    w = max(0.0, (LEARNED_NONE - noise) / (LEARNED_NONE - LEARNED_FULL))
+    return round(20.0 * w) / 20.0
+
+
+def _kernel(name: str, weight: float):
+    fn = _BAYER[name][0]
+    return partial(fn, weight=weight) if name in LEARNED and weight < 1.0 else fn
 
 
 _BAYER = {  # name -> (RGGB kernel, margin it needs)
@@ -233,8 +259,9 @@ def strip_context(method: str) -> int | None:
     return None if margin is None else max(margin, _STRIP_CONTEXT.get(method, 0))
 
 
-def _demosaic_bayer(mosaic: np.ndarray, pattern: CFAPattern, method: str) -> np.ndarray:
-    fn, margin = _BAYER[method]
+def _demosaic_bayer(mosaic: np.ndarray, pattern: CFAPattern, method: str,
+                    weight: float = 1.0) -> np.ndarray:
+    fn, margin = _kernel(method, weight), _BAYER[method][1]
     if method == "rcd":  # any phase, borders mirrored by index: no padded copy
         from oneinch.isp._demosaic_rcd import rcd_bayer
 
@@ -300,6 +327,7 @@ def demosaic(
     method: str = "auto",
     quad_mode: str = "remosaic",
     domain: str = "linear",
+    weight: float = 1.0,
 ) -> np.ndarray:
     """Demosaic a linear CFA mosaic into float32 RGB (H, W, 3), C-contiguous.
 
@@ -307,6 +335,8 @@ def demosaic(
     methods; X-Trans uses its own directional method whatever the name). For Quad-Bayer,
     ``quad_mode='remosaic'`` keeps the size, ``'bin'`` returns a half-size image.
     ``domain``: 'linear' or 'srgb' (interpolate the encoded samples; see the module notes).
+    ``weight`` (0..1): the share of iri-lr's and iri-cnn's learned corrections applied
+    (:func:`learned_weight` of the noise); other methods ignore it.
     """
     if method not in METHODS:
         raise OptionError(f"unknown demosaic method {method!r}; valid: {', '.join(METHODS)}")
@@ -331,36 +361,38 @@ def demosaic(
 
         if pat.kind == "quad" and quad_mode == "bin":  # bin the linear samples, then demosaic
             binned, bayer = _quad_bin(arr, pat)
-            return demosaic(binned, bayer, method, domain=domain)
-        if pat.kind == "bayer" and name != "rcd":  # a padded method: encoded in place in
-            fn, margin = _BAYER[name]  # the padded copy, then decode, crop, restore: one pass
+            return demosaic(binned, bayer, method, domain=domain, weight=weight)
+        if pat.kind == "bayer" and name != "rcd":  # a padded method: encoded in place in the
+            fn, margin = _kernel(name, weight), _BAYER[name][1]  # padded copy, then decode,
+            # crop, restore: one pass
             padded, crop = _bayer_pad(arr, pat, margin)
             rgb = fn(_domain.encode(padded, out=padded))
             return _domain.decode_crop_restore(rgb, arr, crop, pat.array())
         # (the encoded samples are not put back: the linear ones are, after decoding)
-        rgb = _demosaic_linear(_domain.encode(arr), pat, name, quad_mode, restore=False)
+        rgb = _demosaic_linear(_domain.encode(arr), pat, name, quad_mode, restore=False,
+                               weight=weight)
         return _restore_samples(_domain.decode(rgb, out=rgb), arr, pat)
-    return _demosaic_linear(arr, pat, name, quad_mode)
+    return _demosaic_linear(arr, pat, name, quad_mode, weight=weight)
 
 
 def _demosaic_linear(arr: np.ndarray, pat: CFAPattern, name: str, quad_mode: str,
-                     restore: bool = True) -> np.ndarray:
+                     restore: bool = True, weight: float = 1.0) -> np.ndarray:
     """demosaic() of a C-contiguous float32 mosaic, options checked, in the linear domain;
     ``restore=False``: the samples are not put back (a caller that puts others back)."""
     if pat.kind == "quad":
         if quad_mode == "bin":
             binned, bayer = _quad_bin(arr, pat)
-            return _demosaic_linear(binned, bayer, name, quad_mode, restore)
+            return _demosaic_linear(binned, bayer, name, quad_mode, restore, weight)
         bayer_mosaic, bayer = _quad_remosaic(arr, pat)
         # the Quad samples the Bayer target moved (R/B: 3 of 4, G: half) go back as well
-        rgb = _demosaic_linear(bayer_mosaic, bayer, name, quad_mode)
+        rgb = _demosaic_linear(bayer_mosaic, bayer, name, quad_mode, weight=weight)
         return _restore_samples(rgb, arr, pat) if restore else rgb
     if pat.kind == "xtrans":
         from oneinch.isp._demosaic_xtrans import xtrans_demosaic
 
         rgb = xtrans_demosaic(arr, pat)
     elif pat.kind == "bayer":
-        rgb = _demosaic_bayer(arr, pat, name)
+        rgb = _demosaic_bayer(arr, pat, name, weight)
     else:
         from oneinch.isp._demosaic_xtrans import generic_bilinear
 

@@ -1082,16 +1082,22 @@ def _backward_np(x: np.ndarray, alpha: float, sigma2: float, lum: np.ndarray | N
 # Noise spectrum after demosaicing
 
 
-def _cfa_of(method: str) -> tuple[CFAPattern, str]:
-    """(CFA, demosaic method) a ``demosaic_method`` name stands for: 'xtrans' is the X-Trans
-    directional method (isp.demosaic); 'quad:METHOD' a Quad-Bayer mosaic remosaiced to Bayer,
-    then demosaiced by METHOD (the remosaic interpolates: its noise is not the Bayer
-    method's); any other name a Bayer method on RGGB."""
+def _cfa_of(method: str) -> tuple[CFAPattern, str, float]:
+    """(CFA, demosaic method, weight) a ``demosaic_method`` name stands for: 'xtrans' is the
+    X-Trans directional method (isp.demosaic); 'quad:METHOD' a Quad-Bayer mosaic remosaiced to
+    Bayer, then demosaiced by METHOD (the remosaic interpolates: its noise is not the Bayer
+    method's); any other name a Bayer method on RGGB. A suffix '@W' (develop's name for
+    iri-lr / iri-cnn on a noisy raw) is the weight of the method's learned correction
+    (isp.demosaic.learned_weight): the noise is modelled through the method as it ran."""
+    weight = 1.0
+    if "@" in method:
+        method, w = method.rsplit("@", 1)
+        weight = float(w)
     if method == "xtrans":
-        return CFAPattern.xtrans(), "auto"
+        return CFAPattern.xtrans(), "auto", weight
     if method.startswith("quad:"):
-        return CFAPattern.quad_bayer(), method[len("quad:"):]
-    return _BAYER, method
+        return CFAPattern.quad_bayer(), method[len("quad:"):], weight
+    return _BAYER, method, weight
 
 
 @lru_cache(maxsize=4)
@@ -1101,7 +1107,7 @@ def _noise_field(method: str | None, rel: tuple[float, float, float], n: int,
     ``rel`` per colour) pushed through ``demosaic(method)`` (None: white, one value a site),
     16 border pixels cropped."""
     rng = np.random.default_rng(seed)
-    cfa, name = _cfa_of(method) if method is not None else (_BAYER, "")
+    cfa, name, weight = _cfa_of(method) if method is not None else (_BAYER, "", 1.0)
     grid = cfa.masks(n, n)
     amp = 0.01
     std = sum(math.sqrt(rel[c]) * grid[c] for c in range(3)).astype(np.float32) * amp
@@ -1113,7 +1119,8 @@ def _noise_field(method: str | None, rel: tuple[float, float, float], n: int,
         from .demosaic import demosaic as _demosaic
 
         base = np.full((n, n), 0.25, np.float32)
-        noise = _demosaic(base + z, cfa, name) - _demosaic(base, cfa, name)
+        noise = (_demosaic(base + z, cfa, name, weight=weight)
+                 - _demosaic(base, cfa, name, weight=weight))
     o = (noise / amp) @ OPPONENT.T.astype(np.float32)
     o = np.ascontiguousarray(o[16:-16, 16:-16])
     o.setflags(write=False)
@@ -1673,9 +1680,10 @@ def _estimator_gain(method: str | None) -> np.ndarray:
     else:
         from .demosaic import demosaic as _demosaic
 
-        cfa, name = _cfa_of(method)
+        cfa, name, weight = _cfa_of(method)
         base = np.full((n, n), 0.25, np.float32)
-        noise = _demosaic(base + z, cfa, name) - _demosaic(base, cfa, name)
+        noise = (_demosaic(base + z, cfa, name, weight=weight)
+                 - _demosaic(base, cfa, name, weight=weight))
     g = np.array([np.quantile(_block_stats(noise[8:-8, 8:-8, c] / amp)[1], _EST_Q)
                   for c in range(3)])
     if method is not None:
