@@ -878,8 +878,10 @@ def _learned_weight(noise: np.ndarray | None) -> float:
 def _weighted(made_by: str | None, noise: np.ndarray | None) -> str | None:
     """``made_by`` with the learned methods' weight, when below 1 ('iri-lr@0.55'), so that
     denoise models the noise of the method as it ran (isp.denoise._cfa_of)."""
+    from .isp.demosaic import LEARNED
+
     w = _learned_weight(noise)
-    if made_by is None or w >= 1.0 or made_by.split(":")[-1] not in ("iri-lr", "iri-cnn"):
+    if made_by is None or w >= 1.0 or made_by.split(":")[-1] not in LEARNED:
         return made_by
     return f"{made_by}@{w:.2f}"
 
