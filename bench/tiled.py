@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from oneinch import synthetic
-from oneinch.develop import develop
+from oneinch.develop import demosaic_context, develop
 from oneinch.isp import tiles
 from oneinch.recipe import Recipe
 from quality_denoise import BORDER, load_set
@@ -55,7 +55,7 @@ def tiled_table(quick: bool = False, method: str = "rcd", rows: int = 64,
     limit = 4 if quick else None
     recipe = Recipe().with_(demosaic={"method": method})
     lines = [
-        f"demosaic {method}, strips of {rows} rows (+ {_context(method)} rows of context for"
+        f"demosaic {method}, strips of {rows} rows (+ {demosaic_context(method)} rows of context for"
         " the demosaic)\n",
         "| set | ISO | images | untiled dB | tiled dB | tiled - untiled dB | max diff (8-bit)"
         " | pixels differing |",
@@ -83,13 +83,6 @@ def tiled_table(quick: bool = False, method: str = "rcd", rows: int = 64,
                          f" | {maxd} | {100 * np.mean(share):.3f} % |")
     lines.append(f"\nlargest |tiled - untiled|: {worst:.4f} dB (bound 0.01 dB)")
     return "\n".join(lines)
-
-
-def _context(method: str) -> int:
-    from oneinch.develop import DEMOSAIC_MARGIN
-    from oneinch.isp.demosaic import strip_context
-
-    return max(DEMOSAIC_MARGIN, strip_context(method) or 0)
 
 
 def _canvas(images: list[tuple[str, np.ndarray]], cols: int, size: int) -> np.ndarray:

@@ -143,10 +143,11 @@ def develop(
         noise = _developed_noise(raw, r, gains)
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
             noise = _estimate_noise(x, raw, r, gains)
-        made_by = _weighted(made_by, noise)
+        weight = _learned_weight(noise)
+        made_by = _weighted(made_by, weight)
         stats = _statistics(seen, raw, r, neutral, gains)
         seen = None
-        x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise), noise)
+        x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise), weight)
         x = at("demosaic", x)
         # denoise before OpcodeList3: its noise model is the sensor's, on the mosaic's grid;
         # a FixVignetteRadial gain or a warp's resampling after it would change the noise
@@ -305,8 +306,8 @@ def develop_strips(
     if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
         noise = _estimate_noise(mosaic, raw, r, gains, front)
     domain = demosaic_domain(r, noise)
-    made_by = _weighted(made_by, noise)
     weight = _learned_weight(noise)
+    made_by = _weighted(made_by, weight)
 
     def dem(m: np.ndarray, row: int) -> np.ndarray:
         if factor > 1:
@@ -818,13 +819,18 @@ def _in_strips(method: str) -> bool:
 
 
 def _demosaic_margin(raw: RawImage, method: str, factor: int) -> int:
-    """Rows of mosaic around a strip that its demosaic reads: ``DEMOSAIC_MARGIN``, or more
-    for a method whose reach is longer (isp.demosaic.strip_context: iri 96, iri-lr 88,
-    iri-cnn 128); binned and linear raws are not demosaiced."""
-    from .isp.demosaic import strip_context
-
+    """Rows of mosaic around a strip that its demosaic reads (:func:`demosaic_context`);
+    binned and linear raws are not demosaiced."""
     if raw.is_linear or factor > 1:
         return DEMOSAIC_MARGIN
+    return demosaic_context(method)
+
+
+def demosaic_context(method: str) -> int:
+    """Rows of context a strip of ``method`` is given: ``DEMOSAIC_MARGIN``, or more for a
+    method whose reach is longer (isp.demosaic.strip_context: iri 96, iri-lr 88, iri-cnn 128)."""
+    from .isp.demosaic import strip_context
+
     return max(DEMOSAIC_MARGIN, strip_context(method) or 0)
 
 
@@ -851,16 +857,16 @@ class _Stage:
 
 
 def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic, domain: str,
-              noise: np.ndarray | None = None) -> tuple:
+              weight: float = 1.0) -> tuple:
     """Demosaic (or bin for small outputs); returns (rgb, default crop in its pixels).
-    ``noise``: the profile the learned methods weigh their corrections by."""
+    ``weight``: the learned methods' share of their corrections (:func:`_learned_weight`)."""
     if raw.is_linear:
         return x, raw.default_crop
     factor = _bin_factor(raw, r)
     if factor > 1:
         return _bin(x, raw.cfa, factor), _box_div(raw.default_crop, factor)
     rgb = demosaic(x, raw.cfa, _auto_method(raw, r), quad_mode=r.demosaic.quad_bayer,
-                   domain=domain, weight=_learned_weight(noise))
+                   domain=domain, weight=weight)
     return rgb, raw.default_crop
 
 
@@ -875,12 +881,11 @@ def _learned_weight(noise: np.ndarray | None) -> float:
     return learned_weight(noise_level(noise))
 
 
-def _weighted(made_by: str | None, noise: np.ndarray | None) -> str | None:
-    """``made_by`` with the learned methods' weight, when below 1 ('iri-lr@0.55'), so that
-    denoise models the noise of the method as it ran (isp.denoise._cfa_of)."""
+def _weighted(made_by: str | None, w: float) -> str | None:
+    """``made_by`` with the learned methods' weight ``w``, when below 1 ('iri-lr@0.55'), so
+    that denoise models the noise of the method as it ran (isp.denoise._cfa_of)."""
     from .isp.demosaic import LEARNED
 
-    w = _learned_weight(noise)
     if made_by is None or w >= 1.0 or made_by.split(":")[-1] not in LEARNED:
         return made_by
     return f"{made_by}@{w:.2f}"
