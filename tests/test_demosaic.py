@@ -372,17 +372,21 @@ def test_iri_top_rows_do_not_depend_on_the_rows_far_below(images) -> None:
     assert np.abs(whole[24:150] - cut[24:150]).max() <= 1e-5
 
 
-@pytest.mark.parametrize("method", ["iri", "iri-lr", "iri-cnn"])
-def test_strip_context_covers_the_reach(images, method: str) -> None:
+@pytest.mark.parametrize(("method", "weight"),
+                         [("iri", 1.0), ("iri-lr", 1.0), ("iri-lr", 0.5), ("iri-cnn", 1.0)])
+def test_strip_context_covers_the_reach(images, method: str, weight: float) -> None:
     """40 rows demosaiced from a strip with ``strip_context`` rows of mosaic on each side equal
     the whole image's within 5e-6 (develop's strips rely on it; measured 0.6-5e-7); with half
-    the context they are 85-1800x further off (McMaster 2: 2e-4, 2e-4, 4e-5)."""
+    the context they are 85-1800x further off (McMaster 2: 2e-4, 2e-4, 4e-5). iri-lr below
+    full weight is part iri, whose refinement reaches further (its 88 rows: 4.8e-7 at most on
+    McMaster 1, 10, 11)."""
     mosaic = _mosaic(images[1][1])
-    whole = dm.demosaic(mosaic, "RGGB", method)
+    whole = dm.demosaic(mosaic, "RGGB", method, weight=weight)
     a, b = 240, 280
     diffs = []
     for m in (dm.strip_context(method), dm.strip_context(method) // 2):
-        part = dm.demosaic(np.ascontiguousarray(mosaic[a - m : b + m]), "RGGB", method)
+        part = dm.demosaic(np.ascontiguousarray(mosaic[a - m : b + m]), "RGGB", method,
+                           weight=weight)
         diffs.append(float(np.abs(part[m : m + b - a] - whole[a:b]).max()))
     assert diffs[0] <= 5e-6
     assert diffs[1] > 20 * diffs[0]
@@ -396,9 +400,9 @@ def test_learned_weight_falls_with_the_noise() -> None:
 
 
 def test_weight_blends_the_learned_correction(images) -> None:
-    """weight w: iri-lr is (1 - w) x its first pass + w x its full result; iri-cnn applies
-    iri-lr's correction and its network's by w each (at 0: iri-lr's first pass, too); other
-    methods ignore it."""
+    """weight w: iri-lr is (1 - w) x iri (with iri's colour-difference refinement, which
+    iri-lr's first pass leaves out) + w x its full result; iri-cnn applies iri-lr's correction
+    and its network's by w each (at 0: iri, too); other methods ignore it."""
     mosaic = _mosaic(images[1][0][:120, :160])
     full = dm.demosaic(mosaic, "RGGB", "iri-lr")
     assert np.array_equal(dm.demosaic(mosaic, "RGGB", "iri-lr", weight=1.0), full)
@@ -410,7 +414,9 @@ def test_weight_blends_the_learned_correction(images) -> None:
     assert np.array_equal(dm.demosaic(mosaic, "RGGB", "iri-cnn", weight=1.0), cnn)
     big = _mosaic(images[1][0])  # (their mirror margins differ: compare away from borders)
     a = dm.demosaic(big, "RGGB", "iri-cnn", weight=0.0)[100:-100, 100:-100]
-    assert np.abs(a - dm.demosaic(big, "RGGB", "iri-lr", weight=0.0)[100:-100, 100:-100]).max() \
-        <= 1e-5
+    b = dm.demosaic(big, "RGGB", "iri-lr", weight=0.0)[100:-100, 100:-100]
+    assert np.abs(a - b).max() <= 1e-5
+    iri = dm.demosaic(big, "RGGB", "iri")[100:-100, 100:-100]
+    assert np.abs(b - iri).max() <= 1e-5
     rgb = dm.demosaic(mosaic, "RGGB", "ri")
     assert np.array_equal(dm.demosaic(mosaic, "RGGB", "ri", weight=0.0), rgb)

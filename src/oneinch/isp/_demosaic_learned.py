@@ -277,21 +277,30 @@ CASCADE_PAD = 8  # extra mirror margin (even: keeps the CFA parity) for the seco
 
 def iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
     """``iri`` first pass + learned residual correction (each stage of it) on an RGGB mosaic
-    (margin >= 30; a cascade pads ``CASCADE_PAD`` more itself). ``weight`` < 1: the first pass
-    plus that share of the correction (isp.demosaic.learned_weight: noisy mosaics)."""
+    (margin >= 30; a cascade pads ``CASCADE_PAD`` more itself). ``weight`` < 1 (noisy mosaics,
+    isp.demosaic.learned_weight): that share of the corrected result, the rest ``iri``'s own
+    (with its colour-difference refinement, which a model fitted without it, ``refine`` 0,
+    leaves out of its first pass: on noisy mosaics the refinement is the better of the two,
+    bench/quality_demosaic_domain.py --noisy); one run of ``iri`` makes both."""
     model = load_model()
     stack = model["weights"].shape[2] == 6
     steps = stages(model)
     pad = CASCADE_PAD if len(steps) > 1 else 0
     c = np.pad(cfa, pad, mode="reflect") if pad else cfa
-    first = first_pass_rggb(c, bool(model.get("refine", 1)), stack)
+    refine = bool(model.get("refine", 1))
+    if weight < 1.0 and not refine and not stack:  # (iri, its first pass) from one run
+        both = first_pass_rggb(c, True, stack=True)
+        plain, first = both[..., :3], np.ascontiguousarray(both[..., 3:])
+    else:
+        first = first_pass_rggb(c, refine, stack)
+        plain = first[..., :3]
     if weight <= 0.0:
-        out = first[..., :3]
+        out = plain
     else:
         out = apply_correction(first, model)
         for m in steps[1:]:
             out = apply_correction(stage_input(out, first, m), m)
         if weight < 1.0:
-            out = first[..., :3] + np.float32(weight) * (out - first[..., :3])
+            out = plain + np.float32(weight) * (out - plain)
     return np.ascontiguousarray(out[pad : out.shape[0] - pad, pad : out.shape[1] - pad],
                                 np.float32)

@@ -197,10 +197,11 @@ def _iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
 
 # The learned corrections (iri-lr's filters, iri-cnn's network) were fitted on noise-free
 # images; on a noisy mosaic they cost more than they give (bench/quality_demosaic_domain.py
-# --noisy, ISO 3200: iri-lr 27.49 dB, its first pass alone 28.49). develop applies them with
-# a weight that falls linearly from 1 at LEARNED_FULL to 0 at LEARNED_NONE of
-# isp.denoise.noise_level (the synthetic sensor: 0.024 at ISO 100, 0.068 at 800, 0.143 at
-# 3200), in steps of 0.05 (denoise models the noise of the weighted method: isp.denoise._cfa_of).
+# --noisy, ISO 3200: iri-lr 27.49 dB, iri 28.65). develop applies them with a weight that
+# falls linearly from 1 at LEARNED_FULL to 0 at LEARNED_NONE of isp.denoise.noise_level (the
+# synthetic sensor: 0.024 at ISO 100, 0.068 at 800, 0.143 at 3200), in steps of 0.05, the
+# rest of the weight going to iri itself (denoise models the noise of the weighted method:
+# isp.denoise._cfa_of).
 LEARNED = ("iri-lr", "iri-cnn")
 LEARNED_FULL = 0.03
 LEARNED_NONE = 0.13
@@ -239,8 +240,9 @@ _BAYER = {  # name -> (RGGB kernel, margin it needs)
 # on each side against the same rows of the whole crop, worst difference over the crop's
 # largest value: iri M = 64: 3.6e-5, 80: 4.4e-6, 96: 1.0e-6, 112: 3.3e-7; iri-lr (iri without
 # the refinement, then 5x5 filters) M = 64: 1.1e-3 (a bucket that flips on a 1e-6 change),
-# 80: 1.4e-7, 96: 1.1e-7; iri-cnn (iri-lr, then the network's 2 x (16 + 2) px) M = 96-160:
-# 1-5e-7, the float rounding of OpenCV's DNN on differently shaped inputs.
+# 80: 1.4e-7, 96: 1.1e-7 (below full weight, part iri: McMaster 1, 10, 11 at weight 0.5 and
+# 0, M = 64: 5.2e-5, 80: 4.1e-6, 88: 4.8e-7); iri-cnn (iri-lr, then the network's 2 x (16 + 2)
+# px) M = 96-160: 1-5e-7, the float rounding of OpenCV's DNN on differently shaped inputs.
 _STRIP_CONTEXT = {"iri": 96, "iri-lr": 88, "iri-cnn": 128}
 
 
