@@ -392,6 +392,25 @@ def test_strip_context_covers_the_reach(images, method: str, weight: float) -> N
     assert diffs[1] > 20 * diffs[0]
 
 
+def test_iri_cnn_rows_runs_the_network_there_only(images) -> None:
+    """demosaic(rows=(a, b)): iri-cnn's rows a..b are its whole result (to float rounding: its
+    tiles differ), and rows far from them its first pass, iri-lr's (the network did not run
+    there; rows=(0, 0): nowhere)."""
+    mosaic = _mosaic(images[1][0])
+    whole = dm.demosaic(mosaic, "RGGB", "iri-cnn")
+    part = dm.demosaic(mosaic, "RGGB", "iri-cnn", rows=(200, 300))
+    lr = dm.demosaic(mosaic, "RGGB", "iri-cnn", rows=(0, 0))  # no rows: iri-lr alone
+    far = np.r_[0:150, 350 : mosaic.shape[0]]  # (the network reaches 36 px)
+    assert np.abs(part[200:300] - whole[200:300]).max() <= 1e-5
+    assert np.array_equal(part[far], lr[far])
+    assert np.abs(whole[far] - lr[far]).max() > 1e-2  # (the network does change them)
+    srgb = dm.demosaic(mosaic, "RGGB", "iri-cnn", domain="srgb", rows=(200, 300))
+    lr_srgb = dm.demosaic(mosaic, "RGGB", "iri-cnn", domain="srgb", rows=(0, 0))
+    assert np.array_equal(srgb[far], lr_srgb[far])
+    assert np.abs(srgb[200:300] - dm.demosaic(mosaic, "RGGB", "iri-cnn", domain="srgb")[200:300]
+                  ).max() <= 1e-5
+
+
 def test_learned_weight_falls_with_the_noise() -> None:
     assert dm.learned_weight(None) == 1.0 and dm.learned_weight(0.024) == 1.0  # ISO 100
     assert dm.learned_weight(0.068) == 0.6  # ISO 800 of the synthetic sensor (0.62, in 0.05s)

@@ -280,6 +280,35 @@ def test_iri_family_in_strips_matches_whole(photo, method, monkeypatch):
     assert _max_diff(photo, r) <= 1e-4
 
 
+def test_iri_cnn_network_runs_on_the_kept_rows_only(photo, monkeypatch):
+    """In strips, iri-cnn's network runs on the rows the later stages read, not on the 128
+    rows of context at each cut side (those only make iri-lr's rows exact): on the 64-row
+    strips here it makes less than half the rows it made, and the image is the same."""
+    from oneinch.isp import _demosaic_cnn as cnn
+    from oneinch.isp import demosaic as dm
+
+    real, restrictable = cnn.refine, dm.RESTRICTABLE
+
+    def rows_made(restrict: bool) -> tuple[int, np.ndarray]:
+        made = []
+
+        def counted(first, tile=cnn.TILE, rows=None):
+            pad = dm.context("iri-cnn")  # (whole: all rows but the mirror margin's)
+            lo, hi = (pad, first.shape[0] - pad) if rows is None else rows
+            made.append(hi - lo)
+            return real(first, tile, rows)
+
+        monkeypatch.setattr(cnn, "refine", counted)
+        monkeypatch.setattr(dm, "RESTRICTABLE", restrictable if restrict else ())
+        out = develop(photo, Recipe().with_(demosaic={"method": "iri-cnn"}), tiled=True)
+        return sum(made), out.rgb
+
+    n_all, every = rows_made(False)
+    n_kept, kept = rows_made(True)
+    assert n_kept < 0.5 * n_all  # measured 0.40-0.46 (the noise model's demosaic is cached)
+    assert np.abs(kept - every).max() <= 1e-4
+
+
 def test_iri_strips_need_their_context(photo, monkeypatch):
     """The same strips with RI's 18 rows of context (what iri had when it showed seams) do
     not join: the test above can fail."""

@@ -309,6 +309,18 @@ def develop_strips(
     weight = _learned_weight(noise)
     made_by = _weighted(made_by, weight)
 
+    dm = _demosaic_margin(raw, method, factor)
+    height = mosaic.shape[0]
+
+    def exact_rows(m: np.ndarray, row: int) -> tuple[int, int] | None:
+        """The rows of strip ``m`` (mosaic rows ``row``...) that a demosaic with ``dm`` rows
+        of context makes exact: all but the ``dm`` at each side cut from the image. Its later
+        stages read no others (their margins come on top of ``dm``), so iri-cnn runs its
+        network on these only (isp.demosaic's ``rows``)."""
+        r0 = dm if row > 0 else 0
+        r1 = m.shape[0] - dm if row + m.shape[0] < height else m.shape[0]
+        return (r0, r1) if r0 < r1 else None
+
     def dem(m: np.ndarray, row: int) -> np.ndarray:
         if factor > 1:
             return _binned(m, row, front, cfa, factor)
@@ -321,7 +333,7 @@ def develop_strips(
         if raw.is_linear:
             return m
         return demosaic(m, cfa, method, quad_mode=r.demosaic.quad_bayer, domain=domain,
-                        weight=weight)
+                        weight=weight, rows=exact_rows(m, row))
 
     binned = factor > 1
     filters = _filters(r, noise, binned)
@@ -378,7 +390,6 @@ def develop_strips(
 
     prepared = threading.Thread(target=prepare, name="oneinch-denoise-prepare")
     prepared.start()
-    dm = _demosaic_margin(raw, method, factor)
     margin = dm + denoise_margin(r.denoise, noise, binned)
     clip = clip_levels(gains)
     profile = _profile(raw, r)  # resolved once for every strip

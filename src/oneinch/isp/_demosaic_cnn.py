@@ -32,6 +32,7 @@ s/MP; the whole method 3.5 s/MP in bench/quality_demosaic.py (iri-lr 0.86).
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from importlib import resources
 
@@ -110,20 +111,25 @@ def _forward(net: cv2.dnn.Net, blob: np.ndarray) -> np.ndarray:
         return net.forward()
 
 
-def refine(first: np.ndarray, tile: int = TILE) -> np.ndarray:
+def refine(first: np.ndarray, tile: int = TILE, rows: tuple[int, int] | None = None
+           ) -> np.ndarray:
     """The network on an RGGB-aligned first pass (H, W, 3), H and W even: its detail in tiles
-    of ``tile`` packed pixels, each run with a halo of ``reach()`` (the zero padding of the
-    convolutions only ever meets the image's own border, so tiled == whole), the residual added
-    to the first pass."""
+    of at most ``tile`` packed pixels, each run with a halo of ``reach()`` (the zero padding of
+    the convolutions only ever meets the image's own border, so tiled == whole), the residual
+    added to the first pass. ``rows`` (lo, hi): only the tiles that cover these rows run;
+    the other rows are the first pass."""
     net = load_net()
     x = pack(first)
     dx = detail(x)
     _, h, w = x.shape
     r = reach()
     out = x.copy()
-    for y0 in range(0, h, tile):
+    p0, p1 = (0, h) if rows is None else (max(0, rows[0] // 2), min(h, -(-rows[1] // 2)))
+    n = max(1, -(-(p1 - p0) // tile))  # tile rows of equal height over p0..p1
+    cuts = [p0 + (p1 - p0) * i // n for i in range(n + 1)]
+    for y0, y1 in itertools.pairwise(cuts if p1 > p0 else ()):
         for x0 in range(0, w, tile):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            x1 = min(x0 + tile, w)
             a, b = max(y0 - r, 0), max(x0 - r, 0)
             c, d = min(y1 + r, h), min(x1 + r, w)
             res = _forward(net, np.ascontiguousarray(dx[None, :, a:c, b:d]))[0]
@@ -151,17 +157,19 @@ def refine_reference(first: np.ndarray) -> np.ndarray:
     return unpack((x + h).astype(np.float32))
 
 
-def iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
+def iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | None = None
+                 ) -> np.ndarray:
     """``iri-lr`` then the CNN refinement, on an RGGB mosaic with even sizes (margin >= 68:
     iri-lr's 32 plus the network's reach of 2 x (``reach()`` + ``DETAIL // 2``) full-resolution
     pixels; isp.demosaic gives it 72). ``weight`` < 1 (noisy mosaics, isp.demosaic.
-    learned_weight): iri-lr's correction and the network's each applied by that share."""
+    learned_weight): iri-lr's correction and the network's each applied by that share.
+    ``rows`` (lo, hi): the network runs on these rows only (``refine``)."""
     from oneinch.isp._demosaic_learned import iri_lr_rggb
 
     first = iri_lr_rggb(cfa, weight)
     if weight <= 0.0:
         return first
-    out = refine(first)
+    out = refine(first, rows=rows)
     if weight < 1.0:
         out = first + np.float32(weight) * (out - first)
     return np.ascontiguousarray(out, np.float32)

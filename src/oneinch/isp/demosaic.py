@@ -189,10 +189,11 @@ def _iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
     return iri_lr_rggb(cfa, weight)
 
 
-def _iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
+def _iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | None = None
+                  ) -> np.ndarray:
     from oneinch.isp._demosaic_cnn import iri_cnn_rggb
 
-    return iri_cnn_rggb(cfa, weight)
+    return iri_cnn_rggb(cfa, weight, rows)
 
 
 # The learned corrections (iri-lr's filters, iri-cnn's network) were fitted on noise-free
@@ -203,6 +204,7 @@ def _iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
 # rest of the weight going to iri itself (denoise models the noise of the weighted method:
 # isp.denoise._cfa_of).
 LEARNED = ("iri-lr", "iri-cnn")
+RESTRICTABLE = ("iri-cnn",)  # methods that skip work outside demosaic(rows=)
 LEARNED_FULL = 0.03
 LEARNED_NONE = 0.13
 
@@ -215,9 +217,21 @@ def learned_weight(noise: float | None) -> float:
     return round(20.0 * w) / 20.0
 
 
-def _kernel(name: str, weight: float):
+def _kernel(name: str, weight: float, rows: tuple[int, int] | None = None):
+    """The RGGB kernel of ``name`` with its options: ``weight`` (the learned methods) and
+    ``rows`` (the padded mosaic's rows that must be exact: iri-cnn's network runs on them
+    only)."""
     fn = _BAYER[name][0]
-    return partial(fn, weight=weight) if name in LEARNED and weight < 1.0 else fn
+    kw: dict = {}
+    if name in LEARNED and weight < 1.0:
+        kw["weight"] = weight
+    if name in RESTRICTABLE and rows is not None:
+        kw["rows"] = rows
+    return partial(fn, **kw) if kw else fn
+
+
+def _padded_rows(rows: tuple[int, int] | None, crop: tuple) -> tuple[int, int] | None:
+    return None if rows is None else (rows[0] + crop[0], rows[1] + crop[0])
 
 
 _BAYER = {  # name -> (RGGB kernel, margin it needs)
@@ -262,15 +276,15 @@ def strip_context(method: str) -> int | None:
 
 
 def _demosaic_bayer(mosaic: np.ndarray, pattern: CFAPattern, method: str,
-                    weight: float = 1.0) -> np.ndarray:
-    fn, margin = _kernel(method, weight), _BAYER[method][1]
+                    weight: float = 1.0, rows: tuple[int, int] | None = None) -> np.ndarray:
+    margin = _BAYER[method][1]
     if method == "rcd":  # any phase, borders mirrored by index: no padded copy
         from oneinch.isp._demosaic_rcd import rcd_bayer
 
         ry, rx = (int(v[0]) for v in np.nonzero(pattern.array() == 0))
         return rcd_bayer(mosaic, (ry, rx))
     padded, crop = _bayer_pad(mosaic, pattern, margin)
-    rgb = fn(padded)
+    rgb = _kernel(method, weight, _padded_rows(rows, crop))(padded)
     return _unpad(rgb, crop)
 
 
@@ -330,6 +344,7 @@ def demosaic(
     quad_mode: str = "remosaic",
     domain: str = "linear",
     weight: float = 1.0,
+    rows: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Demosaic a linear CFA mosaic into float32 RGB (H, W, 3), C-contiguous.
 
@@ -338,7 +353,10 @@ def demosaic(
     ``quad_mode='remosaic'`` keeps the size, ``'bin'`` returns a half-size image.
     ``domain``: 'linear' or 'srgb' (interpolate the encoded samples; see the module notes).
     ``weight`` (0..1): the share of iri-lr's and iri-cnn's learned corrections applied
-    (:func:`learned_weight` of the noise); other methods ignore it.
+    (:func:`learned_weight` of the noise); other methods ignore it. ``rows`` (lo, hi): only
+    these output rows must be exact (a strip's rows that its later stages read; the rest is
+    context); iri-cnn then runs its network on them only, and leaves iri-lr's result in the
+    others (``RESTRICTABLE``); other methods ignore it.
     """
     if method not in METHODS:
         raise OptionError(f"unknown demosaic method {method!r}; valid: {', '.join(METHODS)}")
@@ -365,20 +383,21 @@ def demosaic(
             binned, bayer = _quad_bin(arr, pat)
             return demosaic(binned, bayer, method, domain=domain, weight=weight)
         if pat.kind == "bayer" and name != "rcd":  # a padded method: encoded in place in the
-            fn, margin = _kernel(name, weight), _BAYER[name][1]  # padded copy, then decode,
-            # crop, restore: one pass
-            padded, crop = _bayer_pad(arr, pat, margin)
+            # padded copy, then decode, crop, restore: one pass
+            padded, crop = _bayer_pad(arr, pat, _BAYER[name][1])
+            fn = _kernel(name, weight, _padded_rows(rows, crop))
             rgb = fn(_domain.encode(padded, out=padded))
             return _domain.decode_crop_restore(rgb, arr, crop, pat.array())
         # (the encoded samples are not put back: the linear ones are, after decoding)
         rgb = _demosaic_linear(_domain.encode(arr), pat, name, quad_mode, restore=False,
                                weight=weight)
         return _restore_samples(_domain.decode(rgb, out=rgb), arr, pat)
-    return _demosaic_linear(arr, pat, name, quad_mode, weight=weight)
+    return _demosaic_linear(arr, pat, name, quad_mode, weight=weight, rows=rows)
 
 
 def _demosaic_linear(arr: np.ndarray, pat: CFAPattern, name: str, quad_mode: str,
-                     restore: bool = True, weight: float = 1.0) -> np.ndarray:
+                     restore: bool = True, weight: float = 1.0,
+                     rows: tuple[int, int] | None = None) -> np.ndarray:
     """demosaic() of a C-contiguous float32 mosaic, options checked, in the linear domain;
     ``restore=False``: the samples are not put back (a caller that puts others back)."""
     if pat.kind == "quad":
@@ -394,7 +413,7 @@ def _demosaic_linear(arr: np.ndarray, pat: CFAPattern, name: str, quad_mode: str
 
         rgb = xtrans_demosaic(arr, pat)
     elif pat.kind == "bayer":
-        rgb = _demosaic_bayer(arr, pat, name, weight)
+        rgb = _demosaic_bayer(arr, pat, name, weight, rows)
     else:
         from oneinch.isp._demosaic_xtrans import generic_bilinear
 
