@@ -18,7 +18,9 @@ PyTorch on images that are neither Kodak nor McMaster (the training set of ``iri
 colour variants of it; that script lists every image and the measured numbers). At run time
 the network goes through OpenCV's DNN module (``cv2.dnn.readNetFromONNX``), in tiles with a
 halo of the network's reach, so memory stays bounded on large images and tiled equals whole;
-``refine_reference`` is the same network in plain numpy from the same weights.
+in develop's strips only over the rows the later stages read (``rows``: not the context rows
+that make iri-lr's rows exact; 12 MP GoPro HERO6 develop 64 -> 45 s). ``refine_reference`` is
+the same network in plain numpy from the same weights.
 
 Network: 16 bias-free 3x3 convolutions, 64 channels, 0.53 M weights (2.12 MB): the earlier
 10-layer network (0.31 M) made 6 layers deeper, the new ones started as the identity, and
