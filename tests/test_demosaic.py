@@ -412,10 +412,20 @@ def test_iri_cnn_rows_runs_the_network_there_only(images) -> None:
 
 
 def test_learned_weight_falls_with_the_noise() -> None:
-    assert dm.learned_weight(None) == 1.0 and dm.learned_weight(0.024) == 1.0  # ISO 100
-    assert dm.learned_weight(0.068) == 0.6  # ISO 800 of the synthetic sensor (0.62, in 0.05s)
+    """srgb domain: w = 1 / (1 + (n / 0.034)^2) in 0.05 steps, none below 0.1 (the synthetic
+    sensor's ISO 100, 200, 800, 1600, 3200: noise 0.024, 0.034, 0.068, 0.098, 0.143); linear:
+    0.55 / (1 + (n / 0.15)^2)."""
+    assert dm.learned_weight(None) == 1.0 and dm.learned_weight(float("nan")) == 1.0
+    assert dm.learned_weight(0.001) == 1.0 and dm.learned_weight(0.01) == 0.9
+    assert dm.learned_weight(0.024) == 0.65 and dm.learned_weight(0.034) == 0.5
+    assert dm.learned_weight(0.068) == 0.2 and dm.learned_weight(0.098) == 0.1
     assert dm.learned_weight(0.143) == 0.0 and dm.learned_weight(0.33) == 0.0
-    assert dm.learned_weight(0.08) == 0.5
+    for domain in ("srgb", "linear"):
+        ws = [dm.learned_weight(n, domain) for n in np.linspace(0.0, 0.5, 101)]
+        assert np.all(np.diff(ws) <= 0)  # never rises with the noise
+    assert dm.learned_weight(0.024, "linear") == 0.55 and dm.learned_weight(0.068, "linear") == 0.45
+    assert dm.learned_weight(0.143, "linear") == 0.3 and dm.learned_weight(0.33, "linear") == 0.1
+    assert dm.learned_weight(None, "linear") == 1.0
 
 
 def test_weight_blends_the_learned_correction(images) -> None:

@@ -143,11 +143,12 @@ def develop(
         noise = _developed_noise(raw, r, gains)
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
             noise = _estimate_noise(x, raw, r, gains)
-        weight = _learned_weight(noise)
+        domain = demosaic_domain(r, noise)
+        weight = _learned_weight(noise, domain)
         made_by = _weighted(made_by, weight)
         stats = _statistics(seen, raw, r, neutral, gains)
         seen = None
-        x, crop = _demosaic(x, raw, r, demosaic, demosaic_domain(r, noise), weight)
+        x, crop = _demosaic(x, raw, r, demosaic, domain, weight)
         x = at("demosaic", x)
         # denoise before OpcodeList3: its noise model is the sensor's, on the mosaic's grid;
         # a FixVignetteRadial gain or a warp's resampling after it would change the noise
@@ -306,7 +307,7 @@ def develop_strips(
     if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
         noise = _estimate_noise(mosaic, raw, r, gains, front)
     domain = demosaic_domain(r, noise)
-    weight = _learned_weight(noise)
+    weight = _learned_weight(noise, domain)
     made_by = _weighted(made_by, weight)
 
     dm = _demosaic_margin(raw, method, factor)
@@ -881,15 +882,16 @@ def _demosaic(x: np.ndarray, raw: RawImage, r: Recipe, demosaic, domain: str,
     return rgb, raw.default_crop
 
 
-def _learned_weight(noise: np.ndarray | None) -> float:
+def _learned_weight(noise: np.ndarray | None, domain: str = "srgb") -> float:
     """The share of iri-lr's / iri-cnn's learned corrections at this noise profile (in
-    white-balanced units): isp.demosaic.learned_weight of isp.denoise.noise_level."""
+    white-balanced units) for a demosaic in ``domain``: isp.demosaic.learned_weight of
+    isp.denoise.noise_level."""
     if noise is None:
         return 1.0
     from .isp.demosaic import learned_weight
     from .isp.denoise import noise_level
 
-    return learned_weight(noise_level(noise))
+    return learned_weight(noise_level(noise), domain)
 
 
 def _weighted(made_by: str | None, w: float) -> str | None:

@@ -198,23 +198,37 @@ def _iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | 
 
 # The learned corrections (iri-lr's filters, iri-cnn's network) were fitted on noise-free
 # images; on a noisy mosaic they cost more than they give (bench/quality_demosaic_domain.py
-# --noisy, ISO 3200: iri-lr 27.49 dB, iri 28.65). develop applies them with a weight that
-# falls linearly from 1 at LEARNED_FULL to 0 at LEARNED_NONE of isp.denoise.noise_level (the
-# synthetic sensor: 0.024 at ISO 100, 0.068 at 800, 0.143 at 3200), in steps of 0.05, the
-# rest of the weight going to iri itself (denoise models the noise of the weighted method:
-# isp.denoise._cfa_of).
+# --noisy, ISO 3200: iri-lr 27.49 dB, iri 28.65). develop blends them with iri itself by a
+# weight w of isp.denoise.noise_level n (the synthetic sensor: 0.024 at ISO 100, 0.034 at 200,
+# 0.048 at 400, 0.068 at 800, 0.098 at 1600, 0.143 at 3200, 0.33 at 12800):
+# w = a / (1 + (n / n0)^2), in steps of 0.05, none below LEARNED_MIN (denoise models the noise
+# of the weighted method: isp.denoise._cfa_of). The correction's gain is about the same at any
+# noise and its cost grows with the noise's variance: a Wiener-style blend of two estimates.
+# a and n0 per demosaic domain (LEARNED_BLEND), fitted by scripts/fit_learned_weight.py on 12
+# images of iri-lr's training set (384 px crops; not Kodak or McMaster), the best of w = 0,
+# 0.25, 0.5, 0.75, 1:
+# - srgb (develop's 'auto' below noise 0.16), iri-lr / iri-cnn: ISO 100 0.5-0.75 / 0.5, 200
+#   0.5 / 0.5, 400 0.25 / 0.25-0.5, 800 0.25 / 0.25, 1600 0.25 / 0.25 (both within 0.04 dB of
+#   0); noise-free (the 8-bit protocol) 0.9 / 0.75-0.9, +0.01 / +0.04 dB over 1 (noise-free
+#   stays 1): a = 1, n0 = 0.034;
+# - linear, iri-lr: 0.5 from ISO 100 to 1600, 0.25 at 3200, 0 at 12800 (iri is weaker in
+#   linear light, so the correction keeps a larger share): a = 0.55, n0 = 0.15.
+# The linear ramp before (1 up to n = 0.03, 0 from 0.13, in both domains) gave 0.1-0.3 dB
+# less at ISO 100-800 (srgb) and 100-400 (linear).
 LEARNED = ("iri-lr", "iri-cnn")
 RESTRICTABLE = ("iri-cnn",)  # methods that skip work outside demosaic(rows=)
-LEARNED_FULL = 0.03
-LEARNED_NONE = 0.13
+LEARNED_BLEND = {"srgb": (1.0, 0.034), "linear": (0.55, 0.15)}  # domain -> (a, n0)
+LEARNED_MIN = 0.1  # below this weight, none: the correction's cost for little effect
 
 
-def learned_weight(noise: float | None) -> float:
-    """Weight of the learned corrections at relative noise ``noise`` (None: noise-free)."""
-    if noise is None or not noise > LEARNED_FULL:
+def learned_weight(noise: float | None, domain: str = "srgb") -> float:
+    """Weight of the learned corrections at relative noise ``noise`` (None: noise-free) for a
+    demosaic in ``domain``."""
+    if noise is None or not noise > 0.0:
         return 1.0
-    w = max(0.0, (LEARNED_NONE - noise) / (LEARNED_NONE - LEARNED_FULL))
-    return round(20.0 * w) / 20.0
+    a, n0 = LEARNED_BLEND[domain]
+    w = round(20.0 * a / (1.0 + (noise / n0) ** 2)) / 20.0
+    return w if w >= LEARNED_MIN else 0.0
 
 
 def _kernel(name: str, weight: float, rows: tuple[int, int] | None = None):
