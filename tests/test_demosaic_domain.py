@@ -239,18 +239,16 @@ def test_fused_ri_equals_the_generic_encoded_path(name: str) -> None:
         np.testing.assert_array_equal(fused, generic)
 
 
-def test_learned_methods_weigh_their_correction_by_the_noise(monkeypatch):
-    """At ISO 3200 iri-lr's learned correction (fitted on clean images) cost 1 dB against the
-    truth; develop now applies it by isp.demosaic.learned_weight of the noise level (0 here),
-    and denoise models the noise of the method as it ran ('iri-lr@0.00')."""
-    import oneinch.develop as dv
+def _iri_lr_front_scorer(iso: int):
+    """score(): displayed-sRGB PSNR against the truth of develop's front (until colour, iri-lr
+    in the srgb domain) of a Kodak 3 crop made a raw at ``iso``, one exposure scale fitted."""
     from conftest import KODAK, load_rgb8
 
     path = KODAK / "kodim03.png"
     if not path.exists():
         pytest.skip("benchmark data not available")
     im = load_rgb8(path)[100:356, 200:456]
-    raw, truth = synthetic.unprocess(im, iso=3200, seed=1)
+    raw, truth = synthetic.unprocess(im, iso=iso, seed=1)
     rec = Recipe().with_(demosaic={"method": "iri-lr", "domain": "srgb"})
     ref = spaces.encode(truth.linear_srgb, "srgb")
 
@@ -260,6 +258,16 @@ def test_learned_methods_weigh_their_correction_by_the_noise(monkeypatch):
         d = ref[10:-10, 10:-10] - spaces.encode(np.clip(out, 0, 1), "srgb")[10:-10, 10:-10]
         return float(10 * np.log10(1 / np.mean(d.astype(np.float64) ** 2)))
 
+    return score
+
+
+def test_learned_methods_weigh_their_correction_by_the_noise(monkeypatch):
+    """At ISO 3200 iri-lr's learned correction (fitted on clean images) cost 1 dB against the
+    truth; develop now applies it by isp.demosaic.learned_weight of the noise level (0 here),
+    and denoise models the noise of the method as it ran ('iri-lr@0.00')."""
+    import oneinch.develop as dv
+
+    score = _iri_lr_front_scorer(3200)
     weighted = score()
     monkeypatch.setattr(dv, "_learned_weight", lambda noise, domain="srgb": 1.0)  # as before
     full = score()
@@ -271,22 +279,8 @@ def test_learned_correction_blended_with_iri_at_moderate_noise(monkeypatch):
     correction and none on a Kodak crop (34.29 dB against 33.95 and 34.07; the linear ramp
     before gave 0.8 there: 34.11)."""
     import oneinch.develop as dv
-    from conftest import KODAK, load_rgb8
 
-    path = KODAK / "kodim03.png"
-    if not path.exists():
-        pytest.skip("benchmark data not available")
-    im = load_rgb8(path)[100:356, 200:456]
-    raw, truth = synthetic.unprocess(im, iso=400, seed=1)
-    rec = Recipe().with_(demosaic={"method": "iri-lr", "domain": "srgb"})
-    ref = spaces.encode(truth.linear_srgb, "srgb")
-
-    def score() -> float:
-        out = develop(raw, rec, until="color", tiled=False)
-        out = out * float(np.sum(out * truth.linear_srgb) / np.sum(out * out))
-        d = ref[10:-10, 10:-10] - spaces.encode(np.clip(out, 0, 1), "srgb")[10:-10, 10:-10]
-        return float(10 * np.log10(1 / np.mean(d.astype(np.float64) ** 2)))
-
+    score = _iri_lr_front_scorer(400)
     blended = score()
     monkeypatch.setattr(dv, "_learned_weight", lambda noise, domain="srgb": 1.0)
     full = score()
