@@ -172,7 +172,9 @@ def iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | N
     if weight <= 0.0:
         return first
     out = refine(first, rows=rows)
-    if weight < 1.0:
-        out = first + np.float32(weight) * (out - first)
+    if weight < 1.0:  # first + weight x (out - first), in place
+        out -= first
+        out *= np.float32(weight)
+        out += first
     return np.ascontiguousarray(out, np.float32)
 

@@ -220,25 +220,39 @@ def first_pass_rggb(cfa: np.ndarray, refine: bool = True, stack: bool = False) -
     ``stack``: (H, W, 6), the full ``iri`` result and, behind it, the same without the
     colour-difference refinement (both come out of one run); the filters then see both.
     """
+    parts = first_pass_parts(cfa, refine, stack)
+    if len(parts) == 1:
+        return parts[0]
+    return np.ascontiguousarray(np.concatenate(parts, axis=-1), np.float32)
+
+
+def first_pass_parts(cfa: np.ndarray, refine: bool = True, both: bool = False
+                     ) -> list[np.ndarray]:
+    """``first_pass_rggb`` as a list of (H, W, 3) arrays: the ``iri`` result, and with ``both``
+    the full ``iri`` result and the same without the colour-difference refinement (both from
+    one run; no 6-channel copy)."""
     from oneinch.isp import _demosaic_iri as iri
 
     c = np.ascontiguousarray(cfa, np.float32)
-    if not stack:
+    if not both:
         parts = [iri.iri_rggb(c, refine=refine)]
     else:  # the body of iri_rggb, keeping both of its results
         g = iri.green_iri(c)
         tents: list = []
         r, b = iri.rb_iri(c, g, tents)
         base = np.stack([r, g, b], axis=-1)
-        wgt = iri.refine_weight(c, g, tents)[..., None]
-        ref = np.stack(iri.refine_cd(c, r, g, b), axis=-1)
-        parts = [base + wgt * (ref - base), base]
+        del r, b
+        ref = np.stack(iri.refine_cd(c, base[..., 0], g, base[..., 2]), axis=-1)
+        ref -= base
+        ref *= iri.refine_weight(c, g, tents)[..., None]
+        ref += base  # base + weight x (refined - base), in place
+        parts = [ref, base]
     for first in parts:
         first[0::2, 0::2, 0] = c[0::2, 0::2]
         first[0::2, 1::2, 1] = c[0::2, 1::2]
         first[1::2, 0::2, 1] = c[1::2, 0::2]
         first[1::2, 1::2, 2] = c[1::2, 1::2]
-    return np.ascontiguousarray(np.concatenate(parts, axis=-1), np.float32)
+    return parts
 
 
 def first_pass(mosaic: np.ndarray, refine: bool = True, stack: bool = False) -> np.ndarray:
@@ -289,8 +303,7 @@ def iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
     c = np.pad(cfa, pad, mode="reflect") if pad else cfa
     refine = bool(model.get("refine", 1))
     if weight < 1.0 and not refine and not stack:  # (iri, its first pass) from one run
-        both = first_pass_rggb(c, True, stack=True)
-        plain, first = both[..., :3], np.ascontiguousarray(both[..., 3:])
+        plain, first = first_pass_parts(c, True, both=True)
     else:
         first = first_pass_rggb(c, refine, stack)
         plain = first[..., :3]
@@ -300,7 +313,9 @@ def iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
         out = apply_correction(first, model)
         for m in steps[1:]:
             out = apply_correction(stage_input(out, first, m), m)
-        if weight < 1.0:
-            out = plain + np.float32(weight) * (out - plain)
+        if weight < 1.0:  # plain + weight x (out - plain), in place
+            out -= plain
+            out *= np.float32(weight)
+            out += plain
     return np.ascontiguousarray(out[pad : out.shape[0] - pad, pad : out.shape[1] - pad],
                                 np.float32)
