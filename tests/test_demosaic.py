@@ -392,23 +392,22 @@ def test_strip_context_covers_the_reach(images, method: str, weight: float) -> N
     assert diffs[1] > 20 * diffs[0]
 
 
-def test_iri_cnn_rows_runs_the_network_there_only(images) -> None:
-    """demosaic(rows=(a, b)): iri-cnn's rows a..b are its whole result (to float rounding: its
-    tiles differ), and rows far from them its first pass, iri-lr's (the network did not run
-    there; rows=(0, 0): nowhere)."""
+@pytest.mark.parametrize("method", ["iri-lr", "iri-cnn"])
+def test_rows_runs_the_learned_stages_there_only(images, method) -> None:
+    """demosaic(rows=(a, b)): rows a..b are the method's whole result (iri-lr's exactly;
+    iri-cnn's to float rounding: its tiles differ), and rows far from them are not (iri-lr's
+    correction and iri-cnn's network did not run there: the first pass, the same whatever
+    the rows asked for). In both domains."""
     mosaic = _mosaic(images[1][0])
-    whole = dm.demosaic(mosaic, "RGGB", "iri-cnn")
-    part = dm.demosaic(mosaic, "RGGB", "iri-cnn", rows=(200, 300))
-    lr = dm.demosaic(mosaic, "RGGB", "iri-cnn", rows=(0, 0))  # no rows: iri-lr alone
-    far = np.r_[0:150, 350 : mosaic.shape[0]]  # (the network reaches 36 px)
-    assert np.abs(part[200:300] - whole[200:300]).max() <= 1e-5
-    assert np.array_equal(part[far], lr[far])
-    assert np.abs(whole[far] - lr[far]).max() > 1e-2  # (the network does change them)
-    srgb = dm.demosaic(mosaic, "RGGB", "iri-cnn", domain="srgb", rows=(200, 300))
-    lr_srgb = dm.demosaic(mosaic, "RGGB", "iri-cnn", domain="srgb", rows=(0, 0))
-    assert np.array_equal(srgb[far], lr_srgb[far])
-    assert np.abs(srgb[200:300] - dm.demosaic(mosaic, "RGGB", "iri-cnn", domain="srgb")[200:300]
-                  ).max() <= 1e-5
+    far = np.r_[0:140, 360 : mosaic.shape[0]]  # (beyond the rows' reach, 36 + 16 px)
+    for domain in ("linear", "srgb"):
+        whole = dm.demosaic(mosaic, "RGGB", method, domain=domain)
+        part = dm.demosaic(mosaic, "RGGB", method, domain=domain, rows=(200, 300))
+        tol = 0.0 if method == "iri-lr" else 1e-5
+        assert np.abs(part[200:300] - whole[200:300]).max() <= tol
+        other = dm.demosaic(mosaic, "RGGB", method, domain=domain, rows=(220, 280))
+        assert np.array_equal(part[far], other[far])
+        assert np.abs(whole[far] - part[far]).max() > 1e-2  # (the stages change them)
 
 
 def test_learned_weight_falls_with_the_noise() -> None:

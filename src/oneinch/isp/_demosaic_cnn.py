@@ -165,10 +165,13 @@ def iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | N
     iri-lr's 32 plus the network's reach of 2 x (``reach()`` + ``DETAIL // 2``) full-resolution
     pixels; isp.demosaic gives it 72). ``weight`` < 1 (noisy mosaics, isp.demosaic.
     learned_weight): iri-lr's correction and the network's each applied by that share.
-    ``rows`` (lo, hi): the network runs on these rows only (``refine``)."""
+    ``rows`` (lo, hi): the network runs on these rows only (``refine``), iri-lr's correction
+    on those the network reads."""
     from oneinch.isp._demosaic_learned import iri_lr_rggb
 
-    first = iri_lr_rggb(cfa, weight)
+    # the network reads the first pass 2 x (reach() + DETAIL // 2) px around its rows
+    near = None if rows is None else 2 * (reach() + DETAIL // 2)
+    first = iri_lr_rggb(cfa, weight, None if rows is None else (rows[0] - near, rows[1] + near))
     if weight <= 0.0:
         return first
     out = refine(first, rows=rows)

@@ -287,15 +287,23 @@ def stage_input(out: np.ndarray, first: np.ndarray, model: dict) -> np.ndarray:
 
 
 CASCADE_PAD = 8  # extra mirror margin (even: keeps the CFA parity) for the second stage's reach
+# rows around demosaic(rows=) that the correction is run on: its two stages (5x5 filters,
+# buckets from a Gaussian of sigma 1.2 and 7x7 windows) reach < 8 rows (McMaster 1, Kodak 5
+# and 19: a slice with 8 rows more each side gives exactly the whole image's rows; with 4,
+# up to 1.9e-2)
+CORRECTION_REACH = 16
 
 
-def iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
+def iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | None = None
+                ) -> np.ndarray:
     """``iri`` first pass + learned residual correction (each stage of it) on an RGGB mosaic
     (margin >= 30; a cascade pads ``CASCADE_PAD`` more itself). ``weight`` < 1 (noisy mosaics,
     isp.demosaic.learned_weight): that share of the corrected result, the rest ``iri``'s own
     (with its colour-difference refinement, which a model fitted without it, ``refine`` 0,
     leaves out of its first pass: on noisy mosaics the refinement is the better of the two,
-    bench/quality_demosaic_domain.py --noisy); one run of ``iri`` makes both."""
+    bench/quality_demosaic_domain.py --noisy); one run of ``iri`` makes both. ``rows`` (lo,
+    hi): the correction runs on these rows (and ``CORRECTION_REACH`` around them) only; the
+    others are the first pass."""
     model = load_model()
     stack = model["weights"].shape[2] == 6
     steps = stages(model)
@@ -307,12 +315,20 @@ def iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
     else:
         first = first_pass_rggb(c, refine, stack)
         plain = first[..., :3]
-    if weight <= 0.0:
+    lo, hi = 0, first.shape[0]
+    if rows is not None:
+        lo = max(0, rows[0] + pad - CORRECTION_REACH)
+        hi = min(first.shape[0], rows[1] + pad + CORRECTION_REACH)
+    if weight <= 0.0 or lo >= hi:
         out = plain
     else:
-        out = apply_correction(first, model)
+        part = first if (lo, hi) == (0, first.shape[0]) else np.ascontiguousarray(first[lo:hi])
+        out = apply_correction(part, model)
         for m in steps[1:]:
-            out = apply_correction(stage_input(out, first, m), m)
+            out = apply_correction(stage_input(out, part, m), m)
+        if part is not first:  # the rows around: the first pass
+            out, corrected = np.array(plain, np.float32), out
+            out[lo:hi] = corrected
         if weight < 1.0:  # plain + weight x (out - plain), in place
             out -= plain
             out *= np.float32(weight)

@@ -183,10 +183,11 @@ def _iri_rggb(cfa: np.ndarray) -> np.ndarray:
     return iri_rggb(cfa)
 
 
-def _iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0) -> np.ndarray:
+def _iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | None = None
+                 ) -> np.ndarray:
     from oneinch.isp._demosaic_learned import iri_lr_rggb
 
-    return iri_lr_rggb(cfa, weight)
+    return iri_lr_rggb(cfa, weight, rows)
 
 
 def _iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | None = None
@@ -216,7 +217,7 @@ def _iri_cnn_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | 
 # The linear ramp before (1 up to n = 0.03, 0 from 0.13, in both domains) gave 0.1-0.3 dB
 # less at ISO 100-800 (srgb) and 100-400 (linear).
 LEARNED = ("iri-lr", "iri-cnn")
-RESTRICTABLE = ("iri-cnn",)  # methods that skip work outside demosaic(rows=)
+RESTRICTABLE = ("iri-lr", "iri-cnn")  # methods that skip work outside demosaic(rows=)
 LEARNED_BLEND = {"srgb": (1.0, 0.034), "linear": (0.55, 0.15)}  # domain -> (a, n0)
 LEARNED_MIN = 0.1  # below this weight, none: the correction's cost for little effect
 
@@ -233,8 +234,8 @@ def learned_weight(noise: float | None, domain: str = "srgb") -> float:
 
 def _kernel(name: str, weight: float, rows: tuple[int, int] | None = None):
     """The RGGB kernel of ``name`` with its options: ``weight`` (the learned methods) and
-    ``rows`` (the padded mosaic's rows that must be exact: iri-cnn's network runs on them
-    only)."""
+    ``rows`` (the padded mosaic's rows that must be exact: iri-lr's correction and iri-cnn's
+    network run on them only)."""
     fn = _BAYER[name][0]
     kw: dict = {}
     if name in LEARNED and weight < 1.0:
@@ -369,8 +370,9 @@ def demosaic(
     ``weight`` (0..1): the share of iri-lr's and iri-cnn's learned corrections applied
     (:func:`learned_weight` of the noise); other methods ignore it. ``rows`` (lo, hi): only
     these output rows must be exact (a strip's rows that its later stages read; the rest is
-    context); iri-cnn then runs its network on them only, and leaves iri-lr's result in the
-    others (``RESTRICTABLE``); other methods ignore it.
+    context); iri-lr then runs its correction and iri-cnn its network on them (and their
+    reach) only, and leave the stage before in the others (``RESTRICTABLE``); other methods
+    ignore it.
     """
     if method not in METHODS:
         raise OptionError(f"unknown demosaic method {method!r}; valid: {', '.join(METHODS)}")
