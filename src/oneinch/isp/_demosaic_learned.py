@@ -326,12 +326,13 @@ def iri_lr_rggb(cfa: np.ndarray, weight: float = 1.0, rows: tuple[int, int] | No
         out = apply_correction(part, model)
         for m in steps[1:]:
             out = apply_correction(stage_input(out, part, m), m)
+        if weight < 1.0:  # plain + weight x (out - plain), in place, on the corrected rows
+            under = plain[lo:hi]
+            out -= under
+            out *= np.float32(weight)
+            out += under
         if part is not first:  # the rows around: the first pass
             out, corrected = np.array(plain, np.float32), out
             out[lo:hi] = corrected
-        if weight < 1.0:  # plain + weight x (out - plain), in place
-            out -= plain
-            out *= np.float32(weight)
-            out += plain
     return np.ascontiguousarray(out[pad : out.shape[0] - pad, pad : out.shape[1] - pad],
                                 np.float32)

@@ -1100,6 +1100,16 @@ def _cfa_of(method: str) -> tuple[CFAPattern, str, float]:
     return _BAYER, method, weight
 
 
+def _through_demosaic(z: np.ndarray, cfa: CFAPattern, name: str, weight: float) -> np.ndarray:
+    """Mosaic noise ``z`` as demosaic(``name``, ``weight``) passes it on a flat field of 0.25:
+    the difference of the two results (the methods are not linear)."""
+    from .demosaic import demosaic as _demosaic
+
+    base = np.full(z.shape, 0.25, np.float32)
+    return (_demosaic(base + z, cfa, name, weight=weight)
+            - _demosaic(base, cfa, name, weight=weight))
+
+
 @lru_cache(maxsize=4)
 def _noise_field(method: str | None, rel: tuple[float, float, float], n: int,
                  seed: int) -> np.ndarray:
@@ -1116,11 +1126,7 @@ def _noise_field(method: str | None, rel: tuple[float, float, float], n: int,
         noise = rng.standard_normal((n, n, 3)).astype(np.float32) * np.sqrt(
             np.asarray(rel, np.float32)) * amp
     else:
-        from .demosaic import demosaic as _demosaic
-
-        base = np.full((n, n), 0.25, np.float32)
-        noise = (_demosaic(base + z, cfa, name, weight=weight)
-                 - _demosaic(base, cfa, name, weight=weight))
+        noise = _through_demosaic(z, cfa, name, weight)
     o = (noise / amp) @ OPPONENT.T.astype(np.float32)
     o = np.ascontiguousarray(o[16:-16, 16:-16])
     o.setflags(write=False)
@@ -1678,12 +1684,7 @@ def _estimator_gain(method: str | None) -> np.ndarray:
     if method is None:
         noise = rng.standard_normal((n, n, 3)).astype(np.float32) * amp
     else:
-        from .demosaic import demosaic as _demosaic
-
-        cfa, name, weight = _cfa_of(method)
-        base = np.full((n, n), 0.25, np.float32)
-        noise = (_demosaic(base + z, cfa, name, weight=weight)
-                 - _demosaic(base, cfa, name, weight=weight))
+        noise = _through_demosaic(z, *_cfa_of(method))
     g = np.array([np.quantile(_block_stats(noise[8:-8, 8:-8, c] / amp)[1], _EST_Q)
                   for c in range(3)])
     if method is not None:
