@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# the tests' `oneinch` processes run in-process even when the user has a zygote running
+# (oneinch.zygote; tests/test_zygote.py starts its own)
+os.environ.setdefault("ONEINCH_ZYGOTE", "0")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not SHARED.is_dir():  # a clone elsewhere: ../shared beside the repo

@@ -31,9 +31,11 @@ def command_environment() -> None:
     machine that is slow: reading a 50 MP raw (100 MB) into its new array spent 27 % of a
     preview's CPU in ``folio_zero_user`` (perf). With small pages: preview median 0.97 ->
     0.81 s (n=8 interleaved); the full develop is unchanged (its strips reuse their memory)."""
+    from .zygote import COMMAND_ENV
+
     if "numpy" not in sys.modules:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+        for k, v in COMMAND_ENV.items():
+            os.environ.setdefault(k, v)
 
 
 command_environment()
@@ -235,7 +237,8 @@ def develop(
     )
     # validate options once before touching any file
     build_recipe(base, **opts)
-    faulting = prefault_heap(_prefault_bytes(inputs, size))
+    # (a zygote's worker has nothing left to import for the faults to overlap)
+    faulting = None if _PRELOADED else prefault_heap(_prefault_bytes(inputs, size))
     if format is None and output is not None and len(inputs) == 1 and output.suffix:
         from .output.encode import format_from_path
 
@@ -367,7 +370,7 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-SUBCOMMANDS = ("looks", "frame", "burst", "profile", "batch", "serve")
+SUBCOMMANDS = ("looks", "frame", "burst", "profile", "batch", "serve", "daemon")
 
 
 def _mount_subcommands(argv: list[str] | None = None) -> None:
@@ -512,12 +515,30 @@ def prefault_heap(nbytes: int) -> threading.Thread | None:
     return t
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turn user errors into one line and exit code 2."""
-    reuse_freed_memory()
+def command(argv: list[str] | None = None):
+    """The click command ``app`` builds (with the sub-apps ``argv`` needs): what ``main``
+    runs; the zygote builds it once before it forks its workers."""
     _mount_subcommands(argv)
+    return typer.main.get_command(app)
+
+
+_PRELOADED = False  # this process was forked from a zygote that had imported the pipeline
+
+
+def main(argv: list[str] | None = None, command=None) -> int:
+    """Entry point: run the app, turn user errors into one line and exit code 2.
+    ``command``: a click command made by :func:`command` (a zygote's worker)."""
+    global _PRELOADED
+    reuse_freed_memory()
+    if command is None:
+        _mount_subcommands(argv)
+    else:
+        _PRELOADED = True
     try:
-        rv = app(args=argv, standalone_mode=False, prog_name="oneinch")
+        if command is None:
+            rv = app(args=argv, standalone_mode=False, prog_name="oneinch")
+        else:
+            rv = command.main(args=argv, standalone_mode=False, prog_name="oneinch")
     except OneinchError as e:
         _err(str(e))
         return e.exit_code
