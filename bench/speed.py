@@ -7,6 +7,10 @@ TIFF), rawpy postprocess (AHD and LINEAR, 8-bit sRGB, JPEG written by Pillow), a
 / rawtherapee-cli when installed. Reports wall, CPU (user+sys) and peak RSS of each process and
 the ratio of wall to rawpy AHD's measured in the same run. 'oneinch jpeg, JIT' is the default
 develop with the ahead-of-time kernels off (ONEINCH_AOT=0: numba imported and its JIT started).
+'zygote' rows: the same commands while `oneinch daemon` runs (oneinch.zygote: the command
+hands its develop to a worker forked from a process that has imported the pipeline); wall is
+the command's, CPU the command's plus its worker's, RSS the worker's peak. Every other row
+runs in-process (ONEINCH_ZYGOTE=0), whatever the user has running.
 
     .venv/bin/python bench/speed.py [--sizes 12.5,24,50] [--repeat 1]      (make bench-speed)
 """
@@ -117,6 +121,27 @@ def timed(cmd: list[str]) -> tuple[float, float, float, int]:
     return wall, cpu, rss, rc
 
 
+ZYGOTE: dict[str, str] = {}  # the bench's own zygote: its runtime dir and the stats file
+
+
+def zygote_cmd(cmd: list[str]) -> list[str]:
+    """``cmd`` through the bench's zygote (its worker reports its resource use to a file)."""
+    return ["env", "ONEINCH_ZYGOTE=1", f"ONEINCH_RUNTIME_DIR={ZYGOTE['dir']}",
+            f"ONEINCH_ZYGOTE_STATS={ZYGOTE['stats']}", *cmd]
+
+
+def worker_stats() -> tuple[float, float]:
+    """(CPU s, peak RSS MB) of the last zygote worker, NaN when none reported."""
+    import json
+
+    try:
+        done = json.loads(Path(ZYGOTE["stats"]).read_text())
+        Path(ZYGOTE["stats"]).unlink()
+    except (OSError, ValueError, KeyError):
+        return float("nan"), float("nan")
+    return float(done["cpu_s"]), done["maxrss_kb"] / 1024.0
+
+
 def cases(dng: Path, out: Path) -> list[tuple[str, list[str]]]:
     cli = [*DEVELOP, str(dng)]
     c = [
@@ -128,6 +153,10 @@ def cases(dng: Path, out: Path) -> list[tuple[str, list[str]]]:
         ("oneinch --size 2048", [*cli, "-o", str(out / "oi_prev.jpg"), "--size", "2048"]),
         ("oneinch tiff16", [*cli, "-o", str(out / "oi.tif"), "--format", "tiff"]),
     ]
+    if ZYGOTE:
+        c += [("zygote jpeg", zygote_cmd([*cli, "-o", str(out / "zy.jpg")])),
+              ("zygote --size 2048",
+               zygote_cmd([*cli, "-o", str(out / "zy_prev.jpg"), "--size", "2048"]))]
     if shutil.which("darktable-cli"):
         c.append(
             (
@@ -157,7 +186,24 @@ def main() -> None:
     ap.add_argument("--sizes", default="12.5,24,50")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--iso3200", action="store_true", default=True)
+    ap.add_argument("--no-zygote", action="store_true", help="leave out the zygote rows")
     args = ap.parse_args()
+    os.environ["ONEINCH_ZYGOTE"] = "0"  # in-process unless a row asks for the zygote
+    rt = tempfile.TemporaryDirectory()
+    if not args.no_zygote:
+        ZYGOTE.update(dir=str(Path(rt.name) / "rt"), stats=str(Path(rt.name) / "stats.json"))
+        subprocess.run(zygote_cmd([PY, "-m", "oneinch", "daemon", "start", "--idle", "60"]),
+                       check=True, capture_output=True)
+    try:
+        run_all(args)
+    finally:
+        if ZYGOTE:
+            subprocess.run(zygote_cmd([PY, "-m", "oneinch", "daemon", "stop"]),
+                           capture_output=True)
+        rt.cleanup()
+
+
+def run_all(args: argparse.Namespace) -> None:
     # warm the JIT caches once (every demosaic method, strips and whole image), outside timings
     with tempfile.TemporaryDirectory() as tmp:
         warm = Path(tmp) / "warm.dng"
@@ -224,7 +270,12 @@ def main() -> None:
                 all_runs: dict[str, list] = {name: [] for name, _ in todo}
                 for _ in range(args.repeat):
                     for name, cmd in todo:
-                        all_runs[name].append(timed(cmd))
+                        wall, cpu, rss, rc = timed(cmd)
+                        if name.startswith("zygote"):  # the worker did the work
+                            wcpu, wrss = worker_stats()
+                            cpu, rss = cpu + wcpu, wrss
+                            rc = rc if wrss == wrss else 1  # (NaN: it ran in-process)
+                        all_runs[name].append((wall, cpu, rss, rc))
                 for name, _ in todo:
                     runs = all_runs[name]
                     wall = min(r[0] for r in runs)  # shared machine: the least disturbed run
@@ -241,6 +292,11 @@ def main() -> None:
                         f" {ratios[0]:8.2f} {ratios[1]:8.2f} {ratios[2]:8.2f}{flag}",
                         flush=True,
                     )
+                    if name == "zygote jpeg":
+                        zfull = wall
+                    elif name == "zygote --size 2048":
+                        print(f"{'':>6} {'':>5} {'':<22} (preview / full through the zygote: "
+                              f"{wall / zfull:.2f})", flush=True)
                     if name in ("oneinch jpeg", "oneinch --size 2048"):
                         # the same develop + write in a warm process, set up as a batch
                         # worker's (malloc settings, working image reused) or the web app's
