@@ -185,3 +185,32 @@ def test_binned_preview_of_a_base_iso_raw_is_not_filtered(tiled, monkeypatch):
         assert got.shape[:2] == (128, 192)
         assert np.array_equal(got, develop(raw, off, tiled=tiled).rgb) != filtered
         assert (calls and all(calls)) if filtered else not calls, calls
+
+
+def test_public_develop_stays_the_function():
+    """``oneinch.develop`` is the function however it is reached: the package's lazy attribute
+    used to become the ``oneinch.develop`` module (the import system binds a submodule to its
+    package's attribute), so the second ``oneinch.develop(raw)`` was ``'module' object is not
+    callable``, and ``from oneinch import develop`` gave the module."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "oneinch_demo.dng"
+    code = f"""
+import oneinch
+raw = oneinch.open_raw({str(sample)!r})
+r = oneinch.Recipe().with_(output={{"size": 96}})
+a = oneinch.develop(raw, r)
+b = oneinch.develop(raw, r)  # the second access
+from oneinch import develop
+c = develop(raw, r)
+import oneinch.develop
+d = oneinch.develop(raw, r)
+import numpy as np
+assert all(np.array_equal(np.asarray(x.rgb), np.asarray(a.rgb)) for x in (b, c, d))
+print("ok", np.asarray(a.rgb).shape)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 from dataclasses import replace
 from functools import partial
@@ -1546,3 +1547,17 @@ def profile_in_wb_units(profile: np.ndarray, gains: np.ndarray) -> np.ndarray:
         p = np.repeat(p[:1], 3, axis=0)
     g = np.asarray(gains, dtype=np.float64).reshape(3)
     return np.stack([g * p[:, 0], g * g * p[:, 1]], axis=1)
+
+
+class _CallableModule(type(contextlib)):
+    """``oneinch.develop`` names both this module and the package's ``develop`` function, and
+    the import system binds a submodule to its package's attribute of the same name (whoever
+    imports ``oneinch.develop`` first), so the module, reached that way, is the function:
+    calling it develops, and ``inspect.signature`` follows ``__wrapped__`` to the function's."""
+
+    def __call__(self, *args, **kwargs):
+        return develop(*args, **kwargs)
+
+
+__wrapped__ = develop
+sys.modules[__name__].__class__ = _CallableModule
