@@ -35,8 +35,8 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # (the client imports neither typing nor, without a zygote, socket)
 if TYPE_CHECKING:
     import socket
 
