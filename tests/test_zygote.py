@@ -172,6 +172,30 @@ def test_one_zygote_per_directory_and_sigterm_cleans_up(running) -> None:
     assert zygote.forward(["develop", str(SAMPLE)]) is None
 
 
+def test_bad_connections_do_not_stop_it(running, tmp_path: Path) -> None:
+    rt, pid = running
+    path = str(rt / zygote.SOCKET)
+    for junk in (b"", b"\xff\xff\xff\xff", b"\x00\x00\x00\x05{nope", b"\x00\x00"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            s.sendall(junk)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:  # a run without descriptors
+        s.connect(path)
+        zygote._send(s, {"op": "run", "argv": ["develop"], "fp": zygote.fingerprint()})
+        assert zygote._recv(s)[0] == {"fallback": "stale"}
+    assert zygote.request("ping")["pid"] == pid
+    stats = tmp_path / "stats.json"
+    res = _oneinch(["develop", str(SAMPLE), "-o", "ok.jpg", "--size", "200"],
+                   _env(rt, ONEINCH_ZYGOTE_STATS=str(stats)), tmp_path)
+    assert res.returncode == 0 and json.loads(stats.read_text())["exit"] == 0
+
+
+def test_status_names_a_zygote_of_another_environment(running, tmp_path: Path) -> None:
+    rt, _ = running
+    st = _oneinch(["daemon", "status"], _env(rt, NUMBA_NUM_THREADS="1"), tmp_path)
+    assert st.returncode == 0 and "not used from here" in st.stdout
+
+
 def test_peer_credentials_are_read() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with a, b:
