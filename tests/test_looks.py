@@ -138,6 +138,24 @@ def test_cli_export_preset_lut_matches_render(tmp_path):
                                     "--size", "40"]).exit_code != 0
 
 
+def test_cli_export_takes_the_output_as_o_too(tmp_path):
+    """The README's form, `oneinch looks export vibrant -o vibrant.cube`, as every other
+    command names its output; it makes the same LUT as the positional form, and one output
+    only."""
+    from typer.testing import CliRunner
+
+    from oneinch.commands.looks import app
+
+    a, b = tmp_path / "a.cube", tmp_path / "b.cube"
+    res = CliRunner().invoke(app, ["export", "vibrant", "-o", str(a)])
+    assert res.exit_code == 0, res.output
+    assert CliRunner().invoke(app, ["export", "vibrant", str(b)]).exit_code == 0
+    assert a.read_bytes() == b.read_bytes() and len(a.read_bytes()) > 33**3 * 10
+    both = CliRunner().invoke(app, ["export", "vibrant", str(a), "-o", str(b)])
+    none = CliRunner().invoke(app, ["export", "vibrant"])
+    assert both.exit_code != 0 and none.exit_code != 0
+
+
 # ----------------------------------------------------------------------------- fused display
 
 

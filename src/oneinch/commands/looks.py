@@ -45,7 +45,8 @@ def show(name: str = typer.Argument(..., help="a look preset or a style")) -> No
 @app.command("export")
 def export(
     name: str = typer.Argument(..., help="a look preset or a style"),
-    out: Path = typer.Argument(..., help="output .cube, or HaldCLUT .png/.tif"),
+    out: Path | None = typer.Argument(None, help="output .cube, or HaldCLUT .png/.tif"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="the same, as an option"),
     size: int = typer.Option(33, help=".cube grid size (33 or 65)"),
     level: int = typer.Option(8, help="HaldCLUT level (8 or 12)"),
     strength: float = typer.Option(1.0, help="0..1 blend with the input"),
@@ -56,6 +57,9 @@ def export(
     from ..errors import OptionError
     from ..looks.looks import export_lut
 
+    if (out is None) == (output is None):
+        raise OptionError("give the output file once: `looks export NAME OUT` or `-o OUT`")
+    out = out if out is not None else output
     if out.suffix.lower() == ".cube" and size not in (33, 65):
         raise OptionError(f"--size {size}: use 33 or 65")
     if out.suffix.lower() != ".cube" and level not in (8, 12):
