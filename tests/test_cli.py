@@ -185,6 +185,26 @@ def test_unwritable_output_is_one_line_and_leaves_nothing(small_dng, tmp_path):
     assert afile.read_text() == "x"
 
 
+def test_output_folder_is_made(small_dng, tmp_path):
+    """`-o out/` (or `-o out` for several inputs), as the README writes it, makes the folder,
+    as `oneinch frame` and `oneinch batch` do; a file's missing folder stays an error."""
+    copy = tmp_path / "copy.dng"
+    shutil.copy(small_dng, copy)
+    res = run("develop", str(small_dng), str(copy), "-o", str(tmp_path / "new" / "deep"),
+              "--size", "120")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "new" / "deep").iterdir()) == [
+        "copy.jpg", "kodim23.jpg"]
+    res = run("develop", str(small_dng), "-o", str(tmp_path / "one") + "/", "--size", "120")
+    assert res.returncode == 0, res.stderr
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["kodim23.jpg"]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = run("develop", str(small_dng), "-o", str(afile) + "/", "--size", "120")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "afile" in res.stderr and afile.read_text() == "x"
+
+
 def test_wrong_options_are_one_line(small_dng, tmp_path):
     for args in (
         ["--format", "gif"],

@@ -145,12 +145,14 @@ def build_recipe(base, **opts):
     return r.with_(**sections) if sections else r
 
 
-def output_path(src: Path, out: Path | None, fmt: str, many: bool) -> Path:
-    """Where the developed file goes: DIR/stem.ext, an explicit FILE, or beside the input."""
+def output_path(src: Path, out: Path | None, fmt: str, folder: bool) -> Path:
+    """Where the developed file goes: DIR/stem.ext (``folder``: ``out`` names one, as with
+    several inputs or a trailing separator; or ``out`` is an existing folder), an explicit
+    FILE, or beside the input."""
     suffix = FORMAT_SUFFIX[fmt]
     if out is None:
         dst = src.with_suffix(suffix)
-    elif many or out.is_dir() or str(out).endswith(("/", "\\")):
+    elif folder or out.is_dir():
         dst = out / (src.stem + suffix)
     else:
         dst = out
@@ -163,7 +165,7 @@ def output_path(src: Path, out: Path | None, fmt: str, many: bool) -> Path:
 def develop(
     inputs: Annotated[list[Path], typer.Argument(help="RAW or DNG files")],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="output FILE or DIR")
+        str | None, typer.Option("-o", "--output", help="output FILE or DIR (DIR/: a folder)")
     ] = None,
     format: Annotated[
         str | None,
@@ -220,6 +222,9 @@ def develop(
     from .recipe import Recipe, sidecar_path
 
     base = Recipe.load(recipe) if recipe else None
+    # (a str: a Path would drop the trailing separator that says "a folder")
+    to_folder = output is not None and (len(inputs) > 1 or output.endswith(("/", os.sep)))
+    output = Path(output) if output is not None else None
     opts = dict(
         format=format,
         quality=quality,
@@ -239,7 +244,7 @@ def develop(
     build_recipe(base, **opts)
     # (a zygote's worker has nothing left to import for the faults to overlap)
     faulting = None if _PRELOADED else prefault_heap(_prefault_bytes(inputs, size))
-    if format is None and output is not None and len(inputs) == 1 and output.suffix:
+    if format is None and output is not None and not to_folder and output.suffix:
         from .output.encode import format_from_path
 
         guessed = format_from_path(output)
@@ -247,6 +252,8 @@ def develop(
             opts["format"] = guessed
     failures: list[str] = []
     many = len(inputs) > 1
+    if to_folder:
+        _make_folder(output)  # as frame and batch do
     from .isp import tiles
 
     tiles.reuse_buffers()  # working images from the heap that reuse_freed_memory() keeps
@@ -266,7 +273,7 @@ def develop(
                     base if base is not None else (Recipe.load(side) if side.is_file() else None)
                 )
                 r = build_recipe(file_base, **opts)
-                dst = output_path(src, output, r.output.format, many)
+                dst = output_path(src, output, r.output.format, to_folder)
                 photo_path = _develop_one(src, dst, r)
                 progress.console.print(
                     f"{src} -> {photo_path}  ({time.perf_counter() - t0:.2f} s)", highlight=False
@@ -281,6 +288,15 @@ def develop(
             for f in failures:
                 print(f"  {f}", file=sys.stderr)
         raise typer.Exit(2)
+
+
+def _make_folder(folder: Path) -> None:
+    from .errors import OutputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot make the output folder ({e.strerror})", folder) from None
 
 
 def _develop_one(src: Path, dst: Path, recipe) -> Path:
