@@ -205,6 +205,19 @@ def test_output_folder_is_made(small_dng, tmp_path):
     assert "afile" in res.stderr and afile.read_text() == "x"
 
 
+def test_version_and_bare_command():
+    """`oneinch --version` says it; a bare `oneinch` shows the help as help (it used to be
+    squeezed into one 'error' line, like a usage error's)."""
+    from oneinch import __version__
+
+    res = run("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"oneinch {__version__}", res.stderr
+    res = run()
+    lines = res.stderr.splitlines()
+    assert res.returncode == 2 and lines[0].startswith("Usage: oneinch"), res.stderr
+    assert any(ln.split()[:1] == ["develop"] for ln in lines) and "error" not in res.stderr
+
+
 def test_wrong_options_are_one_line(small_dng, tmp_path):
     for args in (
         ["--format", "gif"],

@@ -54,6 +54,23 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"oneinch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", help="print the version and exit", is_eager=True,
+        callback=_print_version)] = False,
+) -> None:
+    """oneinch: an open computational camera. Develop RAW/DNG files into finished photos."""
+
+
 FORMAT_SUFFIX = {
     "jpeg": ".jpg",
     "tiff": ".tif",
@@ -565,6 +582,9 @@ def main(argv: list[str] | None = None, command=None) -> int:
         return 130
     except TyperException as e:  # usage errors: wrong or missing options
         fmt = getattr(e, "format_message", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and callable(fmt):  # a bare command: help
+            print(fmt(), file=sys.stderr)
+            return 2
         _err((fmt() if callable(fmt) else str(e)).replace("\n", " "))
         return 2
     except KeyboardInterrupt:
