@@ -247,6 +247,63 @@ def test_errors() -> None:
         dm.demosaic(m, "RRGB")
 
 
+def test_iri_rows_on_two_threads_are_the_rows_on_one(images) -> None:
+    """A whole image's iri green (its compiled kernel runs on one thread) is split at an even
+    row over two threads: exactly the single call's result, at any height."""
+    import threading
+
+    from oneinch import _aot
+    from oneinch.isp import _demosaic_iri as iri
+
+    names: list = []
+
+    class Counting(threading.Thread):
+        def __init__(self, *a, **k) -> None:
+            names.append(k.get("name"))
+            super().__init__(*a, **k)
+
+    rgb = images[1][1]
+    args = (iri.GREEN_RADIUS, iri.GREEN_ITERS, iri.GREEN_EPS, iri.CRIT_LEN, iri.CRIT_EPS)
+    for h in (139, 140, 64 + 48 + 1):
+        mos, _ = dm._bayer_pad(_mosaic(rgb[: h - 48, :150]), CFAPattern.bayer("RGGB"), 24)
+        if not _aot.serves(iri._dir_diff_rows, np.ascontiguousarray(mos), *args):
+            pytest.skip("no ahead-of-time module here (python -m oneinch.warm builds it)")
+        names.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(threading, "Thread", Counting)
+            split = [iri.directional_difference_fast(mos, hz) for hz in (True, False)]
+        assert names == ["oneinch-rows"] * 2
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_aot, "on_strip_thread", lambda: True)
+            one = [iri.directional_difference_fast(mos, hz) for hz in (True, False)]
+        for a, b in zip(split, one, strict=True):
+            assert np.array_equal(a, b)
+        # the edge-directed fill, the same way
+        gr = iri.green_iri(mos)
+        d = (mos - gr) * iri._masks(*mos.shape)[0]
+        names.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(threading, "Thread", Counting)
+            split = iri._weighted_fill(d, gr, iri._DIAG)
+        assert names == ["oneinch-rows"]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_aot, "on_strip_thread", lambda: True)
+            assert np.array_equal(split, iri._weighted_fill(d, gr, iri._DIAG))
+        # iri-lr's learned correction, the same way
+        from oneinch.isp import _demosaic_learned as lr
+
+        first = np.ascontiguousarray(iri.iri_rggb(mos, refine=False))
+        model = lr.load_model()
+        names.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(threading, "Thread", Counting)
+            split = lr.apply_correction(first, model)
+        assert names == ["oneinch-rows"]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_aot, "on_strip_thread", lambda: True)
+            assert np.array_equal(split, lr.apply_correction(first, model))
+
+
 def test_iri_numba_kernels_match_numpy(images) -> None:
     from oneinch.isp import _demosaic_iri as iri
 

@@ -103,6 +103,47 @@ def serial() -> Iterator[None]:
         _local.serial = depth
 
 
+def serves(e: Entry, *args: Any) -> bool:
+    """True when ``e(*args)`` would run its ahead-of-time variant here: a ``parallel`` kernel
+    then runs its loop on this one thread (a caller may split the work over threads itself)."""
+    return _compiled(e, args) is not None
+
+
+def on_strip_thread() -> bool:
+    """This thread runs one strip of a strip-parallel pass (:func:`serial`)."""
+    return bool(getattr(_local, "serial", 0))
+
+
+def runs_alone(e: Entry, *calls: tuple) -> bool:
+    """Each ``e(*args)`` of ``calls`` would run its ahead-of-time variant (its ``parallel``
+    loop on this one thread), outside a strip-parallel pass: the other core is idle, and a
+    caller whose rows are independent may run those calls on two threads (:func:`in_two`).
+    (Never the JIT's ``parallel`` dispatcher from two threads at once: numba's workqueue
+    threading layer does not allow it.)"""
+    return not on_strip_thread() and all(serves(e, *args) for args in calls)
+
+
+def in_two(first: Callable[[], Any], second: Callable[[], Any]) -> None:
+    """Run ``second`` on another thread while ``first`` runs on this one (both should release
+    the GIL: ``nogil`` kernels); an exception in either is raised here."""
+    failed: list = []
+
+    def run() -> None:
+        try:
+            second()
+        except BaseException as e:
+            failed.append(e)
+
+    t = threading.Thread(target=run, name="oneinch-rows")
+    t.start()
+    try:
+        first()
+    finally:
+        t.join()
+    if failed:
+        raise failed[0]
+
+
 def set_enabled(on: bool | None) -> None:
     """Force ahead-of-time kernels on or off in this process (None: ``ONEINCH_AOT``)."""
     _state["enabled"] = on

@@ -150,7 +150,22 @@ def _weighted_fill(d: np.ndarray, g: np.ndarray, dirs: tuple, eps: float = EDGE_
     (numba; ``_weighted_fill_reference`` is the numpy form)."""
     dp = np.pad(np.asarray(d, np.float32), 3, mode="reflect")
     gp = np.pad(np.asarray(g, np.float32), 3, mode="reflect")
-    return _wfill_numba(dp, gp, dirs is _DIAG, np.float32(eps))
+    diag, e = dirs is _DIAG, np.float32(eps)
+    h = dp.shape[0] - 6
+    mid = h // 2  # output row y reads the padded rows y..y+6: halves on two threads
+    halves = ((dp[: mid + 6], gp[: mid + 6], diag, e), (dp[mid:], gp[mid:], diag, e))
+    if h < 64 or not aot.runs_alone(_wfill_numba, *halves):
+        return _wfill_numba(dp, gp, diag, e)
+    out = np.empty((h, dp.shape[1] - 6), np.float32)
+
+    def upper() -> None:
+        out[:mid] = _wfill_numba(*halves[0])
+
+    def lower() -> None:
+        out[mid:] = _wfill_numba(*halves[1])
+
+    aot.in_two(upper, lower)
+    return out
 
 
 def _weighted_fill_reference(
@@ -431,5 +446,23 @@ def directional_difference_fast(
 ) -> np.ndarray:
     """numba version of ``directional_difference`` (same result to float rounding)."""
     c = np.ascontiguousarray(cfa if horiz else cfa.T, np.float32)
-    d = _dir_diff_rows(c, r, iters, GREEN_EPS, CRIT_LEN, CRIT_EPS)
+    args = (r, iters, GREEN_EPS, CRIT_LEN, CRIT_EPS)
+    h = c.shape[0]
+    mid = (h // 4) * 2
+    if h < 64 or not aot.runs_alone(_dir_diff_rows, (c[:mid], *args), (c[mid:], *args)):
+        d = _dir_diff_rows(c, *args)  # (the JIT's own threads, or a strip's one thread)
+    else:
+        # the ahead-of-time variant runs its row loop on one thread, and a whole image (under
+        # develop's strip size) has no other thread beside it; its rows are independent (1-D
+        # along the row, the CFA phase from the row's parity): two halves split at an even row
+        # run on two threads (nogil), the same rows as one call
+        d = np.empty((h, c.shape[1]), np.float32)
+
+        def upper() -> None:
+            d[:mid] = _dir_diff_rows(c[:mid], *args)
+
+        def lower() -> None:
+            d[mid:] = _dir_diff_rows(c[mid:], *args)
+
+        aot.in_two(upper, lower)
     return d if horiz else np.ascontiguousarray(d.T)

@@ -190,7 +190,16 @@ def apply_correction(first: np.ndarray, model: dict) -> np.ndarray:
     r = p // 2
     fp = np.ascontiguousarray(np.pad(first, ((r, r), (r, r), (0, 0)), mode="reflect"))
     out = np.empty((*first.shape[:2], 3), np.float32)
-    return _apply_numba(fp, buckets, w, out)
+    # a whole image's rows on two threads (aot.in_two): row y reads the padded rows y..y+2r
+    # and its CFA phase from y's parity, so the halves split at an even row
+    h = out.shape[0]
+    mid = (h // 4) * 2
+    halves = ((fp[: mid + 2 * r], buckets[:mid], w, out[:mid]),
+              (fp[mid:], buckets[mid:], w, out[mid:]))
+    if h < 64 or not aot.runs_alone(_apply_numba, *halves):
+        return _apply_numba(fp, buckets, w, out)
+    aot.in_two(lambda: _apply_numba(*halves[0]), lambda: _apply_numba(*halves[1]))
+    return out
 
 
 def apply_correction_reference(first: np.ndarray, model: dict) -> np.ndarray:
