@@ -122,6 +122,28 @@ def test_ctrl_c_stops_the_worker(running, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".slow")]
 
 
+def test_without_a_working_directory_or_stdin_it_runs_in_process(running, tmp_path: Path) -> None:
+    """A deleted working directory (os.getcwd fails) or a closed stdin (no descriptor to hand
+    over): the command runs in-process and says what it would have said there."""
+    rt, _ = running
+    stats = tmp_path / "stats.json"
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = (f"import os, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+            "sys.argv = ['oneinch', 'develop', 'nofile.dng']; "
+            "from oneinch.zygote import entry; entry()")
+    res = subprocess.run([sys.executable, "-c", code], env=_env(rt, ONEINCH_ZYGOTE_STATS=str(
+        stats)), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert not stats.exists()
+    res = subprocess.run([sys.executable, "-m", "oneinch", "develop", str(SAMPLE), "-o",
+                          str(tmp_path / "c.jpg"), "--size", "100"], stdin=subprocess.DEVNULL,
+                         env=_env(rt, ONEINCH_ZYGOTE_STATS=str(stats)), capture_output=True,
+                         text=True, timeout=120, preexec_fn=lambda: os.close(0))
+    assert res.returncode == 0 and (tmp_path / "c.jpg").is_file(), res.stderr
+    assert not stats.exists()
+
+
 def test_unsafe_runtime_directory_is_not_used(tmp_path: Path, monkeypatch) -> None:
     rt = tmp_path / "open"
     rt.mkdir(mode=0o755)

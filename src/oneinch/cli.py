@@ -598,6 +598,10 @@ def main(argv: list[str] | None = None, command=None) -> int:
 
         if os.environ.get("ONEINCH_DEBUG"):
             traceback.print_exc()
+        if isinstance(e, FileNotFoundError) and not _cwd_exists():
+            _err("the working directory no longer exists (relative paths have nothing to "
+                 "start from): cd to another, or give absolute paths")
+            return 2
         _err(
             f"internal error ({type(e).__name__}: {e}); please report it"
             " (ONEINCH_DEBUG=1 for details)"
@@ -606,6 +610,14 @@ def main(argv: list[str] | None = None, command=None) -> int:
     if isinstance(rv, int) and not isinstance(rv, bool):  # typer.Exit(n) in non-standalone mode
         return rv
     return 0
+
+
+def _cwd_exists() -> bool:
+    try:
+        os.getcwd()
+    except OSError:
+        return False
+    return True
 
 
 def entry() -> None:

@@ -166,6 +166,11 @@ def forward(argv: list[str]) -> int | None:
     its exit code; None when no zygote can take it (the caller runs it in-process)."""
     if not argv or argv[0] not in FORWARDED or os.environ.get("ONEINCH_ZYGOTE") == "0":
         return None
+    try:  # the three descriptors to hand over (a closed one would become the socket's number)
+        for fd in (0, 1, 2):
+            os.fstat(fd)
+    except OSError:
+        return None
     s = _connect()
     if s is None:
         return None
@@ -174,9 +179,9 @@ def forward(argv: list[str]) -> int | None:
     with s:
         umask = os.umask(0o022)
         os.umask(umask)
-        request = {"op": "run", "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
-                   "umask": umask, "fp": fingerprint()}
         try:
+            request = {"op": "run", "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
+                       "umask": umask, "fp": fingerprint()}
             _send(s, request, [0, 1, 2])
             reply, _ = _recv(s)
         except (OSError, ZygoteError, ValueError):
