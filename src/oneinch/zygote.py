@@ -199,15 +199,10 @@ def forward(argv: list[str]) -> int | None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(sig, relay)
         s.settimeout(None)
-        while True:
-            try:
-                done, _ = _recv(s)
-                break
-            except InterruptedError:  # pragma: no cover (PEP 475 retries recv)
-                continue
-            except (OSError, ZygoteError, ValueError):
-                done = None
-                break
+        try:  # (a relayed signal interrupts nothing here: PEP 475 resumes the recv)
+            done, _ = _recv(s)
+        except (OSError, ZygoteError, ValueError):
+            done = None
     if not done or "exit" not in done:
         print(f"oneinch: the develop process {pid} ended without an exit status (killed?)",
               file=sys.stderr)
