@@ -54,6 +54,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
 def _print_version(value: bool) -> None:
     if value:
         from . import __version__

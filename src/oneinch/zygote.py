@@ -264,7 +264,7 @@ def preload() -> object:
                  "output.icc", "output.atomic", "recipe"):
         importlib.import_module(f".{name}", __package__)
     _aot.available()  # the compiled kernels' module and its table
-    command = cli.command()
+    command = cli.command(list(FORWARDED))  # (the other commands always run in-process)
     gc.collect()
     gc.freeze()  # the workers' collections then never walk (and copy) the zygote's objects
     return command
