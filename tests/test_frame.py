@@ -443,3 +443,32 @@ def test_command(tmp_path: Path) -> None:
         assert im.width == im.height
     res = CliRunner().invoke(frame_app, [str(tmp_path / "nope.jpg"), "-o", str(out)])
     assert res.exit_code == 2
+
+
+def test_command_output_file_or_folder(tmp_path: Path) -> None:
+    """`oneinch frame a.jpg -o framed.jpg` writes that file, as `develop -o` does (it made a
+    folder named framed.jpg); a name without an image extension, a trailing separator or
+    several inputs name a folder, made when missing; one that cannot be made (a file is in
+    the way) is one error line and exit 2 (it was an internal error)."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from oneinch.commands.frame import frame_app
+
+    src = tmp_path / "a.jpg"
+    _jpeg_with_exif(src)
+    res = CliRunner().invoke(frame_app, [str(src), "-o", str(tmp_path / "framed.jpg")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "framed.jpg").is_file()
+    with Image.open(tmp_path / "framed.jpg") as im:
+        assert im.format == "JPEG" and im.height > 0
+    res = CliRunner().invoke(frame_app, [str(src), "-o", str(tmp_path / "dir.png") + "/"])
+    assert res.exit_code == 0 and (tmp_path / "dir.png" / "a_classic.jpg").is_file()
+    res = CliRunner().invoke(frame_app, [str(src), "-o", str(tmp_path / "plain")])
+    assert res.exit_code == 0 and (tmp_path / "plain" / "a_classic.jpg").is_file()
+    res = subprocess.run([sys.executable, "-m", "oneinch", "frame", str(src), "-o",
+                          str(src) + "/"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "a.jpg" in res.stderr

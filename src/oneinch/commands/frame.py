@@ -1,4 +1,4 @@
-"""`oneinch frame IMG... [-o DIR] [--layout NAME] [--template FILE] [--set key=value]`.
+"""`oneinch frame IMG... [-o DIR | -o FILE] [--layout NAME] [--template FILE] [--set key=value]`.
 
 Parsing only: the work is ``oneinch.frame.frame_file``. Mount with
 ``app.command("frame")(frame_command)``. ``frame_app`` is a one-command Typer for tests.
@@ -6,13 +6,14 @@ Parsing only: the work is ``oneinch.frame.frame_file``. Mount with
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..errors import OneinchError, OptionError
+from ..errors import OneinchError, OptionError, OutputError
 
 
 def parse_sets(values: list[str] | None) -> dict[str, str]:
@@ -29,12 +30,30 @@ def parse_sets(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif")
+
+
+def _ext(suffix: str) -> str:
+    s = suffix.lower().lstrip(".")
+    return {"jpeg": "jpg", "tiff": "tif", "heif": "heic"}.get(s, s)
+
+
+def _names_a_file(output: str, count: int) -> bool:
+    """``-o`` names the output file itself: one input, an image extension, no trailing
+    separator, not an existing folder (as ``oneinch develop -o``); else a folder."""
+    p = Path(output)
+    return (count == 1 and not output.endswith(("/", os.sep))
+            and p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+
+
 def frame_command(
     images: Annotated[
         list[Path] | None, typer.Argument(help="JPEG, PNG, TIFF or HEIC files")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="output folder (default: beside input)")
+        str | None, typer.Option(
+            "--output", "-o",
+            help="output FILE (one image, an image extension) or FOLDER (default: beside input)")
     ] = None,
     layout: Annotated[
         str,
@@ -75,13 +94,23 @@ def frame_command(
     if not images:
         typer.echo("oneinch: error: no image given (--list shows the layouts)", err=True)
         raise typer.Exit(2)
+    out_file = None
     try:
         overrides = parse_sets(set_)
-        if output is not None:
-            output.mkdir(parents=True, exist_ok=True)
         tmpl = str(template) if template is not None else None
         name = template.stem if template is not None else layout
         suffix = None if fmt is None else "." + fmt.lower().lstrip(".")
+        folder = Path(output) if output is not None else None
+        if output is not None and _names_a_file(output, len(images)):
+            out_file, folder = Path(output), None
+            if suffix is not None and _ext(suffix) != _ext(out_file.suffix):
+                raise OptionError(f"--format {fmt} and -o {output} disagree")
+        elif folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"cannot make the output folder ({e.strerror})",
+                                  folder) from None
     except OneinchError as e:
         typer.echo(f"oneinch: error: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -91,7 +120,7 @@ def frame_command(
                   disable=len(images) < 2 or not console.is_terminal) as progress:
         task = progress.add_task("framing", total=len(images))
         for src in images:
-            dst = output_path(src, output, name, suffix)
+            dst = out_file if out_file is not None else output_path(src, folder, name, suffix)
             try:
                 frame_file(src, dst, layout, tmpl, overrides, quality, subsampling)
                 print(f"{src} -> {dst}", flush=True)
