@@ -403,6 +403,24 @@ def test_options_and_suffixes(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tif"]
 
 
+def test_an_image_format_we_do_not_write_is_refused(tmp_path: Path) -> None:
+    """`write(photo, 'x.gif')` (or `develop -o x.webp`) wrote JPEG bytes under the other
+    format's suffix; it is an OptionError naming the file, and nothing is written."""
+    photo = Photo(_image(16, 16), "srgb", SHOT)
+    for name in ("x.gif", "x.WEBP", "x.bmp", "x.jp2", "x.exr"):
+        with pytest.raises(OptionError, match=r"x\."):
+            write(photo, tmp_path / name)
+        with pytest.raises(OptionError):
+            write(photo, tmp_path / name, Output(format="jpeg"))
+    assert list(tmp_path.iterdir()) == []
+    assert write(photo, tmp_path / "plain").read_bytes()[:2] == b"\xff\xd8"  # no suffix: JPEG
+    # develop_file says so before it opens or develops the raw
+    from oneinch.api import develop_file
+
+    with pytest.raises(OptionError, match="WebP"):
+        develop_file(tmp_path / "not-even-there.dng", tmp_path / "x.webp")
+
+
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
 def test_exiftool_validates_files(tmp_path: Path) -> None:
     photo = Photo(_image(32, 48), "srgb", SHOT)

@@ -11,11 +11,12 @@ from .recipe import Recipe
 def develop_file(src: str | Path, dst: str | Path, recipe: Recipe | None = None) -> Path:
     """open_raw -> develop -> (frame) -> write, atomically. Returns the written path."""
     from .develop import develop
-    from .output.encode import write, write_jpeg_rows
+    from .output.encode import check_target, write, write_jpeg_rows
     from .output.jpeg import JpegRows
     from .raw import open_raw
 
     r = recipe or Recipe()
+    check_target(dst, r.output)  # a target the output cannot be written to: before the work
     hdr = r.output.format == "uhdr" or r.output.transfer != "sdr"
     if hdr and r.frame.layout:
         raise OptionError("frames are not supported with Ultra HDR / HDR output yet")

@@ -63,6 +63,15 @@ DITHERS = (None, "ordered", "tpdf")
 _BLOCK_VALUES = 1 << 19  # values per quantisation block (4 MB of float64 scratch)
 
 
+# image formats that are not written: a file with their suffix is refused, not filled with
+# JPEG bytes (the default when the suffix names no format)
+OTHER_IMAGE_SUFFIXES: dict[str, str] = {
+    ".gif": "GIF", ".webp": "WebP", ".bmp": "BMP", ".jp2": "JPEG 2000", ".j2k": "JPEG 2000",
+    ".exr": "OpenEXR", ".hdr": "Radiance HDR", ".psd": "Photoshop", ".tga": "TGA",
+    ".ppm": "PPM", ".pgm": "PGM", ".ico": "ICO", ".dng": "DNG", ".raw": "raw",
+}
+
+
 def format_from_path(path: str | Path) -> str | None:
     """'jpeg' | 'tiff' | 'png' | 'heif' | 'avif' | 'jxl' from the file suffix
     (case-insensitive), None when unknown."""
@@ -411,16 +420,29 @@ def write(
 def _checked(photo: Photo, path: str | Path, output: Output | None) -> tuple[Path, Output]:
     """(the target path, the output options) once they agree (see :func:`write`): bad options
     fail before any temp file is made."""
-    target = Path(path)
-    by_suffix = format_from_path(target)
+    target = check_target(path, output)
     if output is None:
-        output = Output(format=by_suffix or "jpeg", space=photo.space)
-    elif by_suffix is not None and SUFFIX_ALIASES.get(output.format, output.format) != by_suffix:
+        output = Output(format=format_from_path(target) or "jpeg", space=photo.space)
+    _resolve(photo, output)
+    return target, output
+
+
+def check_target(path: str | Path, output: Output | None = None) -> Path:
+    """``path`` as a Path once its suffix agrees with ``output`` (any known one when None):
+    an image format that is not written, or a suffix that names another format than
+    ``output.format``, is an OptionError naming the file (before anything is developed)."""
+    target = Path(path)
+    other = OTHER_IMAGE_SUFFIXES.get(target.suffix.lower())
+    if other is not None:
+        raise OptionError(f"{other} is not written here (jpeg, tiff, png, heif, avif, jxl; "
+                          "uhdr as .jpg)", target)
+    by_suffix = format_from_path(target)
+    if output is not None and by_suffix is not None and \
+            SUFFIX_ALIASES.get(output.format, output.format) != by_suffix:
         raise OptionError(
             f"file suffix says {by_suffix} but the output format is {output.format}", target
         )
-    _resolve(photo, output)
-    return target, output
+    return target
 
 
 def write_jpeg_rows(photo: Photo, rows, path: str | Path, output: Output | None = None, *,
