@@ -218,6 +218,24 @@ def test_version_and_bare_command():
     assert any(ln.split()[:1] == ["develop"] for ln in lines) and "error" not in res.stderr
 
 
+def test_ctrl_c_inside_a_compiled_call_is_an_interrupt(small_dng, tmp_path, monkeypatch, capsys):
+    """A SIGINT that arrives while a numba kernel runs surfaces as SystemError('... returned a
+    result with an exception set') caused by KeyboardInterrupt: that is Ctrl-C (exit 130),
+    not an 'internal error, please report it' (exit 1)."""
+    from oneinch import cli
+
+    def interrupted(*a, **k):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ki:
+            raise SystemError("CPUDispatcher returned a result with an exception set") from ki
+
+    monkeypatch.setattr(cli, "_develop_one", interrupted)
+    assert cli.main(["develop", str(small_dng), "-o", str(tmp_path / "x.jpg")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "internal error" not in err
+
+
 def test_wrong_options_are_one_line(small_dng, tmp_path):
     for args in (
         ["--format", "gif"],

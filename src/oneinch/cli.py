@@ -599,6 +599,9 @@ def main(argv: list[str] | None = None, command=None) -> int:
 
         if os.environ.get("ONEINCH_DEBUG"):
             traceback.print_exc()
+        if _interrupted(e):  # Ctrl-C inside a compiled call (SystemError from KeyboardInterrupt)
+            _err("interrupted")
+            return 130
         if isinstance(e, FileNotFoundError) and not _cwd_exists():
             _err("the working directory no longer exists (relative paths have nothing to "
                  "start from): cd to another, or give absolute paths")
@@ -611,6 +614,18 @@ def main(argv: list[str] | None = None, command=None) -> int:
     if isinstance(rv, int) and not isinstance(rv, bool):  # typer.Exit(n) in non-standalone mode
         return rv
     return 0
+
+
+def _interrupted(e: BaseException) -> bool:
+    """A KeyboardInterrupt somewhere in ``e``'s chain: a signal that arrived while numba ran
+    surfaces as SystemError('... returned a result with an exception set') caused by it."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _cwd_exists() -> bool:
