@@ -218,6 +218,20 @@ def test_status_names_a_zygote_of_another_environment(running, tmp_path: Path) -
     assert st.returncode == 0 and "not used from here" in st.stdout
 
 
+def test_back_to_back_messages_are_both_read() -> None:
+    """A worker that fails at once sends its pid and its exit together: the client read both
+    in one recv and dropped the second ('ended without an exit status', exit 1 for a usage
+    error, now and then in the full suite)."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        zygote._send(a, {"pid": 7})
+        zygote._send(a, {"exit": 2})
+        a.shutdown(socket.SHUT_WR)
+        assert zygote._recv(b) == ({"pid": 7}, [])
+        assert zygote._recv(b) == ({"exit": 2}, [])
+        assert zygote._recv(b) == (None, [])
+
+
 def test_peer_credentials_are_read() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with a, b:

@@ -115,27 +115,39 @@ def _send(sock: socket.socket, obj: dict, fds: list[int] | None = None) -> None:
 
 
 def _recv(sock: socket.socket, with_fds: bool = False) -> tuple[dict | None, list[int]]:
-    """One message (None at end of stream) and the descriptors that came with it."""
+    """One message (None at end of stream) and the descriptors that came with it. Reads
+    exactly its bytes: the next message (a fast worker's exit right after its pid) stays in
+    the socket for the next call."""
     import json
     import socket
 
-    buf = b""
     fds: list[int] = []
-    while len(buf) < _HEADER.size or len(buf) < _HEADER.size + _HEADER.unpack(buf[:4])[0]:
-        if len(buf) >= _HEADER.size and _HEADER.unpack(buf[:4])[0] > _MAX_MESSAGE:
-            raise ZygoteError("message too long")
-        if with_fds and not fds:
-            chunk, got, _, _ = socket.recv_fds(sock, 1 << 16, 8)
-            fds.extend(got)
-        else:
-            chunk = sock.recv(1 << 16)
-        if not chunk:
-            for fd in fds:
-                os.close(fd)
-            return None, []
-        buf += chunk
-    n = _HEADER.unpack(buf[:4])[0]
-    return json.loads(buf[_HEADER.size : _HEADER.size + n]), fds
+
+    def exactly(n: int) -> bytes | None:
+        buf = b""
+        while len(buf) < n:
+            if with_fds and not fds and not buf:
+                chunk, got, _, _ = socket.recv_fds(sock, n, 8)
+                fds.extend(got)
+            else:
+                chunk = sock.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    head = exactly(_HEADER.size)
+    n = _HEADER.unpack(head)[0] if head else 0
+    if n > _MAX_MESSAGE:
+        for fd in fds:
+            os.close(fd)
+        raise ZygoteError("message too long")
+    body = exactly(n) if head else None
+    if body is None:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(body), fds
 
 
 def _connect(timeout: float = 5.0) -> socket.socket | None:
