@@ -232,6 +232,35 @@ def test_back_to_back_messages_are_both_read() -> None:
         assert zygote._recv(b) == (None, [])
 
 
+def test_the_worker_runs_the_exit_handlers(tmp_path: Path) -> None:
+    """A worker ends as the command's own process does (cli.finish): its exit handlers run
+    (temporary folders, logging) before it reports."""
+    marker = tmp_path / "bye"
+
+    class Command:  # stands for the click command: registers an exit handler, exits 0
+        def main(self, args, standalone_mode, prog_name):
+            import atexit
+
+            atexit.register(marker.write_text, "bye")
+            return 0
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lock = os.open(tmp_path / "lock", os.O_CREAT | os.O_RDWR)
+    req = {"cwd": str(tmp_path), "env": dict(os.environ), "umask": 0o022, "argv": ["develop"]}
+    pid = os.fork()
+    if pid == 0:  # (never returns: _worker ends the child)
+        zygote._worker(b, listener, lock, Command(), req, [os.dup(0), os.dup(1), os.dup(2)])
+    b.close()
+    listener.close()
+    os.close(lock)
+    with a:
+        assert zygote._recv(a)[0] == {"pid": pid}
+        assert zygote._recv(a)[0]["exit"] == 0
+    assert os.waitpid(pid, 0)[1] == 0
+    assert marker.read_text() == "bye"
+
+
 def test_peer_credentials_are_read() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with a, b:

@@ -325,6 +325,11 @@ def _worker(conn: socket.socket, listener: socket.socket, lock: int, command: ob
         code = 130 if isinstance(e, KeyboardInterrupt) else 1
     finally:
         try:
+            import atexit
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            atexit._run_exitfuncs()  # the exit handlers, as the command's own exit runs them
             sys.stdout.flush()
             sys.stderr.flush()
             ru = resource.getrusage(resource.RUSAGE_SELF)
