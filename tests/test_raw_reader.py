@@ -391,3 +391,33 @@ def test_plain_dng_is_read_when_it_cannot_be_mapped(tmp_path, monkeypatch):
         base = base.base
     assert not (isinstance(base, memoryview) and isinstance(base.obj, real))
     assert np.array_equal(read.data, mapped.data)
+
+
+def test_a_finished_photo_is_named_as_such(tmp_path):
+    """Handing develop a JPEG, PNG, HEIF... says what it is and where it belongs, instead of
+    'unrecognised header' with its bytes; and `frame` on a raw says to develop it."""
+    import io
+
+    from PIL import Image
+
+    from oneinch.errors import InputError
+    from oneinch.frame.files import frame_file
+    from oneinch.raw import open_raw
+
+    img = Image.new("RGB", (8, 8), (10, 20, 30))
+    for fmt, name, word in (("JPEG", "a.jpg", "a JPEG image"), ("PNG", "a.png", "a PNG image"),
+                            ("GIF", "a.gif", "a GIF image"), ("WEBP", "a.webp", "a WebP image")):
+        buf = io.BytesIO()
+        img.save(buf, fmt)
+        (tmp_path / name).write_bytes(buf.getvalue())
+        with pytest.raises(InputError, match=f"{word}, not a raw file.*frame"):
+            open_raw(tmp_path / name)
+    (tmp_path / "a.avif").write_bytes(b"\x00\x00\x00\x1cftypavif" + bytes(40))
+    with pytest.raises(InputError, match="an AVIF image"):
+        open_raw(tmp_path / "a.avif")
+    from oneinch.synthetic import make_dng
+
+    make_dng(tmp_path / "r.dng", np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(InputError, match="a raw file: develop it"):
+        frame_file(tmp_path / "r.dng", tmp_path / "o.jpg")
+    assert not (tmp_path / "o.jpg").exists()

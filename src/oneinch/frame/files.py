@@ -63,6 +63,17 @@ def output_path(
     return folder / f"{src.stem}_{name}{ext}"
 
 
+def _is_raw(path: Path) -> bool:
+    """A file the raw reader recognises (by its signature, as open_raw does)."""
+    from ..raw.reader import sniff_raw_kind
+
+    try:
+        with open(path, "rb") as f:
+            return sniff_raw_kind(f.read(64)) is not None
+    except OSError:
+        return False
+
+
 MAX_EXPANSION = 2000  # decoded bytes per file byte: deflate tops out near 1032:1 (RFC 1951)
 
 
@@ -135,6 +146,9 @@ def frame_file(
         raise InputError("file not found", src) from None
     except (OSError, ValueError, SyntaxError, TypeError, IndexError, KeyError, EOFError,
             ZeroDivisionError, struct.error, Image.DecompressionBombError) as e:
+        if _is_raw(src):
+            raise InputError("a raw file: develop it with its frame "
+                             "(`oneinch develop FILE --frame LAYOUT`)", src) from None
         raise InputError(f"cannot read image ({e})", src) from None
     except MemoryError:
         raise InputError("image too large to decode in memory", src) from None

@@ -123,6 +123,26 @@ def _quiet_tifffile() -> Iterator[None]:
         log.setLevel(old)
 
 
+def _finished_image_kind(head: bytes) -> str | None:
+    """The name of a finished-image format by its signature (what a user may hand to develop
+    by mistake), else None."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim"):
+        return "HEIF"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    if head[:2] == b"\xff\x0a" or head[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return "JPEG XL"
+    return None
+
+
 def sniff_raw_kind(head: bytes) -> str | None:
     """The container kind from the first bytes ('tiff', 'cr3', 'raf', ...) or None."""
     for off, magic, kind in _MAGICS:
@@ -151,6 +171,11 @@ def _check_file(path: str | Path) -> tuple[Path, str, int]:
         raise InputError("file is empty", p)
     kind = sniff_raw_kind(head)
     if kind is None:
+        photo = _finished_image_kind(head)
+        if photo is not None:
+            article = "an" if photo[0] in "AEIOU" else "a"
+            raise InputError(f"{article} {photo} image, not a raw file (`oneinch frame` frames "
+                             "finished photos)", p)
         if head[4:8] == b"ftyp":
             brand = head[8:12].decode("latin-1").strip()
             raise InputError(f"not a raw file (ISO-BMFF brand '{brand}', not a Canon CR3)", p)
