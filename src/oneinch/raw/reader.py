@@ -158,7 +158,8 @@ def _check_file(path: str | Path) -> tuple[Path, str, int]:
     if not p.exists():
         raise InputError("file not found", p)
     if p.is_dir():
-        raise InputError("is a directory, not a raw file", p)
+        raise InputError("is a directory, not a raw file (`oneinch batch DIR -o OUT` develops a "
+                         "folder)", p)
     try:
         size = p.stat().st_size
         with open(p, "rb") as f:
