@@ -421,5 +421,5 @@ def test_a_finished_photo_is_named_as_such(tmp_path):
     with pytest.raises(InputError, match="a raw file: develop it"):
         frame_file(tmp_path / "r.dng", tmp_path / "o.jpg")
     assert not (tmp_path / "o.jpg").exists()
-    with pytest.raises(InputError, match="a directory.*oneinch batch"):  # and a folder
+    with pytest.raises(InputError, match=r"a directory.*oneinch batch"):  # and a folder
         open_raw(tmp_path)

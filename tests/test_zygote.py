@@ -235,12 +235,17 @@ def test_back_to_back_messages_are_both_read() -> None:
 def test_the_worker_runs_the_exit_handlers(tmp_path: Path) -> None:
     """A worker ends as the command's own process does (cli.finish): its exit handlers run
     (temporary folders, logging) before it reports."""
+    # imported before the fork, as the zygote has them: the child imports nothing in a
+    # process whose other threads (xdist's) do not exist in it
+    import atexit
+    import resource  # noqa: F401
+
+    from oneinch import cli  # noqa: F401
+
     marker = tmp_path / "bye"
 
     class Command:  # stands for the click command: registers an exit handler, exits 0
         def main(self, args, standalone_mode, prog_name):
-            import atexit
-
             atexit.register(marker.write_text, "bye")
             return 0
 
