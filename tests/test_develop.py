@@ -214,3 +214,32 @@ print("ok", np.asarray(a.rgb).shape)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
+
+
+def test_declared_headroom_moves_the_white_point(shared):
+    """The Blackmagic Pocket 4K's DNG declares BaselineExposure +2.65 EV and records up to
+    ~1.0 of white: with the default curve (white 2.5 stops over grey) 19 % of its output
+    clipped. The white point now reaches the recorded highlights, at most by the
+    BaselineExposure; the mid-tones stay; a raw whose range fits (the bundled sample,
+    BaselineExposure +1) keeps the recipe's curve."""
+    from pathlib import Path
+
+    from oneinch.develop import _headroom_white
+
+    raw = open_raw(shared / "dng" / "decodable" / "blackmagic_pocket4k_12bit_cfa.dng")
+    base = raw.color.baseline_exposure
+    r = _headroom_white(raw, Recipe())
+    assert 4.0 < r.tone.white_ev <= 2.5 + base
+    small = Recipe().with_(output={"size": 400})
+    luma = np.array([0.2126, 0.7152, 0.0722], np.float32)
+    new = np.asarray(develop(raw, small).rgb)
+    # the same exposure given as the user's EV: the curve as it was
+    old = np.asarray(develop(raw, small.with_(exposure={"baseline": False, "ev": base})).rgb)
+    assert (old >= 0.999).any(-1).mean() > 0.15
+    assert (new >= 0.999).any(-1).mean() < 0.01
+    grass = slice(-new.shape[0] // 4, None)  # the bottom quarter: lawn, mid-tones
+    assert abs(float(np.median(new[grass] @ luma)) - float(np.median(old[grass] @ luma))) < 0.05
+    sample = open_raw(Path(__file__).resolve().parents[1] / "samples" / "oneinch_demo.dng")
+    assert _headroom_white(sample, Recipe()) == Recipe()
+    assert _headroom_white(raw, Recipe().with_(exposure={"baseline": False})) == \
+        Recipe().with_(exposure={"baseline": False})
