@@ -4,6 +4,7 @@ forwarded where it must not be (another environment or code, an unsafe directory
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,10 +48,8 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield rt, pid
     finally:
         zygote.stop()
-        try:
+        with contextlib.suppress(ProcessLookupError):  # (stopped, as it should be)
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_forwarded_develop_is_the_in_process_develop(running, tmp_path: Path) -> None:

@@ -144,6 +144,20 @@ def in_two(first: Callable[[], Any], second: Callable[[], Any]) -> None:
         raise failed[0]
 
 
+def rows_in_two(e: Entry, upper: tuple, lower: tuple, out: np.ndarray, mid: int) -> np.ndarray:
+    """``out[:mid] = e(*upper)`` and ``out[mid:] = e(*lower)``, the two calls on two threads
+    (:func:`in_two`): a kernel that returns its rows. Returns ``out``."""
+
+    def first() -> None:
+        out[:mid] = e(*upper)
+
+    def second() -> None:
+        out[mid:] = e(*lower)
+
+    in_two(first, second)
+    return out
+
+
 def set_enabled(on: bool | None) -> None:
     """Force ahead-of-time kernels on or off in this process (None: ``ONEINCH_AOT``)."""
     _state["enabled"] = on

@@ -32,6 +32,7 @@ library only; the server half imports the pipeline inside its functions.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
@@ -203,10 +204,8 @@ def forward(argv: list[str]) -> int | None:
         pid = int(reply["pid"])
 
         def relay(signum: int, frame: object) -> None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # (the worker has ended already)
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(sig, relay)
@@ -324,7 +323,9 @@ def _worker(conn: socket.socket, listener: socket.socket, lock: int, command: ob
               file=sys.stderr)
         code = 130 if isinstance(e, KeyboardInterrupt) else 1
     finally:
-        try:
+        # whatever fails here (a client gone: nobody to report to), the worker still ends; a
+        # client still there says 'ended without an exit status'
+        with contextlib.suppress(BaseException):
             import atexit
 
             sys.stdout.flush()
@@ -335,8 +336,6 @@ def _worker(conn: socket.socket, listener: socket.socket, lock: int, command: ob
             ru = resource.getrusage(resource.RUSAGE_SELF)
             _send(conn, {"exit": int(code), "maxrss_kb": ru.ru_maxrss,
                          "cpu_s": ru.ru_utime + ru.ru_stime})
-        except BaseException:
-            pass
         os._exit(int(code))
 
 
@@ -419,10 +418,8 @@ def serve(idle_timeout: float = 0.0, ready_fd: int | None = None) -> int:
     finally:
         listener.close()
         for name in (SOCKET, PIDFILE):
-            try:
+            with contextlib.suppress(OSError):  # (already gone)
                 os.unlink(os.path.join(directory, name))
-            except OSError:
-                pass
         os.close(lock)
 
 

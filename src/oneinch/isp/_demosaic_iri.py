@@ -157,15 +157,7 @@ def _weighted_fill(d: np.ndarray, g: np.ndarray, dirs: tuple, eps: float = EDGE_
     if h < 64 or not aot.runs_alone(_wfill_numba, *halves):
         return _wfill_numba(dp, gp, diag, e)
     out = np.empty((h, dp.shape[1] - 6), np.float32)
-
-    def upper() -> None:
-        out[:mid] = _wfill_numba(*halves[0])
-
-    def lower() -> None:
-        out[mid:] = _wfill_numba(*halves[1])
-
-    aot.in_two(upper, lower)
-    return out
+    return aot.rows_in_two(_wfill_numba, *halves, out, mid)
 
 
 def _weighted_fill_reference(
@@ -456,13 +448,6 @@ def directional_difference_fast(
         # develop's strip size) has no other thread beside it; its rows are independent (1-D
         # along the row, the CFA phase from the row's parity): two halves split at an even row
         # run on two threads (nogil), the same rows as one call
-        d = np.empty((h, c.shape[1]), np.float32)
-
-        def upper() -> None:
-            d[:mid] = _dir_diff_rows(c[:mid], *args)
-
-        def lower() -> None:
-            d[mid:] = _dir_diff_rows(c[mid:], *args)
-
-        aot.in_two(upper, lower)
+        d = aot.rows_in_two(_dir_diff_rows, (c[:mid], *args), (c[mid:], *args),
+                            np.empty((h, c.shape[1]), np.float32), mid)
     return d if horiz else np.ascontiguousarray(d.T)
