@@ -243,3 +243,14 @@ def test_declared_headroom_moves_the_white_point(shared):
     assert _headroom_white(sample, Recipe()) == Recipe()
     assert _headroom_white(raw, Recipe().with_(exposure={"baseline": False})) == \
         Recipe().with_(exposure={"baseline": False})
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 250_001])
+def test_headroom_percentile_is_numpys(n):
+    """The headroom's 99.9th percentile (a partial sort, not np.percentile's full one) is
+    np.percentile's, linear interpolation included, at the ends too."""
+    from oneinch.develop import _percentile
+
+    v = np.random.default_rng(n).random(n).astype(np.float32)
+    for q in (0.0, 50.0, 99.9, 100.0):
+        assert _percentile(v, q) == pytest.approx(float(np.percentile(v, q)), rel=1e-6, abs=0)

@@ -1458,11 +1458,23 @@ def _headroom_white(raw: RawImage, r: Recipe) -> Recipe:
         return r
     from .looks.tone import GREY
 
-    scene_top = float(np.percentile(v, 99.9)) * 2.0 ** (base + r.exposure.ev)
+    scene_top = _percentile(v, 99.9) * 2.0 ** (base + r.exposure.ev)
     stops = min(math.log2(max(scene_top, 1e-6) / GREY), r.tone.white_ev + base)
     if stops < r.tone.white_ev + HEADROOM_MIN_STOPS:
         return r
     return r.with_(tone={"white_ev": round(stops, 2)})
+
+
+def _percentile(v: np.ndarray, q: float) -> float:
+    """np.percentile(v, q) of a 1-D array (its default, linear interpolation between the two
+    nearest ranks), by a partial sort: np.percentile sorts a copy and its first call imports
+    numpy.ma (~7 ms of a preview's start)."""
+    pos = q / 100.0 * (v.size - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, v.size - 1)
+    part = np.partition(v, (lo, hi))
+    a, b = float(part[lo]), float(part[hi])
+    return a + (b - a) * (pos - lo)
 
 
 def auto_demosaic(pixels: int) -> str:
