@@ -158,6 +158,27 @@ def rows_in_two(e: Entry, upper: tuple, lower: tuple, out: np.ndarray, mid: int)
     return out
 
 
+SPLIT_MIN_ROWS = 64  # rows each half must have for a pixel kernel to be split (a thread: ~0.1 ms)
+
+
+def pixels_in_two(e: Entry, rgb: np.ndarray, out: np.ndarray, *args: Any,
+                  row0: int | None = None) -> None:
+    """``e(rgb, out, *args)`` for a kernel of independent pixels that writes ``out`` row for
+    row from ``rgb`` (both C-contiguous, the same rows): its two halves of rows on two threads
+    (:func:`in_two`) when :func:`runs_alone` and each half has ``SPLIT_MIN_ROWS``, else one
+    call. ``row0``: the kernel's last argument is the first row's index in a taller image
+    (each half gets its own). Bit-identical to one call."""
+    h = rgb.shape[0]
+    tail = () if row0 is None else (int(row0),)
+    if h < 2 * SPLIT_MIN_ROWS or not runs_alone(e, (rgb, out, *args, *tail)):
+        e(rgb, out, *args, *tail)
+        return
+    mid = h // 2
+    lower = () if row0 is None else (int(row0) + mid,)
+    in_two(lambda: e(rgb[:mid], out[:mid], *args, *tail),
+           lambda: e(rgb[mid:], out[mid:], *args, *lower))
+
+
 def set_enabled(on: bool | None) -> None:
     """Force ahead-of-time kernels on or off in this process (None: ``ONEINCH_AOT``)."""
     _state["enabled"] = on

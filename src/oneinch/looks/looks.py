@@ -39,6 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .. import _aot as aot
 from ..errors import OptionError
 from ..isp.spaces import SPACES, luminance_weights
 from ..recipe import Look, Recipe
@@ -105,7 +106,7 @@ def adjust_saturation(rgb: np.ndarray, saturation: float = 1.0, vibrance: float 
     tints = np.ones((2, 3), np.float32)
     x = np.ascontiguousarray(rgb, dtype=np.float32)
     out = np.empty_like(x)
-    _style_kernel(x, out, prm, tints, 1.0)
+    aot.pixels_in_two(_style_kernel, x, out, prm, tints, 1.0)
     return out
 
 

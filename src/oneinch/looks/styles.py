@@ -167,7 +167,7 @@ def _style_pixel(r, g, b, prm, tints):
 
 
 @aot.entry
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _style_kernel(rgb, out, prm, tints, strength):  # pragma: no cover - numba
     h, w = rgb.shape[0], rgb.shape[1]
     for i in prange(h):
@@ -190,5 +190,5 @@ def apply_style(rgb: np.ndarray, name: str, strength: float = 1.0,
     if x.ndim != 3 or x.shape[-1] != 3:
         raise ValueError(f"expected (H, W, 3) RGB, got shape {x.shape}")
     out = np.empty_like(x)
-    _style_kernel(x, out, prm, tints, float(strength))
+    aot.pixels_in_two(_style_kernel, x, out, prm, tints, float(strength))
     return out

@@ -200,7 +200,7 @@ def _curve(n: float, c: float, u: float, k: float, white: float, black: float, s
 @aot.entry
 @njit(parallel=True, cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _tone_kernel(rgb, out, wts, c, u, k, white, black, shadows, highlights, white_ev,
-                 use_local, ga, gb, lmed, compress, detail, row0, full_h):  # pragma: no cover
+                 use_local, ga, gb, lmed, compress, detail, full_h, row0):  # pragma: no cover
     h, w = rgb.shape[0], rgb.shape[1]
     hs, ws = ga.shape
     sy = hs / full_h  # rgb may be rows row0.. of a taller image (strips): grids span that image
@@ -275,9 +275,10 @@ def tone_map(rgb: np.ndarray, tone: Tone, space: str = "srgb", *,
     p = curve_params(tone)
     use_local, ga, gb, lmed, compress, detail = local or _local_setup(rgb, tone, space)
     out = np.empty_like(rgb) if out is None else out
-    _tone_kernel(rgb, out, _weights(space), p.c, p.u, p.k, p.white, p.black, p.shadows,
-                 p.highlights, p.white_ev, use_local, ga, gb, lmed, compress, detail,
-                 int(row0), int(full_height or rgb.shape[0]))
+    # (a whole image outside a strip pass: its two halves of rows on the two cores)
+    aot.pixels_in_two(_tone_kernel, rgb, out, _weights(space), p.c, p.u, p.k, p.white,
+                      p.black, p.shadows, p.highlights, p.white_ev, use_local, ga, gb, lmed,
+                      compress, detail, int(full_height or rgb.shape[0]), row0=int(row0))
     return out
 
 
