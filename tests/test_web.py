@@ -300,3 +300,38 @@ def test_previews_demosaic_fast_exports_as_the_recipe_says(folder, monkeypatch):
     seen.clear()
     ws.export_one(path, Recipe())
     assert seen == ["auto"]
+
+
+def test_display_changes_render_the_kept_scene(folder, monkeypatch):
+    """A preview's look, style, tone or frame change re-renders the raw's kept scene
+    (develop.render) instead of developing it again; a change before the display stages (EV,
+    white balance) develops it again. Each preview is the library's develop of its recipe."""
+    import oneinch.develop as dev
+    from oneinch.output.encode import encode_bytes
+    from oneinch.raw import open_raw
+    from oneinch.web.server import Workspace
+
+    calls: list = []
+    real = dev.develop
+
+    def spy(raw, recipe=None, **kw):
+        calls.append(kw.get("until"))
+        return real(raw, recipe, **kw)
+
+    monkeypatch.setattr(dev, "develop", spy)
+    ws = Workspace(folder)
+    path = folder / "img0.dng"
+    views = [{"look": "neutral"}, {"look": "vibrant"}, {"look": "authentic", "style": "sepia"},
+             {"look": "neutral", "frame": "classic"}]
+    previews = [ws.image_bytes(path, apply_view(Recipe(), v), 1200, "after") for v in views]
+    assert calls == ["scene"]
+    ws.image_bytes(path, apply_view(Recipe(), {"look": "vibrant", "ev": 1}), 1200, "after")
+    ws.image_bytes(path, apply_view(Recipe(), {"wb": "daylight"}), 1200, "after")
+    assert calls == ["scene"] * 3
+    monkeypatch.setattr(dev, "develop", real)
+    raw = open_raw(path)
+    for view, preview in zip(views[:3], previews, strict=False):
+        r = apply_view(Recipe(), view).with_(
+            output={"size": 1200, "format": "jpeg", "quality": 85, "subsampling": "4:2:0"},
+            demosaic={"method": "ri"})
+        assert preview == encode_bytes(real(raw, r), r.output)

@@ -99,12 +99,10 @@ def develop(
     from .isp import opcodes, whitebalance
     from .isp.demosaic import demosaic
     from .isp.denoise import denoise
-    from .looks.looks import apply_look
-    from .looks.tone import tone_map
 
     r = _headroom_white(raw, recipe or Recipe())
     bits = _bits(dtype)
-    if until is not None and until not in STAGES:
+    if until is not None and until not in STAGES and until != _SCENE:
         raise OptionError(f"unknown stage {until!r} (one of {', '.join(STAGES)})")
     space = r.output.space
     ops = raw.opcodes if r.opcodes.apply else {}
@@ -118,8 +116,8 @@ def develop(
                             ops2=tuple(ops.get(2, ())), frame=raw.data.shape[:2],
                             source=raw.path)
             rgb = develop_strips([raw.data], raw, r, neutral, gains, front=front, bits=bits,
-                                 rows=rows)
-            return _photo(rgb, raw, r, neutral)
+                                 rows=rows, to_scene=until == _SCENE)
+            return rgb if until == _SCENE else _photo(rgb, raw, r, neutral)
         x = at("levels", levels.normalize(_opcodes1(raw, ops.get(1, ())), raw.levels))
         ops2 = tuple(ops.get(2, ()))
         defer = _defers_shading(raw, r)
@@ -138,8 +136,8 @@ def develop(
             stats = _statistics(seen, raw, r, neutral, gains)
             held, x, seen = [x], None, None  # develop_strips drops the mosaic once demosaiced
             rgb = develop_strips(held, raw, r, neutral, gains, bits=bits, rows=rows,
-                                 stats=stats)
-            return _photo(rgb, raw, r, neutral)
+                                 stats=stats, to_scene=until == _SCENE)
+            return rgb if until == _SCENE else _photo(rgb, raw, r, neutral)
         made_by = _made_by(raw, r)
         noise = _developed_noise(raw, r, gains)
         if noise is None and _needs_noise(raw, r):  # estimated once, on a central band
@@ -175,19 +173,100 @@ def develop(
         x = geometry.scale_aspect(geometry.crop(x, crop), raw.default_scale)
         x = geometry.orient(x, raw.shot.orientation)
         x = at("geometry", geometry.resize_long_edge(x, r.output.size))
-        x = at("tone", tone_map(x, r.tone, space, local=stats.local(r, space, gain)))
-        x = at("look", apply_look(x, r.look, space))
-        x = at(
-            "sharpen", sharpen.sharpen(x, r.sharpen.amount, r.sharpen.radius, r.sharpen.threshold)
-        )
+        if until == _SCENE:
+            return Scene(x, raw, r, neutral, stats, gain)
+        x = _display(x, r, stats.local(r, space, gain), at)
     except _Stop as stop:
         return stop.array
     except OneinchError as e:  # stages do not know the file: name it here
         if e.path is None and raw.path:
             raise type(e)(e.detail, raw.path) from None
         raise
-    x = spaces.encode(x, spaces.SPACES[space].transfer)
     return _photo(x if bits is None else _quantize(x, bits), raw, r, neutral)
+
+
+def _display(x: np.ndarray, r: Recipe, local: tuple | None, at) -> np.ndarray:
+    """The whole image's display stages: tone, look, sharpen, the output's transfer function
+    (a new array; ``x`` is left as it is)."""
+    from .looks.looks import apply_look
+    from .looks.tone import tone_map
+
+    space = r.output.space
+    x = at("tone", tone_map(x, r.tone, space, local=local))
+    x = at("look", apply_look(x, r.look, space))
+    x = at("sharpen", sharpen.sharpen(x, r.sharpen.amount, r.sharpen.radius,
+                                      r.sharpen.threshold))
+    return spaces.encode(x, spaces.SPACES[space].transfer)
+
+
+_SCENE = "scene"  # develop()'s until= for develop_scene: stop before the display stages
+# the recipe's sections that render() may change: what a Scene holds is made without them
+DISPLAY_SECTIONS = ("tone", "look", "sharpen", "frame")
+
+
+class Scene:
+    """A raw developed up to its display stages (:func:`develop_scene`): the scene-referred
+    linear image in the output's space, exposed, at the output's size and orientation
+    (``rgb``, float32; every render reads it: not to be written), with what :func:`render`
+    needs to finish it: the raw, the recipe it was made with, the white balance's neutral,
+    the whole-image statistics (the local tone operator's source) and the exposure gain.
+
+    render() gives the Photo develop() gives under any recipe that differs from the scene's
+    only in tone, look, sharpen, frame or the output's encoding (format, quality, bits): an
+    editor re-renders a look or a tone slider from here instead of developing the raw again.
+    The same display stages as develop()'s whole-image path: equal to it, and to the strips
+    within their 1e-4. One exception: the local tone operator (tone.local, tone.detail) of a
+    large raw reads its grids from a binned prepass of the raw (_statistics) that a scene
+    keeps only when its own recipe had the operator on; else render() reads them from the
+    scene's image, as develop() does for a smaller raw."""
+
+    def __init__(self, rgb: np.ndarray, raw: RawImage, recipe: Recipe, neutral: np.ndarray,
+                 stats: _Statistics, gain: float) -> None:
+        self.rgb, self.raw, self.recipe = rgb, raw, recipe
+        self.neutral, self.stats, self.gain = neutral, stats, gain
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the scene holds beyond the raw (the image and the statistics' own)."""
+        held = [self.rgb, self.stats.scene, self.stats.sample]
+        return sum(a.nbytes for a in held if a is not None)
+
+
+def scene_key(recipe: Recipe) -> tuple:
+    """What a Scene made with ``recipe`` depends on: the recipe without its display sections
+    and with only the output's size and space (equal keys: one scene serves both)."""
+    from dataclasses import fields
+
+    rest = tuple(getattr(recipe, f.name) for f in fields(recipe)
+                 if f.name not in DISPLAY_SECTIONS and f.name != "output")
+    return (*rest, recipe.output.size, recipe.output.space)
+
+
+def develop_scene(raw: RawImage, recipe: Recipe | None = None) -> Scene:
+    """Develop ``raw`` up to its display stages (a :class:`Scene`), for :func:`render`."""
+    return develop(raw, recipe, until=_SCENE)
+
+
+def render(scene: Scene, recipe: Recipe | None = None, *,
+           dtype: type | np.dtype | None = None) -> Photo:
+    """The Photo of ``scene`` under ``recipe`` (default: the scene's own): the display stages
+    only (tone, look, sharpen, the output's transfer function), exactly as develop() would
+    run them. ``recipe`` may differ from the scene's in :data:`DISPLAY_SECTIONS` and the
+    output's encoding; anything else (white balance, exposure, size, ...) is an OptionError:
+    develop the raw again. ``dtype``: as develop()'s."""
+    r = scene.recipe if recipe is None else _headroom_white(scene.raw, recipe)
+    if scene_key(r) != scene_key(scene.recipe):
+        raise OptionError("the recipe changes more than the display (tone, look, sharpen, "
+                          "frame, encoding): develop the raw again, not render its scene")
+    try:
+        x = _display(scene.rgb, r, scene.stats.local(r, r.output.space, scene.gain),
+                     _Stage(None))
+    except OneinchError as e:
+        if e.path is None and scene.raw.path:
+            raise type(e)(e.detail, scene.raw.path) from None
+        raise
+    bits = _bits(dtype)
+    return _photo(x if bits is None else _quantize(x, bits), scene.raw, r, scene.neutral)
 
 
 def _bits(dtype: type | np.dtype | None) -> int | None:
@@ -260,7 +339,8 @@ def develop_strips(
     bits: int | None = None,
     rows=None,
     stats: _Statistics | None = None,
-) -> np.ndarray:
+    to_scene: bool = False,
+) -> np.ndarray | Scene:
     """develop() from demosaic to the encoded output, in strips of rows (isp.tiles.map_rows).
 
     An integer output at full size (:func:`_streams`) is made in one pass, with no full-size
@@ -279,7 +359,8 @@ def develop_strips(
     :func:`develop`; ``rows``: its row sink). Lens shading that :func:`_defers_shading`:
     ``held`` (or the front) is without it, and its gain multiplies each strip after the
     highlight reconstruction; ``stats``: the statistics of the mosaic with it, when ``held``
-    is a mosaic (else made here from the front's).
+    is a mosaic (else made here from the front's). ``to_scene``: stop before the display pass
+    and return the :class:`Scene` (the image converted to the output space and exposed).
     """
     from .isp import tiles
     from .isp.demosaic import demosaic
@@ -449,6 +530,16 @@ def develop_strips(
         tiles.map_rows(x, _one_thread(scene), out=x, rows=PIXEL_STRIP_ROWS)
     x = geometry.orient(geometry.crop(x, crop), raw.shot.orientation)  # (a view when upright)
     x = geometry.resize_long_edge(x, r.output.size)  # (linear: commutes with the matrix)
+    if to_scene:  # a new array either way, not the working buffer a next develop may reuse
+        if mat is None:  # (converted and exposed by the scene pass)
+            rgb = np.array(x, np.float32, order="C")
+        else:  # the whole path's order: colour, then the gain
+            from .isp import color
+
+            rgb = np.ascontiguousarray(color.apply_matrix(x, mat), np.float32)
+            if gain != 1.0:
+                rgb *= np.float32(gain)
+        return Scene(rgb, raw, r, neutral, stats, gain)
     local = stats.local(r, space, gain) or local_setup(
         x, r.tone, space, matrix=mat, gain=gain if mat is not None else 1.0)
     h = x.shape[0]
@@ -771,7 +862,7 @@ class _threads:
 def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None) -> bool:
     """Strips need: no stop stage, a Bayer (or linear) sensor, and no whole-image step the
     strip passes do not model (OpcodeList3, lensfun, non-square pixels, grain)."""
-    if until is not None or tiled is False:
+    if (until is not None and until != _SCENE) or tiled is False:
         return False
     if tiled is None and raw.height * raw.width < TILE_MIN_PIXELS:
         return False
@@ -783,8 +874,8 @@ def _use_strips(raw: RawImage, r: Recipe, until: str | None, tiled: bool | None)
         and not (r.opcodes.apply and raw.opcodes.get(3))
         and (raw.is_dng or r.lens.mode != "auto")
         and abs(sx - sy) < 1e-6
-        and r.look.grain <= 0
-        and r.tone.curve == "filmic"
+        # (a scene's display runs whole, in render(): these do not choose its path)
+        and (until == _SCENE or (r.look.grain <= 0 and r.tone.curve == "filmic"))
     )
 
 

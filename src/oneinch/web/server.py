@@ -2,7 +2,9 @@
 
 Everything is confined to one folder (the workspace): names in URLs are resolved inside it and
 anything that escapes is refused (403). Previews are developed at ``PREVIEW_SIZE`` (develop's
-2x2-binning fast path for large sensors), cached by (file, mtime, recipe hash). Developing is
+2x2-binning fast path for large sensors), cached by (file, mtime, recipe hash). The last
+``SCENES`` previews' scenes (everything up to the display stages: develop.Scene) are kept, so a
+change of look, style, LUT, tone or frame re-renders only tone, look and sharpening. Developing is
 serialised by one lock: the pipeline's numba kernels already use every core, and cached
 previews are served concurrently. Exports run in a background thread and report progress as
 server-sent events (WHATWG HTML, section 9.2).
@@ -35,6 +37,7 @@ THUMB_SIZE = 256
 EXPORT_DIR = "export"
 DEFAULT_MAX_UPLOAD = 200 * 1024 * 1024
 CACHE_BYTES = 256 * 1024 * 1024
+SCENES = 4  # previews' scenes kept (develop.Scene, ~13 MB each at 1200 px)
 WB_MODES = ("as-shot", "auto", "daylight", "kelvin")
 
 # magic numbers of what may be uploaded: TIFF-based raws/DNG, JPEG, and common raw containers
@@ -73,6 +76,7 @@ class Workspace:
         self._cache_bytes = 0
         self._cache_lock = threading.Lock()
         self._raws: OrderedDict[tuple, Any] = OrderedDict()
+        self._scenes: OrderedDict[tuple, Any] = OrderedDict()
         self.jobs: dict[str, _ExportJob] = {}
 
     # -- files ---------------------------------------------------------------------------------
@@ -124,13 +128,33 @@ class Workspace:
             self._raws.popitem(last=False)
         return raw
 
-    def develop_photo(self, path: Path, recipe: Recipe):
-        """The finished (framed) Photo of ``path`` under ``recipe``; call with develop_lock."""
+    def _scene(self, path: Path, recipe: Recipe):
+        """The develop.Scene of ``path`` under ``recipe`` (kept: a change of look, style, LUT,
+        tone or frame re-renders it instead of developing the raw again)."""
+        from ..develop import develop_scene, scene_key
+
+        key = (str(path), path.stat().st_mtime_ns, scene_key(recipe))
+        if key in self._scenes:
+            self._scenes.move_to_end(key)
+            return self._scenes[key]
+        scene = develop_scene(self._raw(path), recipe)
+        self._scenes[key] = scene
+        while len(self._scenes) > SCENES:
+            self._scenes.popitem(last=False)
+        return scene
+
+    def develop_photo(self, path: Path, recipe: Recipe, preview: bool = False):
+        """The finished (framed) Photo of ``path`` under ``recipe``; call with develop_lock.
+        ``preview``: through the raw's kept scene (:meth:`_scene`; develop.render, the same
+        image within float rounding); else a plain develop (exports: full size, nothing
+        kept)."""
         from ..api import _framed
-        from ..develop import develop
+        from ..develop import develop, render
 
         if path.suffix.lower() in JPEG_SUFFIXES:
             photo = _develop_jpeg(path, recipe)
+        elif preview:
+            photo = render(self._scene(path, recipe), recipe)
         else:
             photo = develop(self._raw(path), recipe)
         if recipe.frame.layout:
@@ -158,7 +182,7 @@ class Workspace:
             hit = self._cache_get(key)  # another request may have made it meanwhile
             if hit is not None:
                 return hit
-            data = encode_bytes(self.develop_photo(path, r), r.output)
+            data = encode_bytes(self.develop_photo(path, r, preview=True), r.output)
         self._cache_put(key, data)
         return data
 
