@@ -34,7 +34,7 @@ def _luther_color(ab=None, cc=None) -> CameraColor:
     """DNG tags of the Luther camera, calibrated at StdA (2856 K) and D65."""
     cms, fms = [], []
     for code in (17, 21):
-        xy = color.cct_tint_to_xy(color.LIGHT_SOURCE_CCT[code], 0.0 if code == 17 else -9.77)
+        xy = color.cct_tint_to_xy(color.LIGHT_SOURCE_CCT[code], 0.0 if code == 17 else 9.77)
         n = K @ spaces.xy_to_xyz(xy)
         cms.append(K / n.max())
         fms.append(spaces.bradford(xy, spaces.D50_XY) @ np.linalg.inv(K) @ np.diag(n))
@@ -71,25 +71,26 @@ def test_cct_tint_round_trip(kelvin, tint):
 
 def test_cct_tint_matches_colour_science():
     """Within 1.5e-4 in CIE 1960 uv of Ohno 2013 (exact Planck) over 1700..40000 K, ±100 tint
-    (tint = -3000·Duv); CCT within 0.05 % of colour's Robertson for 1700..40000 K on the locus."""
+    (tint = 3000·Duv); CCT within 0.05 % of colour's Robertson for 1700..40000 K on the locus."""
     worst = 0.0
     for kelvin in np.geomspace(1700, 40000, 25):
         for tint in (-100.0, 0.0, 100.0):
             uv = colour.xy_to_UCS_uv(color.cct_tint_to_xy(kelvin, tint))
-            ref = colour.temperature.CCT_to_uv_Ohno2013([kelvin, -tint / 3000.0])
+            ref = colour.temperature.CCT_to_uv_Ohno2013([kelvin, tint / 3000.0])
             worst = max(worst, float(np.abs(uv - ref).max()))
         uv = colour.temperature.CCT_to_uv_Ohno2013([kelvin, 0.0])
         t_rob = colour.temperature.uv_to_CCT_Robertson1968(uv)[0]
         t, _ = color.xy_to_cct_tint(colour.UCS_uv_to_xy(uv))
         assert t == pytest.approx(t_rob, rel=5e-4)
     assert worst < 1.5e-4
-    # Sign convention: magenta (+ tint) lies below the Planckian locus (negative Duv).
+    # Sign convention (Adobe's): + tint is a white above the Planckian locus (positive Duv,
+    # greener), which white balance turns magenta in the photo.
     uv0 = colour.xy_to_UCS_uv(color.cct_tint_to_xy(5000, 0))
-    uvm = colour.xy_to_UCS_uv(color.cct_tint_to_xy(5000, 50))
-    assert uvm[1] < uv0[1]
-    # D65 is 6504 K and slightly green (Duv ≈ +0.0032).
+    uvg = colour.xy_to_UCS_uv(color.cct_tint_to_xy(5000, 50))
+    assert uvg[1] > uv0[1]
+    # D65 is 6504 K and slightly green (Duv ≈ +0.0032): tint ≈ +10, as Lightroom's daylight.
     t, g = color.xy_to_cct_tint(spaces.D65_XY)
-    assert t == pytest.approx(6504, abs=2) and g == pytest.approx(-3000 * 0.00325, abs=0.5)
+    assert t == pytest.approx(6504, abs=2) and g == pytest.approx(3000 * 0.00325, abs=0.5)
 
 
 def test_interpolation_weight():
@@ -164,8 +165,8 @@ def test_forward_and_color_matrix_paths_agree():
         fm = _luther_color(ab, cc)
         cm = replace(fm, forward_matrix1=None, forward_matrix2=None)
         abcc = (np.eye(3) if ab is None else np.diag(ab)) @ (np.eye(3) if cc is None else cc)
-        for kelvin, tint, tol in ((2856, 0.0, 1e-9), (6504, -9.77, 1e-9), (4500, 0.0, 1e-2),
-                                  (5003, 10.0, 1e-2)):
+        for kelvin, tint, tol in ((2856, 0.0, 1e-9), (6504, 9.77, 1e-9), (4500, 0.0, 1e-2),
+                                  (5003, -10.0, 1e-2)):
             xy = color.cct_tint_to_xy(kelvin, tint)
             n = abcc @ K @ spaces.xy_to_xyz(xy)
             n = n / n.max()

@@ -165,3 +165,28 @@ def test_auto_white_balance_fallbacks(nikon):
         wbm.neutral(nikon, WhiteBalance("auto"))
     with pytest.raises(OptionError):
         wbm.auto_neutral(np.ones((8, 8), np.float32) * 0.5)  # mosaic without CFA
+
+
+def test_positive_tint_turns_the_photo_magenta_as_in_lightroom():
+    """Adobe's tint (the DNG SDK's, Lightroom's slider): + is a greener white, which white
+    balance removes, so the photo turns magenta; - turns it green. (The sign was the other
+    way round: --wb 5500,100 gave a green photo, 5500,-100 a magenta one.) Temperature goes
+    the same way round: a higher K is a bluer white, and the photo turns warmer."""
+    from pathlib import Path
+
+    from oneinch import develop, open_raw
+    from oneinch.recipe import Recipe
+
+    raw = open_raw(Path(__file__).resolve().parents[1] / "samples" / "oneinch_demo.dng")
+
+    def mean_rgb(**wb) -> np.ndarray:
+        r = Recipe().with_(white_balance={"mode": "kelvin", **wb}, output={"size": 200})
+        return np.asarray(develop(raw, r).rgb, np.float64).reshape(-1, 3).mean(0)
+
+    def magenta(rgb: np.ndarray) -> float:  # red and blue over green
+        return float((rgb[0] + rgb[2]) / 2 - rgb[1])
+
+    plus, zero, minus = (mean_rgb(kelvin=5500.0, tint=t) for t in (60.0, 0.0, -60.0))
+    assert magenta(plus) > magenta(zero) + 0.02 > magenta(minus) + 0.04
+    warm, cool = mean_rgb(kelvin=8000.0), mean_rgb(kelvin=3500.0)
+    assert warm[0] - warm[2] > cool[0] - cool[2] + 0.1

@@ -107,7 +107,11 @@ _LOCUS_UV = _ROBERTSON[:, 1:3]
 _NORMALS = np.stack([-np.ones(len(_ROBERTSON)), -_ROBERTSON[:, 3]], axis=1)
 _NORMALS /= np.linalg.norm(_NORMALS, axis=1, keepdims=True)
 
-TINT_SCALE = 3000.0  # tint units per unit of Duv (CIE 1960 uv distance); + tint = -Duv = magenta
+# tint units per unit of Duv (CIE 1960 uv distance), Adobe's: + tint = +Duv, a white on the green
+# side of the Planckian locus (daylight, D65: about +10), which white balance turns magenta in
+# the photo, as Lightroom's Tint slider does (the DNG SDK's dng_temperature: kTintScale -3000 on
+# its offset, whose sign is the opposite of Duv's)
+TINT_SCALE = 3000.0
 
 
 def _xy_to_uv(xy: np.ndarray) -> np.ndarray:
@@ -138,16 +142,16 @@ def cct_tint_to_xy(kelvin: float, tint: float = 0.0) -> np.ndarray:
     """CIE 1931 xy of a white given as correlated colour temperature (K) and tint.
 
     The Planckian point and the isotemperature direction are interpolated linearly in mired
-    between Robertson's (1968) tabulated lines; the white sits at distance ``-tint / 3000``
-    along that line in CIE 1960 uv (Adobe-like units: about ±150 in practice, + = magenta,
-    i.e. below the Planckian locus; tint = -3000·Duv). Below 1667 K the last segment is
-    extrapolated.
+    between Robertson's (1968) tabulated lines; the white sits at distance ``tint / 3000``
+    along that line in CIE 1960 uv (Adobe's units: about ±150 in practice; + = a greener
+    white, above the Planckian locus, so the balanced photo turns magenta, as with
+    Lightroom's Tint; tint = 3000·Duv). Below 1667 K the last segment is extrapolated.
     """
     if not (np.isfinite(kelvin) and kelvin > 0):
         raise OptionError(f"colour temperature {kelvin} K is not a positive number")
     seg, f = _segment(1e6 / float(kelvin))
     uv, n = _locus(seg, f)
-    return _uv_to_xy(uv - (float(tint) / TINT_SCALE) * n)
+    return _uv_to_xy(uv + (float(tint) / TINT_SCALE) * n)
 
 
 def xy_to_cct_tint(xy: tuple[float, float] | np.ndarray) -> tuple[float, float]:
@@ -192,7 +196,7 @@ def xy_to_cct_tint(xy: tuple[float, float] | np.ndarray) -> tuple[float, float]:
     uv, n = _locus(seg, f)
     duv = float(np.dot(p - uv, n))
     cct = 1e6 / mired if mired > 0 else float("inf")
-    return float(cct), -duv * TINT_SCALE
+    return float(cct), duv * TINT_SCALE
 
 
 def illuminant_cct(code: int, source: str = "dng") -> float | None:

@@ -3,8 +3,8 @@
 A *neutral* is the camera RGB of a white surface (DNG AsShotNeutral), normalised here so its
 largest component is 1; dividing the camera image by it (``apply_gains(x, gains(neutral))``)
 makes whites (1, 1, 1), which is what ``color.camera_to_xyz_d50`` expects. Modes follow
-``recipe.WhiteBalance``: 'as-shot', 'daylight', 'kelvin' (CCT + tint, DNG/ACR-like tint units,
-+ = magenta) and 'auto'. Plain numpy (no colour-science at import).
+``recipe.WhiteBalance``: 'as-shot', 'daylight', 'kelvin' (CCT + tint in Adobe's units: + makes
+the photo magenta, as Lightroom's Tint) and 'auto'. Plain numpy (no colour-science at import).
 """
 
 from __future__ import annotations
