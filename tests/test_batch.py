@@ -190,3 +190,35 @@ def test_bad_arguments(tmp_path):
         run_batch(tmp_path, tmp_path / "o", engine="spark")
     with pytest.raises(OptionError, match="workers"):
         run_batch(tmp_path, tmp_path / "o", workers=0)
+
+
+def test_a_changed_input_is_developed_again(tmp_path):
+    """The journal compared only the recipe and the output: an input replaced since its photo
+    was made kept the old photo ('1 already done'). Now its size and time are journaled."""
+    from oneinch.synthetic import make_dng
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_dng(src / "p.dng", _scene(1))
+    out = tmp_path / "out"
+    assert run_batch(src, out).done == 1
+    first = (out / "p.jpg").read_bytes()
+    assert run_batch(src, out).skipped == 1
+    make_dng(src / "p.dng", _scene(7))  # another picture under the same name
+    again = run_batch(src, out)
+    assert again.done == 1 and again.skipped == 0
+    assert (out / "p.jpg").read_bytes() != first
+
+
+@pytest.mark.parametrize("fmt, suffix", [("heif", ".heic"), ("avif", ".avif"),
+                                         ("jxl", ".jxl"), ("uhdr", ".jpg")])
+def test_every_output_format_batches(tmp_path, fmt, suffix):
+    """A batch to heif, avif, jxl or uhdr was an internal error (KeyError: its suffix)."""
+    from oneinch.synthetic import make_dng
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_dng(src / "p.dng", _scene(2))
+    res = run_batch(src, tmp_path / "out", Recipe().with_(output={"format": fmt}))
+    assert res.done == 1, res.errors
+    assert (tmp_path / "out" / f"p{suffix}").is_file()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError, OneinchError, OptionError
+from .output.formats import FORMAT_SUFFIX
 from .recipe import Recipe, sidecar_path
 
 JOURNAL_NAME = "oneinch-journal.sqlite"
@@ -29,7 +30,6 @@ RAW_SUFFIXES = frozenset(
     ".dng .arw .cr2 .cr3 .crw .nef .nrw .orf .raf .rw2 .rwl .pef .srw .x3f .3fr .iiq .erf .mos "
     ".mrw .kdc .dcr .srf .sr2 .gpr".split()
 )
-FORMAT_SUFFIX = {"jpeg": ".jpg", "tiff": ".tif", "png": ".png"}
 ENGINES = ("local", "ray")
 STATES = ("pending", "running", "done", "failed")
 
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     dst TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
     recipe_hash TEXT NOT NULL,
+    src_stamp TEXT,
     sha256 TEXT,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -54,6 +55,7 @@ class Job:
     src: Path
     dst: Path
     recipe: Recipe
+    stamp: str = ""  # the input's size and modification time when planned (input_stamp)
 
 
 @dataclass
@@ -97,8 +99,18 @@ def plan(inputs: Sequence[Path], out_dir: Path, recipe: Recipe | None = None) ->
         if dst in seen:
             raise OptionError(f"{src} and {seen[dst]} would both be written to {dst}")
         seen[dst] = src
-        jobs.append(Job(src=src.resolve(), dst=dst.resolve(), recipe=r))
+        jobs.append(Job(src=src.resolve(), dst=dst.resolve(), recipe=r, stamp=input_stamp(src)))
     return jobs
+
+
+def input_stamp(path: str | Path) -> str:
+    """The input file as the journal knows it: size and modification time (ns). A file
+    replaced or edited since its photo was made is developed again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -119,6 +131,9 @@ class Journal:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute(_SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+            if "src_stamp" not in columns:  # a journal from before inputs were stamped
+                self.db.execute("ALTER TABLE jobs ADD COLUMN src_stamp TEXT")
         except sqlite3.DatabaseError as e:
             raise InputError(f"not a usable batch journal ({e})", self.path) from None
 
@@ -160,20 +175,24 @@ class Journal:
         attempt: bool = False,
     ) -> None:
         self.db.execute(
-            "INSERT INTO jobs (src, dst, state, recipe_hash, sha256, error, attempts, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(src) DO UPDATE SET dst=excluded.dst, "
-            "state=excluded.state, recipe_hash=excluded.recipe_hash, sha256=excluded.sha256, "
-            "error=excluded.error, attempts=attempts+excluded.attempts, updated=excluded.updated",
+            "INSERT INTO jobs (src, dst, state, recipe_hash, src_stamp, sha256, error, attempts, "
+            "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(src) DO UPDATE SET "
+            "dst=excluded.dst, state=excluded.state, recipe_hash=excluded.recipe_hash, "
+            "src_stamp=excluded.src_stamp, sha256=excluded.sha256, error=excluded.error, "
+            "attempts=attempts+excluded.attempts, updated=excluded.updated",
             (
-                str(job.src), str(job.dst), state, job.recipe.hash(), sha256, error,
+                str(job.src), str(job.dst), state, job.recipe.hash(), job.stamp, sha256, error,
                 int(attempt), time.time(),
             ),
         )  # fmt: skip
 
     def is_done(self, job: Job, verify: bool = False) -> bool:
-        """Done with this recipe, and the output is still there (and, with verify, intact)."""
+        """Done with this recipe from this very input (its size and modification time), and
+        the output is still there (and, with verify, intact)."""
         row = self.get(job.src)
         if not row or row["state"] != "done" or row["recipe_hash"] != job.recipe.hash():
+            return False
+        if row.get("src_stamp") != job.stamp:
             return False
         if row["dst"] != str(job.dst) or not job.dst.is_file():
             return False

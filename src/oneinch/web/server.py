@@ -205,7 +205,7 @@ class Workspace:
 
     # -- export --------------------------------------------------------------------------------
     def export_path(self, path: Path, recipe: Recipe) -> Path:
-        from ..batch import FORMAT_SUFFIX
+        from ..output.formats import FORMAT_SUFFIX
 
         return self.root / EXPORT_DIR / (path.stem + FORMAT_SUFFIX[recipe.output.format])
 
