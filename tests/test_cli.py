@@ -505,3 +505,64 @@ def test_exit_runs_exit_handlers_and_flushes(tmp_path):
     assert p.returncode == 3, p.stderr
     assert marker.read_text() == "ran"
     assert p.stdout and not os.path.exists(p.stdout)  # printed, then removed at exit
+
+
+def test_output_options_reach_the_recipe(small_dng, tmp_path):
+    """--bits, --profile, --lens, --transfer and --hdr-headroom were parsed and then dropped:
+    `--bits 8 -o x.tif` wrote 16 bits and no bad value was refused."""
+    import tifffile
+
+    res = run("develop", str(small_dng), "-o", str(tmp_path / "b8.tif"), "--bits", "8",
+              "--size", "200")
+    assert res.returncode == 0, res.stderr
+    assert tifffile.imread(tmp_path / "b8.tif").dtype == np.uint8
+    for args in (["--bits", "7", "-o", str(tmp_path / "b7.tif")],
+                 ["--transfer", "pq", "-o", str(tmp_path / "x.jpg")],
+                 ["--profile", str(tmp_path / "missing.dcp")],
+                 ["--lens", "bogus"],
+                 ["--hdr-headroom", "99", "-f", "uhdr"]):
+        res = run("develop", str(small_dng), "--size", "200", *args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b8.tif"]
+
+
+def test_look_options_checked_before_any_file(tmp_path):
+    """A bad --style, --strength, --frame or --lut is one line before any input is opened (the
+    inputs here do not even exist); names are case-blind as --look's are."""
+    missing = [str(tmp_path / "a.dng"), str(tmp_path / "b.dng")]
+    for args, said in ((["--style", "bogus"], "unknown style 'bogus'"),
+                       (["--style", "sepia", "--strength", "2"], "--strength 2.0"),
+                       (["--strength", "0.5"], "needs a style or a LUT"),
+                       (["--frame", "bogus"], "unknown frame layout 'bogus'"),
+                       (["--lut", str(tmp_path / "none.cube")], "no such file")):
+        res = run("develop", *missing, "-o", str(tmp_path / "out") + "/", *args)
+        assert res.returncode == 2, (args, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and said in lines[0], (args, res.stderr)
+    assert not (tmp_path / "out").exists()
+
+
+def test_case_blind_option_words(small_dng, tmp_path):
+    res = run("develop", str(small_dng), "-o", str(tmp_path / "p.jpg"), "--size", "120",
+              "--style", "Sepia", "--space", "P3", "-f", "JPEG", "--lens", "OFF")
+    assert res.returncode == 0, res.stderr
+
+
+def test_outputs_that_would_collide_or_mislead_are_refused(small_dng, tmp_path):
+    """Two inputs of one name into one folder overwrote each other; `-o one.jpg` for two
+    inputs made a folder named one.jpg; `-o out.txt` and `-o noext` wrote JPEG bytes there.
+    Each is one line before anything is developed, and nothing is written."""
+    for sub in ("s1", "s2"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(small_dng, tmp_path / sub / "x.dng")
+    a, b = str(tmp_path / "s1" / "x.dng"), str(tmp_path / "s2" / "x.dng")
+    out = tmp_path / "out"
+    for args, said in (([a, b, "-o", f"{out}/"], "would both be written to"),
+                       ([a, str(small_dng), "-o", str(out / "one.jpg")], "names one file"),
+                       ([a, "-o", str(out / "x.txt")], "'.txt' is not an image format"),
+                       ([a, "-o", str(out / "noext")], "name the file with its format")):
+        res = run("develop", "--size", "100", *args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1 and said in res.stderr, res.stderr
+    assert not out.exists()

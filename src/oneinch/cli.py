@@ -44,6 +44,7 @@ import typer  # noqa: E402
 from typer.exceptions import Abort, Exit, TyperException  # noqa: E402
 
 from .errors import OneinchError, OptionError  # noqa: E402
+from .output.formats import FORMAT_SUFFIX, SUFFIXES  # noqa: E402
 
 app = typer.Typer(
     name="oneinch",
@@ -70,17 +71,6 @@ def _root(
         callback=_print_version)] = False,
 ) -> None:
     """oneinch: an open computational camera. Develop RAW/DNG files into finished photos."""
-
-
-FORMAT_SUFFIX = {
-    "jpeg": ".jpg",
-    "tiff": ".tif",
-    "png": ".png",
-    "uhdr": ".jpg",
-    "heif": ".heic",
-    "avif": ".avif",
-    "jxl": ".jxl",
-}
 
 
 def _err(msg: str) -> None:
@@ -124,28 +114,60 @@ def build_recipe(base, **opts):
             sections.setdefault(sec, {}).update(vals)
     if opts.get("wb"):
         sections["white_balance"] = parse_wb(opts["wb"])
-    put("demosaic", "method", opts.get("demosaic"))
+    put("demosaic", "method", _word(opts.get("demosaic")))
     put("exposure", "ev", opts.get("exposure"))
-    put("output", "format", opts.get("format"))
+    put("output", "format", _word(opts.get("format")))
     put("output", "quality", opts.get("quality"))
-    put("output", "space", opts.get("space"))
+    put("output", "space", _word(opts.get("space")))
     put("output", "size", opts.get("size"))
     put("output", "bits", opts.get("bits"))
-    put("profile", "dcp", opts.get("profile"))
+    profile = opts.get("profile")
+    if profile is not None:
+        word = _word(profile)
+        if word in ("embedded", "matrix"):
+            profile = word
+        elif not Path(profile).is_file():
+            raise OptionError(f"--profile {profile!r}: use embedded, matrix or a .dcp file "
+                              "(no such file)")
+        put("profile", "dcp", profile)
     if opts.get("lens") is not None:
-        if opts["lens"] not in ("auto", "off"):
+        lens = _word(opts["lens"])
+        if lens not in ("auto", "off"):
             raise OptionError(f"--lens {opts['lens']!r}: use auto or off")
-        put("lens", "mode", opts["lens"])
+        put("lens", "mode", lens)
     put("output", "hdr_headroom", opts.get("hdr_headroom"))
-    put("output", "transfer", opts.get("transfer"))
-    put("look", "style", opts.get("style"))
-    put("look", "lut", opts.get("lut"))
-    if opts.get("strength") is not None:
-        if opts.get("lut"):
-            put("look", "lut_strength", opts["strength"])
-        else:
-            put("look", "style_strength", opts["strength"])
-    put("frame", "layout", opts.get("frame"))
+    put("output", "transfer", _word(opts.get("transfer")))
+    style = _word(opts.get("style"))
+    if style is not None:
+        from .looks.styles import STYLES
+
+        if style not in STYLES:
+            raise OptionError(f"unknown style {opts['style']!r} (one of {', '.join(STYLES)}; "
+                              "oneinch looks list)")
+    put("look", "style", style)
+    lut = opts.get("lut")
+    if lut is not None and not Path(lut).is_file():
+        raise OptionError(f"--lut {lut!r}: no such file")
+    put("look", "lut", lut)
+    strength = opts.get("strength")
+    if strength is not None:
+        if not 0.0 <= strength <= 1.0:  # (NaN fails too)
+            raise OptionError(f"--strength {strength}: use 0..1")
+        has_lut, has_style = bool(lut or r.look.lut), bool(style or r.look.style)
+        if not (has_lut or has_style):
+            raise OptionError("--strength needs a style or a LUT (--style, --lut or the "
+                              "recipe's) to set the strength of")
+        on_lut = bool(lut) or (has_lut and not has_style)
+        put("look", "lut_strength" if on_lut else "style_strength", strength)
+    frame = opts.get("frame")
+    if frame is not None:
+        from .frame import list_templates
+
+        layouts = list_templates()
+        if frame not in layouts:
+            raise OptionError(f"unknown frame layout {frame!r} (one of {', '.join(layouts)}; "
+                              "oneinch frame --list)")
+    put("frame", "layout", frame)
     dn = opts.get("denoise")
     if dn is not None:
         d = dn.strip().lower()
@@ -161,6 +183,11 @@ def build_recipe(base, **opts):
             put("denoise", "mode", "manual")
             put("denoise", "strength", s)
     return r.with_(**sections) if sections else r
+
+
+def _word(value: str | None) -> str | None:
+    """An option's keyword as the recipe spells it (lower case; None stays None)."""
+    return None if value is None else value.strip().lower()
 
 
 def output_path(src: Path, out: Path | None, fmt: str, folder: bool) -> Path:
@@ -241,8 +268,16 @@ def develop(
 
     base = Recipe.load(recipe) if recipe else None
     # (a str: a Path would drop the trailing separator that says "a folder")
-    to_folder = output is not None and (len(inputs) > 1 or output.endswith(("/", os.sep)))
+    named_folder = output is not None and output.endswith(("/", os.sep))
+    to_folder = output is not None and (len(inputs) > 1 or named_folder)
     output = Path(output) if output is not None else None
+    if output is not None and not named_folder and not output.is_dir():
+        if len(inputs) > 1 and output.suffix.lower() in SUFFIXES:
+            raise OptionError(f"-o {output} names one file but {len(inputs)} inputs were "
+                              f"given: give a folder ({output.with_suffix('')}/)")
+        if len(inputs) == 1 and not output.suffix:
+            raise OptionError(f"-o {output}: name the file with its format's suffix "
+                              f"({output}.jpg) or a folder with a trailing / ({output}/)")
     opts = dict(
         format=format,
         quality=quality,
@@ -257,17 +292,41 @@ def develop(
         lut=lut,
         strength=strength,
         frame=frame,
+        bits=bits,
+        profile=profile,
+        lens=lens,
+        hdr_headroom=hdr_headroom,
+        transfer=transfer,
     )
     # validate options once before touching any file
     build_recipe(base, **opts)
     # (a zygote's worker has nothing left to import for the faults to overlap)
     faulting = None if _PRELOADED else prefault_heap(_prefault_bytes(inputs, size))
     if format is None and output is not None and not to_folder and output.suffix:
-        from .output.encode import format_from_path
-
-        guessed = format_from_path(output)
+        guessed = SUFFIXES.get(output.suffix.lower())
         if guessed:
             opts["format"] = guessed
+
+    def plan(src: Path) -> tuple:
+        """(recipe, target) of one input: the options over its sidecar (or --recipe)."""
+        side = sidecar_path(src)
+        file_base = base if base is not None else (Recipe.load(side) if side.is_file() else None)
+        r = build_recipe(file_base, **opts)
+        return r, output_path(src, output, r.output.format, to_folder)
+
+    planned: dict[Path, tuple] = {}
+    if len(inputs) > 1:  # two inputs of one name must not overwrite each other's photo
+        by_target: dict[Path, Path] = {}
+        for src in inputs:
+            try:
+                planned[src] = plan(src)
+            except OneinchError:  # (reported when its turn comes)
+                continue
+            dst = planned[src][1].resolve()
+            if dst in by_target:
+                raise OptionError(f"{by_target[dst]} and {src} would both be written to "
+                                  f"{planned[src][1]}")
+            by_target[dst] = src
     failures: list[str] = []
     many = len(inputs) > 1
     if to_folder:
@@ -286,12 +345,7 @@ def develop(
         for src in inputs:
             t0 = time.perf_counter()
             try:
-                side = sidecar_path(src)
-                file_base = (
-                    base if base is not None else (Recipe.load(side) if side.is_file() else None)
-                )
-                r = build_recipe(file_base, **opts)
-                dst = output_path(src, output, r.output.format, to_folder)
+                r, dst = planned[src] if src in planned else plan(src)
                 photo_path = _develop_one(src, dst, r)
                 progress.console.print(
                     f"{src} -> {photo_path}  ({time.perf_counter() - t0:.2f} s)", highlight=False

@@ -41,23 +41,10 @@ from ..isp import spaces
 from ..photo import Photo
 from ..recipe import Output
 from .atomic import atomic_path
+from .formats import SUFFIX_ALIASES, SUFFIXES
 from .icc import icc_profile
 from .metadata import IFD_EXIF, IFD_GPS, build_exif
 
-SUFFIXES: dict[str, str] = {
-    ".jpg": "jpeg",
-    ".jpeg": "jpeg",
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".png": "png",
-    ".heic": "heif",
-    ".heif": "heif",
-    ".hif": "heif",
-    ".avif": "avif",
-    ".jxl": "jxl",
-}
-# formats whose files carry another format's suffix (an Ultra HDR file is a .jpg)
-SUFFIX_ALIASES = {"uhdr": "jpeg"}
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}  # Pillow's codes
 DITHERS = (None, "ordered", "tpdf")
 _BLOCK_VALUES = 1 << 19  # values per quantisation block (4 MB of float64 scratch)
@@ -429,14 +416,19 @@ def _checked(photo: Photo, path: str | Path, output: Output | None) -> tuple[Pat
 
 def check_target(path: str | Path, output: Output | None = None) -> Path:
     """``path`` as a Path once its suffix agrees with ``output`` (any known one when None):
-    an image format that is not written, or a suffix that names another format than
-    ``output.format``, is an OptionError naming the file (before anything is developed)."""
+    an image format that is not written, a suffix that names no image format, or one that
+    names another format than ``output.format``, is an OptionError naming the file (before
+    anything is developed). A name without a suffix takes ``output.format``."""
     target = Path(path)
     other = OTHER_IMAGE_SUFFIXES.get(target.suffix.lower())
     if other is not None:
         raise OptionError(f"{other} is not written here (jpeg, tiff, png, heif, avif, jxl; "
                           "uhdr as .jpg)", target)
     by_suffix = format_from_path(target)
+    if by_suffix is None and target.suffix:  # (no JPEG bytes in out.txt; a name without
+        # a suffix takes the output's format)
+        raise OptionError(f"{target.suffix!r} is not an image format's suffix (.jpg, .tif, "
+                          ".png, .heic, .avif, .jxl)", target)
     if output is not None and by_suffix is not None and \
             SUFFIX_ALIASES.get(output.format, output.format) != by_suffix:
         raise OptionError(
