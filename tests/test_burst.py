@@ -425,3 +425,32 @@ def test_merge_fallback_takes_the_closer_version_per_tile() -> None:
     # without the fallback the broken patch leaks into the merge (Wiener rejects only partly)
     out3, _, _ = mg.merge_planes(planes, [bad], [a], noise)
     assert np.abs(out3 - planes)[:, 20:40, 30:50].max() > 1e-3
+
+
+def test_command_checks_frames_and_develop_settings_before_merging(tmp_path) -> None:
+    """A frame given twice (the same file, or a copy of its bytes) was merged with itself and
+    its NoiseProfile halved; a bad --develop target or look failed only after the merge. Both
+    are one error, exit 2, before any merge: no merged DNG is written."""
+    pytest.importorskip("click")
+    import shutil
+
+    from oneinch.cli import main
+
+    raws, _ = synthetic.make_burst(_scene()[:64, :96], 2, iso=800, path_prefix="g")
+    paths = []
+    for i, r in enumerate(raws):
+        p = tmp_path / f"g{i}.dng"
+        write_dng(p, r)
+        paths.append(str(p))
+    shutil.copy(paths[0], tmp_path / "copy.dng")
+    out = tmp_path / "m.dng"
+    for args in ([paths[0], paths[0]], [paths[0], str(tmp_path / "copy.dng")],
+                 [*paths, "--develop", str(tmp_path / "m.txt")],
+                 [*paths, "--develop", str(tmp_path / "m.webp")],
+                 [*paths, "--develop", str(tmp_path / "m.jpg"), "--look", "bogus"],
+                 [*paths, "--develop", str(tmp_path / "m.jpg"), "--recipe",
+                  str(tmp_path / "missing.toml")]):
+        assert main(["burst", *args, "-o", str(out)]) == 2, args
+        assert not out.exists()
+    assert main(["burst", *paths, "-o", str(out), "--develop", str(tmp_path / "m.jpg")]) == 0
+    assert (tmp_path / "m.jpg").is_file()

@@ -62,6 +62,10 @@ def command(
         raise OptionError(f"output {output} would overwrite an input frame")
     if develop_to is None and (look or night or recipe):
         raise OptionError("--look, --night and --recipe need --develop OUT")
+    _same_frames(frames)
+    # the develop's settings and target are checked before the merge, not after it
+    develop_recipe = None if develop_to is None else _develop_recipe(develop_to, look, night,
+                                                                     recipe)
     console = Console(stderr=True)
     t0 = time.perf_counter()
     with Progress(TextColumn("merging"), BarColumn(), TimeElapsedColumn(), console=console,
@@ -74,25 +78,69 @@ def command(
         f"{info.noise_ratio:.3f}, {time.perf_counter() - t0:.1f} s)"
     )
     if develop_to is not None:
-        _develop(output, develop_to, look, night, recipe)
+        from ..api import develop_file
+
+        out = develop_file(output, develop_to, develop_recipe)
+        typer.echo(f"{output} -> {out}")
 
 
-def _develop(src: Path, dst: Path, look: str | None, night: bool, recipe: Path | None) -> None:
-    from ..api import develop_file
+def _develop_recipe(dst: Path, look: str | None, night: bool, recipe: Path | None):
+    """The recipe ``--develop`` develops the merge with, once the target can take it."""
     from ..burst.night import night_recipe
     from ..cli import build_recipe
-    from ..output.encode import format_from_path
+    from ..output.encode import check_target, format_from_path
     from ..recipe import Recipe
 
+    check_target(dst)  # (a suffix that names no format, or one not written)
     base = Recipe.load(recipe) if recipe else None
     if night:
         base = night_recipe(base)
-    fmt = format_from_path(dst)
-    r = build_recipe(base, look=look, format=fmt)
+    r = build_recipe(base, look=look, format=format_from_path(dst))
     if night and look:  # the look preset must not undo the night tone
         r = night_recipe(r)
-    out = develop_file(src, dst, r)
-    typer.echo(f"{src} -> {out}")
+    check_target(dst, r.output)
+    return r
+
+
+def _same_frames(frames: list[Path]) -> None:
+    """A frame given twice (the same file, or two files of the same bytes) is an OptionError:
+    merging it with itself averages no noise away, though the merge's NoiseProfile would say
+    it did. Files of equal size are compared by their first and last 64 KB, and in full only
+    when those agree (real frames differ in both: time stamps and pixels)."""
+    import filecmp
+    import os
+
+    def ends(p: Path, size: int) -> bytes:
+        with open(p, "rb") as f:
+            head = f.read(1 << 16)
+            f.seek(max(0, size - (1 << 16)))
+            return head + f.read()
+
+    seen: dict[tuple, Path] = {}
+    for f in frames:
+        try:
+            st = os.stat(f)
+        except OSError:
+            continue  # (the merge reports a missing frame)
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            raise OptionError(f"frame {f} is given twice ({seen[key]}): a burst needs "
+                              "different exposures")
+        seen[key] = f
+    by_size: dict[int, list[Path]] = {}
+    for f in seen.values():
+        by_size.setdefault(os.path.getsize(f), []).append(f)
+    for size, group in by_size.items():
+        if len(group) < 2:
+            continue
+        by_ends: dict[bytes, Path] = {}
+        for f in group:
+            e = ends(f, size)
+            other = by_ends.get(e)
+            if other is not None and filecmp.cmp(other, f, shallow=False):
+                raise OptionError(f"frames {other} and {f} are the same file's bytes: a burst "
+                                  "needs different exposures")
+            by_ends.setdefault(e, f)
 
 
 burst_app = typer.Typer(help="burst merge")
