@@ -245,6 +245,8 @@ def test_wrong_options_are_one_line(small_dng, tmp_path):
         ["--denoise", "2"],
         ["--demosaic", "magic"],
         ["--bogus"],
+        ["--wb", "5000,10,3"],  # (the third part was dropped)
+        ["--wb", ""],  # (was as-shot)
     ):
         res = run("develop", str(small_dng), "-o", str(tmp_path), *args)
         assert res.returncode == 2, (args, res.stderr)
@@ -566,3 +568,15 @@ def test_outputs_that_would_collide_or_mislead_are_refused(small_dng, tmp_path):
         assert res.returncode == 2, (args, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1 and said in res.stderr, res.stderr
     assert not out.exists()
+
+
+def test_daemon_idle_must_be_a_number_of_minutes(tmp_path):
+    """`daemon start --idle nan` started a zygote that never stopped."""
+    rt = tmp_path / "rt"
+    rt.mkdir(mode=0o700)
+    for idle in ("nan", "inf", "-1"):
+        res = subprocess.run([sys.executable, "-m", "oneinch", "daemon", "start", "--idle", idle],
+                             capture_output=True, text=True, timeout=60,
+                             env={**ENV, "ONEINCH_RUNTIME_DIR": str(rt)})
+        assert res.returncode == 2 and "--idle" in res.stderr, (idle, res.stderr)
+    assert list(rt.iterdir()) == []

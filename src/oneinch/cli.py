@@ -84,9 +84,11 @@ def parse_wb(value: str) -> dict[str, object]:
         return {"mode": "as-shot"}
     if v in ("auto", "daylight"):
         return {"mode": v}
-    parts = v.rstrip("k").split(",")
+    parts = v.split(",")
     try:
-        kelvin = float(parts[0].rstrip("k"))
+        if len(parts) > 2:
+            raise ValueError
+        kelvin = float(parts[0].strip().rstrip("k"))
         tint = float(parts[1]) if len(parts) > 1 else 0.0
     except ValueError:
         raise OptionError(f"--wb {value!r}: use as-shot, auto, daylight or KELVIN[,TINT]") from None
@@ -112,7 +114,7 @@ def build_recipe(base, **opts):
             raise OptionError(f"unknown look {opts['look']!r} (one of {', '.join(PRESETS)})")
         for sec, vals in PRESETS[name].items():
             sections.setdefault(sec, {}).update(vals)
-    if opts.get("wb"):
+    if opts.get("wb") is not None:  # ('' too: an error, not as-shot)
         sections["white_balance"] = parse_wb(opts["wb"])
     put("demosaic", "method", _word(opts.get("demosaic")))
     put("exposure", "ev", opts.get("exposure"))

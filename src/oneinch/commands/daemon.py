@@ -25,7 +25,7 @@ def start(
     """Start the zygote in the background; `oneinch develop` then goes through it."""
     from .. import zygote
 
-    if idle < 0:
+    if not idle >= 0 or idle == float("inf"):  # (NaN: never stopped)
         _fail(ValueError("--idle must be 0 or more minutes"))
     try:
         pid = zygote.start(idle * 60.0)
