@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +104,18 @@ def test_profile_command_on_synthetic_chart(tmp_path):
     in_gamut = (lin > 0.002 * 0.9 + 1e-6).all(axis=1)  # sRGB-clipped patches cannot match
     assert fit.delta_e[in_gamut].mean() < 0.5
     assert np.allclose(fit.forward_matrix, d.forward_matrix1, atol=2e-4)
+
+
+def test_profile_command_refuses_a_frame_without_a_chart_and_one_light_twice(tmp_path):
+    """A photo of no chart wrote a .dcp (fit ΔE2000 ~28 on average) with exit 0, and two
+    charts under one light wrote a 'dual-illuminant' profile of one illuminant."""
+    from oneinch.commands.profile import profile_command
+    from oneinch.errors import InputError, OptionError
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "oneinch_demo.dng"
+    out = tmp_path / "x.dcp"
+    with pytest.raises(InputError, match="no ColorChecker 24 found"):
+        profile_command(sample, out, illuminant="D65")
+    with pytest.raises(OptionError, match="one light"):
+        profile_command(sample, out, illuminant="D65", chart2=sample, illuminant2="D65")
+    assert not out.exists()

@@ -12,7 +12,11 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from ..errors import OptionError
+from ..errors import InputError, OptionError
+
+# a chart's fit this far off (average ΔE2000) found no ColorChecker 24 where it looked (real
+# charts fit at ~0.5-3; a frame of something else at ~20-30)
+CHART_MAX_DE = 10.0
 
 
 def _corners(text: str | None) -> np.ndarray | None:
@@ -46,11 +50,14 @@ def profile_command(
 ) -> None:
     """Fit ColorMatrix/ForwardMatrix (and optionally a HueSatMap) from a chart; write a DCP."""
     from ..isp.dcp import write_dcp
-    from ..profile import build_dcp, chart_camera_rgb, fit_chart
+    from ..profile import build_dcp, chart_camera_rgb, fit_chart, illuminant_xy
     from ..raw.reader import open_raw
 
     shots = [(chart_raw, illuminant, _corners(corners))]
     if chart2 is not None:
+        if np.allclose(illuminant_xy(illuminant), illuminant_xy(illuminant2), atol=1e-4):
+            raise OptionError(f"--illuminant {illuminant} and --illuminant2 {illuminant2} are "
+                              "one light: a dual-illuminant profile needs two (e.g. D65 and A)")
         shots.append((chart2, illuminant2, _corners(corners2)))
     fits = []
     model = None
@@ -59,6 +66,10 @@ def profile_command(
         model = model or raw.unique_camera_model or " ".join(
             s for s in (raw.shot.make, raw.shot.model) if s) or None
         fit = fit_chart(chart_camera_rgb(raw, box), ill, hue_sat_map=hue_sat_map)
+        if not fit.delta_e.mean() <= CHART_MAX_DE:
+            raise InputError(f"no ColorChecker 24 found (the fit is ΔE2000 "
+                             f"{fit.delta_e.mean():.0f} on average): frame the chart, or give "
+                             "its corners with --corners", path)
         print(f"{path.name} ({ill}): fit ΔE2000 avg {fit.delta_e.mean():.2f} "
               f"max {fit.delta_e.max():.2f}")
         fits.append(fit)
