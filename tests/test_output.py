@@ -379,8 +379,8 @@ def test_bad_folder_is_output_error(tmp_path: Path) -> None:
         write(photo, missing, Output())
     afile = tmp_path / "file.txt"
     afile.write_text("x")
-    with pytest.raises(OutputError, match=r"file\.txt"):
-        write(photo, afile / "a.png", Output(format="png"))
+    with pytest.raises(OutputError, match=r"file\.txt: it is a file, not a folder"):
+        write(photo, afile / "a.png", Output(format="png"))  # (said "does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 

@@ -18,6 +18,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
+        if folder.exists():  # (-o photo.dng/x.jpg)
+            raise OutputError(f"cannot write {target.name} into {folder}: it is a file, "
+                              "not a folder", target)
         raise OutputError("output folder does not exist", folder)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
