@@ -580,3 +580,23 @@ def test_daemon_idle_must_be_a_number_of_minutes(tmp_path):
                              env={**ENV, "ONEINCH_RUNTIME_DIR": str(rt)})
         assert res.returncode == 2 and "--idle" in res.stderr, (idle, res.stderr)
     assert list(rt.iterdir()) == []
+
+
+def test_lut_layout_option(small_dng, tmp_path):
+    """An image LUT whose layout cannot be told from its pixels (a 64x64 image of noise reads
+    as a level-4 HaldCLUT or as 8x8 tiles equally) was refused with 'declare the layout',
+    which only a recipe could."""
+    from PIL import Image
+
+    lut = tmp_path / "noise.png"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(lut)
+    res = run("develop", str(small_dng), "-o", str(tmp_path / "c.jpg"), "--size", "100",
+              "--lut", str(lut))
+    assert res.returncode == 2 and "declare the layout" in res.stderr
+    res = run("develop", str(small_dng), "-o", str(tmp_path / "a.jpg"), "--size", "100",
+              "--lut", str(lut), "--lut-layout", "HALD")
+    assert res.returncode == 0, res.stderr
+    res = run("develop", str(small_dng), "-o", str(tmp_path / "b.jpg"), "--size", "100",
+              "--lut", str(lut), "--lut-layout", "spiral")
+    assert res.returncode == 2 and "--lut-layout 'spiral'" in res.stderr

@@ -151,6 +151,10 @@ def build_recipe(base, **opts):
     if lut is not None and not Path(lut).is_file():
         raise OptionError(f"--lut {lut!r}: no such file")
     put("look", "lut", lut)
+    layout = _word(opts.get("lut_layout"))
+    if layout is not None and layout not in ("auto", "hald", "tiles"):
+        raise OptionError(f"--lut-layout {opts['lut_layout']!r}: use auto, hald or tiles")
+    put("look", "lut_layout", layout)
     strength = opts.get("strength")
     if strength is not None:
         if not 0.0 <= strength <= 1.0:  # (NaN fails too)
@@ -248,6 +252,9 @@ def develop(
         str | None, typer.Option("--style", help="film style (oneinch looks list)")
     ] = None,
     lut: Annotated[str | None, typer.Option("--lut", help=".cube or HaldCLUT file")] = None,
+    lut_layout: Annotated[str | None, typer.Option(
+        "--lut-layout", help="an image LUT's layout: auto | hald | tiles (8x8 lookup.png)",
+    )] = None,
     strength: Annotated[
         float | None, typer.Option("--strength", help="style/LUT strength 0..1")
     ] = None,
@@ -292,6 +299,7 @@ def develop(
         look=look,
         style=style,
         lut=lut,
+        lut_layout=lut_layout,
         strength=strength,
         frame=frame,
         bits=bits,
