@@ -132,3 +132,19 @@ def test_the_recipe_checks_the_names_the_stages_know():
 
     assert demosaic.METHODS == DEMOSAIC_METHODS and denoise.MODES == DENOISE_MODES
     assert set(SUBSAMPLING) == set(SUBSAMPLINGS)
+
+
+@pytest.mark.parametrize("text", [
+    "a\nb", "tab\there", "cr\rlf", "bell\x07", "nul\x00", "esc\x1b[0m", "del\x7f", "bs\b ff\f",
+    'quote " and back\\slash', "unicode: Summicron 28 ƒ/1.9 — 東京", "東京", "objectif²", "",
+])
+def test_strings_with_control_characters_round_trip_through_toml(tmp_path, text):
+    """save() wrote control characters raw into TOML basic strings, which load() refused
+    ("Illegal character"): TOML 1.0 wants them escaped."""
+    import tomllib
+
+    r = Recipe().with_(frame={"overrides": {"lens": text, text: "key"}})
+    p = tmp_path / "r.toml"
+    r.save(p)
+    assert Recipe.load(p) == r
+    assert tomllib.loads(r.to_toml())["frame"]["overrides"] == {"lens": text, text: "key"}
