@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
 from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
@@ -34,6 +35,40 @@ def _within(name: str, value: object, lo: float, hi: float, unit: str = "") -> N
         raise OptionError(f"{name} {value} is outside {lo:g}..{hi:g}{unit}")
 
 
+def _allowed(hint: Any) -> set[Any]:
+    """The types a field annotated ``hint`` (``float``, ``int | None``...) takes, None aside."""
+    allowed = set(get_args(hint)) if get_origin(hint) is UnionType else {hint}
+    allowed.discard(type(None))
+    return allowed
+
+
+@cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _canonical(value: Any, hint: Any) -> Any:
+    """``value`` in the one form equal values share, so that equal recipes write the same TOML
+    (and hash equal): a number as its field's type (1 -> 1.0 for a float field; -0.0 -> 0.0),
+    a table with its keys sorted."""
+    allowed = _allowed(hint)
+    if float in allowed and type(value) in (int, float):
+        return float(value) + 0.0
+    if dict in {get_origin(a) for a in allowed} and isinstance(value, dict) and \
+            all(isinstance(k, str) for k in value):
+        return dict(sorted(value.items()))
+    return value
+
+
+def _normalise(section: Any) -> None:
+    """Set each field of the frozen ``section`` to its canonical form (see _canonical)."""
+    for key, hint in _field_types(type(section)).items():
+        value = getattr(section, key)
+        canonical = _canonical(value, hint)
+        if canonical is not value:
+            object.__setattr__(section, key, canonical)
+
+
 @dataclass(frozen=True)
 class WhiteBalance:
     """mode: 'as-shot' | 'auto' (grey-world/white-patch) | 'daylight' | 'kelvin'."""
@@ -43,6 +78,7 @@ class WhiteBalance:
     tint: float = 0.0  # green-magenta shift, DNG/ACR-like units (+ = magenta)
 
     def __post_init__(self) -> None:
+        _normalise(self)
         if self.mode not in ("as-shot", "auto", "daylight", "kelvin"):
             raise OptionError(
                 f"unknown white balance {self.mode!r} (as-shot, auto, daylight, KELVIN[,TINT])"
@@ -65,6 +101,7 @@ class Demosaic:
     domain: str = "auto"  # 'auto' | 'srgb' | 'linear'
 
     def __post_init__(self) -> None:
+        _normalise(self)
         if self.method not in DEMOSAIC_METHODS:
             raise OptionError(f"unknown demosaic method {self.method!r} (one of "
                               f"{', '.join(DEMOSAIC_METHODS)})")
@@ -84,6 +121,7 @@ class Denoise:
     chroma: float = 1.0
 
     def __post_init__(self) -> None:
+        _normalise(self)
         if self.mode not in DENOISE_MODES:
             raise OptionError(f"unknown denoise mode {self.mode!r} ({', '.join(DENOISE_MODES)})")
         _within("denoise.strength", self.strength, 0, 1)
@@ -97,12 +135,18 @@ class Highlights:
 
     mode: str = "reconstruct"
 
+    def __post_init__(self) -> None:
+        _normalise(self)
+
 
 @dataclass(frozen=True)
 class Opcodes:
     """Apply the DNG OpcodeLists (1, 2, 3) the file carries."""
 
     apply: bool = True
+
+    def __post_init__(self) -> None:
+        _normalise(self)
 
 
 @dataclass(frozen=True)
@@ -112,6 +156,9 @@ class Profile:
 
     dcp: str = "embedded"
 
+    def __post_init__(self) -> None:
+        _normalise(self)
+
 
 @dataclass(frozen=True)
 class Lens:
@@ -120,6 +167,7 @@ class Lens:
     mode: str = "auto"
 
     def __post_init__(self) -> None:
+        _normalise(self)
         if self.mode not in ("auto", "off"):
             raise OptionError(f"unknown lens mode {self.mode!r} (auto, off)")
 
@@ -133,6 +181,7 @@ class Exposure:
     auto: bool = False
 
     def __post_init__(self) -> None:
+        _normalise(self)
         _within("exposure.ev", self.ev, -16, 16, " stops")
 
 
@@ -151,6 +200,7 @@ class Tone:
     detail: float = 0.0  # local contrast: fraction of the detail layer added (0 = off)
 
     def __post_init__(self) -> None:  # (the curve's own anchors: looks.tone.curve_params)
+        _normalise(self)
         _within("tone.shadows", self.shadows, -2, 2, " stops")
         _within("tone.highlights", self.highlights, -2, 2, " stops")
         _within("tone.detail", self.detail, 0, 2)
@@ -171,6 +221,9 @@ class Look:
     lut_space: str = "srgb"  # LUT input: srgb, p3, rec2020, prophoto (encoded) or e.g. srgb-linear
     lut_layout: str = "auto"  # image LUTs: 'auto' | 'hald' | 'tiles' (512x512 8x8 lookup.png)
 
+    def __post_init__(self) -> None:
+        _normalise(self)
+
 
 @dataclass(frozen=True)
 class Sharpen:
@@ -181,6 +234,7 @@ class Sharpen:
     threshold: float = 0.0
 
     def __post_init__(self) -> None:
+        _normalise(self)
         _within("sharpen.amount", self.amount, 0, 5)
         _within("sharpen.radius", self.radius, 0, 10, " px")
         _within("sharpen.threshold", self.threshold, 0, 1)
@@ -193,6 +247,9 @@ class Frame:
     layout: str | None = None
     template: str | None = None
     overrides: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _normalise(self)
 
 
 @dataclass(frozen=True)
@@ -212,6 +269,7 @@ class Output:
     transfer: str = "sdr"  # 'sdr' | 'pq' | 'hlg' (heif/avif only: HDR with CICP)
 
     def __post_init__(self) -> None:
+        _normalise(self)
         if self.format not in FORMATS:
             raise OptionError(f"unknown format {self.format!r} (one of {', '.join(FORMATS)})")
         if self.subsampling not in SUBSAMPLINGS:
