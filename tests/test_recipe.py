@@ -176,3 +176,23 @@ def test_values_take_the_type_their_field_declares():
     assert type(r.exposure.ev) is float and type(r.white_balance.kelvin) is float
     o = Recipe().with_(frame={"overrides": {"b": "2", "a": "1"}}).frame.overrides
     assert list(o) == ["a", "b"]
+
+
+def test_numpy_scalars_become_plain_python_values(tmp_path):
+    """np.float64 was kept as is (save wrote 'ev = np.float64(0.5)', which is no TOML);
+    np.float32 and np.int64 failed in to_toml with a TypeError."""
+    np = pytest.importorskip("numpy")
+    given = Recipe().with_(exposure={"ev": np.float64(0.5), "baseline": np.bool_(False)},
+                           tone={"contrast": np.float32(1.25)},
+                           output={"quality": np.int64(80), "size": np.int32(640),
+                                   "format": np.str_("png")})
+    plain = Recipe().with_(exposure={"ev": 0.5, "baseline": False}, tone={"contrast": 1.25},
+                           output={"quality": 80, "size": 640, "format": "png"})
+    assert given == plain and given.hash() == plain.hash()
+    for sec, key, kind in [("exposure", "ev", float), ("exposure", "baseline", bool),
+                           ("tone", "contrast", float), ("output", "quality", int),
+                           ("output", "size", int), ("output", "format", str)]:
+        assert type(getattr(getattr(given, sec), key)) is kind
+    p = tmp_path / "np.toml"
+    given.save(p)
+    assert Recipe.load(p) == plain

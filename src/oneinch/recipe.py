@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
+from numbers import Integral, Real
 from pathlib import Path
 from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
@@ -47,13 +48,26 @@ def _field_types(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 
 
+def _is_bool(value: Any) -> bool:
+    """True or False, or NumPy's boolean scalar (told by name: no NumPy import here)."""
+    t = type(value)
+    return t is bool or (t.__module__ == "numpy" and t.__name__ in ("bool", "bool_"))
+
+
 def _canonical(value: Any, hint: Any) -> Any:
     """``value`` in the one form equal values share, so that equal recipes write the same TOML
-    (and hash equal): a number as its field's type (1 -> 1.0 for a float field; -0.0 -> 0.0),
-    a table with its keys sorted."""
+    (and hash equal): a number (a NumPy scalar too) as its field's plain Python type (1 -> 1.0
+    for a float field; -0.0 -> 0.0), a table with its keys sorted."""
     allowed = _allowed(hint)
-    if float in allowed and type(value) in (int, float):
+    number = isinstance(value, Real) and not _is_bool(value)
+    if float in allowed and number:
         return float(value) + 0.0
+    if int in allowed and isinstance(value, Integral) and not _is_bool(value):
+        return int(value)
+    if bool in allowed and _is_bool(value):
+        return bool(value)
+    if str in allowed and isinstance(value, str) and type(value) is not str:
+        return str(value)  # e.g. numpy.str_
     if dict in {get_origin(a) for a in allowed} and isinstance(value, dict) and \
             all(isinstance(k, str) for k in value):
         return dict(sorted(value.items()))
