@@ -196,3 +196,49 @@ def test_numpy_scalars_become_plain_python_values(tmp_path):
     p = tmp_path / "np.toml"
     given.save(p)
     assert Recipe.load(p) == plain
+
+
+WRONG_TYPES = [  # each was a TypeError (an internal error in the command) or silently taken
+    ("output", "quality", "high", "output.quality must be a whole number"),
+    ("output", "quality", True, "output.quality must be a whole number"),  # was quality 1
+    ("output", "quality", 92.5, "output.quality must be a whole number"),  # was truncated
+    ("output", "size", 300.5, "output.size must be a whole number"),
+    ("output", "size", float("inf"), "output.size must be a whole number"),
+    ("output", "format", 5, "output.format must be text"),
+    ("tone", "contrast", "1.2", "tone.contrast must be a number"),
+    ("tone", "contrast", True, "tone.contrast must be a number"),
+    ("tone", "contrast", None, "tone.contrast must be a number"),
+    ("white_balance", "kelvin", "5000", "white_balance.kelvin must be a number"),
+    ("opcodes", "apply", "no", "opcodes.apply must be true or false"),  # was taken as true
+    ("opcodes", "apply", 0, "opcodes.apply must be true or false"),
+    ("exposure", "auto", "yes", "exposure.auto must be true or false"),
+    ("look", "lut", 3, "look.lut must be text"),
+    ("profile", "dcp", "\ud800", "profile.dcp must be text"),  # no UTF-8 for it in a file
+    ("frame", "overrides", {"lens": 28}, "frame.overrides must be a table of text"),
+    ("frame", "overrides", "lens=28", "frame.overrides must be a table of text"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), WRONG_TYPES)
+def test_a_value_of_the_wrong_type_is_an_option_error_naming_the_field(section, key, value,
+                                                                         message):
+    import re
+
+    with pytest.raises(OptionError, match=re.escape(message)):
+        Recipe().with_(**{section: {key: value}})
+    sec_cls = type(getattr(Recipe(), section))
+    with pytest.raises(OptionError, match=re.escape(message)):
+        sec_cls(**{key: value})
+
+
+def test_a_section_that_is_not_a_table_is_an_option_error():
+    with pytest.raises(OptionError, match=r"recipe section output .*not 5"):
+        Recipe().with_(output=5)
+    with pytest.raises(OptionError, match=r"recipe section tone .*Output"):
+        Recipe(tone=Recipe().output)
+
+
+def test_whole_floats_are_taken_for_whole_numbers():
+    r = Recipe().with_(output={"quality": 80.0, "size": 640.0})
+    assert r == Recipe().with_(output={"quality": 80, "size": 640})
+    assert type(r.output.quality) is int and type(r.output.size) is int

@@ -7,6 +7,7 @@ Field names are a public contract (sidecars on disk): add fields with defaults, 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from numbers import Integral, Real
@@ -54,33 +55,69 @@ def _is_bool(value: Any) -> bool:
     return t is bool or (t.__module__ == "numpy" and t.__name__ in ("bool", "bool_"))
 
 
-def _canonical(value: Any, hint: Any) -> Any:
-    """``value`` in the one form equal values share, so that equal recipes write the same TOML
-    (and hash equal): a number (a NumPy scalar too) as its field's plain Python type (1 -> 1.0
-    for a float field; -0.0 -> 0.0), a table with its keys sorted."""
+def _typed(name: str, value: Any, hint: Any) -> Any:
+    """``value`` for the setting ``name`` annotated ``hint``, in the one form equal values share
+    (so that equal recipes write the same TOML and hash equal), or OptionError naming it.
+
+    A number (a NumPy scalar too) becomes its field's plain Python type: any real number for a
+    float (1 -> 1.0, -0.0 -> 0.0), an integer or a whole float for an int (never truncated);
+    a bool is not a number and a number is not a bool. A table gets its keys sorted. A string,
+    table or boolean where a number belongs (or the like) would otherwise fail inside a stage as
+    an internal error, or be taken for something else ("no" for true)."""
     allowed = _allowed(hint)
+    if value is None and get_origin(hint) is UnionType and type(None) in get_args(hint):
+        return None
     number = isinstance(value, Real) and not _is_bool(value)
     if float in allowed and number:
         return float(value) + 0.0
-    if int in allowed and isinstance(value, Integral) and not _is_bool(value):
-        return int(value)
+    if int in allowed and number:
+        if isinstance(value, Integral):
+            return int(value)
+        if float(value).is_integer():
+            return int(value)
+        raise OptionError(f"{name} must be a whole number, not {_shown(value)}")
     if bool in allowed and _is_bool(value):
         return bool(value)
-    if str in allowed and isinstance(value, str) and type(value) is not str:
-        return str(value)  # e.g. numpy.str_
-    if dict in {get_origin(a) for a in allowed} and isinstance(value, dict) and \
-            all(isinstance(k, str) for k in value):
-        return dict(sorted(value.items()))
-    return value
+    if str in allowed and isinstance(value, str) and _is_text(value):
+        return str(value)  # (a str subclass, e.g. numpy.str_, as str)
+    if dict in {get_origin(a) for a in allowed} and isinstance(value, Mapping) and \
+            all(isinstance(k, str) and isinstance(v, str) and _is_text(k) and _is_text(v)
+                for k, v in value.items()):
+        return {str(k): str(value[k]) for k in sorted(value)}
+    what = ("a number" if float in allowed else "a whole number" if int in allowed else
+            "true or false" if bool in allowed else "text" if str in allowed else
+            "a table of text")
+    raise OptionError(f"{name} must be {what}, not {_shown(value)}")
+
+
+def _is_text(s: str) -> bool:
+    """Whether ``s`` can be written to a (UTF-8) recipe file: no lone surrogates."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 def _normalise(section: Any) -> None:
-    """Set each field of the frozen ``section`` to its canonical form (see _canonical)."""
+    """Check each field of the frozen ``section`` and set it to its canonical form (_typed)."""
+    prefix = _section_name(type(section))
     for key, hint in _field_types(type(section)).items():
         value = getattr(section, key)
-        canonical = _canonical(value, hint)
-        if canonical is not value:
-            object.__setattr__(section, key, canonical)
+        typed = _typed(f"{prefix}.{key}", value, hint)
+        if typed is not value:
+            object.__setattr__(section, key, typed)
+
+
+def _section_name(cls: type) -> str:
+    """The Recipe field a section class is: WhiteBalance -> 'white_balance'."""
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower()
+                   for i, c in enumerate(cls.__name__))
 
 
 @dataclass(frozen=True)
@@ -336,17 +373,27 @@ class Recipe:
     frame: Frame = Frame()
     output: Output = Output()
 
+    def __post_init__(self) -> None:
+        for name, hint in _field_types(Recipe).items():
+            value = getattr(self, name)
+            if not isinstance(value, hint):
+                raise OptionError(f"recipe section {name} must be a {hint.__name__}, not "
+                                  f"{_shown(value)}")
+
     def with_(self, **sections: dict[str, Any]) -> Recipe:
         """Copy with some fields of some sections changed: ``r.with_(output={'size': 800})``."""
         changes = {}
         for name, values in sections.items():
-            current = getattr(self, name, None)
+            current = getattr(self, name, None) if name in _field_types(Recipe) else None
             if current is None or not dataclasses.is_dataclass(current):
                 raise OptionError(f"unknown recipe section {name!r}")
+            if not isinstance(values, Mapping):
+                raise OptionError(f"recipe section {name} takes a table of settings (a dict), "
+                                  f"not {_shown(values)}")
             known = {f.name for f in fields(current)}
             bad = set(values) - known
             if bad:
-                raise OptionError(f"unknown setting {name}.{sorted(bad)[0]}")
+                raise OptionError(f"unknown setting {name}.{sorted(map(str, bad))[0]}")
             changes[name] = replace(current, **values)
         return replace(self, **changes)
 
@@ -371,8 +418,6 @@ class Recipe:
             bad = set(values) - known
             if bad:
                 raise InputError(f"unknown setting {name}.{sorted(bad)[0]}", source)
-            types = get_type_hints(sec_cls)
-            values = {k: _typed(f"{name}.{k}", v, types[k], source) for k, v in values.items()}
             try:
                 kwargs[name] = sec_cls(**values)
             except OptionError as e:
@@ -410,33 +455,6 @@ class Recipe:
         import hashlib
 
         return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
-
-
-def _typed(name: str, value: Any, hint: Any, source: str | None) -> Any:
-    """A recipe file's ``value`` for a setting annotated ``hint``, or InputError: TOML's
-    integers are numbers (as float), but a string, table or boolean where a number belongs (or
-    the like) would otherwise fail inside a stage as an internal error."""
-    allowed = set(get_args(hint)) if get_origin(hint) is UnionType else {hint}
-    allowed.discard(type(None))
-    number = not isinstance(value, bool) and isinstance(value, (int, float))
-    if float in allowed and number:
-        return float(value)
-    if int in allowed and number:
-        if isinstance(value, int):
-            return value
-        raise InputError(f"{name} must be a whole number, not {value!r}", source)
-    if bool in allowed and isinstance(value, bool):
-        return value
-    if str in allowed and isinstance(value, str):
-        return value
-    if dict in {get_origin(a) for a in allowed} and isinstance(value, dict) and \
-            all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return value
-    what = ("a number" if float in allowed else "a whole number" if int in allowed else
-            "true or false" if bool in allowed else "text" if str in allowed else
-            "a table of text")
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    raise InputError(f"{name} must be {what}, not {shown}", source)
 
 
 def sidecar_path(raw_path: str | Path) -> Path:
