@@ -242,3 +242,91 @@ def test_whole_floats_are_taken_for_whole_numbers():
     r = Recipe().with_(output={"quality": 80.0, "size": 640.0})
     assert r == Recipe().with_(output={"quality": 80, "size": 640})
     assert type(r.output.quality) is int and type(r.output.size) is int
+
+
+DEVELOP_TIME_RANGES = [  # each was only checked when a develop reached the stage, if at all
+    ("tone", "white_ev", 0.2, "tone.white_ev 0.2 is outside 0.5..10"),  # raw-dependent before
+    ("tone", "white_ev", -1, "tone.white_ev -1"),  # reported as 0.0 (after the headroom)
+    ("tone", "white_ev", 10.5, "tone.white_ev 10.5 is outside 0.5..10"),
+    ("tone", "grey", 0.01, "tone.grey 0.01 is outside 0.02..0.6"),
+    ("tone", "grey", 0.7, "tone.grey 0.7 is outside 0.02..0.6"),
+    ("tone", "contrast", 0.1, "tone.contrast 0.1 is outside 0.2..3"),
+    ("tone", "contrast", float("nan"), "tone.contrast nan is outside 0.2..3"),
+    ("tone", "black", 0.3, "tone.black 0.3 is outside -0.2..0.2"),
+    ("tone", "local", -0.1, "tone.local -0.1 is outside 0..1"),
+    ("tone", "local", 1.5, "tone.local 1.5 is outside 0..1"),
+    ("tone", "curve", "s-curve", "unknown tone curve 's-curve'"),
+    ("look", "saturation", -0.5, "look.saturation -0.5 is outside 0..3"),
+    ("look", "saturation", 3.5, "look.saturation 3.5 is outside 0..3"),
+    ("look", "vibrance", -2, "look.vibrance -2"),
+    ("look", "vibrance", 2.5, "look.vibrance 2.5 is outside -1..2"),
+    ("look", "grain", -1, "look.grain -1"),  # was accepted (no grain)
+    ("look", "grain", 1.5, "look.grain 1.5 is outside 0..1"),
+    ("look", "style_strength", 1.5, "look.style_strength 1.5 is outside 0..1"),
+    ("look", "lut_strength", -0.5, "look.lut_strength -0.5 is outside 0..1"),
+    ("look", "lut_space", "xyz", "unknown look.lut_space 'xyz'"),
+    ("look", "lut_space", "srgb-log", "unknown look.lut_space 'srgb-log'"),
+    ("look", "lut_layout", "grid", "unknown look.lut_layout 'grid'"),
+    ("look", "name", "bogus", "unknown look 'bogus'"),  # was silently ignored
+    ("highlights", "mode", "magic", "unknown highlights.mode 'magic'"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), DEVELOP_TIME_RANGES)
+def test_tone_and_look_values_are_checked_when_the_recipe_is_made(section, key, value, message):
+    import re
+
+    with pytest.raises(OptionError, match=re.escape(message)):
+        Recipe().with_(**{section: {key: value}})
+
+
+def test_a_recipe_file_with_a_bad_tone_value_names_the_file_and_the_value(tmp_path):
+    p = tmp_path / "look.toml"
+    p.write_text("[tone]\nwhite_ev = 0.2\n")
+    with pytest.raises(InputError, match=r"look.toml: tone.white_ev 0.2 is outside 0.5..10"):
+        Recipe.load(p)
+    p.write_text('[look]\nname = "bogus"\n')
+    with pytest.raises(InputError, match=r"look.toml: unknown look 'bogus'"):
+        Recipe.load(p)
+
+
+def test_the_edges_of_the_tone_and_look_ranges_are_accepted():
+    for tone in ({"white_ev": 0.5, "grey": 0.02, "contrast": 0.2, "black": -0.2, "local": 0.0},
+                 {"white_ev": 10.0, "grey": 0.6, "contrast": 3.0, "black": 0.2, "local": 1.0},
+                 {"curve": "linear"}, {"curve": "none"}):
+        Recipe().with_(tone=tone)
+    for look in ({"saturation": 0.0, "vibrance": -1.0, "grain": 0.0, "lut_space": "p3"},
+                 {"saturation": 3.0, "vibrance": 2.0, "grain": 1.0, "lut_space": "srgb-linear",
+                  "lut_layout": "tiles", "style_strength": 0.0, "lut_strength": 1.0}):
+        Recipe().with_(look=look)
+    Recipe().with_(highlights={"mode": "clip"})
+
+
+def test_the_recipe_checks_the_tone_and_look_names_the_stages_know():
+    from oneinch.isp import highlights
+    from oneinch.isp.spaces import SPACES as STAGE_SPACES
+    from oneinch.looks import lut, tone
+    from oneinch.looks.looks import PRESETS
+    from oneinch.recipe import HIGHLIGHT_MODES, LOOK_NAMES, LUT_LAYOUTS, SPACES, TONE_CURVES
+
+    assert tone.CURVES == TONE_CURVES and highlights.MODES == HIGHLIGHT_MODES
+    assert lut.LAYOUTS == LUT_LAYOUTS and tuple(PRESETS) == LOOK_NAMES
+    assert tuple(STAGE_SPACES) == SPACES
+    for name in LOOK_NAMES:
+        assert Recipe().with_(look={"name": name}).look.name == name
+
+
+def test_the_headroom_never_moves_white_beyond_its_range():
+    """develop's headroom white point (BaselineExposure +1 here) moved tone.white_ev up to
+    white_ev + 1, past the 10 stops the curve allows: a valid recipe then failed."""
+    from pathlib import Path
+
+    import oneinch
+    from oneinch.develop import _headroom_white
+
+    raw = oneinch.open_raw(Path(__file__).parents[1] / "samples" / "oneinch_demo.dng")
+    assert raw.color.baseline_exposure == 1
+    moved = _headroom_white(raw, Recipe().with_(exposure={"ev": 2}))
+    assert moved.tone.white_ev > Recipe().tone.white_ev  # the sample does move it
+    r = _headroom_white(raw, Recipe().with_(tone={"white_ev": 9.8}, exposure={"ev": 12}))
+    assert 9.8 <= r.tone.white_ev <= 10

@@ -26,7 +26,7 @@ from .isp import geometry, levels, sharpen, spaces
 from .isp.highlights import Prescan, clip_levels, reconstruct
 from .photo import Photo
 from .raw.image import RawImage
-from .recipe import Recipe
+from .recipe import WHITE_EV_MAX, Recipe
 
 # 'auto' demosaic by size (quality vs time, bench/quality_demosaic.py): iterative residual
 # interpolation (best, ~0.5 s/MP) up to 4 MP, residual interpolation (~0.1 s/MP) up to 16 MP,
@@ -1550,7 +1550,8 @@ def _headroom_white(raw: RawImage, r: Recipe) -> Recipe:
     from .looks.tone import GREY
 
     scene_top = _percentile(v, 99.9) * 2.0 ** (base + r.exposure.ev)
-    stops = min(math.log2(max(scene_top, 1e-6) / GREY), r.tone.white_ev + base)
+    # (never past the curve's range: a valid recipe would become an invalid one)
+    stops = min(math.log2(max(scene_top, 1e-6) / GREY), r.tone.white_ev + base, WHITE_EV_MAX)
     if stops < r.tone.white_ev + HEADROOM_MIN_STOPS:
         return r
     return r.with_(tone={"white_ev": round(stops, 2)})

@@ -25,6 +25,11 @@ DEMOSAIC_METHODS = ("auto", "bilinear", "malvar", "rcd", "ri", "iri", "iri-lr", 
 QUAD_MODES = ("remosaic", "bin")
 DENOISE_MODES = ("auto", "off", "manual")  # (isp.denoise.MODES)
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")  # (output.encode.SUBSAMPLING's keys)
+HIGHLIGHT_MODES = ("reconstruct", "clip")  # (isp.highlights.MODES)
+TONE_CURVES = ("filmic", "linear", "none")  # (looks.tone.CURVES)
+LOOK_NAMES = ("neutral", "authentic", "vibrant")  # (looks.looks.PRESETS' names)
+LUT_LAYOUTS = ("auto", "hald", "tiles")  # (looks.lut.LAYOUTS)
+WHITE_EV_MAX = 10.0  # tone.white_ev's range is 0.5..WHITE_EV_MAX (develop's headroom too)
 
 
 def _within(name: str, value: object, lo: float, hi: float, unit: str = "") -> None:
@@ -188,6 +193,9 @@ class Highlights:
 
     def __post_init__(self) -> None:
         _normalise(self)
+        if self.mode not in HIGHLIGHT_MODES:
+            raise OptionError(f"unknown highlights.mode {self.mode!r} "
+                              f"(one of {', '.join(HIGHLIGHT_MODES)})")
 
 
 @dataclass(frozen=True)
@@ -250,10 +258,18 @@ class Tone:
     grey: float = 0.18  # display-linear value scene middle grey maps to (0.18 = sRGB 118)
     detail: float = 0.0  # local contrast: fraction of the detail layer added (0 = off)
 
-    def __post_init__(self) -> None:  # (the curve's own anchors: looks.tone.curve_params)
+    def __post_init__(self) -> None:  # (the same ranges: looks.tone.curve_params, tone_map)
         _normalise(self)
+        if self.curve not in TONE_CURVES:
+            raise OptionError(f"unknown tone curve {self.curve!r} "
+                              f"(one of {', '.join(TONE_CURVES)})")
+        _within("tone.contrast", self.contrast, 0.2, 3)
+        _within("tone.black", self.black, -0.2, 0.2)
         _within("tone.shadows", self.shadows, -2, 2, " stops")
         _within("tone.highlights", self.highlights, -2, 2, " stops")
+        _within("tone.white_ev", self.white_ev, 0.5, WHITE_EV_MAX, " stops")
+        _within("tone.local", self.local, 0, 1)
+        _within("tone.grey", self.grey, 0.02, 0.6)
         _within("tone.detail", self.detail, 0, 2)
 
 
@@ -272,8 +288,22 @@ class Look:
     lut_space: str = "srgb"  # LUT input: srgb, p3, rec2020, prophoto (encoded) or e.g. srgb-linear
     lut_layout: str = "auto"  # image LUTs: 'auto' | 'hald' | 'tiles' (512x512 8x8 lookup.png)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # (the same ranges: looks.looks, styles, lut)
         _normalise(self)
+        if self.name not in LOOK_NAMES:
+            raise OptionError(f"unknown look {self.name!r} (one of {', '.join(LOOK_NAMES)})")
+        _within("look.saturation", self.saturation, 0, 3)
+        _within("look.vibrance", self.vibrance, -1, 2)
+        _within("look.style_strength", self.style_strength, 0, 1)
+        _within("look.lut_strength", self.lut_strength, 0, 1)
+        _within("look.grain", self.grain, 0, 1)
+        space, _, linear = self.lut_space.partition("-")  # (looks.lut.parse_lut_space)
+        if space not in SPACES or linear not in ("", "linear"):
+            raise OptionError(f"unknown look.lut_space {self.lut_space!r} (one of "
+                              f"{', '.join(SPACES)}, or e.g. srgb-linear)")
+        if self.lut_layout not in LUT_LAYOUTS:
+            raise OptionError(f"unknown look.lut_layout {self.lut_layout!r} "
+                              f"(one of {', '.join(LUT_LAYOUTS)})")
 
 
 @dataclass(frozen=True)
