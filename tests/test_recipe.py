@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from oneinch.errors import InputError, OptionError
@@ -330,3 +332,88 @@ def test_the_headroom_never_moves_white_beyond_its_range():
     assert moved.tone.white_ev > Recipe().tone.white_ev  # the sample does move it
     r = _headroom_white(raw, Recipe().with_(tone={"white_ev": 9.8}, exposure={"ev": 12}))
     assert 9.8 <= r.tone.white_ev <= 10
+
+
+def _cube(path, invert: bool = False) -> None:
+    """A 2-point .cube: identity, or the colour inversion."""
+    rows = [(r, g, b) for b in (0, 1) for g in (0, 1) for r in (0, 1)]
+    path.write_text("LUT_3D_SIZE 2\n" + "".join(
+        " ".join(str(1 - v if invert else v) for v in row) + "\n" for row in rows))
+
+
+def test_relative_paths_in_a_recipe_file_are_relative_to_its_folder(tmp_path, monkeypatch):
+    """A sidecar's `[look] lut = "v.cube"` was looked up in the current folder, so the same
+    sidecar worked from inside its folder and not from its parent."""
+    sc = tmp_path / "sc"
+    sc.mkdir()
+    for name in ("v.cube", "cam.dcp", "mine.toml"):
+        (sc / name).write_text("")
+    elsewhere = (tmp_path / "abs.cube").resolve()
+    side = sc / "c.dng.oneinch.toml"
+    side.write_text('[look]\nlut = "v.cube"\n[profile]\ndcp = "cam.dcp"\n'
+                    '[frame]\nlayout = "classic"\ntemplate = "mine.toml"\n')
+    for cwd in (tmp_path, sc, tmp_path.parent):
+        monkeypatch.chdir(cwd)
+        r = Recipe.load(side)
+        assert Path(r.look.lut).resolve() == (sc / "v.cube").resolve()
+        assert Path(r.profile.dcp).resolve() == (sc / "cam.dcp").resolve()
+        assert Path(r.frame.template).resolve() == (sc / "mine.toml").resolve()
+        assert r.frame.layout == "classic"  # a name, not a file
+    monkeypatch.chdir(tmp_path)
+    assert Recipe.load("sc/c.dng.oneinch.toml").look.lut == str(Path("sc", "v.cube"))
+    side.write_text(f'[look]\nlut = "{elsewhere.as_posix()}"\n[profile]\ndcp = "matrix"\n')
+    r = Recipe.load("sc/c.dng.oneinch.toml")
+    assert r.look.lut == elsewhere.as_posix() and r.profile.dcp == "matrix"
+
+
+def test_paths_given_through_the_api_stay_relative_to_the_current_folder(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert Recipe().with_(look={"lut": "v.cube"}).look.lut == "v.cube"
+
+
+def test_save_writes_paths_relative_to_the_file_and_load_reads_them_back(tmp_path,
+                                                                         monkeypatch):
+    import tomllib
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sc").mkdir()
+    absolute = str((tmp_path / "luts" / "a.cube").resolve())
+    cases = [("sc/v.cube", "v.cube"), ("luts/o.cube", "../luts/o.cube"), (absolute, absolute)]
+    for given, written in cases:
+        r = Recipe().with_(look={"lut": given}, frame={"template": given.replace("cube", "toml")})
+        r.save("sc/r.toml")
+        on_disk = tomllib.loads(Path("sc/r.toml").read_text())
+        assert Path(on_disk["look"]["lut"]) == Path(written)
+        assert Path(on_disk["frame"]["template"]) == Path(written.replace("cube", "toml"))
+        assert Recipe.load("sc/r.toml") == r
+        r.save("here.toml")  # a file in the current folder: the paths as given
+        assert tomllib.loads(Path("here.toml").read_text())["look"]["lut"] == given
+        assert Recipe.load("here.toml") == r
+
+
+def test_a_sidecar_lut_is_found_whatever_folder_the_command_runs_in(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    sc = tmp_path / "sc"
+    sc.mkdir()
+    shutil.copy(Path(__file__).parents[1] / "samples" / "oneinch_demo.dng", sc / "c.dng")
+    _cube(sc / "v.cube", invert=True)
+    (sc / "c.dng.oneinch.toml").write_text('[look]\nlut = "v.cube"\n')
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    outputs = []
+    for cwd, src in ((tmp_path, "sc/c.dng"), (sc, "c.dng")):
+        out = tmp_path / f"o{len(outputs)}.png"
+        done = subprocess.run([sys.executable, "-m", "oneinch", "develop", src, "-o", str(out),
+                               "--size", "64"], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        with Image.open(out) as im:
+            outputs.append(np.asarray(im))
+    assert np.array_equal(outputs[0], outputs[1])

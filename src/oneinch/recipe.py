@@ -7,7 +7,8 @@ Field names are a public contract (sidecars on disk): add fields with defaults, 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from numbers import Integral, Real
@@ -460,12 +461,32 @@ class Recipe:
         return _dump_toml(self.to_dict())
 
     def save(self, path: str | Path) -> None:
+        """Write the recipe as TOML to ``path``. Relative paths (relative to the current
+        folder, as the API takes them) are written relative to the file's folder, which is
+        how :meth:`load` reads them: unchanged when the file is in the current folder, with
+        '..' when they lie outside its folder; absolute paths stay absolute."""
         from .output.atomic import atomic_write_bytes
 
-        atomic_write_bytes(path, self.to_toml().encode())
+        folder = os.path.dirname(os.fspath(path))
+        r = self._with_paths(lambda p: _relative_to(p, folder)) if folder else self
+        atomic_write_bytes(path, r.to_toml().encode())
+
+    def _with_paths(self, move: Callable[[str], str]) -> Recipe:
+        """The recipe with each relative path setting ``p`` (a LUT, a DCP, a frame template)
+        replaced by ``move(p)``."""
+        changes: dict[str, dict[str, str]] = {}
+        for section, key in PATH_SETTINGS:
+            value = getattr(getattr(self, section), key)
+            if _names_a_file(section, value) and not os.path.isabs(value):
+                changes.setdefault(section, {})[key] = move(value)
+        return self.with_(**changes) if changes else self
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
+        """The recipe in the TOML file ``path``. Relative paths in it (look.lut, profile.dcp,
+        frame.template or a frame.layout naming a file) are relative to the file's folder, so
+        a sidecar works from any current folder: they come back joined onto that folder as
+        ``path`` names it (relative to the current folder if ``path`` is)."""
         import tomllib  # (here: 5 ms of every command's start otherwise)
 
         try:
@@ -479,12 +500,42 @@ class Recipe:
             raise InputError("not a valid TOML recipe (nested too deeply)", path) from None
         except OSError as e:
             raise InputError(f"cannot read recipe ({e.strerror})", path) from None
-        return cls.from_dict(data, str(path))
+        folder = os.path.dirname(os.fspath(path))
+        r = cls.from_dict(data, str(path))
+        if not folder:
+            return r
+        try:
+            return r._with_paths(lambda p: os.path.normpath(os.path.join(folder, p)))
+        except OptionError as e:
+            raise InputError(e.detail, path) from None
 
     def hash(self) -> str:
         import hashlib
 
         return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
+
+
+# settings that can name a file; relative ones in a recipe file are relative to its folder
+PATH_SETTINGS = (("look", "lut"), ("profile", "dcp"), ("frame", "template"), ("frame", "layout"))
+
+
+def _names_a_file(section: str, value: str | None) -> bool:
+    """Whether a PATH_SETTINGS value is a file's path rather than a name or nothing."""
+    if not value:
+        return False
+    if section == "profile":
+        return value not in ("embedded", "matrix")
+    if section == "frame":  # else a template's name (as frame.templates.load_template tells)
+        return value.endswith(".toml") or "/" in value or "\\" in value
+    return True
+
+
+def _relative_to(path: str, folder: str) -> str:
+    """``path`` (relative to the current folder) relative to ``folder`` instead."""
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:  # (Windows: another drive)
+        return os.path.abspath(path)
 
 
 def sidecar_path(raw_path: str | Path) -> Path:
