@@ -218,3 +218,35 @@ def test_hald_image_is_the_identity_layout():
     flat = img.reshape(-1, 3)
     i = 1 + 4 * 2 + 16 * 3  # r step 1, g step 2, b step 3
     assert np.allclose(flat[i], [1 / 3, 2 / 3, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("size", ["\u00b2", "\u0663", "9" * 5000, "+3", "3.0"])
+def test_cube_size_must_be_ascii_digits(tmp_path, size):
+    """A size keyword that str.isdigit() accepts but int() refuses (superscript two, Arabic-Indic
+    digits) or a huge digit string is one clear InputError naming the file and the line, not a
+    ValueError (an internal error in the CLI)."""
+    p = tmp_path / "sup.cube"
+    p.write_text(f"# a comment\nLUT_3D_SIZE {size}\n0 0 0\n", encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        read_cube(p)
+    msg = str(e.value)
+    assert "\n" not in msg and str(p) in msg and "line 2:" in msg and "LUT_3D_SIZE" in msg
+    assert len(msg) < 200 + len(str(p))  # the 5000 digits are not echoed back
+
+
+def test_cli_develop_with_bad_cube_size_exits_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from oneinch.cli import app
+
+    p = tmp_path / "sup.cube"
+    p.write_text("LUT_3D_SIZE \u00b2\n", encoding="utf-8")
+    raw = (Path(__file__).resolve().parents[2]
+           / "shared/data/dng/decodable/lg_g4_h815_linearraw_lossy_1mp.dng")
+    if not raw.exists():
+        pytest.skip(f"sample DNG not found at {raw}")
+    res = CliRunner().invoke(app, ["develop", str(raw), "--lut", str(p),
+                                   "-o", str(tmp_path / "o.jpg")])
+    assert res.exit_code == 2, res.output
+    assert "internal error" not in res.output and "sup.cube" in res.output
+

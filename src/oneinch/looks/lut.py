@@ -84,12 +84,17 @@ def _floats(tokens: list[str], path: str, lineno: int, what: str) -> list[float]
 
 
 def _size(tokens: list[str], path: str, lineno: int, key: str, limit: int) -> int:
-    if len(tokens) != 1 or not tokens[0].isdigit():
+    """A size keyword's value: one integer written in ASCII digits (Adobe Cube LUT Specification
+    1.0: a size is an integer, 2..256 for 3D). ``str.isdigit`` alone also takes '²' or other
+    scripts' digits, which ``int`` refuses or reads, and ``int`` refuses over 4300 digits."""
+    tok = tokens[0] if len(tokens) == 1 else ""
+    if not (tok.isascii() and tok.isdigit()):
         raise InputError(f"line {lineno}: {key} needs one whole number", path)
-    n = int(tokens[0])
-    if not 2 <= n <= limit:
-        raise InputError(f"line {lineno}: {key} {n} is outside 2..{limit}", path)
-    return n
+    digits = tok.lstrip("0") or "0"
+    if len(digits) > len(str(limit)) or not 2 <= int(digits) <= limit:
+        shown = digits if len(digits) <= 12 else f"{digits[:6]}... ({len(digits)} digits)"
+        raise InputError(f"line {lineno}: {key} {shown} is outside 2..{limit}", path)
+    return int(digits)
 
 
 def read_cube(path: str | os.PathLike) -> Lut:
