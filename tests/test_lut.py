@@ -250,3 +250,23 @@ def test_cli_develop_with_bad_cube_size_exits_2(tmp_path):
     assert res.exit_code == 2, res.output
     assert "internal error" not in res.output and "sup.cube" in res.output
 
+
+
+def _identity_rows(n):
+    ramp = np.linspace(0, 1, n)
+    return "".join(f"{r:.6f} {g:.6f} {b:.6f}\n" for b in ramp for g in ramp for r in ramp)
+
+
+@pytest.mark.parametrize("head", ["\ufeffLUT_3D_SIZE 2\n", "LUT_3D_SIZE\t2\n",
+                                  '\ufeffTITLE\t"tabbed"\nLUT_3D_SIZE\t2\n',
+                                  "TITLE\t\"tabbed\"\nDOMAIN_MIN\t0 0 0\nLUT_3D_SIZE 2\n"])
+def test_cube_bom_and_tab_after_keyword(tmp_path, head):
+    """Adobe Cube LUT Specification 1.0: keywords and values are separated by whitespace (a tab
+    is whitespace), and files saved by Windows editors start with a UTF-8 byte-order mark."""
+    p = tmp_path / "ok.cube"
+    p.write_bytes((head + _identity_rows(2)).encode("utf-8"))
+    lut = read_cube(p)
+    x = _colours()
+    assert lut.size == 2 and np.abs(apply_table(x, lut) - x).max() < 1e-5
+    if "TITLE" in head:
+        assert lut.title == "tabbed"

@@ -114,7 +114,8 @@ def read_cube(path: str | os.PathLike) -> Lut:
         raise InputError(f"cannot read LUT ({e.strerror})", p) from None
     if b"\0" in raw[:4096]:
         raise InputError("not a text .cube file (binary data)", p)
-    text = raw.decode("utf-8", errors="replace")
+    # utf-8-sig: files saved by Windows editors start with a byte-order mark
+    text = raw.decode("utf-8-sig", errors="replace")
 
     title = ""
     n1 = n3 = 0
@@ -130,8 +131,9 @@ def read_cube(path: str | os.PathLike) -> Lut:
             continue
         head = s[0]
         if head.isalpha() and s[:3].lower() not in ("nan", "inf"):
-            key, _, rest = s.partition(" ")
-            key = key.upper()
+            # a keyword ends at any whitespace: tools and editors also write a tab after it
+            word = s.split(None, 1)[0]
+            key, rest = word.upper(), s[len(word):]
             args = rest.split()
             if count:
                 raise InputError(f"line {lineno}: keyword {key} after the table data", p)
