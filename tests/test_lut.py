@@ -270,3 +270,27 @@ def test_cube_bom_and_tab_after_keyword(tmp_path, head):
     assert lut.size == 2 and np.abs(apply_table(x, lut) - x).max() < 1e-5
     if "TITLE" in head:
         assert lut.title == "tabbed"
+
+
+@pytest.mark.parametrize("writer", ["tifffile", "opencv"])
+def test_float_tiff_hald(tmp_path, writer):
+    """A float32 RGB TIFF HaldCLUT (as written by tifffile or OpenCV) loads: Pillow cannot read
+    such TIFF headers, so the size check must not depend on it."""
+    import tifffile
+
+    img = hald_image(Lut(identity_grid(17)), 4)  # 64 x 64 px, float32, 16 steps per axis
+    p = tmp_path / "id.tif"
+    if writer == "tifffile":
+        tifffile.imwrite(p, img, photometric="rgb")
+    else:
+        assert cv2.imwrite(str(p), np.ascontiguousarray(img[..., ::-1]))
+    lut = read_image_lut(p)
+    x = _colours()
+    assert lut.size == 16 and np.abs(apply_table(x, lut) - x).max() < 1e-5
+    # a float TIFF that is not a HaldCLUT is still refused by its size, naming the file
+    tifffile.imwrite(tmp_path / "r.tif", np.zeros((10, 12, 3), np.float32), photometric="rgb")
+    with pytest.raises(InputError, match=r"r\.tif.*not a HaldCLUT"):
+        read_image_lut(tmp_path / "r.tif")
+    (tmp_path / "junk.tif").write_bytes(b"II*\0garbage")
+    with pytest.raises(InputError, match=r"junk\.tif"):
+        read_image_lut(tmp_path / "junk.tif")

@@ -237,10 +237,29 @@ def write_cube(path: str | os.PathLike, lut: Lut) -> None:
 # ----------------------------------------------------------------------------- images
 
 
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF
+
+
+def _tiff_size(p: str) -> tuple[int, int]:
+    """Width and height of a TIFF's first image from its header (tifffile: Pillow cannot open
+    RGB float32 TIFFs, which HaldCLUT tools write)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tif:
+            page = tif.pages.first
+            return int(page.imagewidth), int(page.imagelength)
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as e:
+        raise InputError(f"not a readable TIFF image ({e})", p) from None
+
+
 def _image_size(p: str) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
+        with open(p, "rb") as f:
+            if f.read(4) in _TIFF_MAGIC:
+                return _tiff_size(p)
         with Image.open(p) as im:
             return im.size
     except FileNotFoundError:
