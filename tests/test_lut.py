@@ -294,3 +294,73 @@ def test_float_tiff_hald(tmp_path, writer):
     (tmp_path / "junk.tif").write_bytes(b"II*\0garbage")
     with pytest.raises(InputError, match=r"junk\.tif"):
         read_image_lut(tmp_path / "junk.tif")
+
+
+def test_large_cube_memory_is_bounded(tmp_path):
+    """Reading a LUT_3D_SIZE 65 .cube (7 MB of text, a 3.3 MB float32 table) must not hold a
+    Python object per number: traced peak memory stays within 3 tables + 16 MB of parsing
+    buffers (before the bulk parser: 87 MB; size 96: 281 MB for a 10 MB table)."""
+    import tracemalloc
+
+    n = 65
+    rng = np.random.default_rng(7)
+    table = rng.uniform(0, 1, (n, n, n, 3)).astype(np.float32)
+    p = tmp_path / "big.cube"
+    with open(p, "w") as f:
+        f.write(f'TITLE "big"\n# a comment\nLUT_3D_SIZE {n}\n')
+        np.savetxt(f, table.transpose(2, 1, 0, 3).reshape(-1, 3), fmt="%.6f")
+    read_cube(tmp_path / "big.cube")  # warm up imports outside the measurement
+    tracemalloc.start()
+    try:
+        lut = read_cube(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.abs(lut.table - table).max() < 1e-6
+    assert peak < 3 * table.nbytes + 16 * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_cube_line_endings_and_comments_inside_data(tmp_path, newline):
+    """CRLF and CR-only files, blank and comment lines between rows, and a file without a final
+    newline read the same table."""
+    rows = _identity_rows(3).splitlines()
+    text = newline.join(["# head", "LUT_3D_SIZE 3", "", *rows[:10], "# mid", "  ", *rows[10:]])
+    p = tmp_path / "e.cube"
+    p.write_bytes(text.encode())
+    x = _colours()
+    assert np.abs(apply_table(x, read_cube(p)) - x).max() < 1e-5
+
+
+@pytest.mark.parametrize("bad, what", [("0 0 0 0", "expected 3 numbers, found 4"),
+                                       ("0 0", "expected 3 numbers, found 2"),
+                                       ("0 1.5.3 0", "must be numbers"),
+                                       ("0 1e999 0", "not finite"),
+                                       ("0 inf 0", "not finite"),
+                                       ("0 0x1p3 0", "must be numbers"),
+                                       ("0 0 0 # c", "expected 3 numbers"),
+                                       ("TITLE \"late\"", "after the table data")])
+def test_cube_errors_deep_in_a_large_table(tmp_path, bad, what):
+    """Errors found by the bulk parser name the same line as the line-by-line checks."""
+    n = 33
+    rows = _identity_rows(n).splitlines()
+    k = 20000
+    rows[k] = bad
+    p = tmp_path / "bad.cube"
+    p.write_text("LUT_3D_SIZE 33\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError) as e:
+        read_cube(p)
+    msg = str(e.value)
+    assert "\n" not in msg and str(p) in msg and f"line {k + 2}:" in msg and what in msg
+
+
+def test_cube_too_many_rows_and_long_line(tmp_path):
+    rows = _identity_rows(33)
+    p = tmp_path / "more.cube"
+    p.write_text("LUT_3D_SIZE 33\n" + rows + "0 0 0\n")
+    with pytest.raises(InputError, match=rf"line {33**3 + 2}: more table lines"):
+        read_cube(p)
+    p = tmp_path / "long.cube"
+    p.write_text("LUT_3D_SIZE 2\n" + "0 " * 3_000_000 + "\n")
+    with pytest.raises(InputError, match=r"long\.cube: line 2:"):
+        read_cube(p)

@@ -97,124 +97,212 @@ def _size(tokens: list[str], path: str, lineno: int, key: str, limit: int) -> in
     return int(digits)
 
 
+_CHUNK = 1 << 20  # bytes of text parsed per bulk step: bounds the parser's temporaries
+_MAX_LINE = 1 << 20  # no .cube line is anywhere near this long
+_BULK_BYTES = b"0123456789+-.eE \t\r\n"  # all that a block of plain table rows holds
+
+
+class _CubeParser:
+    """State of one .cube read. Header lines, comments and anything unusual go line by line
+    (:meth:`line`); plain blocks of table rows are parsed in bulk by numpy (:meth:`bulk`), so
+    memory is the float32 table plus one block's buffers, not a Python object per number."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.title = ""
+        self.n1 = self.n3 = 0
+        self.dmin: tuple | None = None
+        self.dmax: tuple | None = None
+        self.r1: tuple | None = None
+        self.r3: tuple | None = None
+        self.expected = 0
+        self.count = 0
+        self.data = np.empty((0, 3), np.float32)
+
+    def line(self, s: str, lineno: int) -> None:
+        p = self.path
+        s = s.strip()
+        if not s or s.startswith("#"):
+            return
+        if s[0].isalpha() and s[:3].lower() not in ("nan", "inf"):
+            self.keyword(s, lineno)
+            return
+        if not self.expected:
+            if not (self.n1 or self.n3):
+                raise InputError(f"line {lineno}: table data before LUT_1D_SIZE or LUT_3D_SIZE",
+                                 p)
+            self.expected = self.n1 + self.n3**3
+            self.data = np.empty((self.expected, 3), np.float32)
+        toks = s.split(None, 3)
+        if len(toks) != 3:
+            found = len(s.split()) if len(toks) > 3 else len(toks)
+            raise InputError(f"line {lineno}: expected 3 numbers, found {found}", p)
+        if self.count >= self.expected:
+            raise InputError(f"line {lineno}: more table lines than the {self.expected} "
+                             "declared", p)
+        try:
+            vals = [float(t) for t in toks]
+        except ValueError:
+            raise InputError(f"line {lineno}: table values must be numbers", p) from None
+        if not all(math.isfinite(v) for v in vals):
+            raise InputError(f"line {lineno}: table value not finite", p)
+        self.data[self.count] = vals
+        self.count += 1
+
+    def keyword(self, s: str, lineno: int) -> None:
+        p = self.path
+        # a keyword ends at any whitespace: tools and editors also write a tab after it
+        word = s.split(None, 1)[0]
+        key, rest = word.upper(), s[len(word):]
+        args = rest.split()
+        if self.count:
+            raise InputError(f"line {lineno}: keyword {key} after the table data", p)
+        if key == "TITLE":
+            self.title = rest.strip().strip('"')
+        elif key == "LUT_3D_SIZE":
+            self.n3 = _size(args, p, lineno, key, MAX_3D_SIZE)
+        elif key == "LUT_1D_SIZE":
+            self.n1 = _size(args, p, lineno, key, MAX_1D_SIZE)
+        elif key in ("DOMAIN_MIN", "DOMAIN_MAX"):
+            if len(args) != 3:
+                raise InputError(f"line {lineno}: {key} needs 3 numbers", p)
+            v = tuple(_floats(args, p, lineno, key))
+            if key == "DOMAIN_MIN":
+                self.dmin = v
+            else:
+                self.dmax = v
+        elif key in ("LUT_1D_INPUT_RANGE", "LUT_3D_INPUT_RANGE"):
+            if len(args) != 2:
+                raise InputError(f"line {lineno}: {key} needs 2 numbers", p)
+            lo, hi = _floats(args, p, lineno, key)
+            if key == "LUT_1D_INPUT_RANGE":
+                self.r1 = ((lo,) * 3, (hi,) * 3)
+            else:
+                self.r3 = ((lo,) * 3, (hi,) * 3)
+        # other keywords (e.g. LUT_IN_VIDEO_RANGE) are ignored, as the spec asks
+
+    def bulk(self, block: bytes) -> int | None:
+        """Table rows of ``block`` (whole lines ending in a line feed) parsed at once; the number
+        of lines, or None when the block is not plain rows of 3 finite numbers that fit the
+        declared size (comments, keywords, lone CRs, bad values...): the caller then reads it
+        line by line, which finds the exact line and error."""
+        if block.translate(None, _BULK_BYTES) or block.count(b"\r") != block.count(b"\r\n"):
+            return None
+        b = np.frombuffer(block, np.uint8)
+        blank = b <= 32  # of the bytes left, the white space (tab, CR, LF, space)
+        starts = np.flatnonzero(~blank[1:] & blank[:-1]) + 1  # first byte of each number
+        if b.size and not blank[0]:
+            starts = np.concatenate([[0], starts])
+        newlines = np.flatnonzero(b == 10)
+        per_line = np.bincount(np.searchsorted(newlines, starts), minlength=newlines.size)
+        if ((per_line != 0) & (per_line != 3)).any():
+            return None
+        rows = int(np.count_nonzero(per_line))
+        if self.count + rows > self.expected:
+            return None
+        try:
+            vals = np.fromstring(block, np.float64, sep=" ")  # whitespace of any kind separates
+        except (ValueError, DeprecationWarning):  # stopped at something that is not a number
+            return None
+        if vals.size != 3 * rows or not np.isfinite(vals).all():
+            return None
+        self.data[self.count:self.count + rows] = vals.reshape(-1, 3)
+        self.count += rows
+        return int(newlines.size)
+
+    def block(self, block: bytes, lineno: int) -> int:
+        """Parse whole lines following line ``lineno``; the number of the last line read."""
+        if self.count and self.count < self.expected:
+            n = self.bulk(block if block.endswith(b"\n") else block + b"\n")
+            if n is not None:
+                return lineno + n
+        lines = block.splitlines()
+        tried = False
+        for i, raw_line in enumerate(lines):
+            self.line(raw_line.decode("utf-8", errors="replace"), lineno + i + 1)
+            if self.count == 1 and not tried and i + 1 < len(lines):
+                tried = True  # the table starts here: the rest of the block in bulk, once
+                n = self.bulk(b"\n".join(lines[i + 1:]) + b"\n")
+                if n is not None:
+                    return lineno + len(lines)
+        return lineno + len(lines)
+
+    def lut(self, lineno: int) -> Lut:
+        p, n1, n3, count = self.path, self.n1, self.n3, self.count
+        if not (n1 or n3):
+            raise InputError("no LUT_1D_SIZE or LUT_3D_SIZE: not a .cube LUT", p)
+        if not count or count != self.expected:
+            raise InputError(f"line {lineno if count else 1}: file ends after {count} of "
+                             f"{n1 + n3**3} table lines (truncated?)", p)
+        checks = [("DOMAIN", self.dmin, self.dmax)]
+        checks += [("LUT_1D_INPUT_RANGE", *self.r1)] if self.r1 else []
+        checks += [("LUT_3D_INPUT_RANGE", *self.r3)] if self.r3 else []
+        for what, lo, hi in checks:
+            if lo is not None and hi is not None and not all(
+                    b > a for a, b in zip(lo, hi, strict=True)):
+                raise InputError(f"{what}: max must be greater than min", p)
+        data, title, r1, r3 = self.data, self.title, self.r1, self.r3
+        dom = (self.dmin or (0.0,) * 3, self.dmax or (1.0,) * 3)
+        if n3:
+            table = np.ascontiguousarray(data[n1:].reshape(n3, n3, n3, 3).transpose(2, 1, 0, 3))
+            shaper = np.ascontiguousarray(data[:n1]) if n1 else None
+            d3 = r3 or dom if not n1 else r3 or ((0.0,) * 3, (1.0,) * 3)
+            s1 = r1 or dom
+            return Lut(table, d3[0], d3[1], shaper, s1[0], s1[1], title, p)
+        d1 = r1 or dom
+        return Lut(None, (0.0,) * 3, (1.0,) * 3, data, d1[0], d1[1], title, p)
+
+
 def read_cube(path: str | os.PathLike) -> Lut:
-    """Read an Adobe/IRIDAS or Resolve .cube file. Malformed files raise InputError naming the
-    file and the line."""
+    """Read an Adobe/IRIDAS (Adobe Cube LUT Specification 1.0) or Resolve .cube file.
+    Malformed files raise InputError naming the file and the line.
+
+    The file is read in blocks of whole lines; runs of plain table rows are parsed by numpy in
+    bulk, so memory is about twice the float32 table plus a few MB whatever the file's size."""
     p = str(path)
     try:
         nbytes = os.path.getsize(p)
         if nbytes > MAX_CUBE_BYTES:
             raise InputError(f"{nbytes / 2**20:.0f} MB is too large for a .cube LUT", p)
-        raw = Path(p).read_bytes()
+        f = open(p, "rb")  # closed by the with below, after the read loop
     except FileNotFoundError:
         raise InputError("LUT file not found", p) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a LUT file", p) from None
     except OSError as e:
         raise InputError(f"cannot read LUT ({e.strerror})", p) from None
-    if b"\0" in raw[:4096]:
-        raise InputError("not a text .cube file (binary data)", p)
-    # utf-8-sig: files saved by Windows editors start with a byte-order mark
-    text = raw.decode("utf-8-sig", errors="replace")
-
-    title = ""
-    n1 = n3 = 0
-    dmin = dmax = None
-    r1 = r3 = None
-    tokens_all: list[str] = []
-    first_data = 0
-    expected = 0
-    count = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        head = s[0]
-        if head.isalpha() and s[:3].lower() not in ("nan", "inf"):
-            # a keyword ends at any whitespace: tools and editors also write a tab after it
-            word = s.split(None, 1)[0]
-            key, rest = word.upper(), s[len(word):]
-            args = rest.split()
-            if count:
-                raise InputError(f"line {lineno}: keyword {key} after the table data", p)
-            if key == "TITLE":
-                title = rest.strip().strip('"')
-            elif key == "LUT_3D_SIZE":
-                n3 = _size(args, p, lineno, key, MAX_3D_SIZE)
-            elif key == "LUT_1D_SIZE":
-                n1 = _size(args, p, lineno, key, MAX_1D_SIZE)
-            elif key in ("DOMAIN_MIN", "DOMAIN_MAX"):
-                if len(args) != 3:
-                    raise InputError(f"line {lineno}: {key} needs 3 numbers", p)
-                v = tuple(_floats(args, p, lineno, key))
-                if key == "DOMAIN_MIN":
-                    dmin = v
-                else:
-                    dmax = v
-            elif key in ("LUT_1D_INPUT_RANGE", "LUT_3D_INPUT_RANGE"):
-                if len(args) != 2:
-                    raise InputError(f"line {lineno}: {key} needs 2 numbers", p)
-                lo, hi = _floats(args, p, lineno, key)
-                if key == "LUT_1D_INPUT_RANGE":
-                    r1 = ((lo,) * 3, (hi,) * 3)
-                else:
-                    r3 = ((lo,) * 3, (hi,) * 3)
-            # other keywords (e.g. LUT_IN_VIDEO_RANGE) are ignored, as the spec asks
-            continue
-        if not expected:
-            if not (n1 or n3):
-                raise InputError(f"line {lineno}: table data before LUT_1D_SIZE or LUT_3D_SIZE",
-                                 p)
-            expected = n1 + n3**3
-            first_data = lineno
-        toks = s.split()
-        if len(toks) != 3:
-            raise InputError(f"line {lineno}: expected 3 numbers, found {len(toks)}", p)
-        count += 1
-        if count > expected:
-            raise InputError(f"line {lineno}: more table lines than the {expected} declared", p)
-        tokens_all.extend(toks)
-    if not (n1 or n3):
-        raise InputError("no LUT_1D_SIZE or LUT_3D_SIZE: not a .cube LUT", p)
-    try:
-        data = np.array(tokens_all, dtype=np.float64)
-    except ValueError:
-        bad = _first_bad_line(text, first_data)
-        raise InputError(f"line {bad}: table values must be numbers", p) from None
-    if not np.isfinite(data).all():
-        raise InputError(f"line {_first_bad_line(text, first_data)}: table value not finite", p)
-    if not count or count != expected:
-        raise InputError(f"line {lineno if count else 1}: file ends after {count} of "
-                         f"{n1 + n3**3} table lines (truncated?)", p)
-    data = data.reshape(-1, 3).astype(np.float32)
-    checks = [("DOMAIN", dmin, dmax)]
-    checks += [("LUT_1D_INPUT_RANGE", *r1)] if r1 else []
-    checks += [("LUT_3D_INPUT_RANGE", *r3)] if r3 else []
-    for what, lo, hi in checks:
-        if lo is not None and hi is not None and not all(
-                b > a for a, b in zip(lo, hi, strict=True)):
-            raise InputError(f"{what}: max must be greater than min", p)
-    dom = (dmin or (0.0,) * 3, dmax or (1.0,) * 3)
-    if n3:
-        table = np.ascontiguousarray(data[n1:].reshape(n3, n3, n3, 3).transpose(2, 1, 0, 3))
-        shaper = np.ascontiguousarray(data[:n1]) if n1 else None
-        d3 = r3 or dom if not n1 else r3 or ((0.0,) * 3, (1.0,) * 3)
-        s1 = r1 or dom
-        return Lut(table, d3[0], d3[1], shaper, s1[0], s1[1], title, p)
-    d1 = r1 or dom
-    return Lut(None, (0.0,) * 3, (1.0,) * 3, np.ascontiguousarray(data), d1[0], d1[1], title, p)
-
-
-def _first_bad_line(text: str, start: int) -> int:
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if lineno < start or not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            if not all(math.isfinite(float(t)) for t in line.split()):
-                return lineno
-        except ValueError:
-            return lineno
-    return start
+    parser = _CubeParser(p)
+    lineno = 0
+    buf = b""
+    with f:
+        first = True
+        while True:
+            try:
+                piece = f.read(_CHUNK)
+            except OSError as e:
+                raise InputError(f"cannot read LUT ({e.strerror})", p) from None
+            buf += piece
+            if first:
+                if b"\0" in buf[:4096]:
+                    raise InputError("not a text .cube file (binary data)", p)
+                if buf.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark (Windows editors)
+                    buf = buf[3:]
+                first = False
+            if not piece:
+                if buf:
+                    lineno = parser.block(buf, lineno)
+                break
+            cut = buf.rfind(b"\n")
+            if cut < 0:  # old Mac line ends; a CR at the very end may be half of a CRLF
+                cut = buf.rfind(b"\r", 0, len(buf) - 1)
+            if cut < 0:
+                if len(buf) > _MAX_LINE:
+                    raise InputError(f"line {lineno + 1}: longer than {_MAX_LINE // 2**20} MB, "
+                                     "not a .cube line", p)
+                continue
+            block, buf = buf[:cut + 1], buf[cut + 1:]
+            lineno = parser.block(block, lineno)
+    return parser.lut(lineno)
 
 
 def cube_text(lut: Lut) -> str:
