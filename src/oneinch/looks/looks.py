@@ -32,6 +32,7 @@ colours (mean chroma about +22 % with the brightening), more sharpening. Measure
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -182,11 +183,19 @@ def apply_look(rgb: np.ndarray, look: Look, space: str = "srgb",
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def look_function(name: str, strength: float = 1.0, space: str = "srgb"):
+def look_function(name: str, strength: float = 1.0,
+                  space: str = "srgb") -> Callable[[np.ndarray], np.ndarray]:
     """A per-pixel display-linear -> display-linear function for a style or a look preset, as
-    baked into exported LUTs. For a preset it is: invert the neutral tone curve, apply the
-    preset's global tone curve (the local operator and sharpening are spatial: not in a LUT),
-    then its look without grain. ``strength`` blends with the input."""
+    baked into exported LUTs; ``strength`` blends with the input.
+
+    For a preset the input is taken to be a neutral rendering: the scene is the neutral tone
+    map inverted *with* its path to white (:func:`~oneinch.looks.tone.inverse_tone_map`), then
+    rendered by the preset's global tone curve (the local operator and sharpening are spatial:
+    not in a LUT) and its look without grain. What the neutral rendering cannot have produced
+    (clipped white, colours more saturated near white than its path to white allows) has no
+    scene; there the input's difference from the neutral rendering of the nearest scene is
+    carried over unchanged, so 'neutral' is exactly the identity and the function stays
+    continuous."""
     from .styles import STYLES
     from .tone import inverse_tone_map, tone_map
 
@@ -197,14 +206,17 @@ def look_function(name: str, strength: float = 1.0, space: str = "srgb"):
     if name not in PRESETS:
         raise OptionError(f"unknown look or style {name!r} (looks: {', '.join(PRESETS)}; "
                           f"styles: {', '.join(STYLES)})")
-    neutral = preset("neutral").tone
+    neutral = preset("neutral")
     r = preset(name)
     tone = r.tone.__class__(**{**r.tone.__dict__, "local": 0.0, "detail": 0.0})
 
     def fn(x: np.ndarray) -> np.ndarray:
-        y = apply_look(tone_map(inverse_tone_map(x, neutral), tone, space), r.look, space,
-                       grain=False)
-        return x + np.float32(strength) * (y - x)
+        x = np.ascontiguousarray(x, np.float32)
+        scene = inverse_tone_map(x, neutral.tone, path_to_white=True)
+        rest = x - apply_look(tone_map(scene, neutral.tone, space), neutral.look, space,
+                              grain=False)
+        y = apply_look(tone_map(scene, tone, space), r.look, space, grain=False) + rest
+        return np.clip(x + np.float32(strength) * (y - x), 0.0, 1.0)
 
     return fn
 

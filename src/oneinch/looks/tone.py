@@ -361,22 +361,45 @@ def tone_map_reference(rgb: np.ndarray, tone: Tone, space: str = "srgb") -> np.n
 # ----------------------------------------------------------------------------- inverse
 
 
-def inverse_tone_map(display: np.ndarray, tone: Tone, headroom_ev: float = 6.0) -> np.ndarray:
-    """Invert the global filmic curve (no local operator, no path-to-white): display-linear
-    [0, 1] -> scene-linear. Used to treat display-referred images (Kodak PNGs, LUT export) as
-    scenes: ``tone_map(inverse_tone_map(x, t), t) ≈ x`` except within 0.5 EV of white.
-    Display values at or above the curve's value at ``white_ev + headroom_ev`` map to that scene
-    value (clipped display pixels carry no scene information; this gives them a finite one)."""
+def inverse_tone_map(display: np.ndarray, tone: Tone, headroom_ev: float = 6.0, *,
+                     path_to_white: bool = False) -> np.ndarray:
+    """Invert the global filmic curve (no local operator): display-linear [0, 1] -> scene-linear.
+
+    Used to treat display-referred images (Kodak PNGs, LUT export) as scenes. The forward map
+    (:func:`tone_map` without ``local``/``detail``) sends a pixel of norm n = max(R, G, B) and
+    channel ratios q = RGB / n to ``y(n) · ((1 − t(n)) · q + t(n))``, with y the curve and t the
+    path-to-white blend (a smoothstep of the adjusted EV from ``white_ev − 0.5`` to
+    ``white_ev + 1``). The display max is y(n), so n = y⁻¹(max) (the curve is monotone), and
+
+    * ``path_to_white=False`` (the default, as before): q = display / max, i.e. the blend is
+      ignored; ``tone_map(inverse_tone_map(x, t), t) ≈ x`` except within 0.5 EV of white.
+    * ``path_to_white=True``: q = (display / max − t) / (1 − t), the exact inverse wherever the
+      forward map is invertible, so ``tone_map(inverse(x)) = x`` for every x that tone_map can
+      produce.
+
+    What cannot be inverted: display values at or above the curve's value at ``white_ev +
+    headroom_ev`` (clipped pixels carry no scene information) map to that scene value; where the
+    blend is complete (t = 1, adjusted EV ≥ ``white_ev + 1``) every colour became neutral, so q
+    is taken as 1 (grey); a crushed black (``tone.black`` > 0) maps to 0; and colours the forward
+    map cannot produce (near white, more saturated than the blend allows: display / max < t)
+    get the nearest ratios it can (q clipped at 0)."""
     x = np.clip(np.asarray(display, np.float64), 0.0, 1.0)
     if tone.curve != "filmic":
         return x.astype(np.float32)
     p = curve_params(tone)
     n_grid = GREY * 2.0 ** np.linspace(-16, p.white_ev + headroom_ev, 16384)
-    y_grid, _ = curve_np(n_grid, p)
+    y_grid, ev_grid = curve_np(n_grid, p)
     y_grid = np.maximum.accumulate(y_grid)  # monotone for np.interp
     keep = np.concatenate([[True], np.diff(y_grid) > 1e-12])
-    y_grid, n_grid = y_grid[keep], n_grid[keep]
+    y_grid, n_grid, ev_grid = y_grid[keep], n_grid[keep], ev_grid[keep]
     m = x.max(axis=-1)
     n = np.interp(m, y_grid, n_grid, left=0.0)
-    s = np.where(m > 1e-12, n / np.maximum(m, 1e-12), 0.0)
-    return (x * s[..., None]).astype(np.float32)
+    ratio = x / np.maximum(m, 1e-12)[..., None]
+    if path_to_white:
+        t = np.clip((ev_grid - (p.white_ev - 0.5)) / 1.5, 0.0, 1.0)
+        t = np.interp(m, y_grid, t * t * (3.0 - 2.0 * t))[..., None]
+        blended = t > 1.0 - 1e-6
+        ratio = np.where(blended, 1.0,
+                         np.clip((ratio - t) / np.where(blended, 1.0, 1.0 - t), 0.0, 1.0))
+    out = np.where((m > 1e-12)[..., None], ratio * n[..., None], 0.0)
+    return out.astype(np.float32)
