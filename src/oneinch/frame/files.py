@@ -1,7 +1,8 @@
 """Frame finished files (JPEG, PNG, TIFF, HEIC/HEIF, WebP) from any camera.
 
 Orientation (EXIF 0x0112) is applied to the pixels first, the frame drawn, and the output
-keeps the input's EXIF (Orientation reset to 1, pixel dimensions updated), ICC profile and XMP.
+keeps the input's EXIF metadata (camera and shot tags; Orientation reset to 1, pixel dimensions
+updated; never a TIFF's pixel-layout tags), ICC profile and XMP.
 JPEG is written at quality 95 with 4:4:4 chroma by default. The output appears atomically and
 the input is never written to.
 """
@@ -110,6 +111,51 @@ def _open_image(src: Path) -> Image.Image:
     return Image.open(src)
 
 
+# IFD0 tags that describe the shot or the picture (EXIF 2.32 section 4.6.4 "TIFF Rev. 6.0
+# attribute information", less the tags of the pixel layout), and the pointers to the Exif and
+# GPS IFDs. A TIFF's getexif() is its whole first IFD: width, height, bits per sample, strips,
+# compression... which, passed on, would describe the input's pixels, not the framed ones.
+_METADATA_TAGS = (
+    270,  # ImageDescription
+    271,  # Make
+    272,  # Model
+    282, 283, 296,  # X/YResolution, ResolutionUnit
+    305,  # Software
+    306,  # DateTime
+    315,  # Artist
+    318, 319,  # WhitePoint, PrimaryChromaticities
+    531,  # YCbCrPositioning
+    33432,  # Copyright
+    0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F,  # Windows XPTitle...XPSubject
+)
+
+
+def metadata_exif(exif: Image.Exif, width: int, height: int) -> Image.Exif:
+    """Only the EXIF metadata of ``exif`` (a JPEG's APP1 or a TIFF's first IFD), for an image
+    of ``width`` x ``height``: camera and shot tags, the Exif and GPS IFDs; Orientation 1
+    (the pixels are upright), the Exif IFD's pixel dimensions updated."""
+    out = Image.Exif()
+    for tag in _METADATA_TAGS:
+        if tag in exif:
+            out[tag] = exif[tag]
+    out[ExifTags.Base.Orientation] = 1
+    for pointer in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo):
+        if pointer not in exif:
+            continue
+        try:
+            ifd = dict(exif.get_ifd(pointer))
+        except Exception:  # an unreadable sub-IFD is dropped, not fatal
+            continue
+        if pointer == ExifTags.IFD.Exif:
+            ifd.pop(ExifTags.IFD.Interop, None)  # points into the input file
+            if ExifTags.Base.ExifImageWidth in ifd or ExifTags.Base.ExifImageHeight in ifd:
+                ifd[ExifTags.Base.ExifImageWidth] = width
+                ifd[ExifTags.Base.ExifImageHeight] = height
+        if ifd:
+            out[pointer] = ifd
+    return out
+
+
 def frame_file(
     in_path: str | Path,
     out_path: str | Path,
@@ -162,14 +208,7 @@ def frame_file(
     except MemoryError:
         raise InputError("image too large to frame in memory", src) from None
 
-    exif[ExifTags.Base.Orientation] = 1
-    try:
-        sub = exif.get_ifd(ExifTags.IFD.Exif)
-        if ExifTags.Base.ExifImageWidth in sub or ExifTags.Base.ExifImageHeight in sub:
-            sub[ExifTags.Base.ExifImageWidth] = framed.width
-            sub[ExifTags.Base.ExifImageHeight] = framed.height
-    except Exception:
-        pass
+    exif = metadata_exif(exif, framed.width, framed.height)
     try:
         params: dict[str, Any] = {"exif": exif.tobytes()}
     except Exception as e:  # Pillow cannot re-encode a tag of a corrupt type/count
