@@ -3,6 +3,9 @@ TIFFs, small photos, logo bombs, missing fonts and 16-bit framed develops."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from oneinch.recipe import Output
 
 SHOT = ShotInfo(make="NIKON CORPORATION", model="NIKON Z 6", exposure_time=1 / 250,
                 f_number=2.8, iso=200.0, focal_length=35.0)
+SRC = Path(__file__).resolve().parents[1] / "src"
 LAYOUTS = ("classic", "classic-dark", "border", "blur", "square", "text")
 # TIFF tags that describe a file's pixel layout: never EXIF metadata to carry over
 STRUCTURAL = {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 322, 323, 324, 325, 338,
@@ -67,3 +71,69 @@ def test_frame_file_any_input_to_any_output(tmp_path: Path, kind: str, suffix: s
         assert np.abs(got.astype(int) - np.asarray(want.image).astype(int)).mean() < 4
     if suffix == ".tif":
         assert np.array_equal(tifffile.imread(dst), np.asarray(want.image))
+
+
+# ---------------------------------------------------------------------------- -o FILE or FOLDER
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ONEINCH_ZYGOTE": "0",
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "oneinch", "frame", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def _invoke(*args: str):
+    from typer.testing import CliRunner
+
+    from oneinch.commands.frame import frame_app
+
+    return CliRunner().invoke(frame_app, list(args))
+
+
+@pytest.mark.parametrize("suffix", [".avif", ".jxl", ".webp", ".heic", ".png", ".tif"])
+def test_command_writes_the_format_of_the_output_suffix(tmp_path: Path, suffix: str) -> None:
+    """`-o x.avif` (and .jxl, .webp) made a folder x.avif holding a JPEG."""
+    from oneinch.output.modern import read_modern
+
+    src = _input(tmp_path, "jpg")
+    dst = tmp_path / f"x{suffix}"
+    res = _invoke(str(src), "-o", str(dst))
+    assert res.exit_code == 0, res.output
+    assert dst.is_file()
+    d = read_modern(dst) if suffix in (".avif", ".jxl") else None
+    if d is not None:
+        assert d.rgb.shape[1] == 220 and d.rgb.shape[0] > 150
+    else:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        with Image.open(dst) as im:
+            assert im.format == {".webp": "WEBP", ".heic": "HEIF", ".png": "PNG",
+                                 ".tif": "TIFF"}[suffix]
+            assert im.width == 220 and im.height > 150
+
+
+@pytest.mark.parametrize("name", ["x.txt", "x.gif", "x.bmpx"])
+def test_command_unknown_output_suffix_is_an_error(tmp_path: Path, name: str) -> None:
+    src = _input(tmp_path, "jpg")
+    res = _cli(str(src), "-o", str(tmp_path / name))
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and name in res.stderr, res.stderr
+    assert not (tmp_path / name).exists()
+
+
+def test_command_several_inputs_and_an_output_file(tmp_path: Path) -> None:
+    """`frame a.jpg b.png -o f7.jpg` made a folder named f7.jpg."""
+    a, b = _input(tmp_path, "jpg"), _input(tmp_path, "png")
+    res = _cli(str(a), str(b), "-o", str(tmp_path / "f7.jpg"))
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "f7.jpg" in res.stderr, res.stderr
+    assert not (tmp_path / "f7.jpg").exists()
+    res = _invoke(str(a), str(b), "-o", str(tmp_path / "f7.jpg") + "/")  # a folder: asked for
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "f7.jpg").iterdir()) == [
+        "in_jpg_classic.jpg", "in_png_classic.png"]
+    (tmp_path / "made").mkdir()
+    res = _invoke(str(a), str(b), "-o", str(tmp_path / "made"))  # an existing folder
+    assert res.exit_code == 0 and len(list((tmp_path / "made").iterdir())) == 2

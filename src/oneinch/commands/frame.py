@@ -30,7 +30,11 @@ def parse_sets(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif")
+def _image_suffixes() -> tuple[str, ...]:
+    """The suffixes frame_file writes (its format table: one source of truth)."""
+    from ..frame.files import _FORMATS
+
+    return tuple(_FORMATS)
 
 
 def _ext(suffix: str) -> str:
@@ -39,11 +43,22 @@ def _ext(suffix: str) -> str:
 
 
 def _names_a_file(output: str, count: int) -> bool:
-    """``-o`` names the output file itself: one input, an image extension, no trailing
-    separator, not an existing folder (as ``oneinch develop -o``); else a folder."""
+    """``-o`` names the output file itself (an image extension, no trailing separator, not an
+    existing folder, as ``oneinch develop -o``), else a folder. OptionError when it names a
+    file of an unknown format (``x.txt``, ``x.gif``: never taken as a folder name) or a file
+    for several inputs; a trailing separator or an existing folder is always a folder."""
     p = Path(output)
-    return (count == 1 and not output.endswith(("/", os.sep))
-            and p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+    if output.endswith(("/", os.sep)) or p.is_dir() or not p.suffix:
+        return False
+    if p.suffix.lower() not in _image_suffixes():
+        raise OptionError(
+            f"unknown output format {p.suffix!r} (use {', '.join(sorted(_image_suffixes()))}; "
+            "end the name with / for a folder)", output)
+    if count != 1:
+        raise OptionError(
+            f"{count} inputs need an output folder, not a file (end it with / for a folder)",
+            output)
+    return True
 
 
 def frame_command(
@@ -75,7 +90,8 @@ def frame_command(
     fmt: Annotated[
         str | None,
         typer.Option(
-            "--format", "-f", help="output extension (jpg, png, tif, heic); default: input's"
+            "--format", "-f",
+            help="output extension (jpg, png, tif, heic, avif, webp, jxl); default: input's",
         ),
     ] = None,
     list_layouts: Annotated[bool, typer.Option("--list", help="list the layouts and exit")] = False,
@@ -100,6 +116,9 @@ def frame_command(
         tmpl = str(template) if template is not None else None
         name = template.stem if template is not None else layout
         suffix = None if fmt is None else "." + fmt.lower().lstrip(".")
+        if suffix is not None and suffix not in _image_suffixes():
+            raise OptionError(f"--format {fmt}: unknown output format (use "
+                              f"{', '.join(s.lstrip('.') for s in sorted(_image_suffixes()))})")
         folder = Path(output) if output is not None else None
         if output is not None and _names_a_file(output, len(images)):
             out_file, folder = Path(output), None
