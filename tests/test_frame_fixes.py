@@ -14,6 +14,7 @@ import tifffile
 from PIL import ExifTags, Image
 
 from conftest import KODAK, load_rgb8
+from oneinch.errors import InputError
 from oneinch.frame import frame_file, render_detailed
 from oneinch.output.encode import write
 from oneinch.photo import Photo
@@ -137,3 +138,49 @@ def test_command_several_inputs_and_an_output_file(tmp_path: Path) -> None:
     (tmp_path / "made").mkdir()
     res = _invoke(str(a), str(b), "-o", str(tmp_path / "made"))  # an existing folder
     assert res.exit_code == 0 and len(list((tmp_path / "made").iterdir())) == 2
+
+
+# ---------------------------------------------------------------------------- unreadable inputs
+
+
+def test_truncated_tiff_is_one_line_not_a_raw_file(tmp_path: Path) -> None:
+    """A truncated TIFF was called a raw file, after a libtiff line and a Pillow warning."""
+    cut = []
+    for kind in ("tif8", "tif16"):
+        whole = _input(tmp_path, kind).read_bytes()
+        for n in (8, 100, 300, 1000, 3000, len(whole) // 2, len(whole) * 9 // 10):
+            p = tmp_path / f"t_{kind}_{n}.tif"
+            p.write_bytes(whole[:n])
+            cut.append(p)
+    # whole, but its deflate strips garbled: libtiff prints its own error line to stderr
+    z = tmp_path / "garbled.tif"
+    Image.fromarray((_rgb() * 255).astype(np.uint8)).save(z, compression="tiff_adobe_deflate")
+    with Image.open(z) as im:
+        start, count = im.tag_v2[273][0], im.tag_v2[279][0]
+    b = bytearray(z.read_bytes())
+    for i in range(start + 2, start + count, 7):
+        b[i] = (b[i] * 31 + 7) & 255
+    z.write_bytes(bytes(b))
+    cut.append(z)
+    res = _cli(*map(str, cut), "-o", str(tmp_path / "out") + "/")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == len(cut) + 1, res.stderr  # one per file, and the count
+    for p in cut:
+        mine = [line for line in lines if line.startswith(f"oneinch: error: {p}: ")]
+        assert len(mine) == 1, res.stderr
+        assert "raw" not in mine[0], mine[0]
+        assert "truncated" in mine[0] or "cannot read" in mine[0], mine[0]
+    assert not list((tmp_path / "out").glob("*"))
+
+
+def test_raw_tiff_is_still_called_raw(tmp_path: Path) -> None:
+    dng = SRC.parent / "samples" / "oneinch_demo.dng"
+    if not dng.is_file():
+        pytest.skip("no sample DNG")
+    renamed = tmp_path / "shot.tif"
+    renamed.write_bytes(dng.read_bytes())
+    for p in (dng, renamed):
+        with pytest.raises(InputError, match="a raw file"):
+            frame_file(p, tmp_path / "o.jpg")
+    assert not (tmp_path / "o.jpg").exists()

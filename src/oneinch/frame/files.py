@@ -9,8 +9,14 @@ the input is never written to.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import os
 import struct
-from collections.abc import Mapping
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +71,123 @@ def output_path(
 
 
 def _is_raw(path: Path) -> bool:
-    """A file the raw reader recognises (by its signature, as open_raw does)."""
+    """A raw container the raw reader recognises by its own signature (ORF, RW2, RAF, CR3...).
+    TIFF-signature files are told apart by their tags first (:func:`_check_tiff`)."""
     from ..raw.reader import sniff_raw_kind
 
     try:
         with open(path, "rb") as f:
-            return sniff_raw_kind(f.read(64)) is not None
+            kind = sniff_raw_kind(f.read(64))
     except OSError:
         return False
+    return kind is not None and kind != "tiff"
+
+
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+                    13: 4}
+# Tags only raw sensor data carries: DNGVersion; CFARepeatPatternDim, CFAPattern (TIFF/EP)
+_RAW_TAGS = {50706, 33421, 33422}
+_RAW_PHOTOMETRIC = {32803, 34892}  # CFA, LinearRaw (TIFF/EP, DNG 1.7 section 6)
+
+
+def _tiff_entries(data: Any, bo: str, off: int, size: int) -> dict[int, tuple[int, ...]]:
+    """The tags of the IFD at ``off`` (TIFF 6.0 section 2) → their integer values (SHORT,
+    LONG and IFD types; other types map to ()). struct.error / ValueError past the end."""
+    (n,) = struct.unpack_from(bo + "H", data, off)
+    if off + 2 + 12 * n + 4 > size:
+        raise ValueError(f"an IFD at byte {off} runs past the end")
+    out: dict[int, tuple[int, ...]] = {}
+    for i in range(n):
+        e = off + 2 + 12 * i
+        tag, typ, cnt = struct.unpack_from(bo + "HHI", data, e)
+        nbytes = _TIFF_TYPE_SIZES.get(typ, 1) * cnt
+        where = e + 8 if nbytes <= 4 else struct.unpack_from(bo + "I", data, e + 8)[0]
+        if typ in (3, 4, 13) and cnt <= 1 << 20:
+            if where + nbytes > size:
+                raise ValueError(f"tag {tag} points past the end")
+            code = "H" if typ == 3 else "I"
+            out[tag] = struct.unpack_from(f"{bo}{cnt}{code}", data, where)
+        else:
+            out[tag] = ()
+    return out
+
+
+def _check_tiff(src: Path) -> None:
+    """For a file with a TIFF signature: InputError if it is raw sensor data (a DNG, a
+    TIFF-based camera raw: develop it) or if its first image's strips or tiles run past the
+    end of the file (truncated), before a decoder reads them and libtiff prints to stderr."""
+    size = src.stat().st_size
+    with open(src, "rb") as f:
+        try:  # mapped, not read: only the IFD pages are touched
+            data: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            data = f.read()
+    try:
+        if data[:4] not in (b"II*\0", b"MM\0*"):
+            return  # BigTIFF and others: left to the decoder
+        bo = "<" if data[:2] == b"II" else ">"
+        raw = data[8:10] == b"CR"  # Canon CR2
+        ifd0: dict[int, tuple[int, ...]] | None = None
+        problem = None
+        todo, seen = [struct.unpack_from(bo + "I", data, 4)[0]], set()
+        try:
+            while todo and len(seen) < 64 and not raw:
+                off = todo.pop(0)
+                if off == 0 or off in seen:
+                    continue
+                seen.add(off)
+                tags = _tiff_entries(data, bo, off, size)
+                if ifd0 is None:
+                    ifd0 = tags
+                raw = bool(_RAW_TAGS & set(tags)) or bool(
+                    set(tags.get(262, ())) & _RAW_PHOTOMETRIC)
+                todo.extend(tags.get(330, ()))  # SubIFDs
+                (nxt,) = struct.unpack_from(bo + "I", data, off + 2 + 12 * len(tags))
+                todo.append(nxt)
+        except (struct.error, ValueError) as e:
+            problem = str(e) if isinstance(e, ValueError) else "an IFD runs past the end"
+        if raw:
+            raise InputError("a raw file: develop it with its frame "
+                             "(`oneinch develop FILE --frame LAYOUT`)", src)
+        if ifd0 is None:
+            raise InputError(f"truncated or corrupt TIFF ({problem or 'no image'})", src)
+        for offsets, counts in ((273, 279), (324, 325)):
+            offs, cnts = ifd0.get(offsets, ()), ifd0.get(counts, ())
+            end = max((o + c for o, c in zip(offs, cnts, strict=False)), default=0)
+            if end > size:
+                raise InputError(f"truncated TIFF: its image data runs to byte {end}, "
+                                 f"the file has {size}", src)
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
+
+
+@contextlib.contextmanager
+def _quiet_decoders(capture_c_stderr: bool) -> Iterator[list[str]]:
+    """Pillow's warnings (e.g. 'Corrupt EXIF data') silenced, and with ``capture_c_stderr``
+    what C libraries (libtiff) print to file descriptor 2 caught instead: the caller reports
+    one line per file. The list yielded holds the caught lines once the block has ended.
+    Process-wide while it lasts (a descriptor is), so it wraps only one file's decode."""
+    lines: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not capture_c_stderr:
+            yield lines
+            return
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with tempfile.TemporaryFile() as tmp:
+                os.dup2(tmp.fileno(), 2)
+                try:
+                    yield lines
+                finally:
+                    os.dup2(saved, 2)
+                    tmp.seek(0)
+                    text = tmp.read(4096).decode("utf-8", "replace")
+                    lines.extend(ln.strip() for ln in text.splitlines() if ln.strip())
+        finally:
+            os.close(saved)
 
 
 MAX_EXPANSION = 2000  # decoded bytes per file byte: deflate tops out near 1032:1 (RFC 1951)
@@ -180,7 +295,11 @@ def frame_file(
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise OptionError("output would overwrite the input", dst)
     try:
-        with _open_image(src) as im:
+        with open(src, "rb") as f:
+            is_tiff = f.read(4) in (b"II*\0", b"MM\0*")
+        if is_tiff:
+            _check_tiff(src)
+        with _quiet_decoders(is_tiff) as said, _open_image(src) as im:
             _check_declared_size(im, src)
             im.load()
             tags = exif_from_pil(im)
@@ -190,12 +309,15 @@ def frame_file(
             upright = ImageOps.exif_transpose(im)
     except FileNotFoundError:
         raise InputError("file not found", src) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not an image", src) from None
     except (OSError, ValueError, SyntaxError, TypeError, IndexError, KeyError, EOFError,
             ZeroDivisionError, struct.error, Image.DecompressionBombError) as e:
         if _is_raw(src):
             raise InputError("a raw file: develop it with its frame "
                              "(`oneinch develop FILE --frame LAYOUT`)", src) from None
-        raise InputError(f"cannot read image ({e})", src) from None
+        why = "; ".join(said[:1]) if is_tiff and said else str(e)
+        raise InputError(f"cannot read image, truncated or corrupt ({why})", src) from None
     except MemoryError:
         raise InputError("image too large to decode in memory", src) from None
     shot = shot_info_from_exif(tags)
