@@ -184,3 +184,34 @@ def test_raw_tiff_is_still_called_raw(tmp_path: Path) -> None:
         with pytest.raises(InputError, match="a raw file"):
             frame_file(p, tmp_path / "o.jpg")
     assert not (tmp_path / "o.jpg").exists()
+
+
+# ---------------------------------------------------------------------------- small photos
+
+FULL_SHOT = ShotInfo(make="NIKON CORPORATION", model="NIKON Z 6", lens="NIKKOR Z 35mm f/1.8 S",
+                     exposure_time=1 / 100, f_number=1.8, iso=100.0, focal_length=35.0)
+SMALL_SIZES = [(w, h) for w in (3, 10, 30, 50, 64, 100, 160, 400)
+               for h in (3, 12, 30, 60, 79, 100, 267)]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_small_photos_keep_their_pixels_and_the_text_inside(layout: str) -> None:
+    """At a short side below ~80 px the fonts' minimum size overflowed the text area: text
+    over the photo (its pixels changed by up to 42 levels) and past the canvas."""
+    rng = np.random.default_rng(3)
+    for w, h in SMALL_SIZES:
+        a = rng.random((h, w, 3), dtype=np.float32)
+        want = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+        r = render_detailed(a, FULL_SHOT, layout)
+        img = np.asarray(r.image)
+        H, W = img.shape[:2]
+        x0, y0, x1, y1 = r.photo
+        assert (x1 - x0, y1 - y0) == (w, h)
+        inset = 0 if layout != "blur" else round(0.012 * min(w, h)) + 1
+        assert np.array_equal(img[y0 + inset:y1 - inset, x0 + inset:x1 - inset],
+                              want[inset:h - inset, inset:w - inset]), (w, h)
+        ax0, ay0, ax1, ay1 = r.text_area
+        assert 0 <= ax0 < ax1 <= W and 0 <= ay0 < ay1 <= H, (w, h)
+        assert ay0 >= y1 or ax0 >= x1 or ax1 <= x0, (w, h)  # the area is off the photo
+        for name, (bx0, by0, bx1, by1) in r.items:
+            assert ax0 <= bx0 <= bx1 <= ax1 and ay0 <= by0 <= by1 <= ay1, (w, h, name, r.items)

@@ -2,7 +2,9 @@
 
 Every size is a fraction of the photo's short side (long side for 'square'), so a 50 MP and a
 2 MP photo get the same-looking frame. Text that would not fit the width is scaled down as a
-whole (fonts, logo, gaps) — never clipped. The photo's pixels are copied untouched.
+whole (fonts, logo, gaps) — never clipped; at the fonts' minimum size a line that still does
+not fit is shortened with an ellipsis or dropped, and a text area too low for the text (a
+photo under ~110 px) grows to hold it. The photo's pixels are copied untouched.
 """
 
 from __future__ import annotations
@@ -119,34 +121,56 @@ class _Block:
 
 def _fit_scale(measure: Any, available: int, lines: list[_Line], tries: int = 8) -> float:
     """Largest scale ≤ 1 whose measured width fits (fonts are integer sizes: iterate). When even
-    the smallest font size does not fit, the longest line is shortened with an ellipsis."""
+    the smallest font size does not fit, the longest line is shortened with an ellipsis; lines
+    that still do not fit are dropped (the longest first) and a logo left alone is scaled
+    down: text is never drawn past the area (the caller drops a logo that still does not
+    fit)."""
     scale = 1.0
     if available <= 0:
-        raise InputError("the photo is too small to frame (no room for the text)")
-    for _ in range(tries):
-        need = measure(scale)
-        if need <= 0:
-            return scale
-        if need <= available:
-            return scale
-        scale *= max(0.5, available / need * 0.995)
+        for ln in lines:
+            ln.text = ""
+
+    def shrink(scale: float) -> float:
+        for _ in range(tries):
+            need = measure(scale)
+            if need <= max(0, available):
+                break
+            scale *= max(0.5, max(1, available) / need * 0.995)
+        return scale
+
+    scale = shrink(scale)
     while measure(scale) > available:
         longest = max(lines, key=lambda ln: len(ln.text))
         if len(longest.text) <= 2:
             break
         keep = max(1, int(len(longest.text.rstrip("…")) * 0.9))
         longest.text = longest.text[:keep].rstrip() + "…"
-    return scale
+    while measure(scale) > available and any(ln.text for ln in lines):
+        max(lines, key=lambda ln: len(ln.text)).text = ""
+    return shrink(scale)
 
 
-def _banner(photo: Image.Image, t: Template, fields: dict[str, str], make: str | None) -> Rendered:
+@dataclass
+class _BannerPlan:
+    """A banner's text measured at one scale: left and right blocks, the logo and divider."""
+
+    lb: _Block
+    rb: _Block
+    gap: int
+    logo: Image.Image | None
+    div_w: int
+    div_h: int
+    pad: int
+
+    @property
+    def height(self) -> int:
+        return max(self.lb.height, self.rb.height,
+                   self.logo.height if self.logo is not None else 0, self.div_h)
+
+
+def _banner_plan(w: int, bh: int, t: Template, texts: dict[str, str],
+                 make: str | None) -> _BannerPlan:
     g, col = t.geometry, t.colours
-    w, h = photo.size
-    bh = max(8, round(g["banner"] * min(w, h)))
-    canvas = Image.new("RGB", (w, h + bh), _rgb(col["background"]))
-    canvas.paste(photo, (0, 0))
-    d = ImageDraw.Draw(canvas)
-    texts = {k: expand_slot(v, fields, t.separator) for k, v in t.slots.items()}
     left = [
         _Line(texts.get("left_primary", ""), t.fonts["primary"], col["primary"], g["primary_size"]),
         _Line(
@@ -173,7 +197,7 @@ def _banner(photo: Image.Image, t: Template, fields: dict[str, str], make: str |
         if g["logo_height"] > 0
         else None
     )
-    pad = round(g["padding"] * bh)
+    pad = max(1, round(g["padding"] * bh))
 
     def layout(scale: float) -> tuple[_Block, _Block, int, int, int]:
         lb = _Block(left, bh, g["line_gap"], scale)
@@ -194,43 +218,78 @@ def _banner(photo: Image.Image, t: Template, fields: dict[str, str], make: str |
         return lb.width + middle + right_w
 
     scale = _fit_scale(need, w - 2 * pad, left + right)
+    if logo_full is not None and need(scale) > w - 2 * pad:
+        logo_full = None  # no room even for the logo
     lb, rb, gap, logo_w, div_w = layout(scale)
+    logo = None
+    if logo_full is not None and logo_w:
+        lh = max(1, round(logo_full.height * scale))
+        logo = logo_full.resize((logo_w, lh), Image.Resampling.LANCZOS)
+    div_h = max(1, round(g["divider_height"] * bh * scale)) if logo and rb.lines and div_w else 0
+    return _BannerPlan(lb, rb, gap, logo, div_w if div_h else 0, div_h, pad)
+
+
+def _banner(photo: Image.Image, t: Template, fields: dict[str, str], make: str | None) -> Rendered:
+    g, col = t.geometry, t.colours
+    w, h = photo.size
+    bh = max(8, round(g["banner"] * min(w, h)))
+    texts = {k: expand_slot(v, fields, t.separator) for k, v in t.slots.items()}
+    plan = _banner_plan(w, bh, t, texts, make)
+    # A small photo's text at the fonts' minimum size may be taller than the banner: the
+    # banner grows to hold it, 1 px clear above and below (never drawn over the photo).
+    bh = max(bh, plan.height + 2)
+    canvas = Image.new("RGB", (w, h + bh), _rgb(col["background"]))
+    canvas.paste(photo, (0, 0))
+    d = ImageDraw.Draw(canvas)
+    lb, rb, gap, logo = plan.lb, plan.rb, plan.gap, plan.logo
     items: list[tuple[str, Box]] = []
     y_mid = h + bh // 2
     if lb.lines:
-        lb.draw(d, pad, y_mid - lb.height // 2, "left", items)
-    x = w - pad
+        lb.draw(d, plan.pad, y_mid - lb.height // 2, "left", items)
+    x = w - plan.pad
     if rb.lines:
         rb.draw(d, x, y_mid - rb.height // 2, "right", items)
         x -= rb.width
-    if logo_full is not None and logo_w:
-        if rb.lines and div_w:
+    if logo is not None:
+        if plan.div_h:
             x -= gap
-            dh = max(1, round(g["divider_height"] * bh * scale))
+            dw, dh = plan.div_w, plan.div_h
             d.rectangle(
-                (x - div_w, y_mid - dh // 2, x - 1, y_mid - dh // 2 + dh - 1),
+                (x - dw, y_mid - dh // 2, x - 1, y_mid - dh // 2 + dh - 1),
                 fill=_rgb(col["divider"]),
             )
-            items.append(("|divider", (x - div_w, y_mid - dh // 2, x, y_mid - dh // 2 + dh)))
-            x -= div_w + gap
+            items.append(("|divider", (x - dw, y_mid - dh // 2, x, y_mid - dh // 2 + dh)))
+            x -= dw + gap
         elif rb.lines:
             x -= gap
-        lh = max(1, round(logo_full.height * scale))
-        logo = logo_full.resize((logo_w, lh), Image.Resampling.LANCZOS)
-        pos = (x - logo_w, y_mid - lh // 2)
+        pos = (x - logo.width, y_mid - logo.height // 2)
         canvas.paste(logo, pos, logo)
-        items.append(("|logo", (pos[0], pos[1], pos[0] + logo_w, pos[1] + lh)))
+        items.append(("|logo", (pos[0], pos[1], pos[0] + logo.width, pos[1] + logo.height)))
     return Rendered(canvas, (0, 0, w, h), (0, h, w, h + bh), items, texts, t)
 
 
-def _centred_text(
-    canvas: Image.Image, area: Box, t: Template, fields: dict[str, str], make: str | None
-) -> tuple[list[tuple[str, Box]], dict[str, str]]:
-    """Lines centred in ``area``: the logo left of the first line, then the second line."""
+@dataclass
+class _CentredPlan:
+    """Centred lines measured at one scale: the logo left of the first line, then the rest."""
+
+    first: _Block
+    rest: _Block
+    gap: int
+    logo: Image.Image | None
+    line_gap: int
+
+    @property
+    def row_h(self) -> int:
+        return max(self.first.height, self.logo.height if self.logo is not None else 0)
+
+    @property
+    def height(self) -> int:
+        return self.row_h + (self.line_gap + self.rest.height if self.rest.lines else 0)
+
+
+def _centred_plan(area_w: int, ah: int, t: Template, texts: dict[str, str],
+                  make: str | None) -> _CentredPlan:
     g, col = t.geometry, t.colours
-    ax0, ay0, ax1, ay1 = area
-    ah = ay1 - ay0
-    texts = {k: expand_slot(v, fields, t.separator) for k, v in t.slots.items()}
     lines = [
         _Line(texts.get("primary", ""), t.fonts["primary"], col["primary"], g["primary_size"]),
         _Line(
@@ -243,7 +302,7 @@ def _centred_text(
         if g["logo_height"] > 0
         else None
     )
-    pad = round(g["padding"] * ah)
+    pad = max(1, round(g["padding"] * ah))
 
     def widths(scale: float) -> tuple[_Block, _Block, int, int]:
         first = _Block(lines[:1], ah, 0.0, scale)
@@ -257,32 +316,48 @@ def _centred_text(
         row = first.width + (logo_w + (gap if first.width else 0) if logo_w else 0)
         return max(row, rest.width)
 
-    scale = _fit_scale(need, (ax1 - ax0) - 2 * pad, lines)
+    scale = _fit_scale(need, area_w - 2 * pad, lines)
+    if logo_full is not None and need(scale) > area_w - 2 * pad:
+        logo_full = None  # no room even for the logo
     first, rest, gap, logo_w = widths(scale)
     logo = None
-    lh = 0
     if logo_full is not None and logo_w:
         lh = max(1, round(logo_full.height * scale))
         logo = logo_full.resize((logo_w, lh), Image.Resampling.LANCZOS)
-    row_h = max(first.height, lh)
-    line_gap = round(g["line_gap"] * ah * scale)
-    total = row_h + (line_gap + rest.height if rest.lines else 0)
-    y = ay0 + (ah - total) // 2
+    return _CentredPlan(first, rest, gap, logo, round(g["line_gap"] * ah * scale))
+
+
+def _centred_text(canvas: Image.Image, area: Box, plan: _CentredPlan) -> list[tuple[str, Box]]:
+    """Draw ``plan`` centred in ``area`` (at least ``plan.height + 2`` pixels high)."""
+    ax0, ay0, ax1, ay1 = area
+    first, rest, gap, logo = plan.first, plan.rest, plan.gap, plan.logo
+    row_h = plan.row_h
+    y = ay0 + (ay1 - ay0 - plan.height) // 2
     cx = (ax0 + ax1) // 2
     d = ImageDraw.Draw(canvas)
     items: list[tuple[str, Box]] = []
+    logo_w = logo.width if logo is not None else 0
     row_w = first.width + (logo_w + (gap if first.width else 0) if logo is not None else 0)
     x = cx - row_w // 2
     if logo is not None:
-        pos = (x, y + (row_h - lh) // 2)
+        pos = (x, y + (row_h - logo.height) // 2)
         canvas.paste(logo, pos, logo)
-        items.append(("|logo", (pos[0], pos[1], pos[0] + logo_w, pos[1] + lh)))
+        items.append(("|logo", (pos[0], pos[1], pos[0] + logo_w, pos[1] + logo.height)))
         x += logo_w + gap
     if first.lines:
         first.draw(d, x, y + (row_h - first.height) // 2, "left", items)
     if rest.lines:
-        rest.draw(d, cx, y + row_h + line_gap, "centre", items)
-    return items, texts
+        rest.draw(d, cx, y + row_h + plan.line_gap, "centre", items)
+    return items
+
+
+def _text_area(area_w: int, ta: int, t: Template, fields: dict[str, str],
+               make: str | None) -> tuple[int, _CentredPlan, dict[str, str]]:
+    """The text area's height — ``ta``, or more when a small photo's text at the fonts'
+    minimum size needs it (1 px clear above and below) — its plan and its texts."""
+    texts = {k: expand_slot(v, fields, t.separator) for k, v in t.slots.items()}
+    plan = _centred_plan(area_w, ta, t, texts, make)
+    return max(ta, plan.height + 2), plan, texts
 
 
 def _border(photo: Image.Image, t: Template, fields: dict[str, str], make: str | None) -> Rendered:
@@ -290,22 +365,22 @@ def _border(photo: Image.Image, t: Template, fields: dict[str, str], make: str |
     w, h = photo.size
     u = min(w, h)
     b = round(g["border"] * u)
-    ta = max(8, round(g["text_area"] * u))
+    ta, plan, texts = _text_area(w + 2 * b, max(8, round(g["text_area"] * u)), t, fields, make)
     canvas = Image.new("RGB", (w + 2 * b, h + b + ta), _rgb(t.colours["background"]))
     canvas.paste(photo, (b, b))
     area = (0, h + b, w + 2 * b, h + b + ta)
-    items, texts = _centred_text(canvas, area, t, fields, make)
+    items = _centred_text(canvas, area, plan)
     return Rendered(canvas, (b, b, b + w, b + h), area, items, texts, t)
 
 
 def _text(photo: Image.Image, t: Template, fields: dict[str, str], make: str | None) -> Rendered:
     g = t.geometry
     w, h = photo.size
-    ta = max(8, round(g["text_area"] * min(w, h)))
+    ta, plan, texts = _text_area(w, max(8, round(g["text_area"] * min(w, h))), t, fields, make)
     canvas = Image.new("RGB", (w, h + ta), _rgb(t.colours["background"]))
     canvas.paste(photo, (0, 0))
     area = (0, h, w, h + ta)
-    items, texts = _centred_text(canvas, area, t, fields, make)
+    items = _centred_text(canvas, area, plan)
     return Rendered(canvas, (0, 0, w, h), area, items, texts, t)
 
 
@@ -315,6 +390,8 @@ def _square(photo: Image.Image, t: Template, fields: dict[str, str], make: str |
     L = max(w, h)
     m = round(g["margin"] * L)
     ta = max(8, round(g["text_area"] * L))
+    # planned at the nominal side; a taller text area only widens the square
+    ta, plan, texts = _text_area(max(w + 2 * m, h + 2 * m + ta), ta, t, fields, make)
     s = max(w + 2 * m, h + 2 * m + ta)
     if s * s > MAX_CANVAS_PIXELS:
         raise InputError(f"a {w}x{h} photo is too long and thin for the square layout "
@@ -324,7 +401,7 @@ def _square(photo: Image.Image, t: Template, fields: dict[str, str], make: str |
     y = max(m, (s - h - ta) // 2)  # photo and text centred together
     canvas.paste(photo, (x, y))
     area = (0, y + h, s, y + h + ta)
-    items, texts = _centred_text(canvas, area, t, fields, make)
+    items = _centred_text(canvas, area, plan)
     return Rendered(canvas, (x, y, x + w, y + h), area, items, texts, t)
 
 
@@ -333,7 +410,7 @@ def _blur(photo: Image.Image, t: Template, fields: dict[str, str], make: str | N
     w, h = photo.size
     u = min(w, h)
     m = round(g["margin"] * u)
-    ta = max(8, round(g["text_area"] * u))
+    ta, plan, texts = _text_area(w + 2 * m, max(8, round(g["text_area"] * u)), t, fields, make)
     cw, ch = w + 2 * m, h + m + ta
     # Background: the photo scaled to cover the canvas, blurred at low resolution (cheap for
     # 50 MP), darkened so light text reads on it.
@@ -368,7 +445,7 @@ def _blur(photo: Image.Image, t: Template, fields: dict[str, str], make: str | N
     else:
         canvas.paste(photo, (m, m))
     area = (0, m + h, cw, ch)
-    items, texts = _centred_text(canvas, area, t, fields, make)
+    items = _centred_text(canvas, area, plan)
     return Rendered(canvas, (m, m, m + w, m + h), area, items, texts, t)
 
 
