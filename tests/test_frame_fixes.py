@@ -215,3 +215,37 @@ def test_small_photos_keep_their_pixels_and_the_text_inside(layout: str) -> None
         assert ay0 >= y1 or ax0 >= x1 or ax1 <= x0, (w, h)  # the area is off the photo
         for name, (bx0, by0, bx1, by1) in r.items:
             assert ax0 <= bx0 <= bx1 <= ax1 and ay0 <= by0 <= by1 <= ay1, (w, h, name, r.items)
+
+
+# ---------------------------------------------------------------------------- logos and fonts
+
+
+def _png_declaring(path: Path, w: int, h: int) -> Path:
+    """A ~100-byte PNG whose header declares w x h pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [30000, 12000])
+def test_logo_declaring_a_huge_size_is_an_input_error(tmp_path: Path, side: int) -> None:
+    """A 100-byte logo declaring 30000x30000 was a DecompressionBombError: 'internal error'."""
+    logo = _png_declaring(tmp_path / "bomb.png", side, side)
+    assert logo.stat().st_size < 200
+    tmpl = tmp_path / "mine.toml"
+    tmpl.write_text(f'kind = "banner"\nlogo = "{logo}"\n')
+    with pytest.raises(InputError, match=r"bomb\.png"):
+        render_detailed(_rgb(), SHOT, template=str(tmpl))
+    src = _input(tmp_path, "jpg")
+    res = _cli(str(src), "--template", str(tmpl), "-o", str(tmp_path / "o.jpg"))
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "bomb.png" in res.stderr, res.stderr
+    assert not (tmp_path / "o.jpg").exists()

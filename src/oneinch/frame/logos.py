@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import math
 import re
+import struct
+import warnings
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageColor, ImageDraw
@@ -62,7 +64,37 @@ def _render_svg(path: Path, height: int) -> Image.Image:
             "or save the logo as PNG",
             path,
         )
-    return Image.open(io.BytesIO(png)).convert("RGBA")
+    try:
+        return Image.open(io.BytesIO(png)).convert("RGBA")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"cannot render SVG logo ({e})", path) from None
+
+
+MAX_LOGO_PIXELS = 64_000_000  # a logo is drawn a few hundred pixels high
+MAX_EXPANSION = 2000  # decoded bytes per file byte: deflate tops out near 1032:1 (RFC 1951)
+
+
+def _open_logo(path: Path) -> Image.Image:
+    """The logo file as RGBA; InputError naming it when it is unreadable or declares more
+    pixels than a logo needs or than its bytes can hold (a decompression bomb), checked
+    before Pillow allocates them."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: refused below instead
+            with Image.open(path) as im:
+                w, h = im.size
+                have = path.stat().st_size
+                if w * h > MAX_LOGO_PIXELS or w * h * 4 > MAX_EXPANSION * have + 2**20:
+                    raise InputError(f"logo declares {w}x{h} pixels in {have} bytes "
+                                     "(too large, truncated or a decompression bomb)", path)
+                return im.convert("RGBA")
+    except InputError:
+        raise
+    except (OSError, ValueError, SyntaxError, TypeError, IndexError, KeyError, EOFError,
+            ZeroDivisionError, struct.error, Image.DecompressionBombError) as e:
+        raise InputError(f"cannot read logo ({e})", path) from None
+    except MemoryError:
+        raise InputError("logo too large to decode in memory", path) from None
 
 
 def load_logo(path: Path, height: int) -> Image.Image:
@@ -71,11 +103,7 @@ def load_logo(path: Path, height: int) -> Image.Image:
     if path.suffix.lower() == ".svg":
         img = _render_svg(path, height * 2)
     else:
-        try:
-            with Image.open(path) as im:
-                img = im.convert("RGBA")
-        except OSError as e:
-            raise InputError(f"cannot read logo ({e})", path) from None
+        img = _open_logo(path)
     bbox = img.getchannel("A").getbbox()
     if bbox is None:
         raise InputError("logo is fully transparent", path)
