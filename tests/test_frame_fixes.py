@@ -249,3 +249,34 @@ def test_logo_declaring_a_huge_size_is_an_input_error(tmp_path: Path, side: int)
     assert res.returncode == 2, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "bomb.png" in res.stderr, res.stderr
     assert not (tmp_path / "o.jpg").exists()
+
+
+def test_a_template_font_that_resolves_nowhere_is_an_option_error(tmp_path: Path) -> None:
+    """A missing font was silently replaced by Roboto (the defaults were appended to it)."""
+    from oneinch.errors import OptionError
+    from oneinch.frame import load_template
+    from oneinch.frame.fonts import resolve_font
+
+    (tmp_path / "adir.ttf").mkdir()
+    png = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(png)
+    tmpl = tmp_path / "mine.toml"
+    for font in ("/nonexistent/Foo.ttf", "NoSuchFont:bold", str(tmp_path / "adir.ttf"),
+                 str(png), str(tmp_path)):
+        tmpl.write_text(f'kind = "banner"\n[fonts]\nprimary = "{font}"\n')
+        with pytest.raises(OptionError) as e:
+            render_detailed(_rgb(), SHOT, template=load_template(tmpl))
+        assert font in str(e.value) and "mine.toml" in str(e.value)
+    res = _cli(str(_input(tmp_path, "jpg")), "--template", str(tmpl), "-o",
+               str(tmp_path / "o.jpg"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert str(tmp_path) in res.stderr and not (tmp_path / "o.jpg").exists()
+    # a real font file, or a list whose later names are the user's own fallbacks, still works
+    real = resolve_font("Roboto:bold")
+    for spec in (f'"{real}"', f'["NoSuchFont:bold", "{real}"]'):
+        tmpl.write_text(f'kind = "banner"\n[fonts]\nprimary = {spec}\n'
+                        '[slots]\nleft_primary = "{camera}"\n')
+        t = load_template(tmpl)
+        assert t.fonts["primary"][-1] == str(real)
+        r = render_detailed(_rgb(), SHOT, template=t)
+        assert "Nikon Z 6" in [name for name, _ in r.items]

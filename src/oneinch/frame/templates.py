@@ -9,7 +9,8 @@ Built-in templates live in ``oneinch/data/frames/*.toml``; users add or shadow t
     date_format = "%Y.%m.%d %H:%M"
     focal = "equivalent"       # equivalent | actual | both
     [colours]  background, primary, secondary, divider, shadow   ("#rrggbb")
-    [fonts]    primary, secondary   ("Family:weight" or a list of fallbacks, or a file)
+    [fonts]    primary, secondary   ("Family:weight" or a file, or a list of fallbacks: the
+               first that resolves is used; OptionError when none does)
     [geometry] kind-specific proportions (see DEFAULT_GEOMETRY)
     separator = "  ·  "        # joins the non-empty parts of a slot given as a list
     [slots]    left_primary, left_secondary, right_primary, right_secondary (banner)
@@ -27,7 +28,8 @@ from typing import Any
 from PIL import ImageColor
 
 from ..errors import InputError, OptionError
-from .config import frames_dir
+from .config import fonts_dir, frames_dir
+from .fonts import find_font
 
 KINDS = ("banner", "border", "blur", "square", "text")
 
@@ -128,7 +130,19 @@ def parse_template(data: dict[str, Any], name: str, source: str = "") -> Templat
         if not isinstance(v, str | list):
             raise bad(f"font {k} = {v!r} must be a name or a list of names")
         vals = (v,) if isinstance(v, str) else tuple(str(x) for x in v)
-        fonts[k] = vals + tuple(x for x in DEFAULT_FONTS[k] if x not in vals)
+        if not vals:
+            raise bad(f"font {k} = [] names no font")
+        if source.startswith("built-in:"):
+            # ours: portable across systems, so the defaults stay behind our choice (one font
+            # file is used per line; there is no per-glyph fallback)
+            fonts[k] = vals + tuple(x for x in DEFAULT_FONTS[k] if x not in vals)
+        else:
+            # the user's: a font that resolves nowhere is an error, never silently Roboto;
+            # a list gives the user's own fallbacks, the first that resolves is used
+            if all(find_font(x) is None for x in vals):
+                raise bad(f"font {k} = {v!r} not found (a .ttf/.otf/.ttc file, or a "
+                          f"'Family:weight' installed or in {fonts_dir()})")
+            fonts[k] = vals
     geometry = dict(DEFAULT_GEOMETRY[kind])
     for k, v in dict(data.get("geometry", {})).items():
         if k not in geometry:
