@@ -280,3 +280,28 @@ def test_a_template_font_that_resolves_nowhere_is_an_option_error(tmp_path: Path
         assert t.fonts["primary"][-1] == str(real)
         r = render_detailed(_rgb(), SHOT, template=t)
         assert "Nikon Z 6" in [name for name, _ in r.items]
+
+
+# ---------------------------------------------------------------------------- framed develops
+
+
+@pytest.mark.parametrize("layout", ["classic", "text"])
+def test_a_framed_16_bit_tiff_keeps_the_photo_at_full_precision(tmp_path: Path,
+                                                                  layout: str) -> None:
+    """A framed develop went through the frame's 8-bit image: a 16-bit TIFF held only 256
+    distinct values."""
+    from oneinch.api import develop_file
+    from oneinch.recipe import Frame, Recipe
+
+    dng = SRC.parent / "samples" / "oneinch_demo.dng"
+    if not dng.is_file():
+        pytest.skip("no sample DNG")
+    out = Output(format="tiff", size=240)
+    plain = tifffile.imread(develop_file(dng, tmp_path / "p.tif", Recipe(output=out)))
+    framed = tifffile.imread(develop_file(dng, tmp_path / "f.tif",
+                                          Recipe(output=out, frame=Frame(layout=layout))))
+    assert plain.dtype == framed.dtype == np.uint16
+    h, w = plain.shape[:2]
+    assert framed.shape[1] == w and framed.shape[0] > h  # the text area below the photo
+    assert len(np.unique(plain)) > 1024
+    assert np.array_equal(framed[:h], plain)

@@ -49,18 +49,35 @@ def _integer_dtype(r: Recipe):
 
 
 def _framed(photo, recipe: Recipe):
+    """The photo framed by the recipe. The frame (border, text, logo) is drawn in 8 bit; the
+    photo's own pixels keep their full precision: wherever the frame left the photo's 8-bit
+    values as they were (all of it but a 'blur' layout's rounded corners), the float pixels
+    are put back, so a framed 16-bit TIFF carries the same photo as an unframed one."""
     from dataclasses import replace
 
     import numpy as np
 
-    from .frame import render
+    from .frame import render_detailed
+    from .frame.render import as_pil_rgb
 
-    framed = render(
+    r = render_detailed(
         photo.rgb,
         photo.shot,
         layout=recipe.frame.layout,
         template=recipe.frame.template,
         overrides=dict(recipe.frame.overrides),
     )
-    rgb = np.asarray(framed, dtype=np.float32) / 255.0
+    canvas = np.asarray(r.image)
+    rgb = canvas.astype(np.float32) / 255.0
+    x0, y0, x1, y1 = r.photo
+    src = np.asarray(photo.rgb)
+    if src.dtype == np.uint16:
+        full = src.astype(np.float32) / 65535.0
+    elif src.dtype == np.uint8:
+        full = src.astype(np.float32) / 255.0
+    else:
+        full = src.astype(np.float32, copy=False)
+    kept = np.all(canvas[y0:y1, x0:x1] == np.asarray(as_pil_rgb(photo.rgb)), axis=2)
+    box = rgb[y0:y1, x0:x1]
+    box[kept] = full[..., :3][kept]
     return replace(photo, rgb=np.ascontiguousarray(rgb))
