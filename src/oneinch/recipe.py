@@ -132,7 +132,7 @@ class WhiteBalance:
 
     mode: str = "as-shot"
     kelvin: float | None = None
-    tint: float = 0.0  # green-magenta shift, DNG/ACR-like units (+ = magenta)
+    tint: float = 0.0  # green-magenta, Adobe's units: + makes the photo magenta (Lightroom's)
 
     def __post_init__(self) -> None:
         _normalise(self)

@@ -413,7 +413,8 @@ def read_image_lut(path: str | os.PathLike, layout: str = "auto") -> Lut:
             table = tiles
         else:
             raise InputError("cannot tell whether this is a HaldCLUT or an 8x8-tile lookup "
-                             "image; declare the layout (hald or tiles)", p)
+                             "image; declare the layout: --lut-layout hald|tiles (the "
+                             "recipe's look.lut_layout)", p)
     return Lut(table, title=Path(p).stem, source=p)
 
 
