@@ -335,3 +335,131 @@ def test_display_changes_render_the_kept_scene(folder, monkeypatch):
             output={"size": 1200, "format": "jpeg", "quality": 85, "subsampling": "4:2:0"},
             demosaic={"method": "ri"})
         assert preview == encode_bytes(real(raw, r), r.output)
+
+
+def test_malformed_bodies_are_400(url):
+    """An export whose view is not an object, and a JSON body nested 100,000 deep, were 500s
+    with a traceback."""
+    for path, method, body in (
+        ("/api/export", "POST", json.dumps({"names": ["img0.dng"], "view": "x"}).encode()),
+        ("/api/export", "POST", json.dumps({"names": ["img0.dng"], "view": [1]}).encode()),
+        ("/api/recipe/img0.dng", "PUT", b"[" * 100_000),
+        ("/api/export", "POST", b'{"a":' * 5000),
+    ):
+        status, msg = _send(f"{url}{path}", method, body, "application/json")
+        assert status == 400, (path, status, msg[:200])
+        assert "detail" in json.loads(msg)
+    status, msg, _ = _get(f"{url}/api/preview/img0.dng?ev=1e308")  # (was clamped to 5)
+    assert status == 400 and b"exposure.ev" in msg
+
+
+def test_upload_names_and_concurrent_uploads(url, folder):
+    """Names the filesystem refuses (300 bytes) or that no route can serve back (control
+    characters) were a 500 or a file that then 404s; four uploads of one name at once lost
+    files to a check-then-rename race. Now: 400s, and four files."""
+    good = (folder / "img2.dng").read_bytes()
+    for name in ("a" * 300 + ".dng", "bad\x01name.dng"):
+        body, ctype = _multipart([(name, good)])
+        status, msg = _send(f"{url}/api/upload", "POST", body, ctype)
+        assert status == 400 and b"bad upload file name" in msg, (status, msg)
+    before = set(p.name for p in folder.iterdir())
+
+    def send(i: int) -> list[str]:
+        body, ctype = _multipart([("race.dng", good[:-1] + bytes([i]))])
+        status, msg = _send(f"{url}/api/upload", "POST", body, ctype)
+        assert status == 200, msg
+        return json.loads(msg)["saved"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        saved = [n for names in pool.map(send, range(4)) for n in names]
+    new = set(p.name for p in folder.iterdir()) - before
+    try:
+        assert sorted(saved) == sorted(new) and len(new) == 4
+        assert {(folder / n).read_bytes()[-1] for n in new} == {0, 1, 2, 3}
+    finally:
+        for n in new:
+            (folder / n).unlink()
+
+
+def test_upload_limit_is_the_requests_however_it_is_sent(url, folder):
+    """With a Content-Length the limit was the whole request's; chunked, each file's. Two
+    files together over the limit are refused either way, and neither is kept."""
+    half = b"II*\x00" + bytes(MAX_UPLOAD // 2 + 1000)
+    body, ctype = _multipart([("h1.dng", half), ("h2.dng", half)])
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    try:
+        conn.request("POST", "/api/upload", body=iter([body[:1000], body[1000:]]),
+                     headers={"Content-Type": ctype, "Transfer-Encoding": "chunked"},
+                     encode_chunked=True)
+        r = conn.getresponse()
+        status, msg = r.status, r.read()
+    finally:
+        conn.close()
+    assert status == 413, (status, msg)
+    leftovers = [p for p in folder.iterdir() if p.name.startswith(("h1", "h2"))]
+    for p in leftovers:
+        p.unlink()
+    assert not [p for p in leftovers if p.name == "h2.dng"]
+
+
+def test_exif_panel_of_a_raw_has_its_shot(url):
+    """A raw's ISO, shutter, aperture and date never reached the panel (read from a key the
+    description does not have)."""
+    status, body, _ = _get(f"{url}/api/exif/img0.dng")
+    info = json.loads(body)
+    assert status == 200 and info["iso"] == 100 and info["exposure_time"] == pytest.approx(0.01)
+    assert info["datetime"]
+
+
+def test_a_lut_or_raw_changed_on_disk_makes_a_new_preview(url, folder):
+    """The preview cache knew a LUT by its path only (an edited .cube kept the old preview
+    while exports used the new one), and a raw by its mtime only (a file replaced with its
+    time kept showed the old image)."""
+    import os
+    import shutil
+
+    from oneinch.looks.lut import Lut, identity_grid, write_cube
+
+    lut = folder / "flip.cube"
+    write_cube(lut, Lut(1.0 - identity_grid(9)))
+    try:
+        q = f"{url}/api/preview/img0.dng?lut=flip.cube"
+        _, first, _ = _get(q)
+        write_cube(lut, Lut(identity_grid(9)))
+        _, second, _ = _get(q)
+        assert np.abs(_decode(first) - _decode(second)).mean() > 30  # (inverted, then not)
+    finally:
+        lut.unlink()
+    copy = folder / "twin.dng"
+    shutil.copy(folder / "img0.dng", copy)
+    try:
+        _, a, _ = _get(f"{url}/api/preview/twin.dng")
+        st = copy.stat()  # another file renamed over it (as uploads and editors save), its
+        shutil.copy(folder / "img1.dng", folder / "twin.tmp")  # time set to the old one's
+        os.utime(folder / "twin.tmp", ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(folder / "twin.tmp", copy)
+        _, b, _ = _get(f"{url}/api/preview/twin.dng")
+        assert a != b
+    finally:
+        copy.unlink()
+
+
+def test_exports_of_one_stem_do_not_overwrite_each_other(url, folder):
+    """img0.dng and img0.jpg both exported to export/img0.jpg (the second silently won)."""
+    _, jpeg, _ = _get(f"{url}/api/preview/img0.dng")
+    (folder / "img0.jpg").write_bytes(jpeg)
+    try:
+        status, body = _send(f"{url}/api/export", "POST",
+                             json.dumps({"names": ["img0.dng", "img0.jpg"]}).encode(),
+                             "application/json")
+        assert status == 200, body
+        _, stream, _ = _get(f"{url}/api/export/{json.loads(body)['job']}/events")
+        events = [json.loads(line[6:]) for line in stream.decode().splitlines()
+                  if line.startswith("data: ")]
+        outs = [e.get("output") for e in events[:-1]]
+        assert len(set(outs)) == 2 and all((folder / o).is_file() for o in outs), events
+    finally:
+        (folder / "img0.jpg").unlink()
+        for o in outs:
+            (folder / o).unlink(missing_ok=True)

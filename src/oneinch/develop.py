@@ -225,6 +225,14 @@ class Scene:
         self.rgb, self.raw, self.recipe = rgb, raw, recipe
         self.neutral, self.stats, self.gain = neutral, stats, gain
 
+    def renders_exactly(self, recipe: Recipe) -> bool:
+        """Whether render(self, recipe) is develop()'s image (within the strips' 1e-4): not
+        when ``recipe`` turns the local tone operator on for a raw large enough for the
+        binned prepass its grids come from, and this scene was made without it."""
+        t = recipe.tone
+        local = t.curve == "filmic" and (t.local > 0 or t.detail != 0)
+        return not local or self.stats.scene is not None or _prepass_factor(self.raw) == 1
+
     @property
     def nbytes(self) -> int:
         """Memory the scene holds beyond the raw (the image and the statistics' own)."""

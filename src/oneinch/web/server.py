@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 import uuid
 from collections import OrderedDict
@@ -118,7 +119,7 @@ class Workspace:
     def _raw(self, path: Path):
         from ..raw import open_raw
 
-        key = (str(path), path.stat().st_mtime_ns)
+        key = (str(path), *_stamp(path))
         if key in self._raws:
             self._raws.move_to_end(key)
             return self._raws[key]
@@ -133,10 +134,13 @@ class Workspace:
         tone or frame re-renders it instead of developing the raw again)."""
         from ..develop import develop_scene, scene_key
 
-        key = (str(path), path.stat().st_mtime_ns, scene_key(recipe))
-        if key in self._scenes:
+        key = (str(path), *_stamp(path), scene_key(recipe))
+        scene = self._scenes.get(key)
+        if scene is not None and scene.renders_exactly(recipe):
             self._scenes.move_to_end(key)
-            return self._scenes[key]
+            return scene
+        # (none yet, or one made without the binned prepass that this recipe's local tone
+        # operator reads on a large raw: made again, with it, and kept for every look)
         scene = develop_scene(self._raw(path), recipe)
         self._scenes[key] = scene
         while len(self._scenes) > SCENES:
@@ -174,7 +178,12 @@ class Workspace:
             # s instead of 0.64. Larger raws are binned and never demosaiced; exports
             # develop as the recipe says.
             r = r.with_(demosaic={"method": "ri"})
-        key = (str(path), path.stat().st_mtime_ns, r.hash(), kind)
+        # (the LUT's own stamp: a .cube edited on disk makes a new preview, as the export's)
+        lut: tuple = ()
+        if r.look.lut:
+            with contextlib.suppress(OSError):  # (gone: the develop says so)
+                lut = _stamp(Path(r.look.lut))
+        key = (str(path), *_stamp(path), r.hash(), kind, lut)
         hit = self._cache_get(key)
         if hit is not None:
             return hit
@@ -204,15 +213,17 @@ class Workspace:
                 self._cache_bytes -= len(old)
 
     # -- export --------------------------------------------------------------------------------
-    def export_path(self, path: Path, recipe: Recipe) -> Path:
+    def export_path(self, path: Path, recipe: Recipe, named: str | None = None) -> Path:
+        """export/STEM.EXT; ``named``: the STEM instead (two files of one stem in a job)."""
         from ..output.formats import FORMAT_SUFFIX
 
-        return self.root / EXPORT_DIR / (path.stem + FORMAT_SUFFIX[recipe.output.format])
+        stem = named or path.stem
+        return self.root / EXPORT_DIR / (stem + FORMAT_SUFFIX[recipe.output.format])
 
-    def export_one(self, path: Path, recipe: Recipe) -> Path:
+    def export_one(self, path: Path, recipe: Recipe, named: str | None = None) -> Path:
         from ..output.encode import write
 
-        dst = self.export_path(path, recipe)
+        dst = self.export_path(path, recipe, named)
         dst.parent.mkdir(exist_ok=True)
         with self.develop_lock:
             photo = self.develop_photo(path, recipe)
@@ -223,11 +234,19 @@ class Workspace:
         job = _ExportJob(total=len(items))
         self.jobs[job_id] = job
 
+        # files of one stem (up.dng and up.jpg) would write one export: each is named by its
+        # whole name then (up.dng.jpg, up.jpg.jpg)
+        stems: dict[str, int] = {}
+        for path, recipe in items:
+            k = str(self.export_path(path, recipe))
+            stems[k] = stems.get(k, 0) + 1
+
         def run() -> None:
             for i, (path, recipe) in enumerate(items, 1):
                 event: dict[str, Any] = {"done": i, "total": job.total, "file": path.name}
+                shared = stems[str(self.export_path(path, recipe))] > 1
                 try:
-                    dst = self.export_one(path, recipe)
+                    dst = self.export_one(path, recipe, path.name if shared else None)
                     event["output"] = str(dst.relative_to(self.root))
                 except OneinchError as e:
                     event["error"] = str(e)
@@ -238,6 +257,13 @@ class Workspace:
 
         threading.Thread(target=run, name=f"export-{job_id}", daemon=True).start()
         return job_id
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """A file as the caches know it: modification time, size and inode (a file replaced
+    with its old time kept is still another file)."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 class _Refused(Exception):
@@ -339,7 +365,7 @@ def apply_view(base: Recipe, view: dict[str, Any], ws: Workspace | None = None) 
     return r.with_(
         look={"style": style, "style_strength": _unit(v["style_strength"], "style_strength"),
               "lut": lut, "lut_strength": _unit(v["lut_strength"], "lut_strength")},
-        exposure={"ev": max(-5.0, min(5.0, _num(v["ev"], "ev")))},
+        exposure={"ev": _num(v["ev"], "ev")},  # (the recipe checks its range)
         white_balance=wb,
         frame={"layout": frame},
     )  # fmt: skip
@@ -473,6 +499,8 @@ def create_app(root: str | Path, *, max_upload: int = DEFAULT_MAX_UPLOAD,
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise _Refused(400, "names must be a list of file names")
         view = body.get("view")
+        if view is not None and not isinstance(view, dict):
+            raise _Refused(400, "view must be an object of settings")
         items = []
         for n in names:
             path = ws.resolve(n)
@@ -510,12 +538,13 @@ def create_app(root: str | Path, *, max_upload: int = DEFAULT_MAX_UPLOAD,
             raise _Refused(413, f"upload of {int(length)} bytes is over the "
                                 f"{ws.max_upload} byte limit")
         form = await request.form(max_files=64, max_fields=16)
-        saved = []
+        saved: list[str] = []
+        used = [0]  # bytes of this request's files so far: the limit is per request
         try:
             for _key, item in form.multi_items():
                 if isinstance(item, str):
                     continue
-                saved.append(await _save_upload(ws, item))
+                saved.append(await _save_upload(ws, item, used))
         finally:
             await form.close()
         if not saved:
@@ -528,39 +557,62 @@ def create_app(root: str | Path, *, max_upload: int = DEFAULT_MAX_UPLOAD,
 async def _json_body(request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # (JSONDecodeError, UnicodeDecodeError: ValueErrors;
+        # a body nested thousands deep: RecursionError)
         raise _Refused(400, "the request body must be JSON") from None
     if not isinstance(body, dict):
         raise _Refused(400, "the request body must be a JSON object")
     return body
 
 
-async def _save_upload(ws: Workspace, item) -> str:
-    """Check name, type and size of one uploaded file and store it in the folder atomically."""
+MAX_NAME_BYTES = 200  # an upload's name (the atomic write's temp name adds ~16 to it; 255 max)
+
+
+def _reserve(folder: Path, name: str) -> Path:
+    """A new file ``name`` (or ``stem-N.ext``) in ``folder``, created empty and exclusively
+    (O_EXCL): two uploads of one name at once never get the same file."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for n in range(10_000):
+        dst = folder / (name if n == 0 else f"{stem}-{n}{suffix}")
+        try:
+            os.close(os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return dst
+    raise _Refused(409, f"{name}: too many files of this name")
+
+
+async def _save_upload(ws: Workspace, item, used: list[int]) -> str:
+    """Check name, type and size of one uploaded file and store it in the folder atomically.
+    ``used``: bytes the request's earlier files took (the limit is the request's)."""
     from ..output.atomic import atomic_path
 
     name = Path((item.filename or "").replace("\\", "/")).name
     suffix = Path(name).suffix.lower()
-    if not name or name.startswith("."):
-        raise _Refused(400, f"bad upload file name {item.filename!r}")
+    if (not name or name.startswith(".") or any(ord(c) < 32 or ord(c) == 127 for c in name)
+            or len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES):
+        raise _Refused(400, f"bad upload file name {item.filename[:80]!r} (control "
+                            f"characters, or over {MAX_NAME_BYTES} bytes)")
     if suffix not in RAW_SUFFIXES and suffix not in JPEG_SUFFIXES:
         raise _Refused(415, f"{name}: only camera raws, DNG and JPEG files can be uploaded")
     head = await item.read(16)
     if not _is_allowed_content(head, suffix):
         raise _Refused(415, f"{name}: the content is not a {suffix[1:].upper()} file")
     await item.seek(0)
-    dst = ws.root / name
-    n = 1
-    while dst.exists():
-        dst = ws.root / f"{Path(name).stem}-{n}{suffix}"
-        n += 1
-    total = 0
-    with atomic_path(dst) as tmp, open(tmp, "wb") as f:
-        while chunk := await item.read(1 << 20):
-            total += len(chunk)
-            if total > ws.max_upload:
-                raise _Refused(413, f"{name}: over the {ws.max_upload} byte upload limit")
-            f.write(chunk)
+    dst = _reserve(ws.root, name)
+    try:
+        with atomic_path(dst) as tmp, open(tmp, "wb") as f:
+            while chunk := await item.read(1 << 20):
+                used[0] += len(chunk)
+                if used[0] > ws.max_upload:
+                    raise _Refused(413, f"{name}: the upload is over the {ws.max_upload} "
+                                        "byte limit")
+                f.write(chunk)
+    except BaseException:
+        with contextlib.suppress(OSError):  # (the reserved name, still empty)
+            if dst.stat().st_size == 0:
+                dst.unlink()
+        raise
     return dst.name
 
 
@@ -584,7 +636,9 @@ def _exif_panel(ws: Workspace, path: Path) -> dict[str, Any]:
             d = describe(ws._raw(path))
         info = {"camera": d.get("camera"), "size": d.get("size"), "cfa": (d.get("cfa") or {})
                 .get("name"), "dng_version": d.get("dng_version")}
-        info.update(d.get("shot") or {})
+        shot = d.get("exif") or {}  # (describe's shot data)
+        info.update({k: shot.get(k) for k in ("lens", "focal_length", "f_number",
+                                                "exposure_time", "iso", "datetime")})
     info["file"] = path.name
     info["bytes"] = path.stat().st_size
     return json.loads(json.dumps(info, default=str))
