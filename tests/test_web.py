@@ -463,3 +463,27 @@ def test_exports_of_one_stem_do_not_overwrite_each_other(url, folder):
         (folder / "img0.jpg").unlink()
         for o in outs:
             (folder / o).unlink(missing_ok=True)
+
+
+def test_a_saved_sidecar_names_its_lut_relative_to_itself(url, folder, tmp_path):
+    """The sidecar held the LUT's absolute path: a folder moved elsewhere lost its LUT."""
+    import shutil
+
+    from oneinch.looks.lut import Lut, identity_grid, write_cube
+
+    write_cube(folder / "warm.cube", Lut(identity_grid(5) ** 0.8))
+    side = sidecar_path(folder / "img2.dng")
+    try:
+        status, body = _send(f"{url}/api/recipe/img2.dng", "PUT",
+                             json.dumps({"lut": "warm.cube"}).encode(), "application/json")
+        assert status == 200, body
+        assert 'lut = "warm.cube"' in side.read_text()
+        moved = tmp_path / "moved"
+        moved.mkdir()
+        for name in ("img2.dng", side.name, "warm.cube"):
+            shutil.copy(folder / name, moved / name)
+        r = Recipe.load(moved / side.name)
+        assert Path(r.look.lut) == moved / "warm.cube"
+    finally:
+        side.unlink(missing_ok=True)
+        (folder / "warm.cube").unlink()

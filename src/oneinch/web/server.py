@@ -487,7 +487,13 @@ def create_app(root: str | Path, *, max_upload: int = DEFAULT_MAX_UPLOAD,
         params = await _json_body(request)
         path, recipe = file_and_recipe(name, params)
         side = sidecar_path(path)
-        await run_in_threadpool(recipe.save, side)
+        kept = recipe
+        if recipe.look.lut and os.path.isabs(recipe.look.lut):  # the folder's LUT: written
+            # relative to the sidecar (Recipe.save takes relative paths as the current
+            # folder's), so the folder can move
+            with contextlib.suppress(ValueError):  # (Windows: another drive)
+                kept = recipe.with_(look={"lut": os.path.relpath(recipe.look.lut)})
+        await run_in_threadpool(kept.save, side)
         return {"saved": side.name, "hash": recipe.hash(), "view": view_of(recipe, ws.root)}
 
     @app.post("/api/export")
