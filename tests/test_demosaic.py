@@ -264,6 +264,22 @@ def test_iri_rows_on_two_threads_are_the_rows_on_one(images) -> None:
 
     rgb = images[1][1]
     args = (iri.GREEN_RADIUS, iri.GREEN_ITERS, iri.GREEN_EPS, iri.CRIT_LEN, iri.CRIT_EPS)
+    # (as in a develop process: an earlier test here may have started the JIT, whose parallel
+    # kernels then serve instead, on both cores by themselves)
+    jit = pytest.MonkeyPatch()
+    jit.setitem(_aot._state, "jit", False)
+    try:
+        _split_cases(rgb, args, Counting, names)
+    finally:
+        jit.undo()
+
+
+def _split_cases(rgb, args, Counting, names) -> None:
+    import threading
+
+    from oneinch import _aot
+    from oneinch.isp import _demosaic_iri as iri
+
     for h in (139, 140, 64 + 48 + 1):
         mos, _ = dm._bayer_pad(_mosaic(rgb[: h - 48, :150]), CFAPattern.bayer("RGGB"), 24)
         if not _aot.serves(iri._dir_diff_rows, np.ascontiguousarray(mos), *args):
