@@ -236,16 +236,23 @@ def test_night_recipe_keeps_night_dark() -> None:
     assert float(night.mean()) < 0.5 * float(day_bright.mean())
 
 
+def _burst_files(folder, n: int, prefix: str) -> tuple[list, list[str]]:
+    """A synthetic burst of ``n`` frames (ISO 800) written as DNGs PREFIX0.dng... in
+    ``folder``: (the raws, their paths)."""
+    raws, _ = synthetic.make_burst(_scene()[:64, :96], n, iso=800, path_prefix=prefix)
+    paths = []
+    for i, r in enumerate(raws):
+        p = folder / f"{prefix}{i}.dng"
+        write_dng(p, r)
+        paths.append(str(p))
+    return raws, paths
+
+
 def test_command_merges_and_rejects(tmp_path) -> None:
     pytest.importorskip("click")
     from oneinch.cli import main
 
-    raws, _ = synthetic.make_burst(_scene()[:64, :96], 3, iso=800, path_prefix="f")
-    paths = []
-    for i, r in enumerate(raws):
-        p = tmp_path / f"f{i}.dng"
-        write_dng(p, r)
-        paths.append(str(p))
+    raws, paths = _burst_files(tmp_path, 3, "f")
     out = tmp_path / "merged.dng"
     assert main(["burst", *paths, "-o", str(out), "--reference", "1"]) == 0
     merged = open_raw(out)
@@ -436,12 +443,7 @@ def test_command_checks_frames_and_develop_settings_before_merging(tmp_path) -> 
 
     from oneinch.cli import main
 
-    raws, _ = synthetic.make_burst(_scene()[:64, :96], 2, iso=800, path_prefix="g")
-    paths = []
-    for i, r in enumerate(raws):
-        p = tmp_path / f"g{i}.dng"
-        write_dng(p, r)
-        paths.append(str(p))
+    _, paths = _burst_files(tmp_path, 2, "g")
     shutil.copy(paths[0], tmp_path / "copy.dng")
     out = tmp_path / "m.dng"
     for args in ([paths[0], paths[0]], [paths[0], str(tmp_path / "copy.dng")],
