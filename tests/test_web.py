@@ -487,3 +487,29 @@ def test_a_saved_sidecar_names_its_lut_relative_to_itself(url, folder, tmp_path)
     finally:
         side.unlink(missing_ok=True)
         (folder / "warm.cube").unlink()
+
+
+def test_thumbnails_do_not_push_the_edited_scene_out(folder, monkeypatch):
+    """Every thumbnail (and the 'before' view) kept a scene of its own: a folder's thumbnails
+    pushed the scene being edited out of the four kept, and the next look change developed
+    the raw again."""
+    import oneinch.develop as dev
+    from oneinch.web.server import SCENES, Workspace
+
+    calls: list = []
+    real = dev.develop
+
+    def spy(raw, recipe=None, **kw):
+        calls.append(kw.get("until"))
+        return real(raw, recipe, **kw)
+
+    monkeypatch.setattr(dev, "develop", spy)
+    ws = Workspace(folder)
+    ws.image_bytes(folder / "img0.dng", apply_view(Recipe(), {"look": "neutral"}), 1200, "after")
+    for _ in range(SCENES + 1):
+        for name in ("img0.dng", "img1.dng", "img2.dng"):
+            ws.image_bytes(folder / name, Recipe(), 256 + _, "thumb")
+        ws.image_bytes(folder / "img0.dng", Recipe(), 1200 + _, "before")
+    calls.clear()
+    ws.image_bytes(folder / "img0.dng", apply_view(Recipe(), {"look": "vibrant"}), 1200, "after")
+    assert calls == []  # (rendered from the kept scene)

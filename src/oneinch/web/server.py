@@ -191,7 +191,9 @@ class Workspace:
             hit = self._cache_get(key)  # another request may have made it meanwhile
             if hit is not None:
                 return hit
-            data = encode_bytes(self.develop_photo(path, r, preview=True), r.output)
+            # (only the editing view keeps a scene: thumbnails and the 'before' view, made
+            # once per file, would push the scene being edited out of the few kept)
+            data = encode_bytes(self.develop_photo(path, r, preview=kind == "after"), r.output)
         self._cache_put(key, data)
         return data
 
