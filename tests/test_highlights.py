@@ -483,3 +483,82 @@ def test_prescan_from_strips_with_area_tables(monkeypatch):
     sparse[keep] = rgb[keep]
     got = highlights.reconstruct(sparse, clip, prescan=pre)
     assert np.abs(got[keep] - ref[keep]).max() <= 1e-5
+
+
+# --- a colour that saturates below WhiteLevel (levels.channel_saturation) ---------------------
+
+def _mosaic_clipping_green_at(level: float, seed: int = 0, codec_noise: float = 0.002
+                              ) -> tuple[np.ndarray, object]:
+    """A 14-bit RGGB mosaic (black 0, white 16383) of a scene with a bright sky whose green
+    stops at ``level`` of white (red and blue reach white), with noise around the stop as a
+    lossy codec leaves it."""
+    from oneinch.raw.image import CFAPattern, Levels
+
+    rng = np.random.default_rng(seed)
+    h, w = 600, 800
+    scene = np.clip(rng.gamma(2.0, 0.18, (h, w, 3)), 0, 3).astype(np.float32)
+    scene[: h // 4] = (1.4, 1.6, 1.5)  # the sky: over every colour's clip
+    m = np.empty((h, w), np.float32)
+    m[0::2, 0::2] = scene[0::2, 0::2, 0]
+    m[0::2, 1::2] = scene[0::2, 1::2, 1]
+    m[1::2, 0::2] = scene[1::2, 0::2, 1]
+    m[1::2, 1::2] = scene[1::2, 1::2, 2]
+    green = np.zeros((h, w), bool)
+    green[0::2, 1::2] = green[1::2, 0::2] = True
+    m = np.where(green, np.minimum(m, level), np.minimum(m, 1.0))
+    at = green & (m >= level)
+    m[at] += rng.normal(0, codec_noise, int(at.sum())).astype(np.float32)
+    stored = np.clip(np.round(m * 16383), 0, 16383).astype(np.uint16)
+    levels = Levels(black=np.zeros((1, 1, 1)), white=np.array([16383.0]))
+    return stored, (levels, CFAPattern.bayer("RGGB"))
+
+
+def test_a_colour_saturating_below_white_is_found():
+    """A plateau below WhiteLevel (a GoPro's green at 0.95) is that colour's saturation; a
+    mosaic clipping at white, or not clipping, keeps 1.0."""
+    from oneinch.isp.levels import channel_saturation
+
+    for level in (0.95, 0.88):
+        stored, (lv, cfa) = _mosaic_clipping_green_at(level)
+        sat = channel_saturation(stored, lv, cfa)
+        assert sat[0] == 1.0 and sat[2] == 1.0
+        assert level - 0.01 <= sat[1] <= level
+    stored, (lv, cfa) = _mosaic_clipping_green_at(1.0, codec_noise=0.0)
+    assert list(channel_saturation(stored, lv, cfa)) == [1.0, 1.0, 1.0]
+    dark = (stored // 3).astype(np.uint16)  # nothing near white: no plateau at all
+    assert list(channel_saturation(dark, lv, cfa)) == [1.0, 1.0, 1.0]
+
+
+def test_real_files_saturation_levels(shared):
+    """GoPro HERO6 (VC-5 GPR): green stops at ~0.95 of WhiteLevel and blue at ~0.92, red at
+    white; the Fusion's green at ~0.95; the others reach white (or do not clip)."""
+    from oneinch.isp.levels import channel_saturation
+
+    found = {}
+    for p in sorted((shared / "dng" / "decodable").glob("*.dng")):
+        raw = open_raw(p)
+        found[p.name[:12]] = channel_saturation(raw.data, raw.levels,
+                                                None if raw.is_linear else raw.cfa)
+    h6, fu = found["gopro_hero6_"], found["gopro_fusion"]
+    assert h6[0] == 1.0 and 0.94 <= h6[1] <= 0.952 and 0.91 <= h6[2] <= 0.925
+    assert fu[0] == 1.0 and 0.94 <= fu[1] <= 0.952
+    for name in ("gopro_hero7_", "blackmagic_p", "lg_g4_h815_l"):
+        assert list(found[name]) == [1.0, 1.0, 1.0], (name, found[name])
+
+
+def test_clouds_a_gopro_clipped_are_not_magenta_in_any_look(shared):
+    """The HERO6's clipped clouds (green stopped at 0.95 of WhiteLevel, below the level the
+    file declares) were not rebuilt: CIELAB a* +7 (magenta) in the authentic and vibrant looks,
+    whose curves do not push them to white. Now they are neutral."""
+    import colour
+
+    from oneinch.looks.looks import preset
+
+    raw = open_raw(shared / "dng" / "decodable" / "gopro_hero6_GOPR0024_gpr2dng.dng")
+    base = Recipe().with_(output={"size": 800})
+    clipped = (np.asarray(develop(raw, base).rgb) >= 245 / 255).all(-1)
+    assert clipped.mean() > 0.02
+    for look in ("authentic", "vibrant"):
+        x = np.asarray(develop(raw, preset(look, base)).rgb)[clipped]
+        lab = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(x))
+        assert abs(float(lab[:, 1].mean())) < 2.0, look  # (was +7.1 / +7.9)

@@ -161,7 +161,7 @@ def develop(
         # highlights on the sensor's values and grid: before the gains of deferred lens
         # shading and of OpcodeList3 (FixVignetteRadial), which lift unclipped values past
         # the uniform clip level, and before a warp's resampling
-        x = at("highlights", reconstruct(x, clip_levels(gains), r.highlights.mode))
+        x = at("highlights", reconstruct(x, _clip(raw, gains), r.highlights.mode))
         if defer:
             x = x * _Shading(raw, ops2, x.shape[:2], exact=exact).rows(0, x.shape[0])
         x = at("shading", x)
@@ -482,7 +482,7 @@ def develop_strips(
     prepared = threading.Thread(target=prepare, name="oneinch-denoise-prepare")
     prepared.start()
     margin = dm + denoise_margin(r.denoise, noise, binned)
-    clip = clip_levels(gains)
+    clip = _clip(raw, gains)
     profile = _profile(raw, r)  # resolved once for every strip
     fused = _fused.supports(r)
     mat = _colour_matrix(raw, neutral, r, profile) if fused else None
@@ -1070,10 +1070,10 @@ def _estimate_noise(mosaic: np.ndarray, raw: RawImage, r: Recipe, gains: np.ndar
     if factor > 1:  # a Bayer preview: measured on its own binned pixels (white noise; a
         # quarter or a sixteenth of the pixels the sub-images have)
         binned = [_binned(mosaic[a:b], a, front, raw.cfa, factor) for a, b in rows]
-        return estimate_binned_noise(binned, clip_levels(gains))
+        return estimate_binned_noise(binned, _clip(raw, gains))
     if not raw.is_linear and raw.cfa is not None:
         bands = [mosaic[a:b] if front is None else front(mosaic[a:b], a) for a, b in rows]
-        return _as_developed(estimate_mosaic_noise(bands, raw.cfa, clip_levels(gains)), raw, r)
+        return _as_developed(estimate_mosaic_noise(bands, raw.cfa, _clip(raw, gains)), raw, r)
     # LinearRaw: the estimator reads the noise as it is in the image (white-noise
     # calibration), the denoise then models it as demosaiced. Calibrated as demosaiced too, the
     # estimate rose ~1.9x in sigma and lost at ISO 100-800 (bench/quality_denoise.py --linear,
@@ -1530,6 +1530,31 @@ def _colour_matrix(raw: RawImage, neutral: np.ndarray, r: Recipe,
 HEADROOM_MIN_STOPS = 0.5  # recorded highlights this far above the curve's white move it
 
 
+_SATURATION: dict[int, tuple] = {}  # id(raw.data) -> (weakref to it, its saturation levels)
+
+
+def _clip(raw: RawImage, gains: np.ndarray) -> np.ndarray:
+    """The white-balanced clip level of each colour: its gain times the level it saturates at
+    (levels.channel_saturation, found once per raw: a GoPro's green stops at 0.95 of
+    WhiteLevel)."""
+    import weakref
+
+    from .isp.levels import channel_saturation
+
+    key = id(raw.data)
+    hit = _SATURATION.get(key)
+    if hit is None or hit[0]() is not raw.data:
+        for k in [k for k, (ref, _) in _SATURATION.items() if ref() is None]:
+            del _SATURATION[k]
+        sat = channel_saturation(raw.data, raw.levels, None if raw.is_linear else raw.cfa)
+        try:
+            hit = (weakref.ref(raw.data), sat)
+        except TypeError:  # (an array type without weak references: not kept)
+            return clip_levels(gains, sat)
+        _SATURATION[key] = hit
+    return clip_levels(gains, hit[1])
+
+
 def _headroom_white(raw: RawImage, r: Recipe) -> Recipe:
     """The recipe with the tone curve's white point moved up over the highlights a camera
     recorded above it through its BaselineExposure (DNG 1.6 ch. 6: a cinema camera's or a
@@ -1662,7 +1687,7 @@ def _statistics(mosaic: np.ndarray, raw: RawImage, r: Recipe, neutral: np.ndarra
     else:  # the front in bands of rows (on the bins' 4-row blocks), each binned
         small = np.concatenate([_bin(front(mosaic[a : a + 256], a), raw.cfa, k)
                                 for a in range(0, mosaic.shape[0], 256)])
-    small = reconstruct(np.ascontiguousarray(small, np.float32), clip_levels(gains),
+    small = reconstruct(np.ascontiguousarray(small, np.float32), _clip(raw, gains),
                         r.highlights.mode)
     scene = camera_colour(small, raw, neutral, r)
     step = max(1, int(np.sqrt(scene.shape[0] * scene.shape[1] / 250_000)))

@@ -91,9 +91,11 @@ MAX_GAIN = 4.0  # a rebuilt channel stays below this multiple of the largest cli
 _CHUNK = 1 << 20  # near-clip pixels per chunk of rebuild_pixels (bounded temporaries)
 
 
-def clip_levels(gains: np.ndarray, white: float = 1.0) -> np.ndarray:
-    """Per-channel saturation level after white balance (float32, shape (3,))."""
-    return (np.asarray(gains, dtype=np.float32) * np.float32(white)).astype(np.float32)
+def clip_levels(gains: np.ndarray, white: float | np.ndarray = 1.0) -> np.ndarray:
+    """Per-channel saturation level after white balance (float32, shape (3,)); ``white``: the
+    normalised level each colour saturates at (levels.channel_saturation), one or per colour."""
+    return (np.asarray(gains, dtype=np.float32) *
+            np.asarray(white, dtype=np.float32)).astype(np.float32).reshape(3)
 
 
 def _pull(vw: np.ndarray, weight: np.ndarray) -> tuple[list, np.ndarray | None]:
