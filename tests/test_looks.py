@@ -348,3 +348,29 @@ def test_exported_preset_luts_reproduce_the_preset_develop(tmp_path):
             e = _enc8_error(apply_lut(neutral, load_lut(tmp_path / f"{name}.cube")), ref)
             assert e.max() <= max_all and np.percentile(e, 99) <= p99, (name, size)
             assert e[below].max() <= max_below and e.mean() < 0.5, (name, size)
+
+
+def test_authentic_keeps_shadow_detail_darker_than_neutral(shared):
+    """Authentic's black point (0.006 display-linear, sRGB code 18) crushed everything ~3 stops
+    below grey to black: scene 0.02 gave code 2, and 25.6 % of the GoPro HERO7's frame came
+    out at or below code 6 (neutral 4.3 %, rawpy 6.4 %). Its shadows stay deeper than
+    neutral's, with detail."""
+    from oneinch import open_raw
+    from oneinch.develop import develop
+    from oneinch.isp import spaces
+    from oneinch.looks.looks import preset
+    from oneinch.looks.tone import curve_np, curve_params
+
+    scene = np.array([0.005, 0.01, 0.02, 0.045, 0.09])
+    code = {}
+    for name in ("neutral", "authentic"):
+        y, _ = curve_np(scene, curve_params(preset(name).tone))
+        code[name] = spaces.encode(np.clip(y, 0, 1).astype(np.float32),
+                                   spaces.SPACES["srgb"].transfer) * 255
+    assert (code["authentic"] < code["neutral"]).all()  # deeper shadows...
+    assert code["authentic"][1] >= 5 and code["authentic"][2] >= 12  # ... not black at -3..-4 EV
+    raw = open_raw(shared / "dng" / "decodable" / "gopro_hero7_GOPR9231_gpr2dng.dng")
+    small = Recipe().with_(output={"size": 600})
+    dark = {name: float((np.asarray(develop(raw, preset(name, small)).rgb).max(-1) <= 6 / 255)
+                        .mean()) for name in ("neutral", "authentic")}
+    assert dark["neutral"] < dark["authentic"] < 2.5 * dark["neutral"], dark

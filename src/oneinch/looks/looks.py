@@ -9,21 +9,24 @@ field          neutral    authentic    vibrant
 =============  =========  ===========  ===========
 tone.contrast  1.0        1.12         1.0
 tone.grey      0.18       0.165        0.215
-tone.black     0.0        0.006        0.0
+tone.black     0.0        0.0          0.0
 tone.shadows   0.0        −0.15        +0.25
 tone.highlights 0.0       −0.35        −0.15
 tone.white_ev  2.5        2.8          2.6
 tone.local     0.0        0.0          0.25
 tone.detail    0.0        0.0          0.60
-look.saturation 1.0       1.07         1.08
+look.saturation 1.0       1.04         1.08
 look.vibrance  0.0        0.0          0.15
 sharpen.amount 0.35       0.2          0.5
 =============  =========  ===========  ===========
 
-Authentic: a steeper curve with a slightly lower grey and a crushed-to-black toe (deep shadows
-kept dark), highlights pulled down a third of a stop and ~0.3 EV more headroom so they are not
-crushed, no local operator (no flattened HDR), little sharpening; saturation ×1.07 only makes up
-for the chroma a darker rendering loses, so mean chroma stays that of neutral (measured +0 %).
+Authentic: a steeper curve with a slightly lower grey and darker shadows (Kodak-24 L* 5th
+percentile 13.3 against neutral's 16.9), highlights pulled down a third of a stop and ~0.3 EV
+more headroom so they are not crushed, no local operator (no flattened HDR), little
+sharpening; saturation ×1.04 only makes up for the chroma a darker rendering loses, so mean
+chroma stays that of neutral (measured +0 %). (Until session 22 a black point of 0.006 in
+display-linear, sRGB code 18, crushed everything ~3 stops below grey to black: 25.6 % of the
+GoPro HERO7's frame at or below code 6 against neutral's 4.3 %; now 8.5 %.)
 Vibrant: brighter grey (+0.25 EV on screen), lifted shadows, a gentle local operator (0.25) with
 a 60 % detail boost (more local contrast), saturation ×1.08 plus vibrance 0.15 for the muted
 colours (mean chroma about +22 % with the brightening), more sharpening. Measured on Kodak-24 by
@@ -54,10 +57,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "sharpen": {"amount": 0.35},
     },
     "authentic": {
-        "tone": {"curve": "filmic", "contrast": 1.12, "grey": 0.165, "black": 0.006,
+        "tone": {"curve": "filmic", "contrast": 1.12, "grey": 0.165, "black": 0.0,
                  "shadows": -0.15, "highlights": -0.35, "white_ev": 2.8, "local": 0.0,
                  "detail": 0.0},
-        "look": {"name": "authentic", "saturation": 1.07, "vibrance": 0.0},
+        "look": {"name": "authentic", "saturation": 1.04, "vibrance": 0.0},
         "sharpen": {"amount": 0.2},
     },
     "vibrant": {
